@@ -1,0 +1,289 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// MarshalRecord renders a record as deterministic YAML: struct fields in
+// declaration order, map keys sorted, conditions sorted by type, times in
+// seconds UTC, two-space indent, one trailing newline. Equal records give
+// equal bytes, so a pass that changes nothing meaningful writes nothing.
+// The record is normalized in place (apiVersion/kind set, lists sorted).
+func MarshalRecord(r Record) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("marshal record: nil record")
+	}
+	r.normalize()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
+	}
+	out, err := JSONToYAML(b)
+	if err != nil {
+		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
+	}
+	return out, nil
+}
+
+// JSONToYAML converts one JSON document to block-style YAML keeping the
+// object key order of the input (so struct order survives) and numbers
+// exactly as written.
+func JSONToYAML(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	n, err := jsonNode(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{n}}); err != nil {
+		return nil, fmt.Errorf("encode YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode YAML: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func jsonNode(dec *json.Decoder, depth int) (*yaml.Node, error) {
+	if depth > MaxDepth {
+		return nil, fmt.Errorf("JSON nested more than %d levels", MaxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("read JSON: %w", err)
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, fmt.Errorf("read JSON: %w", err)
+				}
+				k, _ := kt.(string)
+				v, err := jsonNode(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, fmt.Errorf("read JSON: %w", err)
+			}
+			return n, nil
+		case '[':
+			n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			for dec.More() {
+				v, err := jsonNode(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, fmt.Errorf("read JSON: %w", err)
+			}
+			return n, nil
+		}
+		return nil, fmt.Errorf("read JSON: unexpected %v", t)
+	case string:
+		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}
+		if strings.Contains(t, "\n") {
+			n.Style = yaml.LiteralStyle
+		}
+		return n, nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(string(t), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(t)}, nil
+	case bool:
+		v := "false"
+		if t {
+			v = "true"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: v}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	}
+	return nil, fmt.Errorf("read JSON: unexpected token %v", tok)
+}
+
+// UnmarshalRecord decodes a record file strictly: exactly one document of
+// apiVersion osbgit.dev/v1alpha1 and kind StatusRecord or CatalogRecord, no
+// unknown field. file is used in messages ("file:line: field: message").
+// The result is *StatusRecord or *CatalogRecord.
+func UnmarshalRecord(file string, data []byte) (Record, error) {
+	root, err := singleDocument(file, data)
+	if err != nil {
+		return nil, err
+	}
+	apiVersion, kind := typeOf(root)
+	if apiVersion != ConfigAPIVersion {
+		return nil, fmt.Errorf("%s:%d: apiVersion: want %q, got %q", file, root.Line, ConfigAPIVersion, apiVersion)
+	}
+	var rec Record
+	switch kind {
+	case KindStatusRecord:
+		rec = &StatusRecord{}
+	case KindCatalogRecord:
+		rec = &CatalogRecord{}
+	default:
+		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
+	}
+	sink := &diagSink{file: file}
+	c := &converter{sink: sink}
+	c.decodeInto(root, rec)
+	if err := sink.out.Err(); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	return rec, nil
+}
+
+// UnmarshalStatusRecord is UnmarshalRecord for a status record.
+func UnmarshalStatusRecord(file string, data []byte) (*StatusRecord, error) {
+	r, err := UnmarshalRecord(file, data)
+	if err != nil {
+		return nil, err
+	}
+	sr, ok := r.(*StatusRecord)
+	if !ok {
+		return nil, fmt.Errorf("%s: kind: want %s", file, KindStatusRecord)
+	}
+	return sr, nil
+}
+
+// UnmarshalCatalogRecord is UnmarshalRecord for a catalog record.
+func UnmarshalCatalogRecord(file string, data []byte) (*CatalogRecord, error) {
+	r, err := UnmarshalRecord(file, data)
+	if err != nil {
+		return nil, err
+	}
+	cr, ok := r.(*CatalogRecord)
+	if !ok {
+		return nil, fmt.Errorf("%s: kind: want %s", file, KindCatalogRecord)
+	}
+	return cr, nil
+}
+
+// singleDocument parses data as exactly one YAML mapping document.
+func singleDocument(file string, data []byte) (root *yaml.Node, err error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxFileSize)
+	}
+	if l, ok := invalidUTF8Line(data); ok {
+		return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, l)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			root, err = nil, fmt.Errorf("%s: YAML parser failure: %v", file, p)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty document", file)
+		}
+		return nil, fmt.Errorf("%s:%s", file, yamlErrorText(err))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: want exactly one YAML document", file)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: want a mapping document", file, max(doc.Line, 1))
+	}
+	return doc.Content[0], nil
+}
+
+// Records are the records found under .osbgit/ of a tree.
+type Records struct {
+	// Status maps a resource to its record.
+	Status map[Ref]*StatusRecord
+	// Catalogs maps a broker to its cached catalog.
+	Catalogs map[Ref]*CatalogRecord
+}
+
+// CatalogsByKey returns the cached catalogs keyed as Catalogs expects
+// (CatalogKey of the broker).
+func (r *Records) CatalogsByKey() Catalogs {
+	out := Catalogs{}
+	if r == nil {
+		return out
+	}
+	for ref, cr := range r.Catalogs {
+		c := cr.Catalog
+		out[CatalogKey(ref)] = &c
+	}
+	return out
+}
+
+// LoadRecords reads every *.yaml record under .osbgit/status and
+// .osbgit/catalog of fsys. A missing .osbgit/ gives empty Records. A record
+// whose content does not match its path (ref vs file name) is an error, as is
+// any file that does not decode strictly; all problems are returned joined.
+func LoadRecords(fsys fs.FS) (*Records, error) {
+	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}}
+	var errs []error
+	for _, dir := range []string{StatusDir, CatalogDir} {
+		var files []string
+		err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if p == dir && errors.Is(err, fs.ErrNotExist) {
+					return fs.SkipDir
+				}
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read records under %s: %w", dir, err)
+		}
+		sort.Strings(files)
+		for _, p := range files {
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("read record: %w", err))
+				continue
+			}
+			rec, err := UnmarshalRecord(p, data)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if want := rec.RecordPath(); want != path.Clean(p) {
+				errs = append(errs, fmt.Errorf("%s: record belongs at %s", p, want))
+				continue
+			}
+			switch r := rec.(type) {
+			case *StatusRecord:
+				recs.Status[r.Ref] = r
+			case *CatalogRecord:
+				recs.Catalogs[r.Broker] = r
+			}
+		}
+	}
+	return recs, errors.Join(errs...)
+}
+
+func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -1,0 +1,564 @@
+package manifest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/osbgit/osbgit/osbclient"
+)
+
+// Record kinds (apiVersion ConfigAPIVersion) of the files under .osbgit/.
+const (
+	KindStatusRecord  = "StatusRecord"
+	KindCatalogRecord = "CatalogRecord"
+)
+
+// Directories of the records, relative to the repo root.
+const (
+	RecordDir  = ".osbgit"
+	StatusDir  = ".osbgit/status"
+	CatalogDir = ".osbgit/catalog"
+	// ClusterScopeDir is the namespace directory used for cluster-scoped
+	// objects; "_" cannot start a Kubernetes namespace name, so it never
+	// collides with one.
+	ClusterScopeDir = "_cluster"
+)
+
+// StatusPath is where the record of ref lives:
+// .osbgit/status/<namespace or _cluster>/<lowercase kind>/<name>.yaml.
+func StatusPath(ref Ref) string {
+	ns := ref.Namespace
+	if ns == "" {
+		ns = ClusterScopeDir
+	}
+	return path.Join(StatusDir, ns, strings.ToLower(string(ref.Kind)), ref.Name+".yaml")
+}
+
+// CatalogPath is where the cached catalog of a broker lives:
+// .osbgit/catalog/<name>.yaml for a ClusterServiceBroker and
+// .osbgit/catalog/<namespace>/<name>.yaml for a ServiceBroker.
+func CatalogPath(broker Ref) string {
+	if broker.Namespace == "" {
+		return path.Join(CatalogDir, broker.Name+".yaml")
+	}
+	return path.Join(CatalogDir, broker.Namespace, broker.Name+".yaml")
+}
+
+// Record is a file under .osbgit/: *StatusRecord or *CatalogRecord.
+type Record interface {
+	// RecordPath is the record's path relative to the repo root.
+	RecordPath() string
+	normalize()
+}
+
+// ---------------------------------------------------------------------------
+// Status records
+
+// Phase is where a resource is in osbgit's state machine. The planner decides
+// from (manifest, record, catalog) and the executor resumes from it after a
+// crash. For bindings Provisioning means "binding" and Deprovisioning
+// "unbinding".
+type Phase string
+
+// Phases.
+const (
+	// PhasePending: write-ahead. The ExternalID (and InProgress target) is
+	// reserved and committed, but the create call may or may not have been
+	// made (a crash can happen right after the push). The next pass repeats
+	// the create with the same ID; the broker's idempotency (200 for an
+	// identical request) makes that safe.
+	PhasePending Phase = "Pending"
+	// PhaseProvisioning: the create was accepted asynchronously (202); poll
+	// LastOperation.
+	PhaseProvisioning Phase = "Provisioning"
+	// PhaseUpdating: an update was accepted asynchronously; poll with
+	// LastOperation.PlanID (the pre-update plan).
+	PhaseUpdating Phase = "Updating"
+	// PhaseReady: the broker holds the resource as recorded.
+	PhaseReady Phase = "Ready"
+	// PhaseFailed: the last operation failed terminally (Failed condition
+	// says why). Retried only when the desired state changes (SpecHash,
+	// ParameterChecksum, plan or UpdateRequests). Provisioned tells whether
+	// the broker may still hold a resource.
+	PhaseFailed Phase = "Failed"
+	// PhaseDeprovisioning: a delete is in flight (async) or must be retried.
+	PhaseDeprovisioning Phase = "Deprovisioning"
+	// PhaseOrphanMitigation: a failed create may have left a resource at the
+	// broker; a delete must be sent (and polled) before anything else.
+	PhaseOrphanMitigation Phase = "OrphanMitigation"
+)
+
+// ConditionType is the type of a status condition.
+type ConditionType string
+
+// Condition types (Service Catalog's).
+const (
+	ConditionReady            ConditionType = "Ready"
+	ConditionFailed           ConditionType = "Failed"
+	ConditionOrphanMitigation ConditionType = "OrphanMitigation"
+)
+
+// ConditionStatus is True, False or Unknown.
+type ConditionStatus string
+
+// Condition statuses.
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Condition is one aspect of a resource's state, as in Kubernetes.
+type Condition struct {
+	Type   ConditionType   `json:"type"`
+	Status ConditionStatus `json:"status"`
+	// Reason is a CamelCase machine-readable cause, e.g. ProvisionedSuccessfully.
+	Reason string `json:"reason,omitempty"`
+	// Message is for humans; never a credential.
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Status last changed (not when the condition
+	// was last written): SetCondition keeps it so rewrites are byte-identical.
+	LastTransitionTime metav1.Time `json:"lastTransitionTime"`
+}
+
+// SetCondition sets c in conds (replacing the condition of the same type) and
+// returns the result sorted by type. LastTransitionTime is kept from the
+// existing condition when Status is unchanged, else set to now (truncated to
+// seconds, UTC), so re-recording an unchanged state changes no byte.
+func SetCondition(conds []Condition, c Condition, now time.Time) []Condition {
+	out := make([]Condition, 0, len(conds)+1)
+	found := false
+	for _, old := range conds {
+		if old.Type != c.Type {
+			out = append(out, old)
+			continue
+		}
+		found = true
+		if old.Status == c.Status && !old.LastTransitionTime.IsZero() {
+			c.LastTransitionTime = old.LastTransitionTime
+		} else {
+			c.LastTransitionTime = metav1.NewTime(now.UTC().Truncate(time.Second))
+		}
+		out = append(out, c)
+	}
+	if !found {
+		c.LastTransitionTime = metav1.NewTime(now.UTC().Truncate(time.Second))
+		out = append(out, c)
+	}
+	sortConditions(out)
+	return out
+}
+
+// RemoveCondition drops the condition of type t.
+func RemoveCondition(conds []Condition, t ConditionType) []Condition {
+	var out []Condition
+	for _, c := range conds {
+		if c.Type != t {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// FindCondition returns the condition of type t, or nil.
+func FindCondition(conds []Condition, t ConditionType) *Condition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// IsConditionTrue reports whether the condition of type t has status True.
+func IsConditionTrue(conds []Condition, t ConditionType) bool {
+	c := FindCondition(conds, t)
+	return c != nil && c.Status == ConditionTrue
+}
+
+func sortConditions(cs []Condition) {
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Type < cs[j].Type })
+}
+
+// OperationType is the OSB operation a LastOperation describes.
+type OperationType string
+
+// Operation types.
+const (
+	OperationProvision   OperationType = "provision"
+	OperationUpdate      OperationType = "update"
+	OperationDeprovision OperationType = "deprovision"
+	OperationBind        OperationType = "bind"
+	OperationUnbind      OperationType = "unbind"
+)
+
+// OperationState mirrors OSB last_operation states.
+type OperationState string
+
+// Operation states.
+const (
+	OperationInProgress OperationState = "in progress"
+	OperationSucceeded  OperationState = "succeeded"
+	OperationFailed     OperationState = "failed"
+)
+
+// LastOperation is the last OSB operation started on the resource: enough to
+// poll it after a restart, and to honour maximum_polling_duration.
+type LastOperation struct {
+	// Type is provision, update, deprovision, bind or unbind.
+	Type OperationType `json:"type"`
+	// State is "in progress" while it runs (AsyncOpInProgress is then true),
+	// then succeeded or failed.
+	State OperationState `json:"state,omitempty"`
+	// Operation is the broker's opaque operation key from the 202 body; sent
+	// back as ?operation= when polling.
+	Operation string `json:"operation,omitempty"`
+	// StartTime is when the operation was started (seconds, UTC); with the
+	// plan's maximum_polling_duration it gives the polling deadline.
+	StartTime metav1.Time `json:"startTime"`
+	// ServiceID is the service_id sent (and to send when polling).
+	ServiceID string `json:"serviceID,omitempty"`
+	// PlanID is the plan_id used at the start: for an update the pre-update
+	// plan, which is what last_operation polls must carry.
+	PlanID string `json:"planID,omitempty"`
+	// OrphanMitigation marks a delete sent to mitigate a possibly orphaned
+	// create (it does not mean the user asked for a deletion).
+	OrphanMitigation bool `json:"orphanMitigation,omitempty"`
+}
+
+// Properties describe a provisioned (or targeted) plan and parameters.
+type Properties struct {
+	ClassExternalName string `json:"classExternalName,omitempty"`
+	ClassExternalID   string `json:"classExternalID,omitempty"`
+	PlanExternalName  string `json:"planExternalName,omitempty"`
+	PlanExternalID    string `json:"planExternalID,omitempty"`
+	// ParameterChecksum is ParameterChecksum() of the resolved parameters
+	// (parametersFrom included) sent or to send.
+	ParameterChecksum string `json:"parameterChecksum,omitempty"`
+	// UpdateRequests is the manifest's updateRequests the state corresponds to.
+	UpdateRequests int64 `json:"updateRequests,omitempty"`
+}
+
+// SecretRef says where a binding's credentials were written (never the
+// values): namespace, Secret name and the keys written, sorted.
+type SecretRef struct {
+	Namespace string   `json:"namespace,omitempty"`
+	Name      string   `json:"name"`
+	Keys      []string `json:"keys,omitempty"`
+}
+
+// RecordError is written on the record of a resource whose manifest is
+// invalid (or that cannot be resolved against the catalog): the resource is
+// left alone and the message says why.
+type RecordError struct {
+	Message string `json:"message"`
+}
+
+// StatusRecord is .osbgit/status/<ns>/<kind>/<name>.yaml: what Service
+// Catalog kept in .status, for one instance or binding (brokers may have one
+// too, holding only conditions). It never holds a credential.
+//
+// The planner compares it with the manifest and the catalog: e.g. no record
+// → create (after writing a Pending record); Pending → repeat the create with
+// the same ID; Provisioning/Updating/Deprovisioning/OrphanMitigation with
+// AsyncOpInProgress → poll; Ready and Properties differ from the desired
+// ones → update; manifest gone → delete (prune, maxDeletions,
+// DeletionPolicy).
+type StatusRecord struct {
+	// APIVersion is osbgit.dev/v1alpha1.
+	APIVersion string `json:"apiVersion"`
+	// Kind is StatusRecord.
+	Kind string `json:"kind"`
+	// Ref is the resource (kind/namespace/name); it matches the file path.
+	Ref Ref `json:"ref"`
+	// Phase is the state machine position (see Phase).
+	Phase Phase `json:"phase,omitempty"`
+	// ExternalID is the OSB instance_id or binding_id; written (write-ahead)
+	// before the first call that uses it.
+	ExternalID string `json:"externalID,omitempty"`
+	// Broker is the broker the resource lives at.
+	Broker Ref `json:"broker,omitzero"`
+	// InstanceName (bindings) is the bound ServiceInstance in the same
+	// namespace, kept so unbind-before-deprovision ordering works after
+	// both manifests are gone.
+	InstanceName string `json:"instanceName,omitempty"`
+	// InstanceExternalID (bindings) is the instance_id of the bound instance.
+	InstanceExternalID string `json:"instanceExternalID,omitempty"`
+	// Properties is what the broker actually holds: class/plan (ids are the
+	// service_id/plan_id for later calls, also for unbind) and the checksum
+	// of the parameters sent. Empty until a create succeeded.
+	Properties `json:",inline"`
+	// InProgress is the target of the create or update in flight (or
+	// reserved, in Pending): applied to Properties when it succeeds.
+	InProgress *Properties `json:"inProgress,omitempty"`
+	// Provisioned is true once the broker may hold the resource (a create
+	// was sent and not known to have failed cleanly): deleting it then needs
+	// a DELETE call; false means the record can simply be dropped.
+	Provisioned bool `json:"provisioned,omitempty"`
+	// DashboardURL is the instance's dashboard_url.
+	DashboardURL string `json:"dashboardURL,omitempty"`
+	// AsyncOpInProgress is true while LastOperation is being polled.
+	AsyncOpInProgress bool `json:"asyncOpInProgress,omitempty"`
+	// LastOperation is the last OSB operation started.
+	LastOperation *LastOperation `json:"lastOperation,omitempty"`
+	// Conditions are Ready, Failed and OrphanMitigation, sorted by type.
+	Conditions []Condition `json:"conditions,omitempty"`
+	// SpecHash is SpecHash() of the manifest last acted on: a Failed
+	// resource is retried only when it changes.
+	SpecHash string `json:"specHash,omitempty"`
+	// DeletionPolicy is the manifest's osbgit.dev/deletion-policy when last
+	// seen (Retain or empty), needed once the manifest is gone.
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+	// SecretRef (bindings) is where the credentials were written.
+	SecretRef *SecretRef `json:"secretRef,omitempty"`
+	// ObservedRevision is the manifest commit the last action on this
+	// resource was planned from. It is not bumped by passes that leave the
+	// resource alone (that would rewrite every record on every commit).
+	ObservedRevision string `json:"observedRevision,omitempty"`
+	// Error is set while the manifest is invalid or unresolvable.
+	Error *RecordError `json:"error,omitempty"`
+}
+
+// NewStatusRecord returns an empty record for ref with apiVersion/kind set.
+func NewStatusRecord(ref Ref) *StatusRecord {
+	return &StatusRecord{APIVersion: ConfigAPIVersion, Kind: KindStatusRecord, Ref: ref}
+}
+
+// RecordPath implements Record.
+func (r *StatusRecord) RecordPath() string { return StatusPath(r.Ref) }
+
+func (r *StatusRecord) normalize() {
+	r.APIVersion, r.Kind = ConfigAPIVersion, KindStatusRecord
+	sortConditions(r.Conditions)
+	if r.SecretRef != nil {
+		sort.Strings(r.SecretRef.Keys)
+	}
+	if r.LastOperation != nil {
+		r.LastOperation.StartTime = truncTime(r.LastOperation.StartTime)
+	}
+	for i := range r.Conditions {
+		r.Conditions[i].LastTransitionTime = truncTime(r.Conditions[i].LastTransitionTime)
+	}
+}
+
+func truncTime(t metav1.Time) metav1.Time {
+	if t.IsZero() {
+		return t
+	}
+	return metav1.NewTime(t.UTC().Truncate(time.Second))
+}
+
+// ---------------------------------------------------------------------------
+// Catalog records
+
+// Redacted replaces secret values (dashboard_client.secret) in records.
+const Redacted = "REDACTED"
+
+// CatalogRecord is .osbgit/catalog/…: the last catalog fetched from a broker.
+// Writers should rewrite it only when Equivalent reports a change, so a relist
+// returning the same catalog commits nothing.
+type CatalogRecord struct {
+	// APIVersion is osbgit.dev/v1alpha1.
+	APIVersion string `json:"apiVersion"`
+	// Kind is CatalogRecord.
+	Kind string `json:"kind"`
+	// Broker is the ClusterServiceBroker or ServiceBroker.
+	Broker Ref `json:"broker"`
+	// FetchedAt is when this catalog content was fetched (seconds, UTC).
+	FetchedAt metav1.Time `json:"fetchedAt"`
+	// Hash is CatalogHash() of Catalog (after redaction).
+	Hash string `json:"hash"`
+	// BrokerSpecHash is BrokerSpecHash() of the broker spec the catalog was
+	// fetched with: a different value forces a relist.
+	BrokerSpecHash string `json:"brokerSpecHash,omitempty"`
+	// RelistRequests is the spec.relistRequests observed at the fetch; a
+	// higher value in the manifest forces a relist.
+	RelistRequests int64 `json:"relistRequests,omitempty"`
+	// Catalog is the catalog, every dashboard_client.secret replaced by
+	// Redacted and JSON blobs (metadata, schemas) in canonical form.
+	Catalog osbclient.Catalog `json:"catalog"`
+}
+
+// NewCatalogRecord builds the record of a freshly fetched catalog: it deep
+// copies cat, redacts dashboard client secrets, canonicalizes JSON blobs and
+// computes the hash. cat itself is not modified.
+func NewCatalogRecord(broker Ref, cat osbclient.Catalog, fetchedAt time.Time, brokerSpecHash string, relistRequests int64) (*CatalogRecord, error) {
+	c, err := redactCatalog(cat)
+	if err != nil {
+		return nil, fmt.Errorf("catalog of %s: %w", broker, err)
+	}
+	h, err := CatalogHash(c)
+	if err != nil {
+		return nil, fmt.Errorf("catalog of %s: %w", broker, err)
+	}
+	return &CatalogRecord{
+		APIVersion:     ConfigAPIVersion,
+		Kind:           KindCatalogRecord,
+		Broker:         broker,
+		FetchedAt:      metav1.NewTime(fetchedAt.UTC().Truncate(time.Second)),
+		Hash:           h,
+		BrokerSpecHash: brokerSpecHash,
+		RelistRequests: relistRequests,
+		Catalog:        c,
+	}, nil
+}
+
+// Equivalent reports whether r and o hold the same catalog for the same
+// broker spec and relistRequests, ignoring FetchedAt.
+func (r *CatalogRecord) Equivalent(o *CatalogRecord) bool {
+	return o != nil && r.Broker == o.Broker && r.Hash == o.Hash && r.BrokerSpecHash == o.BrokerSpecHash && r.RelistRequests == o.RelistRequests
+}
+
+// RecordPath implements Record.
+func (r *CatalogRecord) RecordPath() string { return CatalogPath(r.Broker) }
+
+func (r *CatalogRecord) normalize() {
+	r.APIVersion, r.Kind = ConfigAPIVersion, KindCatalogRecord
+	r.FetchedAt = truncTime(r.FetchedAt)
+}
+
+// redactCatalog deep-copies cat through JSON, blanks dashboard secrets and
+// canonicalizes raw JSON fields.
+func redactCatalog(cat osbclient.Catalog) (osbclient.Catalog, error) {
+	b, err := json.Marshal(cat)
+	if err != nil {
+		return osbclient.Catalog{}, fmt.Errorf("encode: %w", err)
+	}
+	var c osbclient.Catalog
+	if err := json.Unmarshal(b, &c); err != nil {
+		return osbclient.Catalog{}, fmt.Errorf("copy: %w", err)
+	}
+	canon := func(r *json.RawMessage) error {
+		if len(*r) == 0 {
+			return nil
+		}
+		cb, err := CanonicalJSON(*r)
+		if err != nil {
+			return err
+		}
+		*r = cb
+		return nil
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		if s.DashboardClient != nil && s.DashboardClient.Secret != "" {
+			s.DashboardClient.Secret = Redacted
+		}
+		if err := canon(&s.Metadata); err != nil {
+			return c, fmt.Errorf("service %q metadata: %w", s.Name, err)
+		}
+		for j := range s.Plans {
+			p := &s.Plans[j]
+			if err := canon(&p.Metadata); err != nil {
+				return c, fmt.Errorf("plan %q metadata: %w", p.Name, err)
+			}
+			if sc := p.Schemas; sc != nil {
+				for _, ip := range []*osbclient.InputParametersSchema{schemaOf(sc, 0), schemaOf(sc, 1), schemaOf(sc, 2)} {
+					if ip != nil {
+						if err := canon(&ip.Parameters); err != nil {
+							return c, fmt.Errorf("plan %q schema: %w", p.Name, err)
+						}
+					}
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// schemaOf returns instance create (0), instance update (1) or binding
+// create (2) schema wrappers, nil when absent.
+func schemaOf(s *osbclient.Schemas, which int) *osbclient.InputParametersSchema {
+	if s == nil {
+		return nil
+	}
+	switch which {
+	case 0, 1:
+		if s.ServiceInstance == nil {
+			return nil
+		}
+		if which == 0 {
+			return s.ServiceInstance.Create
+		}
+		return s.ServiceInstance.Update
+	case 2:
+		if s.ServiceBinding == nil {
+			return nil
+		}
+		return s.ServiceBinding.Create
+	}
+	return nil
+}
+
+// CatalogHash is the hex sha256 of the canonical JSON of cat.
+func CatalogHash(cat osbclient.Catalog) (string, error) {
+	b, err := json.Marshal(cat)
+	if err != nil {
+		return "", fmt.Errorf("encode catalog: %w", err)
+	}
+	cb, err := CanonicalJSON(b)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(cb)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// ---------------------------------------------------------------------------
+// Canonical JSON and checksums
+
+// CanonicalJSON re-encodes a JSON document canonically: object keys sorted,
+// no insignificant whitespace, numbers kept exactly as written (decoded with
+// UseNumber), HTML characters not escaped. Equal JSON values give equal
+// bytes, so hashes of it are stable.
+func CanonicalJSON(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("canonical JSON: %w", err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("canonical JSON: trailing data after the value")
+	}
+	return canonicalValue(v)
+}
+
+func canonicalValue(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("canonical JSON: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// ParameterChecksum is the hex sha256 of the canonical JSON of params (the
+// resolved parameters, parametersFrom included). Nil and empty parameters
+// have the same checksum, since the broker sees no parameters in both cases.
+func ParameterChecksum(params map[string]any) (string, error) {
+	if params == nil {
+		params = map[string]any{}
+	}
+	b, err := json.Marshal(params)
+	if err != nil {
+		return "", fmt.Errorf("parameter checksum: %w", err)
+	}
+	cb, err := CanonicalJSON(b)
+	if err != nil {
+		return "", fmt.Errorf("parameter checksum: %w", err)
+	}
+	sum := sha256.Sum256(cb)
+	return hex.EncodeToString(sum[:]), nil
+}
