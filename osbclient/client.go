@@ -851,11 +851,18 @@ func (k *call) decode(raw *rawResponse, out any, emptyOK bool) error {
 
 // isJSONMediaType accepts application/json and any +json type.
 func isJSONMediaType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
+	mt := mediaType(ct)
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// mediaType returns the lower-case media type of a Content-Type value,
+// ignoring malformed parameters; "" when absent or unparsable.
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+		return ""
+	}
+	return mt
 }
 
 // statusError builds the error for an answer whose status is not a success
@@ -870,9 +877,9 @@ func (k *call) statusError(raw *rawResponse) error {
 	if len(data) == 0 {
 		return e
 	}
-	mt, _, _ := mime.ParseMediaType(raw.header.Get("Content-Type"))
+	mt := mediaType(raw.header.Get("Content-Type"))
 	switch {
-	case mt == "" || mt == "application/json" || strings.HasSuffix(mt, "+json"):
+	case mt == "" || isJSONMediaType(mt):
 		// Field by field, so that one ill-typed field does not hide the rest.
 		var m map[string]json.RawMessage
 		if json.Unmarshal(data, &m) != nil {
