@@ -27,6 +27,13 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return &harness{t: t, b: b, srv: srv, cfg: cfg}
 }
 
+// with returns a copy of h that reports failures to t (for subtests).
+func (h *harness) with(t *testing.T) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
+
 // reqOpt adjusts a request before it is sent.
 type reqOpt func(*http.Request)
 
@@ -62,6 +69,16 @@ func (r response) Str(k string) string {
 
 func (h *harness) do(method, path string, body any, opts ...reqOpt) response {
 	h.t.Helper()
+	r, err := h.send(h.srv.Client(), method, path, body, opts...)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send is do with a chosen client, returning transport errors.
+func (h *harness) send(c *http.Client, method, path string, body any, opts ...reqOpt) (response, error) {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -90,16 +107,16 @@ func (h *harness) do(method, path string, body any, opts ...reqOpt) response {
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := h.srv.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		h.t.Fatalf("%s %s: reading body: %v", method, path, err)
+		return response{}, err
 	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: out}, nil
 }
 
 func instPath(id string, q ...string) string {
