@@ -570,21 +570,24 @@ func (c *Client) nilRequest(op Operation, method string) error {
 	return k.finish(k.fail(KindRequest, 0, errors.New("nil request")))
 }
 
-// fail builds the call's error.
+// fail builds the call's error, with the client's secrets redacted.
 func (k *call) fail(kind ErrorKind, status int, cause error) *Error {
 	return &Error{
-		Op: k.op, Broker: k.c.name, Method: k.method, Path: k.path,
+		Op: k.op, Broker: k.c.name, Method: k.method, Path: k.shownPath(),
 		StatusCode: status, Kind: kind, RequestID: k.requestID,
-		RequestSent: k.sent, RetryAfter: k.retryAfter, Err: cause,
-		secrets: k.c.secrets,
+		RequestSent: k.sent, RetryAfter: k.retryAfter, Err: redactErr(cause, k.c.secrets),
 	}
 }
+
+// shownPath is the path for errors and hooks: an ID could, absurdly, hold
+// a secret.
+func (k *call) shownPath() string { return redact(k.path, k.c.secrets) }
 
 // finish reports the call to the hook and returns err unchanged.
 func (k *call) finish(err error) error {
 	if k.c.onRequest != nil {
 		k.c.onRequest(RequestInfo{
-			Op: k.op, Method: k.method, Path: k.path, StatusCode: k.status,
+			Op: k.op, Method: k.method, Path: k.shownPath(), StatusCode: k.status,
 			Duration: time.Since(k.start), RequestID: k.requestID, Err: err,
 		})
 	}
@@ -884,7 +887,7 @@ func (k *call) statusError(raw *rawResponse) error {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(data, &m) != nil {
 			if mt == "" && utf8.Valid(data) && data[0] != '<' {
-				e.Description = snippet(data)
+				e.Description = redact(snippet(data), k.c.secrets)
 			}
 			return e
 		}
@@ -908,6 +911,8 @@ func (k *call) statusError(raw *rawResponse) error {
 	case mt == "text/plain":
 		e.Description = snippet(data)
 	}
+	e.Code = redact(e.Code, k.c.secrets)
+	e.Description = redact(e.Description, k.c.secrets)
 	return e
 }
 

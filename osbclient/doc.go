@@ -23,7 +23,12 @@
 // Authentication is basic (Config.Username/Password or userinfo in the
 // URL) or bearer (Config.BearerToken). Credentials are only ever sent in the
 // Authorization header; they never appear in an error, a RequestInfo or a
-// URL the package shows.
+// URL the package shows. As defence in depth, the configured password,
+// token and encoded basic credentials (4 characters or longer) are redacted
+// from broker-supplied text and IDs when an Error is built. Success bodies
+// (which may hold binding credentials) are not quoted in errors; the only
+// success-body value an error shows is an invalid last_operation state,
+// truncated.
 //
 // # Responses
 //

@@ -56,9 +56,11 @@ const (
 // broker said, so callers can apply the OSB rules (retry, give up, orphan
 // mitigation) without string matching.
 //
-// Error() never contains a credential: requests carry auth in headers only,
-// URLs are shown as paths without userinfo or query, and configured secrets
-// are redacted from broker-supplied text.
+// Neither Error() nor any field holds a credential: requests carry auth in
+// headers only, URLs are shown as paths without userinfo or query, and the
+// client's configured secrets are redacted from everything else (broker
+// text, IDs, causes) when the Error is built, so the fields are as safe to
+// log one by one as the whole message.
 type Error struct {
 	// Op is the OSB call that failed.
 	Op Operation
@@ -89,9 +91,6 @@ type Error struct {
 	RequestSent bool
 	// Err is the underlying cause, if any.
 	Err error
-
-	// secrets are redacted from Error(); set by the client that built e.
-	secrets []string
 }
 
 // Error renders the failure for logs and status records: broker, call,
@@ -137,8 +136,14 @@ func (e *Error) Error() string {
 		b.WriteString("timed out")
 	case KindCanceled:
 		b.WriteString("canceled")
+		if e.RequestSent && e.StatusCode == 0 {
+			b.WriteString(" after the request was sent")
+		}
 	case KindConnection:
 		b.WriteString("connection failed")
+		if e.RequestSent && e.StatusCode == 0 {
+			b.WriteString(" after the request was sent")
+		}
 	case KindTLS:
 		b.WriteString("TLS handshake failed")
 	case KindRequest:
@@ -159,7 +164,7 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " [request %s]", e.RequestID)
 	}
-	return redact(b.String(), e.secrets)
+	return b.String()
 }
 
 // Unwrap returns the underlying cause.
@@ -282,6 +287,9 @@ func IsTimeout(err error) bool {
 
 // redact replaces every secret of at least minRedactLen characters in s.
 func redact(s string, secrets []string) string {
+	if s == "" {
+		return s
+	}
 	for _, sec := range secrets {
 		if len(sec) >= minRedactLen && strings.Contains(s, sec) {
 			s = strings.ReplaceAll(s, sec, "[REDACTED]")
@@ -293,3 +301,25 @@ func redact(s string, secrets []string) string {
 // minRedactLen keeps one- to three-character "secrets" from mangling every
 // message; such values are not secrets in any useful sense.
 const minRedactLen = 4
+
+// redactedError is a cause whose message had a secret removed; it still
+// unwraps to the original for errors.Is/As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (r *redactedError) Error() string { return r.msg }
+func (r *redactedError) Unwrap() error { return r.err }
+
+// redactErr returns err, or a redactedError if its message holds a secret.
+func redactErr(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if red := redact(msg, secrets); red != msg {
+		return &redactedError{msg: red, err: err}
+	}
+	return err
+}

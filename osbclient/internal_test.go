@@ -55,8 +55,10 @@ func TestErrorString(t *testing.T) {
 		{&Error{StatusCode: 799, Kind: KindStatus}, `osb: HTTP 799`},
 		{&Error{Kind: "weird"}, `osb: weird`},
 		{&Error{Kind: KindCanceled}, `osb: canceled`},
+		{&Error{Kind: KindCanceled, RequestSent: true}, `osb: canceled after the request was sent`},
+		{&Error{Kind: KindConnection, RequestSent: true, Err: errors.New("EOF")}, `osb: connection failed after the request was sent: EOF`},
 		{&Error{Kind: KindBodyTooLarge, StatusCode: 200}, `osb: response body too large (HTTP 200 OK)`},
-		{&Error{Kind: KindRequest, Err: errors.New("pw-secret here"), secrets: []string{"pw-secret", "abc", ""}},
+		{&Error{Kind: KindRequest, Err: redactErr(errors.New("pw-secret here"), []string{"pw-secret", "abc", ""})},
 			`osb: invalid request: [REDACTED] here`},
 	}
 	for _, tt := range tests {
@@ -67,6 +69,14 @@ func TestErrorString(t *testing.T) {
 	cause := errors.New("cause")
 	if !errors.Is(&Error{Err: cause}, cause) {
 		t.Error("Unwrap")
+	}
+	secretCause := errors.New("has pw-secret")
+	red := redactErr(secretCause, []string{"pw-secret"})
+	if red.Error() != "has [REDACTED]" || !errors.Is(red, secretCause) {
+		t.Errorf("redactErr: %v", red)
+	}
+	if redactErr(nil, nil) != nil || redactErr(cause, []string{"pw-secret"}) != cause {
+		t.Error("redactErr passes clean errors through")
 	}
 }
 

@@ -113,8 +113,11 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 			_, err = newClient(t, u, mod).GetCatalog(context.Background())
 			check(t, "refused", err, auth.secrets)
 			// Invalid requests, also when an ID contains a secret.
-			_, err = newClient(t, u, mod).Provision(context.Background(), &osbclient.ProvisionRequest{InstanceID: pass + token + uiPass})
+			var hookPath string
+			hook := func(c *osbclient.Config) { c.OnRequest = func(ri osbclient.RequestInfo) { hookPath = ri.Path } }
+			_, err = newClient(t, u, mod, hook).Provision(context.Background(), &osbclient.ProvisionRequest{InstanceID: pass + token + uiPass})
 			check(t, "invalid", err, auth.secrets)
+			check(t, "hook path", fmt.Errorf("%s", hookPath), auth.secrets)
 		})
 	}
 	// Config errors.
