@@ -155,13 +155,15 @@ func (b *Broker) rebind(bn *binding, iid string, req *osbclient.BindRequest, ai 
 		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "operation %s is in progress on binding %s", opName(op), bn.id)
 		return
 	}
+	if bn.state == StateFailed {
+		res.fail(http.StatusConflict, "", "binding %s exists but its last %s failed; unbind it first", bn.id, lastOpKind(op))
+		return
+	}
 	if d := bindDiff(bn, req); len(d) > 0 {
 		res.fail(http.StatusConflict, "", "binding %s already exists with different attributes: %s", bn.id, joinList(d))
 		return
 	}
 	switch bn.state {
-	case StateFailed:
-		res.fail(http.StatusConflict, "", "binding %s exists but its last %s failed; unbind it first", bn.id, lastOpKind(op))
 	case StateCreating:
 		if !ai {
 			asyncRequired(OpBind, bn.planID, res)

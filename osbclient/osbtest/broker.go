@@ -148,6 +148,9 @@ type Broker struct {
 	opSeq   int
 
 	calls []Call
+
+	// release is closed by ReleaseDelays to end injected delays.
+	release chan struct{}
 }
 
 // New returns a broker configured by cfg. It panics if cfg.MinAPIVersion is
@@ -163,7 +166,7 @@ func New(cfg Config) *Broker {
 	if !ok || major != 2 {
 		panic(fmt.Sprintf("osbtest: MinAPIVersion %q is not of the form 2.N", cfg.MinAPIVersion))
 	}
-	b := &Broker{cfg: cfg, minMinor: minor, behaviors: map[behaviorKey]Behavior{}}
+	b := &Broker{cfg: cfg, minMinor: minor, behaviors: map[behaviorKey]Behavior{}, release: make(chan struct{})}
 	if cfg.Catalog != nil {
 		b.catalog = cloneCatalog(*cfg.Catalog)
 	} else {
@@ -377,7 +380,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case f == nil:
 		res = b.handle(rt, r, body)
 	case !f.AfterEffect:
-		if f.Delay > 0 && !sleep(r.Context(), f.Delay) {
+		if f.Delay > 0 && !b.sleep(r.Context(), f.Delay) {
 			call.Description = "client went away during an injected delay; the request had no effect"
 			b.record(call)
 			return
@@ -390,7 +393,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		res = b.handle(rt, r, body)
 		if f.Delay > 0 {
-			sleep(r.Context(), f.Delay)
+			b.sleep(r.Context(), f.Delay)
 		}
 		res = f.apply(res)
 	}

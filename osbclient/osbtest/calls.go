@@ -102,7 +102,21 @@ type Call struct {
 func (b *Broker) Calls() []Call {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]Call(nil), b.calls...)
+	out := make([]Call, len(b.calls))
+	for i, c := range b.calls {
+		out[i] = c.clone()
+	}
+	return out
+}
+
+// clone deep-copies a call so callers cannot alter the log.
+func (c Call) clone() Call {
+	c.Query = cloneValues(c.Query)
+	c.Headers = c.Headers.Clone()
+	if c.Body != nil {
+		c.Body = append([]byte(nil), c.Body...)
+	}
+	return c
 }
 
 // CallsTo returns the logged calls to endpoint e, oldest first.
@@ -112,7 +126,7 @@ func (b *Broker) CallsTo(e Endpoint) []Call {
 	var out []Call
 	for _, c := range b.calls {
 		if e == EndpointAny || c.Endpoint == e {
-			out = append(out, c)
+			out = append(out, c.clone())
 		}
 	}
 	return out
@@ -125,7 +139,7 @@ func (b *Broker) LastCall(e Endpoint) (Call, bool) {
 	defer b.mu.Unlock()
 	for i := len(b.calls) - 1; i >= 0; i-- {
 		if e == EndpointAny || b.calls[i].Endpoint == e {
-			return b.calls[i], true
+			return b.calls[i].clone(), true
 		}
 	}
 	return Call{}, false
@@ -154,7 +168,7 @@ func (b *Broker) MutatingCalls() []Call {
 	for _, c := range b.calls {
 		switch c.Method {
 		case http.MethodPut, http.MethodPatch, http.MethodDelete:
-			out = append(out, c)
+			out = append(out, c.clone())
 		}
 	}
 	return out

@@ -196,12 +196,29 @@ func (f *Fault) apply(own *result) *result {
 	return out
 }
 
-// sleep waits for d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
+// ReleaseDelays ends every injected delay in progress as if it had
+// elapsed, so the delayed requests are answered now. NewServer and
+// NewTLSServer call it before closing their server, so a test never waits
+// for a long Delay at cleanup.
+func (b *Broker) ReleaseDelays() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.release)
+	b.release = make(chan struct{})
+}
+
+// sleep waits for d, until ctx is done or until ReleaseDelays; it reports
+// whether the wait ended normally (elapsed or released).
+func (b *Broker) sleep(ctx context.Context, d time.Duration) bool {
+	b.mu.Lock()
+	release := b.release
+	b.mu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-release:
 		return true
 	case <-ctx.Done():
 		return false

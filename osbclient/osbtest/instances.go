@@ -357,13 +357,15 @@ func (b *Broker) reprovision(in *instance, req *osbclient.ProvisionRequest, ai b
 		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "%s", b.busy(in))
 		return
 	}
+	if in.state == StateFailed {
+		res.fail(http.StatusConflict, "", "instance %s exists but its last %s failed; deprovision it first", in.id, lastOpKind(op))
+		return
+	}
 	if d := provisionDiff(in, req); len(d) > 0 {
 		res.fail(http.StatusConflict, "", "instance %s already exists with different attributes: %s", in.id, joinList(d))
 		return
 	}
 	switch in.state {
-	case StateFailed:
-		res.fail(http.StatusConflict, "", "instance %s exists but its last %s failed; deprovision it first", in.id, lastOpKind(op))
 	case StateCreating:
 		if !ai {
 			asyncRequired(OpProvision, in.planID, res)

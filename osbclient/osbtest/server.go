@@ -6,13 +6,14 @@ import (
 )
 
 // NewServer starts a broker configured by cfg on a plain-HTTP
-// httptest.Server that is closed when the test ends (t.Cleanup). Point the
-// code under test at srv.URL; inspect and program the broker through b.
+// httptest.Server that is closed when the test ends (t.Cleanup, after
+// ReleaseDelays). Point the code under test at srv.URL; inspect and program
+// the broker through b.
 func NewServer(t testing.TB, cfg Config) (b *Broker, srv *httptest.Server) {
 	t.Helper()
 	b = New(cfg)
 	srv = httptest.NewServer(b)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { b.ReleaseDelays(); srv.Close() })
 	return b, srv
 }
 
@@ -24,6 +25,6 @@ func NewTLSServer(t testing.TB, cfg Config) (b *Broker, srv *httptest.Server) {
 	t.Helper()
 	b = New(cfg)
 	srv = httptest.NewTLSServer(b)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { b.ReleaseDelays(); srv.Close() })
 	return b, srv
 }
