@@ -1,0 +1,251 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gitEnv isolates the git CLI from the machine's configuration and gives it
+// an identity.
+func gitEnv() []string {
+	return append(os.Environ(),
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=Test Human",
+		"GIT_AUTHOR_EMAIL=human@example.com",
+		"GIT_COMMITTER_NAME=Test Human",
+		"GIT_COMMITTER_EMAIL=human@example.com",
+		"GIT_TERMINAL_PROMPT=0",
+	)
+}
+
+// runGit runs the git CLI in dir and returns trimmed stdout.
+func runGit(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	out, err := gitErr(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// gitErr is runGit without failing the test.
+func gitErr(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), &gitCLIError{err: err, stderr: stderr.String()}
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+type gitCLIError struct {
+	err    error
+	stderr string
+}
+
+func (e *gitCLIError) Error() string { return e.err.Error() + ": " + e.stderr }
+
+// testRepo is a bare repository served by the tests plus a scratch working
+// clone used to make "human" commits with the git CLI.
+type testRepo struct {
+	t     testing.TB
+	root  string // GIT_PROJECT_ROOT
+	name  string // e.g. "repo.git"
+	bare  string // root/name
+	work  string // working clone
+	extra int
+}
+
+// newTestRepo creates root/repo.git (bare, default branch main) with an
+// initial commit holding files.
+func newTestRepo(t testing.TB, files map[string]string) *testRepo {
+	t.Helper()
+	root := t.TempDir()
+	tr := &testRepo{t: t, root: root, name: "repo.git", bare: filepath.Join(root, "repo.git"), work: filepath.Join(t.TempDir(), "work")}
+	runGit(t, root, "init", "-q", "--bare", "-b", "main", tr.bare)
+	runGit(t, tr.bare, "config", "http.receivepack", "true")
+	runGit(t, tr.bare, "config", "receive.denyNonFastForwards", "true")
+	runGit(t, tr.bare, "config", "receive.denyDeletes", "true")
+	if files == nil {
+		return tr
+	}
+	runGit(t, root, "init", "-q", "-b", "main", tr.work)
+	runGit(t, tr.work, "remote", "add", "origin", tr.bare)
+	tr.commit("initial", files)
+	return tr
+}
+
+// commit writes files (empty content deletes) in the working clone, commits
+// and pushes to main, rebasing onto the remote first.
+func (tr *testRepo) commit(msg string, files map[string]string) string {
+	tr.t.Helper()
+	for p, c := range files {
+		full := filepath.Join(tr.work, filepath.FromSlash(p))
+		if c == "" {
+			if err := os.Remove(full); err != nil && !os.IsNotExist(err) {
+				tr.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			tr.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			tr.t.Fatal(err)
+		}
+	}
+	runGit(tr.t, tr.work, "add", "-A")
+	runGit(tr.t, tr.work, "commit", "-q", "--allow-empty", "-m", msg)
+	if _, err := gitErr(tr.work, "push", "-q", "origin", "HEAD:main"); err != nil {
+		runGit(tr.t, tr.work, "pull", "-q", "--rebase", "origin", "main")
+		runGit(tr.t, tr.work, "push", "-q", "origin", "HEAD:main")
+	}
+	return runGit(tr.t, tr.work, "rev-parse", "HEAD")
+}
+
+// head returns the bare repo's head of branch.
+func (tr *testRepo) head(branch string) string {
+	tr.t.Helper()
+	return runGit(tr.t, tr.bare, "rev-parse", "refs/heads/"+branch)
+}
+
+// show returns a file's contents at rev in the bare repo.
+func (tr *testRepo) show(rev, path string) string {
+	tr.t.Helper()
+	return runGit(tr.t, tr.bare, "show", rev+":"+path)
+}
+
+// gitServer serves a directory of bare repositories over smart HTTP with
+// git http-backend behind basic auth, and logs requests.
+type gitServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []string // "METHOD path?query"
+}
+
+// newGitServer starts the server. An empty user disables auth.
+func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitServer {
+	t.Helper()
+	execPath := runGit(t, root, "--exec-path")
+	backend := &cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env: []string{
+			"GIT_PROJECT_ROOT=" + root,
+			"GIT_HTTP_EXPORT_ALL=1",
+			"GIT_CONFIG_NOSYSTEM=1",
+			"GIT_CONFIG_GLOBAL=/dev/null",
+		},
+	}
+	gs := &gitServer{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gs.mu.Lock()
+		gs.reqs = append(gs.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		gs.mu.Unlock()
+		if user != "" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			r.Header.Set("Remote-User", u)
+		}
+		backend.ServeHTTP(w, r)
+	})
+	if tlsServer {
+		gs.Server = httptest.NewTLSServer(h)
+	} else {
+		gs.Server = httptest.NewServer(h)
+	}
+	t.Cleanup(gs.Close)
+	return gs
+}
+
+// requests returns and clears the request log.
+func (gs *gitServer) requests() []string {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	out := gs.reqs
+	gs.reqs = nil
+	return out
+}
+
+// countReq counts logged requests containing s.
+func countReq(reqs []string, s string) int {
+	n := 0
+	for _, r := range reqs {
+		if strings.Contains(r, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// mustOpen opens a repository or fails the test; it closes it at cleanup.
+func mustOpen(t testing.TB, o Options, opts ...Option) *Repo {
+	t.Helper()
+	r, err := Open(testCtx(t), o, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// mustFetch fetches or fails the test.
+func mustFetch(t testing.TB, r *Repo) FetchResult {
+	t.Helper()
+	res, err := r.Fetch(testCtx(t))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	return res
+}
+
+const (
+	testUser = "osbgit"
+	testPass = "s3cret-Pa55word"
+)
+
+// httpRepo serves a fresh test repo with auth and returns it with Options
+// to reach it.
+func httpRepo(t testing.TB, files map[string]string) (*testRepo, *gitServer, Options) {
+	t.Helper()
+	tr := newTestRepo(t, files)
+	gs := newGitServer(t, tr.root, testUser, testPass, false)
+	return tr, gs, Options{URL: gs.URL + "/" + tr.name, Branch: "main",
+		Auth: Auth{Username: testUser, Password: testPass}}
+}

@@ -1,0 +1,419 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// StatusDir is the directory osbgit owns in the repository. Writes are
+// confined to it, and commits that touch only it are not manifest changes.
+const StatusDir = ".osbgit"
+
+// Reader reads a repository without changing it. All revisions are commit
+// hashes (40 hex digits) or branch names; "" means the manifest branch as of
+// the last Fetch.
+type Reader interface {
+	// RemoteHead asks the remote for a branch's head commit without
+	// fetching anything (one ls-remote round trip; a ref read for local
+	// paths). branch "" means the manifest branch.
+	RemoteHead(ctx context.Context, branch string) (string, error)
+	// Fetch brings the manifest and status branches up to date locally.
+	Fetch(ctx context.Context) (FetchResult, error)
+	// Resolve returns the full commit hash of rev.
+	Resolve(rev string) (string, error)
+	// TreeFS returns a read-only file system over rev's tree.
+	TreeFS(rev string) (fs.FS, error)
+	// TreeHash returns the hash of the tree at dir ("" or "." for the root)
+	// in rev: equal hashes mean identical contents.
+	TreeHash(rev, dir string) (string, error)
+	// Files lists the files under dir in rev with their blob hashes.
+	Files(rev, dir string) ([]File, error)
+	// ReadBlob returns a blob's contents by hash.
+	ReadBlob(hash string) ([]byte, error)
+	// ChangedFiles lists files under dir that differ between two revisions.
+	ChangedFiles(fromRev, toRev, dir string) ([]Change, error)
+	// ChangedOutside reports whether anything outside prefix differs
+	// between two revisions.
+	ChangedOutside(fromRev, toRev, prefix string) (bool, error)
+	// WorkTreeFS returns the working tree of a local working copy,
+	// uncommitted edits included.
+	WorkTreeFS() (fs.FS, error)
+}
+
+// Writer commits and pushes changes under .osbgit/.
+type Writer interface {
+	// CheckWritable reports, without network access, whether writes can
+	// succeed for this source and branch configuration (see
+	// ErrCheckedOutBranch). Call it before doing work whose result must be
+	// recorded.
+	CheckWritable() error
+	// WriteIntent commits and pushes a write-ahead record. A rejected push
+	// is not retried: it returns a *ConflictError (ErrConflict) and the
+	// caller must Fetch and re-plan before calling any broker.
+	WriteIntent(ctx context.Context, cs ChangeSet) (WriteResult, error)
+	// WriteStatus commits and pushes status records, re-applying them on
+	// top of the new head when the branch moved, with bounded, jittered
+	// backoff.
+	WriteStatus(ctx context.Context, cs ChangeSet) (WriteResult, error)
+}
+
+// Client is a Reader and a Writer over one repository.
+type Client interface {
+	Reader
+	Writer
+	// Branch is the manifest branch.
+	Branch() string
+	// StatusBranch is the branch that receives .osbgit/ records.
+	StatusBranch() string
+	// URL is the redacted repository URL, safe to show.
+	URL() string
+	// Close releases the cache lock.
+	Close() error
+}
+
+// FetchResult describes the state after Fetch.
+type FetchResult struct {
+	// Head is the manifest branch's head commit.
+	Head string
+	// StatusHead is the status branch's head commit; "" when the status
+	// branch does not exist yet. Equal to Head when they are one branch.
+	StatusHead string
+	// Updated is true when objects or refs were transferred; false when
+	// the local copy was already current (or the source is a local path).
+	Updated bool
+}
+
+// Repo is a Git repository opened by Open. It implements Client. A Repo is
+// safe for concurrent use; operations on its storage are serialised.
+type Repo struct {
+	mu   sync.Mutex
+	src  source
+	auth transportAuth
+	set  settings
+
+	shownURL     string
+	secrets      []string
+	branch       string
+	statusBranch string
+
+	repo      *git.Repository
+	st        storage.Storer
+	cachePath string // bare clone directory when WithCacheDir is used
+	workRoot  string // working tree root for a local working copy
+	unlock    func()
+	closed    bool
+}
+
+var _ Client = (*Repo)(nil)
+
+// Open prepares a repository for reading and writing.
+//
+// A local path (a working copy's root or a bare repository) is used in
+// place: nothing is cloned and reads see its refs directly. Any URL
+// (file://, http(s)://, ssh://, scp-like) is fetched by Fetch into a bare
+// clone under the WithCacheDir directory, reused across runs, or into memory.
+//
+// Open does no network I/O, except that an empty Options.Branch is resolved
+// from the remote's HEAD (one ls-remote). Credentials are checked for the
+// plain-http rule and SSH keys and known_hosts are loaded here, so
+// configuration errors surface before any pass starts.
+func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
+	s := defaultSettings()
+	for _, opt := range opts {
+		opt(&s)
+	}
+	shown := RedactURL(strings.TrimSpace(o.URL))
+	fail := func(err error) (*Repo, error) {
+		secrets := []string{o.Auth.Password, o.Auth.Token, o.Auth.SSHKeyPassphrase}
+		if errors.As(err, new(*Error)) {
+			return nil, err
+		}
+		return nil, &Error{Op: "open", URL: shown, Branch: o.Branch, Kind: classify(err), Err: err, secrets: secrets}
+	}
+	src, err := parseSource(o.URL)
+	if err != nil {
+		return fail(err)
+	}
+	ta, err := buildAuth(src, o.Auth, s)
+	if err != nil {
+		return fail(err)
+	}
+	r := &Repo{src: src, auth: ta, set: s, shownURL: src.shown, secrets: ta.secrets,
+		branch: o.Branch, statusBranch: o.StatusBranch}
+	for _, b := range []string{o.Branch, o.StatusBranch} {
+		if b != "" {
+			if err := plumbing.NewBranchReferenceName(b).Validate(); err != nil || strings.HasPrefix(b, "refs/") {
+				return fail(fmt.Errorf("%w: invalid branch name %q", ErrInvalidOptions, b))
+			}
+		}
+	}
+
+	if src.kind == kindRemote {
+		err = r.openRemoteStorage(ctx)
+	} else {
+		err = r.openLocal()
+	}
+	if err != nil {
+		r.Close()
+		return nil, r.newError("open", o.Branch, err)
+	}
+
+	if r.branch == "" {
+		b, err := r.defaultBranch(ctx)
+		if err != nil {
+			r.Close()
+			return nil, r.newError("open", "", err)
+		}
+		r.branch = b
+	}
+	if r.statusBranch == "" {
+		r.statusBranch = r.branch
+	}
+	return r, nil
+}
+
+// openLocal opens a local path in place and tells a working copy from a
+// bare repository.
+func (r *Repo) openLocal() error {
+	fi, err := os.Stat(r.src.url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRepositoryNotFound, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory", ErrRepositoryNotFound, r.src.url)
+	}
+	repo, err := git.PlainOpenWithOptions(r.src.url, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		if errors.Is(err, git.ErrRepositoryNotExists) {
+			return fmt.Errorf("%w: %s is not a git repository (give the working copy's root or a bare repository)", ErrRepositoryNotFound, r.src.url)
+		}
+		return err
+	}
+	r.repo, r.st = repo, repo.Storer
+	wt, err := repo.Worktree()
+	switch {
+	case errors.Is(err, git.ErrIsBareRepository):
+		r.src.kind = kindBare
+	case err != nil:
+		return err
+	default:
+		r.src.kind = kindWorkTree
+		r.workRoot = wt.Filesystem.Root()
+	}
+	return nil
+}
+
+// reopenLocal re-reads a local repository so objects packed by git since
+// the last read are found (go-git caches the list of packs).
+func (r *Repo) reopenLocal() error {
+	repo, err := git.PlainOpenWithOptions(r.src.url, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return err
+	}
+	r.repo, r.st = repo, repo.Storer
+	return nil
+}
+
+// openRemoteStorage prepares the cache directory (or memory) that Fetch
+// fills.
+func (r *Repo) openRemoteStorage(ctx context.Context) error {
+	if r.set.cacheDir == "" {
+		return r.initMemory()
+	}
+	if err := os.MkdirAll(r.set.cacheDir, 0o755); err != nil {
+		return fmt.Errorf("creating cache dir: %w", err)
+	}
+	r.cachePath = filepath.Join(r.set.cacheDir, cacheKey(r.src.shown))
+	unlock, err := lockFile(ctx, r.cachePath+".lock")
+	if err != nil {
+		return fmt.Errorf("locking cache %s: %w", r.cachePath, err)
+	}
+	r.unlock = unlock
+	if repo, err := git.PlainOpen(r.cachePath); err == nil && r.cacheUsable(repo) {
+		r.repo, r.st = repo, repo.Storer
+		return nil
+	}
+	return r.initCache()
+}
+
+// cacheUsable checks that an existing cache is a bare clone of this URL and
+// has not grown past the compaction thresholds.
+func (r *Repo) cacheUsable(repo *git.Repository) bool {
+	cfg, err := repo.Config()
+	if err != nil || !cfg.Core.IsBare {
+		return false
+	}
+	rem, ok := cfg.Remotes["origin"]
+	if !ok || len(rem.URLs) != 1 || rem.URLs[0] != r.src.url {
+		return false
+	}
+	return !needsCompaction(r.cachePath)
+}
+
+// initCache (re)creates the bare clone directory.
+func (r *Repo) initCache() error {
+	if err := os.RemoveAll(r.cachePath); err != nil {
+		return fmt.Errorf("clearing cache: %w", err)
+	}
+	repo, err := git.PlainInit(r.cachePath, true)
+	if err != nil {
+		return fmt.Errorf("initialising cache: %w", err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.src.url}}); err != nil {
+		return fmt.Errorf("initialising cache: %w", err)
+	}
+	r.repo, r.st = repo, repo.Storer
+	return nil
+}
+
+func (r *Repo) initMemory() error {
+	repo, err := git.Init(memory.NewStorage(), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.src.url}}); err != nil {
+		return err
+	}
+	r.repo, r.st = repo, repo.Storer
+	return nil
+}
+
+// resetStorage throws the local copy away (a corrupt or inconsistent cache).
+func (r *Repo) resetStorage() error {
+	if r.cachePath != "" {
+		return r.initCache()
+	}
+	return r.initMemory()
+}
+
+// defaultBranch resolves the branch HEAD points to.
+func (r *Repo) defaultBranch(ctx context.Context) (string, error) {
+	if r.src.kind != kindRemote {
+		ref, err := r.st.Reference(plumbing.HEAD)
+		if err != nil {
+			return "", err
+		}
+		if ref.Type() == plumbing.SymbolicReference && ref.Target().IsBranch() {
+			return ref.Target().Short(), nil
+		}
+		return "", fmt.Errorf("%w: HEAD is detached; give a branch", ErrBranchNotFound)
+	}
+	refs, err := r.lsRemote(ctx)
+	if err != nil {
+		return "", err
+	}
+	if t, ok := refs.headTarget(); ok {
+		return t, nil
+	}
+	return "", fmt.Errorf("%w: cannot tell the remote's default branch; give a branch", ErrBranchNotFound)
+}
+
+// Branch returns the manifest branch.
+func (r *Repo) Branch() string { return r.branch }
+
+// StatusBranch returns the branch that receives .osbgit/ records.
+func (r *Repo) StatusBranch() string { return r.statusBranch }
+
+// URL returns the redacted URL or path, safe to log.
+func (r *Repo) URL() string { return r.shownURL }
+
+// IsLocal reports whether the source is a local path used in place.
+func (r *Repo) IsLocal() bool { return r.src.kind != kindRemote }
+
+// IsWorkTree reports whether the source is a local working copy.
+func (r *Repo) IsWorkTree() bool { return r.src.kind == kindWorkTree }
+
+// Close releases the cache directory lock. The Repo must not be used after.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.unlock != nil {
+		r.unlock()
+		r.unlock = nil
+	}
+	return nil
+}
+
+func (r *Repo) checkOpen() error {
+	if r.closed {
+		return errors.New("repository is closed")
+	}
+	return nil
+}
+
+// opCtx bounds a network operation by the configured timeout.
+func (r *Repo) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.set.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, r.set.timeout)
+}
+
+// resolveHash resolves rev to a commit hash present locally. Caller holds
+// r.mu.
+func (r *Repo) resolveHash(rev string) (plumbing.Hash, error) {
+	if rev == "" {
+		rev = r.branch
+	}
+	var h plumbing.Hash
+	if len(rev) == 40 && plumbing.IsHash(rev) {
+		h = plumbing.NewHash(rev)
+	} else {
+		ref, err := r.st.Reference(plumbing.NewBranchReferenceName(rev))
+		if err == nil {
+			h = ref.Hash()
+		} else {
+			hp, err := r.repo.ResolveRevision(plumbing.Revision(rev))
+			if err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("%w: %q", ErrRevisionNotFound, rev)
+			}
+			h = *hp
+		}
+	}
+	if _, err := r.st.EncodedObject(plumbing.CommitObject, h); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%w: commit %s is not in the local copy", ErrRevisionNotFound, shortHash(h.String()))
+	}
+	return h, nil
+}
+
+// commit returns rev's commit. Caller holds r.mu.
+func (r *Repo) commit(rev string) (*object.Commit, error) {
+	h, err := r.resolveHash(rev)
+	if err != nil {
+		return nil, err
+	}
+	c, err := object.GetCommit(r.st, h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRevisionNotFound, err)
+	}
+	return c, nil
+}
+
+// Resolve returns the full commit hash of rev ("" means the manifest
+// branch's local head).
+func (r *Repo) Resolve(rev string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkOpen(); err != nil {
+		return "", err
+	}
+	h, err := r.resolveHash(rev)
+	if err != nil {
+		return "", r.newError("read", "", err)
+	}
+	return h.String(), nil
+}

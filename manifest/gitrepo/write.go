@@ -1,0 +1,597 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// ChangeSet is one commit's worth of changes under .osbgit/.
+type ChangeSet struct {
+	// Files maps a slash path under .osbgit/ (e.g.
+	// ".osbgit/status/ns/ServiceInstance/db.yaml") to its new contents.
+	// A nil value deletes the file, or the whole directory at that path;
+	// an empty non-nil value writes an empty file. Paths must be clean and
+	// relative; anything outside .osbgit/ is refused with
+	// ErrOutsideStatusDir.
+	Files map[string][]byte
+	// Message is the commit message, built by the caller (counts, trailer;
+	// see EnsureSkipCI). Required.
+	Message string
+	// ExpectedHead, for WriteIntent only, is the head of the status branch
+	// the caller planned from. The commit is built on it and the push
+	// succeeds only if the remote branch is still there. "" means the head
+	// as of the last Fetch.
+	ExpectedHead string
+}
+
+// WriteResult describes a write.
+type WriteResult struct {
+	// Commit is the head of the status branch after the write: the pushed
+	// commit, or the unchanged head when the change set was a no-op ("" if
+	// the status branch does not exist and nothing was written). Record it
+	// as observed so osbgit's own commit does not trigger work.
+	Commit string
+	// Branch is the branch written to.
+	Branch string
+	// Changed is true when a commit was made and pushed.
+	Changed bool
+	// Attempts is the number of pushes tried.
+	Attempts int
+}
+
+// SkipCITrailer is the marker that tells CI systems to skip a commit.
+const SkipCITrailer = "[skip ci]"
+
+// EnsureSkipCI returns message with a "[skip ci]" trailer appended as its
+// last paragraph, unless the message already contains it.
+func EnsureSkipCI(message string) string {
+	if strings.Contains(message, SkipCITrailer) {
+		return message
+	}
+	m := strings.TrimRight(message, "\n")
+	if m == "" {
+		return SkipCITrailer + "\n"
+	}
+	return m + "\n\n" + SkipCITrailer + "\n"
+}
+
+// CheckWritable reports whether writes can work, without network access:
+// for a local working copy the status branch must not be the checked-out
+// branch (ErrCheckedOutBranch). Moving that branch's ref would leave the
+// user's index and files behind HEAD, so the next `git commit` would undo
+// the status records — git refuses pushes to a checked-out branch for the
+// same reason. Use a separate statusBranch, or a URL, to write.
+func (r *Repo) CheckWritable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkOpen(); err != nil {
+		return err
+	}
+	if err := r.checkWritableLocked(); err != nil {
+		return r.newError("write", r.statusBranch, err)
+	}
+	return nil
+}
+
+func (r *Repo) checkWritableLocked() error {
+	if r.src.kind != kindWorkTree {
+		return nil
+	}
+	head, err := r.st.Reference(plumbing.HEAD)
+	if err != nil {
+		return err
+	}
+	if head.Type() == plumbing.SymbolicReference && head.Target() == plumbing.NewBranchReferenceName(r.statusBranch) {
+		return fmt.Errorf("%w %q in %s; set a separate status branch (it is created on first write) or give the repository as a URL",
+			ErrCheckedOutBranch, r.statusBranch, r.workRoot)
+	}
+	return nil
+}
+
+// WriteIntent commits cs on the status branch (created from the manifest
+// branch's head if missing) and pushes it once. If the branch moved on the
+// remote, nothing is retried: the result is a *ConflictError matching
+// ErrConflict, and the caller must Fetch and re-plan from the new head
+// before calling any broker. This makes the rejected push the fence between
+// two osbgit processes. A no-op change set makes no commit and no push.
+func (r *Repo) WriteIntent(ctx context.Context, cs ChangeSet) (WriteResult, error) {
+	return r.write(ctx, cs, true)
+}
+
+// WriteStatus commits cs on the status branch (created from the manifest
+// branch's head if missing) and pushes it. If the branch moved on the
+// remote, it fetches the new head, re-applies the same changes on top of it
+// as a fresh commit and pushes again, waiting a jittered, exponentially
+// growing delay between attempts, up to the WithMaxPushAttempts bound; then
+// it returns a *ConflictError. It never force-pushes, so no commit pushed
+// by anyone else is lost. A no-op change set (contents identical to the
+// tree) makes no commit and no push.
+func (r *Repo) WriteStatus(ctx context.Context, cs ChangeSet) (WriteResult, error) {
+	return r.write(ctx, cs, false)
+}
+
+func (r *Repo) write(ctx context.Context, cs ChangeSet, intent bool) (WriteResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkOpen(); err != nil {
+		return WriteResult{}, err
+	}
+	res, err := r.writeLocked(ctx, cs, intent)
+	if err != nil {
+		return res, r.newError("write", r.statusBranch, err)
+	}
+	return res, nil
+}
+
+func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (WriteResult, error) {
+	target := r.statusBranch
+	res := WriteResult{Branch: target}
+	if strings.TrimSpace(cs.Message) == "" {
+		return res, fmt.Errorf("%w: a commit message is required", ErrInvalidOptions)
+	}
+	edits, err := buildEdits(cs.Files)
+	if err != nil {
+		return res, err
+	}
+	if err := r.checkWritableLocked(); err != nil {
+		return res, err
+	}
+	if _, err := r.st.Reference(plumbing.NewBranchReferenceName(r.branch)); err != nil {
+		// Nothing fetched yet.
+		if _, err := r.fetchLocked(ctx); err != nil {
+			return res, err
+		}
+	}
+	for {
+		res.Attempts++
+		base, old, err := r.writeBase(target)
+		if err != nil {
+			return res, err
+		}
+		if intent && cs.ExpectedHead != "" {
+			h, err := r.resolveHash(cs.ExpectedHead)
+			if err != nil {
+				return res, err
+			}
+			base, old = h, h
+		}
+		commit, objs, changed, err := r.buildCommit(base, edits, cs.Message)
+		if err != nil {
+			return res, err
+		}
+		if !changed {
+			res.Attempts--
+			if !old.IsZero() {
+				res.Commit = old.String()
+			}
+			return res, nil
+		}
+		err = r.push(ctx, target, old, commit, objs)
+		if err == nil {
+			if r.src.kind == kindRemote {
+				ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(target), commit)
+				if err := r.st.SetReference(ref); err != nil {
+					return res, fmt.Errorf("recording pushed head: %w", err)
+				}
+			}
+			res.Commit, res.Changed = commit.String(), true
+			return res, nil
+		}
+		var ce *ConflictError
+		if !errors.As(err, &ce) {
+			return res, err
+		}
+		ce.Attempts = res.Attempts
+		if intent || res.Attempts >= r.set.maxAttempts {
+			return res, ce
+		}
+		if err := sleepCtx(ctx, r.backoff(res.Attempts)); err != nil {
+			return res, err
+		}
+		if _, err := r.fetchLocked(ctx); err != nil {
+			return res, fmt.Errorf("fetching after rejected push: %w", err)
+		}
+	}
+}
+
+// writeBase returns the commit to build on and the value the remote ref is
+// expected to have (zero when the status branch is to be created). Caller
+// holds r.mu.
+func (r *Repo) writeBase(target string) (base, old plumbing.Hash, err error) {
+	if ref, err := r.st.Reference(plumbing.NewBranchReferenceName(target)); err == nil {
+		return ref.Hash(), ref.Hash(), nil
+	}
+	ref, err := r.st.Reference(plumbing.NewBranchReferenceName(r.branch))
+	if err != nil {
+		return plumbing.ZeroHash, plumbing.ZeroHash, fmt.Errorf("%w: %s", ErrBranchNotFound, r.branch)
+	}
+	if target == r.branch {
+		return ref.Hash(), ref.Hash(), nil
+	}
+	return ref.Hash(), plumbing.ZeroHash, nil
+}
+
+// backoff returns the jittered delay before attempt+1.
+func (r *Repo) backoff(attempt int) time.Duration {
+	d := r.set.backoffInitial
+	for i := 1; i < attempt && d < r.set.backoffMax; i++ {
+		d *= 2
+	}
+	if d > r.set.backoffMax {
+		d = r.set.backoffMax
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// editNode is a change set arranged as a tree.
+type editNode struct {
+	children map[string]*editNode // directory node
+	leaf     bool
+	content  []byte // leaf: nil deletes
+}
+
+// validateStatusPath checks p is a clean relative path under .osbgit/.
+func validateStatusPath(p string) error {
+	if p != path.Clean(p) || !fs.ValidPath(p) || strings.Contains(p, `\`) {
+		return fmt.Errorf("%w: %q is not a clean relative slash path", ErrOutsideStatusDir, p)
+	}
+	if !strings.HasPrefix(p, StatusDir+"/") {
+		return fmt.Errorf("%w: %q is not under %s/", ErrOutsideStatusDir, p, StatusDir)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if strings.EqualFold(part, ".git") {
+			return fmt.Errorf("%w: %q has a .git component", ErrOutsideStatusDir, p)
+		}
+	}
+	return nil
+}
+
+// buildEdits validates a change set and arranges it as a tree.
+func buildEdits(files map[string][]byte) (*editNode, error) {
+	root := &editNode{children: map[string]*editNode{}}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := validateStatusPath(p); err != nil {
+			return nil, err
+		}
+		parts := strings.Split(p, "/")
+		n := root
+		for _, part := range parts[:len(parts)-1] {
+			c, ok := n.children[part]
+			if !ok {
+				c = &editNode{children: map[string]*editNode{}}
+				n.children[part] = c
+			}
+			if c.leaf {
+				return nil, fmt.Errorf("%w: %q is used both as a file and as a directory", ErrInvalidOptions, p)
+			}
+			n = c
+		}
+		last := parts[len(parts)-1]
+		if _, ok := n.children[last]; ok {
+			return nil, fmt.Errorf("%w: %q is used both as a file and as a directory", ErrInvalidOptions, p)
+		}
+		n.children[last] = &editNode{leaf: true, content: files[p]}
+	}
+	return root, nil
+}
+
+// treeWriter applies edits to trees, storing new objects and remembering
+// them for the push.
+type treeWriter struct {
+	r       *Repo
+	created []plumbing.Hash
+	seen    map[plumbing.Hash]bool
+}
+
+func (w *treeWriter) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
+	h, err := w.r.st.SetEncodedObject(o)
+	if err != nil {
+		return h, err
+	}
+	if !w.seen[h] {
+		w.seen[h] = true
+		w.created = append(w.created, h)
+	}
+	return h, nil
+}
+
+// apply returns the hash of tree h with edits n applied (zero when the
+// result is empty) and whether it differs from h.
+func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, error) {
+	var entries []object.TreeEntry
+	if !h.IsZero() {
+		t, err := object.GetTree(w.r.st, h)
+		if err != nil {
+			return h, false, err
+		}
+		entries = append(entries, t.Entries...)
+	}
+	idx := make(map[string]int, len(entries))
+	for i, e := range entries {
+		idx[e.Name] = i
+	}
+	removed := map[string]bool{}
+	modified := false
+	names := make([]string, 0, len(n.children))
+	for name := range n.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		child := n.children[name]
+		i, exists := idx[name]
+		if child.leaf {
+			if child.content == nil {
+				if exists {
+					removed[name] = true
+					modified = true
+				}
+				continue
+			}
+			bh := plumbing.ComputeHash(plumbing.BlobObject, child.content)
+			mode := filemode.Regular
+			if exists && (entries[i].Mode == filemode.Regular || entries[i].Mode == filemode.Executable) {
+				if entries[i].Hash == bh {
+					continue
+				}
+				mode = entries[i].Mode
+			}
+			o := w.r.st.NewEncodedObject()
+			o.SetType(plumbing.BlobObject)
+			o.SetSize(int64(len(child.content)))
+			wr, err := o.Writer()
+			if err != nil {
+				return h, false, err
+			}
+			if _, err := wr.Write(child.content); err != nil {
+				return h, false, err
+			}
+			if err := wr.Close(); err != nil {
+				return h, false, err
+			}
+			if _, err := w.store(o); err != nil {
+				return h, false, err
+			}
+			e := object.TreeEntry{Name: name, Mode: mode, Hash: bh}
+			if exists {
+				entries[i] = e
+			} else {
+				idx[name] = len(entries)
+				entries = append(entries, e)
+			}
+			delete(removed, name)
+			modified = true
+			continue
+		}
+		var sub plumbing.Hash
+		if exists && entries[i].Mode == filemode.Dir {
+			sub = entries[i].Hash
+		}
+		nh, changed, err := w.apply(sub, child)
+		if err != nil {
+			return h, false, err
+		}
+		if !changed {
+			continue
+		}
+		modified = true
+		switch {
+		case nh.IsZero() && exists:
+			removed[name] = true
+		case nh.IsZero():
+		case exists:
+			entries[i] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: nh}
+		default:
+			idx[name] = len(entries)
+			entries = append(entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: nh})
+		}
+	}
+	if !modified {
+		return h, false, nil
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if !removed[e.Name] {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		return plumbing.ZeroHash, !h.IsZero(), nil
+	}
+	nh, err := w.writeTree(kept)
+	if err != nil {
+		return h, false, err
+	}
+	return nh, nh != h, nil
+}
+
+// writeTree stores a tree with entries in git's order (directories sort as
+// if their name ended in "/").
+func (w *treeWriter) writeTree(entries []object.TreeEntry) (plumbing.Hash, error) {
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	sort.Slice(entries, func(i, j int) bool { return key(entries[i]) < key(entries[j]) })
+	t := &object.Tree{Entries: entries}
+	o := w.r.st.NewEncodedObject()
+	if err := t.Encode(o); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return w.store(o)
+}
+
+// buildCommit stores a commit of base's tree with edits applied. It returns
+// changed=false, and stores nothing, when the edits change nothing. Caller
+// holds r.mu.
+func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) (plumbing.Hash, []plumbing.Hash, bool, error) {
+	parent, err := object.GetCommit(r.st, base)
+	if err != nil {
+		return plumbing.ZeroHash, nil, false, fmt.Errorf("%w: base commit %s: %v", ErrRevisionNotFound, shortHash(base.String()), err)
+	}
+	w := &treeWriter{r: r, seen: map[plumbing.Hash]bool{}}
+	tree, changed, err := w.apply(parent.TreeHash, edits)
+	if err != nil {
+		return plumbing.ZeroHash, nil, false, fmt.Errorf("building tree: %w", err)
+	}
+	if !changed {
+		return plumbing.ZeroHash, nil, false, nil
+	}
+	if tree.IsZero() {
+		// Everything was deleted: commit the empty tree.
+		if tree, err = w.writeTree(nil); err != nil {
+			return plumbing.ZeroHash, nil, false, err
+		}
+	}
+	now := time.Now()
+	sig := object.Signature{Name: r.set.authorName, Email: r.set.authorEmail, When: now}
+	c := &object.Commit{
+		Author:       sig,
+		Committer:    sig,
+		Message:      message,
+		TreeHash:     tree,
+		ParentHashes: []plumbing.Hash{base},
+	}
+	o := r.st.NewEncodedObject()
+	if err := c.Encode(o); err != nil {
+		return plumbing.ZeroHash, nil, false, err
+	}
+	h, err := w.store(o)
+	if err != nil {
+		return plumbing.ZeroHash, nil, false, err
+	}
+	return h, w.created, true, nil
+}
+
+// push updates branch on the remote from old to commit, sending exactly the
+// objects the commit added (never a force update: the server applies the
+// update only if the ref still equals old). Because only new objects are
+// sent and the base's history is never walked, it works from a shallow
+// clone even after the remote moved — the failure Flux hit with go-git's
+// generic push. A moved branch yields a *ConflictError.
+func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs []plumbing.Hash) (err error) {
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	name := plumbing.NewBranchReferenceName(branch)
+	ep, err := transport.NewEndpoint(r.src.url)
+	if err != nil {
+		return err
+	}
+	ep.CaBundle = r.auth.caBundle
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return err
+	}
+	sess, err := cl.NewReceivePackSession(ep, r.auth.method)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sess.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return err
+	}
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return err
+	}
+	cur := plumbing.ZeroHash
+	if ref, err := refs.Reference(name); err == nil {
+		cur = ref.Hash()
+	}
+	conflict := func(actual plumbing.Hash) *ConflictError {
+		a := ""
+		if !actual.IsZero() {
+			a = actual.String()
+		}
+		return &ConflictError{URL: r.shownURL, Branch: branch, Expected: old.String(), Actual: a}
+	}
+	if cur != old {
+		return conflict(cur)
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
+	var pack bytes.Buffer
+	if _, err := packfile.NewEncoder(&pack, r.st, false).Encode(objs, 0); err != nil {
+		return fmt.Errorf("encoding pack: %w", err)
+	}
+	req.Packfile = io.NopCloser(&pack)
+	rs, err := sess.ReceivePack(ctx, req)
+	if err == nil {
+		return nil
+	}
+	if rs == nil {
+		return err
+	}
+	// The server refused the ref update. If the branch moved under us
+	// (between its advertisement and our update) that is a conflict;
+	// otherwise (a hook, a protected branch) it is a plain rejection.
+	if now, lerr := r.currentRemoteHead(ctx, branch); lerr == nil && now != old {
+		return conflict(now)
+	}
+	return fmt.Errorf("push rejected: %w", err)
+}
+
+// currentRemoteHead reads branch's head on the remote (zero when missing).
+// Caller holds r.mu.
+func (r *Repo) currentRemoteHead(ctx context.Context, branch string) (plumbing.Hash, error) {
+	if r.src.kind != kindRemote {
+		if err := r.reopenLocal(); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		ref, err := r.st.Reference(plumbing.NewBranchReferenceName(branch))
+		if err != nil {
+			return plumbing.ZeroHash, nil
+		}
+		return ref.Hash(), nil
+	}
+	rr, err := r.lsRemote(ctx)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	h, _ := rr.branchHead(branch)
+	return h, nil
+}
