@@ -680,7 +680,9 @@ func (b *Broker) lastOperation(rq *request, res *result) {
 		res.fail(http.StatusBadRequest, "", "plan_id %q on a poll of update %s must be the plan before the update, %q", rq.query.Get("plan_id"), opName(op), op.prePlanID)
 		return
 	}
-	if !checkIDQuery(rq, "instance "+id, in.serviceID, []string{op.prePlanID}, res) {
+	// Other operations may name the plan they started with or, if a later
+	// synchronous update changed it, the current one.
+	if !checkIDQuery(rq, "instance "+id, in.serviceID, []string{op.prePlanID, in.planID}, res) {
 		return
 	}
 	b.pollAnswer(op, res)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -355,5 +356,31 @@ func TestReleaseDelays(t *testing.T) {
 			return
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+func TestNoGoroutineLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("server lifecycle", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.b.AddFault(Fault{Endpoint: EndpointProvision, Drop: true, Times: 1})
+		slow := h.b.AddFault(Fault{Endpoint: EndpointCatalog, Delay: time.Minute})
+		_, _ = h.send(h.srv.Client(), http.MethodPut, instPath("i1"), provisionBody(ServiceDB, PlanDBSmall, nil))
+		_, _ = h.send(&http.Client{Timeout: 20 * time.Millisecond}, http.MethodGet, "/v2/catalog", nil)
+		h.mustProvision("i1", PlanDBSmall)
+		// A request still waiting in an injected delay at cleanup is
+		// released by NewServer's cleanup.
+		go func() { _, _ = h.send(h.srv.Client(), http.MethodGet, "/v2/catalog", nil) }()
+		for h.b.FaultHits(slow) < 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
