@@ -129,7 +129,7 @@ type Object interface {
 	// shallowCopy returns a copy that can be defaulted without touching the
 	// original.
 	shallowCopy() Object
-	positions() *fieldLines
+	objBase() *objectBase
 	setRefNamespace(ns string)
 }
 
@@ -139,12 +139,22 @@ type objectBase struct {
 	// Source is the file and document-start line of the object.
 	Source Source `json:"-"`
 	lines  *fieldLines
+	// decodeDiags are the problems found decoding this object; Assemble
+	// reports them with the object's defaulted Ref.
+	decodeDiags Diagnostics
+	// badFields are the field paths that failed to decode (and were left
+	// out), so validation does not pile follow-up errors on them.
+	badFields map[string]bool
+	// partial marks an object whose document was too large or deep to
+	// decode: only its kind, name and namespace are known. It is kept so
+	// the resource is not mistaken for deleted; validation skips it.
+	partial bool
 }
 
 // GetSource implements Object.
 func (b *objectBase) GetSource() Source { return b.Source }
 
-func (b *objectBase) positions() *fieldLines { return b.lines }
+func (b *objectBase) objBase() *objectBase { return b }
 
 // FieldLine implements Object.
 func (b *objectBase) FieldLine(path string) int {

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // How line numbers are kept: sigs.k8s.io/yaml converts YAML to JSON and loses
@@ -109,6 +110,8 @@ type converter struct {
 var (
 	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	rawMessageType      = reflect.TypeFor[json.RawMessage]()
+	durationType        = reflect.TypeFor[metav1.Duration]()
+	timeType            = reflect.TypeFor[metav1.Time]()
 	jsonNumberRe        = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
 )
 
@@ -153,12 +156,12 @@ func (c *converter) enter(n *yaml.Node, path string, depth int) *yaml.Node {
 	}
 	c.nodes++
 	if c.nodes > MaxNodes {
-		c.sink.errorf(n.Line, path, "document too large: more than %d YAML nodes (aliases expanded)", MaxNodes)
+		c.sink.errorf(n.Line, shortPath(path), "document too large: more than %d YAML nodes (aliases expanded)", MaxNodes)
 		c.aborted = true
 		return nil
 	}
 	if depth > MaxDepth {
-		c.sink.errorf(n.Line, path, "nested more than %d levels deep", MaxDepth)
+		c.sink.errorf(n.Line, shortPath(path), "nested more than %d levels deep", MaxDepth)
 		c.aborted = true
 		return nil
 	}
@@ -166,6 +169,14 @@ func (c *converter) enter(n *yaml.Node, path string, depth int) *yaml.Node {
 		c.lines.set(path, n.Line)
 	}
 	return n
+}
+
+// shortPath keeps field paths in messages readable for absurdly deep input.
+func shortPath(p string) string {
+	if len(p) > 80 {
+		return p[:80] + "…"
+	}
+	return p
 }
 
 func isNull(n *yaml.Node) bool {
@@ -187,6 +198,18 @@ func (c *converter) value(n *yaml.Node, t reflect.Type, path string, depth int) 
 	}
 	if t == rawMessageType || t.Kind() == reflect.Interface {
 		return c.genericAt(n, path, depth)
+	}
+	switch t {
+	case durationType:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+			c.sink.errorf(n.Line, path, "expected a duration such as \"15m\" or \"1h30m\", got %s", nodeDesc(n))
+			return nil, false
+		}
+	case timeType:
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!str" && n.ShortTag() != "!!timestamp" && n.ShortTag() != "!!null") {
+			c.sink.errorf(n.Line, path, "expected an RFC 3339 time such as \"2024-05-01T12:00:00Z\", got %s", nodeDesc(n))
+			return nil, false
+		}
 	}
 	if t != rawMessageType && reflect.PointerTo(t).Implements(jsonUnmarshalerType) {
 		v, ok := c.genericAt(n, path, depth)
@@ -345,6 +368,9 @@ func (c *converter) eachKey(n *yaml.Node, path string, f func(key string, kn, vn
 			continue
 		}
 		seen[key] = kn.Line
+		if c.lines != nil {
+			c.lines.set(p, kn.Line) // a field's line is its key's line
+		}
 		f(key, kn, vn, p)
 	}
 }
