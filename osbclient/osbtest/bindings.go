@@ -84,6 +84,9 @@ func (b *Broker) bind(rq *request, res *result) {
 		return
 	}
 	req.Parameters = normalizeMap(req.Parameters)
+	if !b.checkParams("service_binding create", plan.ID, bindingSchema(plan), req.Parameters, res) {
+		return
+	}
 	if bn := b.bindings[bid]; bn != nil {
 		b.rebind(bn, iid, &req, ai, res)
 		return

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/osbgit/osbgit/osbclient"
 )
 
@@ -62,6 +64,11 @@ type Config struct {
 	// RequireRequestIdentity refuses requests without an
 	// X-Broker-API-Request-Identity header (400).
 	RequireRequestIdentity bool
+	// IgnoreParameterSchemas turns off validating parameters against the
+	// plans' schemas (schemas.service_instance.create/update,
+	// schemas.service_binding.create; JSON Schema, draft-04 unless $schema
+	// says otherwise), which otherwise refuses invalid parameters with 400.
+	IgnoreParameterSchemas bool
 	// Logf, when set, receives one line per request (method, path, status,
 	// refusal reason). It never receives credentials.
 	Logf func(format string, args ...any)
@@ -151,10 +158,13 @@ type Broker struct {
 
 	// release is closed by ReleaseDelays to end injected delays.
 	release chan struct{}
+
+	schemas map[string]*jsonschema.Schema // compiled parameter schemas by source
 }
 
 // New returns a broker configured by cfg. It panics if cfg.MinAPIVersion is
-// not of the form "2.N" (a programming error in the test).
+// not of the form "2.N" or cfg.Catalog cannot be encoded as JSON
+// (programming errors in the test).
 func New(cfg Config) *Broker {
 	if cfg.MinAPIVersion == "" {
 		cfg.MinAPIVersion = DefaultMinAPIVersion
@@ -166,7 +176,7 @@ func New(cfg Config) *Broker {
 	if !ok || major != 2 {
 		panic(fmt.Sprintf("osbtest: MinAPIVersion %q is not of the form 2.N", cfg.MinAPIVersion))
 	}
-	b := &Broker{cfg: cfg, minMinor: minor, behaviors: map[behaviorKey]Behavior{}, release: make(chan struct{})}
+	b := &Broker{cfg: cfg, minMinor: minor, behaviors: map[behaviorKey]Behavior{}, release: make(chan struct{}), schemas: map[string]*jsonschema.Schema{}}
 	if cfg.Catalog != nil {
 		b.catalog = cloneCatalog(*cfg.Catalog)
 	} else {

@@ -156,7 +156,9 @@ func (b *Broker) findPlan(serviceID, planID string) (*osbclient.Service, *osbcli
 
 // SetCatalog replaces the catalog the broker serves and validates requests
 // against. Existing instances and bindings are kept (even if their plan is
-// gone, as with a real broker that removed a plan).
+// gone, as with a real broker that removed a plan). It panics if the catalog
+// cannot be encoded as JSON (e.g. invalid json.RawMessage metadata), since
+// it could never be served.
 func (b *Broker) SetCatalog(c osbclient.Catalog) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

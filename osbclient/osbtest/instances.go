@@ -319,6 +319,9 @@ func (b *Broker) provision(rq *request, res *result) {
 	}
 	id := rq.rt.instanceID
 	req.Parameters = normalizeMap(req.Parameters)
+	if !b.checkParams("service_instance create", plan.ID, instanceSchema(plan, false), req.Parameters, res) {
+		return
+	}
 	if in := b.instances[id]; in != nil {
 		b.reprovision(in, &req, ai, res)
 		return
@@ -461,15 +464,18 @@ func (b *Broker) update(rq *request, res *result) {
 		}
 		target = req.PlanID
 	}
+	_, targetPlan := b.findPlan(in.serviceID, target)
 	if req.MaintenanceInfo != nil {
-		_, plan := b.findPlan(in.serviceID, target)
-		if plan == nil {
+		if targetPlan == nil {
 			res.fail(http.StatusBadRequest, "", "plan %q of instance %s is no longer in the catalog", target, id)
 			return
 		}
-		if !checkMaintenance(req.MaintenanceInfo, plan, res) {
+		if !checkMaintenance(req.MaintenanceInfo, targetPlan, res) {
 			return
 		}
+	}
+	if req.Parameters != nil && !b.checkParams("service_instance update", target, instanceSchema(targetPlan, true), req.Parameters, res) {
+		return
 	}
 	bh := b.behaviorFor(target, OpUpdate)
 	if bh.Async && !ai {
