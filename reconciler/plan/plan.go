@@ -180,6 +180,24 @@ type Step struct {
 	// Source is where the manifest is (empty when it was removed).
 	Source *manifest.Source `json:"source,omitempty"`
 
+	// InstanceName (bindings) is the bound ServiceInstance's name (same
+	// namespace); the executor records it so unbind-before-deprovision
+	// ordering still works once both manifests are gone.
+	InstanceName string `json:"instanceName,omitempty"`
+	// SpecHash is manifest.SpecHash of the manifest acted on; the executor
+	// writes it to the record of a create, update or adopt (so a Failed
+	// resource is retried only when it changes). Empty keeps the record's.
+	SpecHash string `json:"specHash,omitempty"`
+	// DeletionPolicy is the manifest's osbgit.dev/deletion-policy (Retain
+	// or empty); written to the record with SpecHash, since it is needed
+	// once the manifest is gone.
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+	// MaxPollingDuration (create/update/delete/orphan-mitigate) is the
+	// plan's maximum_polling_duration or the configured limit: an async
+	// operation the step starts is treated as failed once it has been
+	// polled that long. Zero = no limit. (Poll steps use PollDeadline.)
+	MaxPollingDuration time.Duration `json:"maxPollingDuration,omitempty"`
+
 	// Record is the resource's current status record (nil if none). The
 	// executor starts from a copy of it.
 	Record *manifest.StatusRecord `json:"-"`
