@@ -1,0 +1,227 @@
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
+)
+
+// fieldManager is the name osbgit's writes are recorded under in
+// managedFields.
+const fieldManager = "osbgit"
+
+// Kube stores each Secret as a Kubernetes Secret of type Opaque in its own
+// namespace, through client-go. Updates happen in place (one Update call,
+// retried on conflict), so pods that mount the Secret see rotated
+// credentials without the Secret ever disappearing.
+type Kube struct {
+	client kubernetes.Interface
+}
+
+// NewKube returns a Kube store using client. Tests pass
+// k8s.io/client-go/kubernetes/fake's clientset.
+func NewKube(client kubernetes.Interface) *Kube {
+	return &Kube{client: client}
+}
+
+// NewKubeFromKubeconfig builds a Kube store from LoadKubeConfig(kubeconfig).
+func NewKubeFromKubeconfig(kubeconfig string) (*Kube, error) {
+	cfg, err := LoadKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return NewKube(client), nil
+}
+
+// LoadKubeConfig finds the cluster to talk to, in the usual order: an
+// explicit kubeconfig path when given (--kubeconfig); otherwise the
+// in-cluster service account when running in a pod; otherwise clientcmd's
+// default loading rules ($KUBECONFIG, then ~/.kube/config). It sets a
+// user agent and, when unset, a client rate limit (20 QPS, burst 50) that
+// suits a pass writing many Secrets; callers may adjust the result.
+func LoadKubeConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := loadKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "osbgit"
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS = 20
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = 50
+	}
+	return cfg, nil
+}
+
+func loadKubeConfig(kubeconfig string) (*rest.Config, error) {
+	overrides := &clientcmd.ConfigOverrides{}
+	if kubeconfig != "" {
+		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err == nil {
+		return cfg, nil
+	}
+	if !errors.Is(err, rest.ErrNotInCluster) {
+		return nil, fmt.Errorf("in-cluster kubernetes config: %w", err)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, errors.New("no kubernetes configuration: not running in a cluster, $KUBECONFIG is unset and ~/.kube/config is missing; pass --kubeconfig or use --secret-store dir:PATH")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
+
+// Get returns the data of Secret namespace/name.
+func (k *Kube) Get(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	if err := validateRef(namespace, name); err != nil {
+		return nil, fmt.Errorf("get secret %s/%s: %w", namespace, name, err)
+	}
+	sec, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get secret %s/%s: %w", namespace, name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get secret %s/%s: %w", namespace, name, err)
+	}
+	return copyData(sec.Data), nil
+}
+
+// Put creates or updates Secret namespace/name (see Store.Put). An existing
+// Secret is updated in place: its data replaced by s.Data, osbgit's labels
+// and annotations set, other tools' labels and annotations kept. A write
+// that lost a race is retried from a fresh read.
+func (k *Kube) Put(ctx context.Context, namespace, name string, s Secret) error {
+	if err := k.put(ctx, namespace, name, s); err != nil {
+		return fmt.Errorf("put secret %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+func (k *Kube) put(ctx context.Context, namespace, name string, s Secret) error {
+	if err := validateRef(namespace, name); err != nil {
+		return err
+	}
+	if err := validateKeys(s.Data, validateKey); err != nil {
+		return err
+	}
+	labels := desiredLabels(s)
+	secrets := k.client.CoreV1().Secrets(namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			obj := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{
+					Name:        name,
+					Namespace:   namespace,
+					Labels:      labels,
+					Annotations: copyStrings(s.Annotations),
+				},
+				Type: corev1.SecretTypeOpaque,
+				Data: copyData(s.Data),
+			}
+			_, err = secrets.Create(ctx, obj, metav1.CreateOptions{FieldManager: fieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				// Created between our Get and Create: retry as an
+				// update (the managed-by check runs again).
+				return apierrors.NewConflict(corev1.Resource("secrets"), name, errors.New("created concurrently"))
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if !isManaged(cur.Labels) {
+			return &NotManagedError{Namespace: namespace, Name: name}
+		}
+		upd := cur.DeepCopy()
+		changed := mergeOwned(&upd.Labels, labels)
+		if mergeOwned(&upd.Annotations, s.Annotations) {
+			changed = true
+		}
+		if !equalData(upd.Data, s.Data) || len(upd.StringData) > 0 {
+			upd.Data = copyData(s.Data)
+			upd.StringData = nil
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+		_, err = secrets.Update(ctx, upd, metav1.UpdateOptions{FieldManager: fieldManager})
+		return err
+	})
+}
+
+// Delete removes Secret namespace/name if it exists and is osbgit's. The
+// delete is conditional on the UID and resourceVersion just read, so a
+// Secret replaced in between is not deleted by mistake.
+func (k *Kube) Delete(ctx context.Context, namespace, name string) error {
+	if err := k.delete(ctx, namespace, name); err != nil {
+		return fmt.Errorf("delete secret %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+func (k *Kube) delete(ctx context.Context, namespace, name string) error {
+	if err := validateRef(namespace, name); err != nil {
+		return err
+	}
+	secrets := k.client.CoreV1().Secrets(namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !isManaged(cur.Labels) {
+			return &NotManagedError{Namespace: namespace, Name: name}
+		}
+		var opts metav1.DeleteOptions
+		if cur.UID != "" {
+			opts.Preconditions = &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}
+		}
+		err = secrets.Delete(ctx, name, opts)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+}
+
+// copyStrings returns a copy of m (nil for an empty map).
+func copyStrings(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
