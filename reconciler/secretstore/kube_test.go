@@ -206,7 +206,9 @@ func TestKubeRefusesUnmanagedSecret(t *testing.T) {
 	cs.ClearActions()
 
 	for name, op := range map[string]func() error{
-		"put":    func() error { return k.Put(ctx, "ns", "theirs", Secret{Data: map[string][]byte{"password": []byte("mine")}}) },
+		"put": func() error {
+			return k.Put(ctx, "ns", "theirs", Secret{Data: map[string][]byte{"password": []byte("mine")}})
+		},
 		"delete": func() error { return k.Delete(ctx, "ns", "theirs") },
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,626 @@
+package secretstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func newTestDir(t *testing.T) (*Dir, string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "store")
+	d, err := NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, root
+}
+
+// tree lists every path under root (relative, sorted) with its permission
+// bits and type, hidden files included.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = info.Mode().String()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	info, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Sys().(*syscall.Stat_t).Ino
+}
+
+func TestDirLayoutAndPermissions(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	data := map[string][]byte{"username": []byte("u"), "password": []byte("p"), ".dotted": []byte("d")}
+	if err := d.Put(ctx, "team-a", "db-creds", BindingSecret(data, "team-a", "db", "id-1")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		".":                                 "drwx------",
+		"team-a":                            "drwx------",
+		"team-a/db-creds":                   "drwx------",
+		"team-a/db-creds/username":          "-rw-------",
+		"team-a/db-creds/password":          "-rw-------",
+		"team-a/db-creds/.dotted":           "-rw-------",
+		"team-a/db-creds/.osbgit-meta.json": "-rw-------",
+	}
+	if diff := cmp.Diff(want, tree(t, root)); diff != "" {
+		t.Errorf("layout (-want +got):\n%s", diff)
+	}
+	for k, v := range data {
+		got, err := os.ReadFile(filepath.Join(root, "team-a", "db-creds", k))
+		if err != nil || string(got) != string(v) {
+			t.Errorf("file %s = %q, %v", k, got, err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "team-a", "db-creds", metaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dirMeta
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	wantMeta := dirMeta{
+		Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelBindingName: "db", LabelBindingNamespace: "team-a"},
+		Annotations: map[string]string{AnnotationBindingName: "db", AnnotationBindingExternalID: "id-1"},
+	}
+	if diff := cmp.Diff(wantMeta, m); diff != "" {
+		t.Errorf("meta (-want +got):\n%s", diff)
+	}
+	got, err := d.Get(ctx, "team-a", "db-creds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(data, got); diff != "" {
+		t.Errorf("Get (-want +got), the meta file must not appear:\n%s", diff)
+	}
+}
+
+func TestDirPermissionsIgnoreUmask(t *testing.T) {
+	old := syscall.Umask(0o077 | 0o100) // would strip the owner's x bit
+	defer syscall.Umask(old)
+	d, root := newTestDir(t)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(context.Background(), "ns", "s", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]string{"ns": "drwx------", "ns/s": "drwx------", "ns/s/k": "-rw-------"} {
+		if got := tree(t, root)[rel]; got != want {
+			t.Errorf("%s mode = %s, want %s", rel, got, want)
+		}
+	}
+}
+
+func TestDirUpdate(t *testing.T) {
+	ctx := context.Background()
+	base := map[string][]byte{"username": []byte("u1"), "password": []byte("p1"), "host": []byte("h")}
+	tests := []struct {
+		name        string
+		next        map[string][]byte
+		externalID  string
+		wantChanged []string // keys whose file was replaced
+		wantGone    []string
+	}{
+		{name: "identical put writes nothing", next: base, externalID: "id1"},
+		{name: "changed key replaced, others untouched", next: map[string][]byte{"username": []byte("u1"), "password": []byte("p2"), "host": []byte("h")}, externalID: "id1", wantChanged: []string{"password"}},
+		{name: "removed keys deleted, new key added", next: map[string][]byte{"username": []byte("u1"), "uri": []byte("x")}, externalID: "id1", wantChanged: []string{"uri"}, wantGone: []string{"password", "host"}},
+		{name: "metadata only", next: base, externalID: "id2", wantChanged: []string{metaFile}},
+		{name: "to empty", next: nil, externalID: "id1", wantGone: []string{"username", "password", "host"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, root := newTestDir(t)
+			dir := filepath.Join(root, "ns", "s")
+			if err := d.Put(ctx, "ns", "s", BindingSecret(base, "ns", "b", "id1")); err != nil {
+				t.Fatal(err)
+			}
+			before := map[string]uint64{}
+			for _, k := range []string{"username", "password", "host", metaFile} {
+				before[k] = inode(t, filepath.Join(dir, k))
+			}
+			if err := d.Put(ctx, "ns", "s", BindingSecret(tt.next, "ns", "b", tt.externalID)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Get(ctx, "ns", "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.next, got, cmpEmptyData); diff != "" {
+				t.Errorf("data (-want +got):\n%s", diff)
+			}
+			for k, ino := range before {
+				gone := contains(tt.wantGone, k)
+				_, statErr := os.Lstat(filepath.Join(dir, k))
+				switch {
+				case gone && !errors.Is(statErr, fs.ErrNotExist):
+					t.Errorf("%s still present", k)
+				case gone:
+				case statErr != nil:
+					t.Errorf("%s: %v", k, statErr)
+				case contains(tt.wantChanged, k) && inode(t, filepath.Join(dir, k)) == ino:
+					t.Errorf("%s was not rewritten", k)
+				case !contains(tt.wantChanged, k) && inode(t, filepath.Join(dir, k)) != ino:
+					t.Errorf("%s was rewritten although unchanged", k)
+				}
+			}
+			for _, k := range tt.wantChanged {
+				if mode := tree(t, root)[filepath.Join("ns", "s", k)]; mode != "-rw-------" {
+					t.Errorf("%s mode = %s", k, mode)
+				}
+			}
+			assertNoTemps(t, root)
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func assertNoTemps(t *testing.T, root string) {
+	t.Helper()
+	for p := range tree(t, root) {
+		base := filepath.Base(p)
+		if strings.HasPrefix(base, tmpPrefix) || strings.HasPrefix(base, newDirPrefix) || strings.HasPrefix(base, delDirPrefix) {
+			t.Errorf("leftover %s", p)
+		}
+	}
+}
+
+// TestDirAtomicReplace has readers racing a writer that alternates between
+// two full values: a reader must only ever see one or the other, never a
+// truncated or mixed value.
+func TestDirAtomicReplace(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	a := []byte(strings.Repeat("A", 256<<10))
+	b := []byte(strings.Repeat("B", 200<<10))
+	if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": a}}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "ns", "s", "k")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad []string
+	var mu sync.Mutex
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v, err := os.ReadFile(path)
+				if err == nil && string(v) != string(a) && string(v) != string(b) {
+					mu.Lock()
+					bad = append(bad, "raw read saw a partial value")
+					mu.Unlock()
+				}
+				got, err := d.Get(ctx, "ns", "s")
+				if err != nil {
+					mu.Lock()
+					bad = append(bad, err.Error())
+					mu.Unlock()
+					continue
+				}
+				if v := got["k"]; string(v) != string(a) && string(v) != string(b) {
+					mu.Lock()
+					bad = append(bad, "Get saw a partial value")
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range 40 {
+		v := a
+		if i%2 == 0 {
+			v = b
+		}
+		if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Fatalf("%d bad reads, first: %s", len(bad), bad[0])
+	}
+	assertNoTemps(t, root)
+}
+
+func TestDirDelete(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "ns", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "ns", "s")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("secret directory still there: %v", err)
+	}
+	if _, err := d.Get(ctx, "ns", "s"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Delete = %v", err)
+	}
+	assertNoTemps(t, root)
+	for _, c := range []struct{ ns, name string }{{"ns", "s"}, {"other", "s"}} {
+		if err := d.Delete(ctx, c.ns, c.name); err != nil {
+			t.Errorf("Delete of missing %s/%s = %v", c.ns, c.name, err)
+		}
+	}
+	// A store whose directory does not exist yet.
+	empty, err := NewDir(filepath.Join(t.TempDir(), "nope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.Delete(ctx, "ns", "s"); err != nil {
+		t.Errorf("Delete in a missing store = %v", err)
+	}
+	if _, err := empty.Get(ctx, "ns", "s"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get in a missing store = %v", err)
+	}
+}
+
+func TestDirRefusesUnmanaged(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		meta *string // nil: no meta file
+	}{
+		{name: "no metadata file (made by hand)"},
+		{name: "metadata without managed-by", meta: ptr(`{"labels":{"app":"x"}}`)},
+		{name: "managed-by another tool", meta: ptr(`{"labels":{"app.kubernetes.io/managed-by":"helm"}}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, root := newTestDir(t)
+			dir := filepath.Join(root, "ns", "auth")
+			mustWrite(t, filepath.Join(dir, "password"), "hand-made")
+			if tt.meta != nil {
+				mustWrite(t, filepath.Join(dir, metaFile), *tt.meta)
+			}
+			for op, err := range map[string]error{
+				"put":    d.Put(ctx, "ns", "auth", Secret{Data: map[string][]byte{"password": []byte("mine")}}),
+				"delete": d.Delete(ctx, "ns", "auth"),
+			} {
+				var nm *NotManagedError
+				if !errors.As(err, &nm) || nm.Namespace != "ns" || nm.Name != "auth" {
+					t.Errorf("%s: err = %v, want NotManagedError", op, err)
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "password")); string(b) != "hand-made" {
+				t.Errorf("unmanaged secret modified")
+			}
+			// Reading a hand-made secret (broker auth) works.
+			if v, err := GetKey(ctx, d, "ns", "auth", "password"); err != nil || string(v) != "hand-made" {
+				t.Errorf("GetKey = %q, %v", v, err)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustWrite(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDirHostileNames feeds path-traversal attempts as namespace, name and
+// key: every one is refused before touching the file system, and nothing
+// is created outside (or inside) the store.
+func TestDirHostileNames(t *testing.T) {
+	ctx := context.Background()
+	hostile := []string{
+		"..", ".", "../../etc", "a/b", "/etc", "/", "", "a\\b", "a\x00b", "..\\..", "ns/../../x",
+		"UPPER", "-lead", "trail-", " space", "%2e%2e", strings.Repeat("a", 300),
+	}
+	tests := []struct {
+		field string
+		call  func(d *Dir, v string) []error
+	}{
+		{"namespace", func(d *Dir, v string) []error {
+			_, gerr := d.Get(ctx, v, "s")
+			return []error{gerr, d.Put(ctx, v, "s", Secret{Data: map[string][]byte{"k": []byte("v")}}), d.Delete(ctx, v, "s")}
+		}},
+		{"name", func(d *Dir, v string) []error {
+			_, gerr := d.Get(ctx, "ns", v)
+			return []error{gerr, d.Put(ctx, "ns", v, Secret{Data: map[string][]byte{"k": []byte("v")}}), d.Delete(ctx, "ns", v)}
+		}},
+		{"key", func(d *Dir, v string) []error {
+			_, gerr := GetKey(ctx, d, "ns", "s", v) // not found, not an escape
+			return []error{d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{v: []byte("v")}}), ignoreNotFound(gerr)}
+		}},
+	}
+	for _, tt := range tests {
+		for _, v := range hostile {
+			if tt.field == "key" && (v == "UPPER" || v == "-lead" || v == "trail-") {
+				continue // valid keys
+			}
+			t.Run(tt.field+"="+v, func(t *testing.T) {
+				parent := t.TempDir()
+				root := filepath.Join(parent, "store")
+				d, err := NewDir(root)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, err := range tt.call(d, v) {
+					if err == nil {
+						continue
+					}
+					if !errors.Is(err, ErrInvalidName) {
+						t.Errorf("call %d: err = %v, want ErrInvalidName", i, err)
+					}
+				}
+				if errs := tt.call(d, v); errs[0] == nil {
+					t.Errorf("put with %s %q succeeded", tt.field, v)
+				}
+				entries, _ := os.ReadDir(parent)
+				if len(entries) != 0 {
+					t.Errorf("files created: %v", entries)
+				}
+			})
+		}
+	}
+	// Reserved and hidden-internal key names.
+	d, _ := newTestDir(t)
+	for _, k := range []string{metaFile, ".osbgit-tmp-x", "..data"} {
+		if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{k: []byte("v")}}); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("key %q: err = %v, want ErrInvalidName", k, err)
+		}
+	}
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// TestDirSymlinksRefused plants symlinks where the store expects real
+// directories and files, pointing outside the store, and checks that no
+// operation follows them: nothing outside is read, written or deleted.
+func TestDirSymlinksRefused(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, root, outside string)
+		ops   []string // operations that must fail with errUnsafePath
+	}{
+		{
+			name: "namespace directory is a symlink",
+			plant: func(t *testing.T, root, outside string) {
+				mustSymlink(t, outside, filepath.Join(root, "ns"))
+			},
+			ops: []string{"get", "put", "delete"},
+		},
+		{
+			name: "secret directory is a symlink",
+			plant: func(t *testing.T, root, outside string) {
+				mustSymlink(t, outside, filepath.Join(root, "ns", "s"))
+			},
+			ops: []string{"get", "put", "delete"},
+		},
+		{
+			name: "secret directory is a relative symlink inside the store",
+			plant: func(t *testing.T, root, outside string) {
+				if err := os.MkdirAll(filepath.Join(root, "ns", "real"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				mustSymlink(t, "real", filepath.Join(root, "ns", "s"))
+			},
+			ops: []string{"get", "put", "delete"},
+		},
+		{
+			name: "key is a symlink in a managed secret",
+			plant: func(t *testing.T, root, outside string) {
+				mustWrite(t, filepath.Join(root, "ns", "s", metaFile), `{"labels":{"app.kubernetes.io/managed-by":"osbgit"}}`)
+				mustSymlink(t, filepath.Join(outside, "victim"), filepath.Join(root, "ns", "s", "password"))
+			},
+			ops: []string{"get", "put"},
+		},
+		{
+			name: "metadata file is a symlink",
+			plant: func(t *testing.T, root, outside string) {
+				mustWrite(t, filepath.Join(outside, "fake-meta"), `{"labels":{"app.kubernetes.io/managed-by":"osbgit"}}`)
+				mustWrite(t, filepath.Join(root, "ns", "s", "k"), "v")
+				mustSymlink(t, filepath.Join(outside, "fake-meta"), filepath.Join(root, "ns", "s", metaFile))
+			},
+			ops: []string{"put", "delete"},
+		},
+		{
+			name: "key is a subdirectory",
+			plant: func(t *testing.T, root, outside string) {
+				mustWrite(t, filepath.Join(root, "ns", "s", metaFile), `{"labels":{"app.kubernetes.io/managed-by":"osbgit"}}`)
+				if err := os.MkdirAll(filepath.Join(root, "ns", "s", "sub"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			},
+			ops: []string{"get", "put"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "store")
+			outside := filepath.Join(base, "outside")
+			if err := os.MkdirAll(filepath.Join(root, "ns"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, filepath.Join(outside, "victim"), "do-not-touch")
+			if tt.name == "namespace directory is a symlink" {
+				os.Remove(filepath.Join(root, "ns"))
+			}
+			tt.plant(t, root, outside)
+			before := tree(t, outside)
+			d, err := NewDir(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range tt.ops {
+				var err error
+				switch op {
+				case "get":
+					_, err = d.Get(ctx, "ns", "s")
+				case "put":
+					err = d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"password": []byte("new"), "victim": []byte("new")}})
+				case "delete":
+					err = d.Delete(ctx, "ns", "s")
+				}
+				if !errors.Is(err, errUnsafePath) {
+					t.Errorf("%s: err = %v, want errUnsafePath", op, err)
+				}
+			}
+			if diff := cmp.Diff(before, tree(t, outside)); diff != "" {
+				t.Errorf("outside changed (-before +after):\n%s", diff)
+			}
+			if b, err := os.ReadFile(filepath.Join(outside, "victim")); err != nil || string(b) != "do-not-touch" {
+				t.Errorf("victim = %q, %v", b, err)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDirRootMayBeSymlink(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link")
+	mustSymlink(t, real, link)
+	d, err := NewDir(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(real, "ns", "s", "k")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDirRemovesStaleTempsAndIgnoresThemOnGet(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(root, "ns", "s", tmpPrefix+"CRASHED")
+	mustWrite(t, stale, "half")
+	got, err := d.Get(ctx, "ns", "s")
+	if err != nil || !cmp.Equal(got, map[string][]byte{"k": []byte("v")}) {
+		t.Fatalf("Get = %v, %v", got, err)
+	}
+	if err := d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temp file not removed")
+	}
+}
+
+func TestDirConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns := []string{"a", "b"}[i%2]
+			name := "s" + string(rune('a'+i))
+			errs <- d.Put(ctx, ns, name, Secret{Data: map[string][]byte{"k": []byte(name)}})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var names []string
+	for _, ns := range []string{"a", "b"} {
+		entries, err := os.ReadDir(filepath.Join(root, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			names = append(names, ns+"/"+e.Name())
+		}
+	}
+	sort.Strings(names)
+	if len(names) != 20 {
+		t.Errorf("got %d secrets: %v", len(names), names)
+	}
+}
+
+func TestDirGetRejectsOversizedValue(t *testing.T) {
+	d, root := newTestDir(t)
+	mustWrite(t, filepath.Join(root, "ns", "s", "big"), strings.Repeat("x", maxValueSize+1))
+	if _, err := d.Get(context.Background(), "ns", "s"); err == nil || !strings.Contains(err.Error(), `"big"`) {
+		t.Errorf("err = %v, want an error naming the key", err)
+	}
+}
