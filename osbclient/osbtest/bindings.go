@@ -44,8 +44,8 @@ func bindDiff(bn *binding, req *osbclient.BindRequest) []string {
 	add("plan_id", bn.planID, req.PlanID)
 	add("app_guid", bn.appGUID, req.AppGUID)
 	add("bind_resource", canonical(bn.bindResource), canonical(req.BindResource))
-	add("parameters", canonical(emptyAsNil(bn.params)), canonical(emptyAsNil(req.Parameters)))
-	add("context", canonical(bn.context), canonical(req.Context))
+	d = append(d, objectDiff("parameters", bn.params, req.Parameters)...)
+	d = append(d, objectDiff("context", contextMap(bn.context), contextMap(req.Context))...)
 	add("predecessor_binding_id", bn.predecessor, req.PredecessorBindingID)
 	return d
 }

@@ -416,6 +416,9 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Status = 0
 		call.Dropped = true
 		call.Description = "injected fault: connection dropped"
+		if f.AfterEffect {
+			call.Description += " after the request took effect (the broker's answer would have been " + itoa(res.status) + ")"
+		}
 		b.record(call)
 		dropConnection(w)
 		return

@@ -101,7 +101,7 @@ func TestFaultDrop(t *testing.T) {
 				t.Fatalf("instance exists %v, want %v", ok, after)
 			}
 			c, _ := h.b.LastCall(EndpointProvision)
-			if !c.Dropped || c.Status != 0 || !strings.Contains(c.Description, "dropped") {
+			if !c.Dropped || c.Status != 0 || !strings.Contains(c.Description, "dropped") || strings.Contains(c.Description, "took effect") != after {
 				t.Fatalf("call %+v", c)
 			}
 			// The fault was for one call only: a retry works (200 if the

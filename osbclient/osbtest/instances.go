@@ -1,6 +1,7 @@
 package osbtest
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/osbgit/osbgit/osbclient"
@@ -270,11 +271,34 @@ func (b *Broker) planOwner(planID string) string {
 	return ""
 }
 
-// emptyAsNil treats an empty object like an absent one, for comparisons.
-func emptyAsNil(m map[string]any) any {
-	if len(m) == 0 {
+// objectDiff names the keys in which two objects differ, without their
+// values: parameters may hold secrets (parametersFrom), and a broker's error
+// description travels into platform logs and records.
+func objectDiff(name string, have, got map[string]any) []string {
+	var keys []string
+	for k, v := range have {
+		if g, ok := got[k]; !ok || canonical(g) != canonical(v) {
+			keys = append(keys, k)
+		}
+	}
+	for k := range got {
+		if _, ok := have[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
 		return nil
 	}
+	return []string{name + " (keys differ: " + joinIDs(keys) + ")"}
+}
+
+// contextMap renders a context as a generic object for objectDiff.
+func contextMap(c *osbclient.Context) map[string]any {
+	if c == nil {
+		return nil
+	}
+	m := map[string]any{}
+	_ = json.Unmarshal([]byte(canonical(c)), &m)
 	return m
 }
 
@@ -290,8 +314,8 @@ func provisionDiff(in *instance, req *osbclient.ProvisionRequest) []string {
 	add("plan_id", in.planID, req.PlanID)
 	add("organization_guid", in.org, req.OrganizationGUID)
 	add("space_guid", in.space, req.SpaceGUID)
-	add("parameters", canonical(emptyAsNil(in.params)), canonical(emptyAsNil(req.Parameters)))
-	add("context", canonical(in.context), canonical(req.Context))
+	d = append(d, objectDiff("parameters", in.params, req.Parameters)...)
+	d = append(d, objectDiff("context", contextMap(in.context), contextMap(req.Context))...)
 	add("maintenance_info.version", maintVersion(in.maint), maintVersion(req.MaintenanceInfo))
 	return d
 }

@@ -3,6 +3,7 @@ package osbtest
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,8 +63,8 @@ func TestReprovision(t *testing.T) {
 		want string
 	}{
 		{"other plan", provisionBody(ServiceDB, PlanDBLarge, params), "plan_id (have osbtest-db-small, got osbtest-db-large)"},
-		{"other parameters", provisionBody(ServiceDB, PlanDBSmall, map[string]any{"size": 3, "region": "eu"}), "parameters"},
-		{"no parameters", provisionBody(ServiceDB, PlanDBSmall, nil), "parameters"},
+		{"other parameters", provisionBody(ServiceDB, PlanDBSmall, map[string]any{"size": 3, "region": "eu"}), "parameters (keys differ: size)"},
+		{"no parameters", provisionBody(ServiceDB, PlanDBSmall, nil), "parameters (keys differ: region, size)"},
 		{"other space", func() map[string]any {
 			m := provisionBody(ServiceDB, PlanDBSmall, params)
 			m["space_guid"] = "space-2"
@@ -73,7 +74,7 @@ func TestReprovision(t *testing.T) {
 			m := provisionBody(ServiceDB, PlanDBSmall, params)
 			m["context"] = map[string]any{"platform": "kubernetes", "namespace": "other"}
 			return m
-		}(), "context"},
+		}(), "context (keys differ: clusterid, instance_name, namespace)"},
 	}
 	for _, c := range conflicts {
 		t.Run(c.name+" is 409", func(t *testing.T) {
@@ -83,6 +84,13 @@ func TestReprovision(t *testing.T) {
 	if in, _ := h.b.Instance("i1"); in.PlanID != PlanDBSmall || in.Parameters["size"] != 2.0 {
 		t.Fatalf("conflicting provision changed the instance: %+v", in)
 	}
+	t.Run("descriptions name keys, not values", func(t *testing.T) {
+		r := h.with(t).provision("i1", PlanDBSmall, map[string]any{"size": 2, "region": "eu", "password": "hunter2-secret"})
+		expect(t, r, http.StatusConflict, "parameters (keys differ: password)")
+		if strings.Contains(string(r.Body), "hunter2") || strings.Contains(string(r.Body), `"eu"`) {
+			t.Fatalf("parameter values in the description: %s", r.Body)
+		}
+	})
 }
 
 func TestProvisionAsyncResend(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -39,8 +40,40 @@ func (b *Broker) checkParams(what, planID string, s *osbclient.InputParametersSc
 	if verr == nil {
 		return true
 	}
-	res.fail(http.StatusBadRequest, "", "parameters do not match the %s schema of plan %s: %s", what, planID, describeSchemaError(verr))
+	res.fail(http.StatusBadRequest, "", "parameters do not match the %s schema of plan %s: %s", what, planID, redactValues(describeSchemaError(verr), params))
 	return false
+}
+
+// redactValues replaces the string parameter values quoted in a validation
+// message (e.g. a pattern mismatch) with <redacted>: parameters may hold
+// secrets, and error descriptions end up in platform logs and records.
+func redactValues(msg string, params any) string {
+	var walk func(v any)
+	var values []string
+	walk = func(v any) {
+		switch t := v.(type) {
+		case string:
+			if t != "" {
+				values = append(values, t)
+			}
+		case map[string]any:
+			for _, e := range t {
+				walk(e)
+			}
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		}
+	}
+	walk(params)
+	// Longest first, so a value containing another is replaced whole.
+	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
+	for _, v := range values {
+		msg = strings.ReplaceAll(msg, "'"+v+"'", "<redacted>")
+		msg = strings.ReplaceAll(msg, strconv.Quote(v), "<redacted>")
+	}
+	return msg
 }
 
 // compileSchema compiles (and caches) a plan's parameter schema. External

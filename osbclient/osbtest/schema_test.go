@@ -3,6 +3,7 @@ package osbtest
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/osbgit/osbgit/osbclient"
@@ -56,7 +57,7 @@ func TestParameterSchemaRequiredAndBroken(t *testing.T) {
 		ID: "s", Name: "s", Description: "d", Bindable: true,
 		Plans: []osbclient.Plan{
 			{ID: "req", Name: "req", Description: "d", Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
-				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string"}}}`)},
+				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^[a-z]+$"}}}`)},
 			}}},
 			{ID: "broken", Name: "broken", Description: "d", Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
 				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"type": 5}`)},
@@ -73,6 +74,11 @@ func TestParameterSchemaRequiredAndBroken(t *testing.T) {
 	}
 	expect(t, h.do(http.MethodPut, instPath("a"), body("req", nil)), http.StatusBadRequest, "missing property 'name'")
 	expect(t, h.do(http.MethodPut, instPath("a"), body("req", map[string]any{"name": "x", "other": 1})), http.StatusBadRequest, "additional")
+	r := h.do(http.MethodPut, instPath("a"), body("req", map[string]any{"name": "S3cret-Value"}))
+	expect(t, r, http.StatusBadRequest, "at /name: <redacted> does not match pattern")
+	if strings.Contains(string(r.Body), "S3cret") {
+		t.Fatalf("parameter value in the description: %s", r.Body)
+	}
 	expect(t, h.do(http.MethodPut, instPath("a"), body("req", map[string]any{"name": "x"})), http.StatusCreated, "")
 	expect(t, h.do(http.MethodPut, instPath("b"), body("broken", nil)), http.StatusInternalServerError, "does not compile")
 	expect(t, h.do(http.MethodPut, instPath("b"), body("extref", nil)), http.StatusInternalServerError, "not allowed")
