@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -150,6 +151,9 @@ func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitSer
 			"GIT_CONFIG_NOSYSTEM=1",
 			"GIT_CONFIG_GLOBAL=/dev/null",
 		},
+		// Rejected ref updates are expected in some tests; keep the
+		// backend's complaints out of the test output.
+		Stderr: io.Discard,
 	}
 	gs := &gitServer{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -421,8 +421,10 @@ func (r *Repo) localResult(updated bool) (FetchResult, error) {
 		return FetchResult{}, err
 	}
 	res := FetchResult{Head: head.String(), Updated: updated}
+	r.known = map[string]plumbing.Hash{r.branch: head}
 	if sh, err := r.st.Reference(plumbing.NewBranchReferenceName(r.statusBranch)); err == nil {
 		res.StatusHead = sh.Hash().String()
+		r.known[r.statusBranch] = sh.Hash()
 	}
 	return res, nil
 }

@@ -109,8 +109,11 @@ type Repo struct {
 	branch       string
 	statusBranch string
 
-	repo      *git.Repository
-	st        storage.Storer
+	repo *git.Repository
+	st   storage.Storer
+	// known holds the branch heads as of the last Fetch (or our last
+	// push): the base of the next write, and the meaning of revision "".
+	known     map[string]plumbing.Hash
 	cachePath string // bare clone directory when WithCacheDir is used
 	workRoot  string // working tree root for a local working copy
 	unlock    func()
@@ -152,7 +155,7 @@ func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
 		return fail(err)
 	}
 	r := &Repo{src: src, auth: ta, set: s, shownURL: src.shown, secrets: ta.secrets,
-		branch: o.Branch, statusBranch: o.StatusBranch}
+		branch: o.Branch, statusBranch: o.StatusBranch, known: map[string]plumbing.Hash{}}
 	for _, b := range []string{o.Branch, o.StatusBranch} {
 		if b != "" {
 			if err := plumbing.NewBranchReferenceName(b).Validate(); err != nil || strings.HasPrefix(b, "refs/") {
@@ -367,6 +370,9 @@ func (r *Repo) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // r.mu.
 func (r *Repo) resolveHash(rev string) (plumbing.Hash, error) {
 	if rev == "" {
+		if h, ok := r.known[r.branch]; ok {
+			return h, nil
+		}
 		rev = r.branch
 	}
 	var h plumbing.Hash

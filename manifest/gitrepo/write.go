@@ -153,7 +153,7 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 	if err := r.checkWritableLocked(); err != nil {
 		return res, err
 	}
-	if _, err := r.st.Reference(plumbing.NewBranchReferenceName(r.branch)); err != nil {
+	if _, ok := r.known[r.branch]; !ok {
 		// Nothing fetched yet.
 		if _, err := r.fetchLocked(ctx); err != nil {
 			return res, err
@@ -191,6 +191,7 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 					return res, fmt.Errorf("recording pushed head: %w", err)
 				}
 			}
+			r.known[target] = commit
 			res.Commit, res.Changed = commit.String(), true
 			return res, nil
 		}
@@ -215,17 +216,15 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 // expected to have (zero when the status branch is to be created). Caller
 // holds r.mu.
 func (r *Repo) writeBase(target string) (base, old plumbing.Hash, err error) {
-	if ref, err := r.st.Reference(plumbing.NewBranchReferenceName(target)); err == nil {
-		return ref.Hash(), ref.Hash(), nil
+	if h, ok := r.known[target]; ok {
+		return h, h, nil
 	}
-	ref, err := r.st.Reference(plumbing.NewBranchReferenceName(r.branch))
-	if err != nil {
+	h, ok := r.known[r.branch]
+	if !ok {
 		return plumbing.ZeroHash, plumbing.ZeroHash, fmt.Errorf("%w: %s", ErrBranchNotFound, r.branch)
 	}
-	if target == r.branch {
-		return ref.Hash(), ref.Hash(), nil
-	}
-	return ref.Hash(), plumbing.ZeroHash, nil
+	// The status branch does not exist: create it from the manifest head.
+	return h, plumbing.ZeroHash, nil
 }
 
 // backoff returns the jittered delay before attempt+1.
