@@ -3,10 +3,10 @@ package gitrepo
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
