@@ -40,6 +40,9 @@ const (
 	Forget Action = "forget"
 )
 
+// String returns the action's name ("create", "orphan-mitigate", ...).
+func (a Action) String() string { return string(a) }
+
 // Mutating reports whether the action makes a mutating broker call.
 func (a Action) Mutating() bool {
 	switch a {
@@ -71,6 +74,11 @@ const (
 	ChangeAdd    ChangeOp = "add"
 	ChangeRemove ChangeOp = "remove"
 	ChangeModify ChangeOp = "modify"
+	// ChangeSet: the field gets New and its previous value is unknown.
+	// Records keep only a checksum of the parameters sent, so a parameter
+	// change found by checksum lists every desired value this way (unless
+	// a live GET told the old values).
+	ChangeSet ChangeOp = "set"
 )
 
 // Change is one field that differs between what the broker holds and what

@@ -1,0 +1,294 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/osbgit/osbgit/manifest"
+)
+
+// instanceState is what a binding needs from its instance in this plan.
+type instanceState struct {
+	ref manifest.Ref
+	// target is the instance's broker, service and plan once the
+	// binding's call is made.
+	target Target
+	// externalID is the instance_id.
+	externalID string
+	// depends: the instance has a step in this plan the bind must follow.
+	depends bool
+	// recreated: the instance is provisioned again in this plan (the
+	// broker lost it), so its bindings are gone too.
+	recreated bool
+	// wait, when set, says why the binding cannot be bound now.
+	wait string
+}
+
+// usable reports whether a recorded instance can be bound.
+func usable(rec *manifest.StatusRecord) bool {
+	if rec == nil || !rec.Provisioned || rec.PlanExternalID == "" || rec.AsyncOpInProgress {
+		return false
+	}
+	switch rec.Phase {
+	case manifest.PhaseReady:
+		return true
+	case manifest.PhaseFailed:
+		return rec.LastOperation != nil && rec.LastOperation.Type == manifest.OperationUpdate
+	}
+	return false
+}
+
+// instanceFor returns the state of a binding's instance (planned before
+// the bindings).
+func (p *planner) instanceFor(ref manifest.Ref) instanceState {
+	st := instanceState{ref: ref}
+	is := p.steps[ref]
+	rec := p.in.Records[ref]
+	switch {
+	case is == nil:
+		st.wait = "waiting for instance " + ref.Namespace + "/" + ref.Name
+		return st
+	case p.errRefs[ref]:
+		st.wait = fmt.Sprintf("waiting for instance %s/%s: its manifest has errors", ref.Namespace, ref.Name)
+		return st
+	case is.Error != "":
+		st.wait = fmt.Sprintf("waiting for instance %s/%s: it is blocked (%s)", ref.Namespace, ref.Name, is.Error)
+		return st
+	}
+	switch is.Action {
+	case Create:
+		st.target, st.externalID, st.depends = is.Target, is.ExternalID, true
+		st.recreated = rec != nil && rec.Provisioned && rec.Phase == manifest.PhaseReady
+	case Update, Adopt:
+		st.target, st.externalID, st.depends = is.Target, is.ExternalID, true
+	case None:
+		if !usable(rec) {
+			st.wait = fmt.Sprintf("waiting for instance %s/%s to be ready", ref.Namespace, ref.Name)
+			if rec != nil && rec.Phase != "" {
+				st.wait += " (phase " + string(rec.Phase) + ")"
+			} else if is.Reason != "" {
+				st.wait += " (" + is.Reason + ")"
+			}
+			return st
+		}
+		st.target, st.externalID = recordTarget(rec), rec.ExternalID
+	default:
+		st.wait = fmt.Sprintf("waiting for instance %s/%s (%s: %s)", ref.Namespace, ref.Name, is.Action, is.Reason)
+	}
+	return st
+}
+
+// binding plans one ServiceBinding (b and/or rec may be nil, not both).
+func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *manifest.StatusRecord) Step {
+	var obj manifest.Object
+	merr := ""
+	if b != nil {
+		obj = b
+		merr = p.diagErrors(ref)
+	}
+	s := newStep(ref, obj, rec)
+	if p.inFlight(&s, rec, merr) {
+		return s
+	}
+	if b == nil {
+		p.removed(&s, rec)
+		return s
+	}
+	if rec != nil && rec.Phase == manifest.PhaseDeprovisioning {
+		retryDelete(&s)
+		return s
+	}
+	if merr != "" {
+		s.Reason = "invalid manifest"
+		s.Error = merr
+		return s
+	}
+	s.SecretNamespace = b.Namespace
+	s.SecretName = b.Spec.SecretName
+	s.SecretTransforms = b.Spec.SecretTransforms
+	var d desiredState
+	p.resolveParams(&d, b, b.Spec.Parameters, b.Spec.ParametersFrom)
+	if d.paramErr != nil {
+		s.Reason = "parameters do not resolve"
+		s.Error = d.paramErr.Error()
+		return s
+	}
+	s.SpecHash = d.specHash
+	if rec != nil && rec.Provisioned && rec.InstanceName != "" && rec.InstanceName != b.Spec.InstanceRef.Name {
+		s.Reason = "spec.instanceRef cannot change"
+		s.Error = fmt.Sprintf("spec.instanceRef.name cannot change: the binding is bound to instance %q; create a new binding instead", rec.InstanceName)
+		return s
+	}
+	instRef := b.InstanceRef()
+	if p.set.Instance(instRef.Namespace, instRef.Name) == nil {
+		s.Reason = "no such instance"
+		s.Error = fmt.Sprintf("spec.instanceRef.name: no ServiceInstance %q in namespace %q", instRef.Name, instRef.Namespace)
+		return s
+	}
+	st := p.instanceFor(instRef)
+	switch {
+	case rec == nil:
+		p.createBinding(&s, b, st, d, "", "new binding")
+	case rec.Phase == manifest.PhasePending || rec.Phase == manifest.PhaseProvisioning || (rec.Phase == "" && !rec.Provisioned):
+		id := rec.ExternalID
+		p.createBinding(&s, b, st, d, id, "repeating the bind reserved by an earlier pass (same binding_id; the broker answers 200 if it was made)")
+		if s.Action == Create {
+			s.WriteAhead = id == "" || rec.InProgress == nil || *rec.InProgress != *s.Desired || rec.InstanceExternalID != st.externalID
+		}
+	case rec.Phase == manifest.PhaseFailed && !rec.Provisioned:
+		if !specChanged(rec, bindingDesired(d, st)) {
+			s.Reason = "bind failed; retried when the manifest changes"
+			s.Warnings = append(s.Warnings, "bind failed: "+failureMessage(rec))
+			return s
+		}
+		id := b.Spec.ExternalID
+		if id == "" {
+			id = rec.ExternalID
+		}
+		p.createBinding(&s, b, st, d, id, "retrying the failed bind: the manifest changed since ("+failureMessage(rec)+")")
+	default:
+		p.existingBinding(&s, b, rec, st, d)
+	}
+	return s
+}
+
+// bindingDesired fills d.props for a binding of the instance state.
+func bindingDesired(d desiredState, st instanceState) desiredState {
+	d.props = manifest.Properties{
+		ClassExternalName: st.target.ClassExternalName,
+		ClassExternalID:   st.target.ServiceID,
+		PlanExternalName:  st.target.PlanExternalName,
+		PlanExternalID:    st.target.PlanID,
+		ParameterChecksum: d.checksum,
+	}
+	return d
+}
+
+// checkBindable blocks the step when the instance's plan is not bindable.
+func (p *planner) checkBindable(s *Step, st instanceState) bool {
+	svc, pl, ok := p.catalogPlan(st.target.Broker, st.target.ServiceID, st.target.PlanID)
+	if !ok {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("cannot check that plan %s is bindable: it is not in the catalog of %s", planLabel(st.target), st.target.Broker))
+		return true
+	}
+	if !svc.IsBindable(pl) {
+		s.Reason = "the instance's plan is not bindable"
+		s.Error = fmt.Sprintf("plan %q of class %q is not bindable", pl.Name, svc.Name)
+		return false
+	}
+	return true
+}
+
+// fillBind fills the call part of a bind (create or re-bind) step.
+func (p *planner) fillBind(s *Step, b *manifest.ServiceBinding, st instanceState, d desiredState) {
+	s.InstanceExternalID = st.externalID
+	s.Target = st.target
+	props := bindingDesired(d, st).props
+	s.Desired = &props
+	s.SendParameters = len(d.params) > 0
+	if s.SendParameters {
+		s.Parameters = d.params
+		s.SecretParameterKeys = d.secretKeys
+	}
+	s.Context = p.kubeContext(b.Namespace, b.Spec.InstanceRef.Name)
+	if st.depends {
+		s.DependsOn = append(s.DependsOn, st.ref)
+	}
+}
+
+// createBinding plans a bind with id (a new one when empty), or a wait.
+func (p *planner) createBinding(s *Step, b *manifest.ServiceBinding, st instanceState, d desiredState, id, reason string) {
+	if st.wait != "" {
+		s.Reason = st.wait
+		return
+	}
+	if !p.checkBindable(s, st) {
+		return
+	}
+	if id == "" {
+		id = b.Spec.ExternalID
+	}
+	if id == "" {
+		id = p.newID(s.Ref)
+	}
+	s.Action = Create
+	s.ExternalID = id
+	s.WriteAhead = true
+	s.Reason = reason
+	p.fillBind(s, b, st, d)
+	s.Changes = append([]Change{
+		{Path: "instance", Op: ChangeAdd, New: b.Spec.InstanceRef.Name},
+		{Path: "secret", Op: ChangeAdd, New: b.Namespace + "/" + b.Spec.SecretName},
+	}, paramChanges(d.params, d.secretKeys, ChangeAdd)...)
+}
+
+// existingBinding plans a bound binding: nothing, bind again (lost, or the
+// instance was provisioned again), or re-bind (parameters changed).
+func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *manifest.StatusRecord, st instanceState, d desiredState) {
+	obs, hasObs := p.in.Observations[s.Ref]
+	if hasObs && obs.Err != "" {
+		s.Warnings = append(s.Warnings, "drift check failed: "+obs.Err)
+	}
+	if sr := rec.SecretRef; sr != nil && (sr.Name != b.Spec.SecretName || (sr.Namespace != "" && sr.Namespace != b.Namespace)) {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("secretName changed (%s -> %s): the credentials are written to the new Secret the next time the binding is bound (change its parameters, or recreate it)", sr.Name, b.Spec.SecretName))
+	}
+	paramsChanged := d.checksum != rec.ParameterChecksum
+	lost := hasObs && obs.NotFound && rec.Phase == manifest.PhaseReady
+	var live map[string]any
+	driftParams := false
+	if hasObs && obs.Binding != nil && obs.Binding.Parameters != nil {
+		live = obs.Binding.Parameters
+		driftParams = !paramsChanged && paramsDrifted(live, d.params)
+	}
+	if rec.Phase == manifest.PhaseFailed && !specChanged(rec, bindingDesired(d, st)) && !lost && !st.recreated {
+		s.Reason = "re-bind failed; retried when the manifest changes"
+		s.Warnings = append(s.Warnings, "re-bind failed: "+failureMessage(rec))
+		return
+	}
+	switch {
+	case st.recreated:
+		p.createBinding(s, b, st, d, rec.ExternalID, fmt.Sprintf("instance %s is provisioned again: binding again with the same binding_id", b.Spec.InstanceRef.Name))
+		return
+	case lost:
+		p.createBinding(s, b, st, d, rec.ExternalID, "broker lost the binding (live GET answered 404): binding again with the same binding_id")
+		return
+	case !paramsChanged && !driftParams:
+		s.Reason = "in sync"
+		if s.DeletionPolicy != rec.DeletionPolicy {
+			s.Action = Adopt
+			props := rec.Properties
+			s.Desired = &props
+			s.Reason = policyReason(s.DeletionPolicy)
+		}
+		return
+	}
+	if st.wait != "" {
+		s.Reason = st.wait
+		return
+	}
+	if !p.checkBindable(s, st) {
+		return
+	}
+	_, pl, _ := p.catalogPlan(st.target.Broker, st.target.ServiceID, st.target.PlanID)
+	s.Action = Update
+	prev := recordTarget(rec)
+	s.Previous = &prev
+	var why []string
+	if paramsChanged {
+		why = append(why, "parameters changed")
+	} else {
+		why = append(why, "drift: broker reports different parameters")
+	}
+	if pl.IsBindingRotatable() && b.Spec.ExternalID == "" {
+		s.ExternalID = p.newID(s.Ref)
+		s.PredecessorBindingID = rec.ExternalID
+		s.WriteAhead = true
+		why = append(why, "rotating the binding (new binding_id, predecessor "+rec.ExternalID+")")
+	} else {
+		s.ExternalID = rec.ExternalID
+		why = append(why, "re-binding: unbind, then bind again with the same binding_id")
+	}
+	s.Reason = strings.Join(why, "; ")
+	p.fillBind(s, b, st, d)
+	s.Changes = p.paramUpdateChanges(live, d, paramsChanged)
+}

@@ -1,0 +1,519 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+)
+
+// Input is everything the planner looks at. Build does no I/O: secrets are
+// read through Secrets and IDs come from NewID, both supplied by the caller.
+type Input struct {
+	// Set holds the manifests at the planned revision; nil or empty means
+	// "no manifests" (every recorded resource counts as removed, subject to
+	// Options.Prune and Set.UnreadableFiles).
+	Set *manifest.Set
+	// Diagnostics are the load and validation diagnostics (offline and,
+	// usually, ValidateWithCatalogs). A resource with an error diagnostic
+	// is blocked (Step.Error); the others proceed.
+	Diagnostics manifest.Diagnostics
+	// Records are the status records under .osbgit/status, by resource.
+	Records map[manifest.Ref]*manifest.StatusRecord
+	// Catalogs are the brokers' catalogs (cached or freshly fetched), keyed
+	// by manifest.CatalogKey.
+	Catalogs manifest.Catalogs
+	// Observations are optional live GET results (instances_retrievable /
+	// bindings_retrievable), used for drift detection and adoption.
+	Observations map[manifest.Ref]Observation
+	// Secrets resolves parametersFrom; nil fails every parametersFrom
+	// (the resource gets an error, the others proceed).
+	Secrets manifest.SecretReader
+	// NewID generates the OSB instance_id / binding_id of new resources.
+	// Nil falls back to a deterministic name-based ID (DeterministicID).
+	NewID func() string
+	// Options are the pass's settings.
+	Options Options
+}
+
+// Options are the settings that shape a plan.
+type Options struct {
+	// Prune allows deleting (deprovision / unbind) resources whose
+	// manifest is gone. Off: they are listed as None with a warning.
+	Prune bool
+	// MaxDeletions caps the deletions one plan may start. 0 allows none
+	// (the zero value is the safe one; callers pass Config.MaxDeletions,
+	// which defaults to manifest.DefaultMaxDeletions = 10); a negative value
+	// means unlimited. Only new deletions count: retries of a delete already
+	// in flight (phase Deprovisioning, or a failed deprovision/unbind) do
+	// not. Past the cap the whole plan is refused (Plan.Refused).
+	MaxDeletions int
+	// ClusterID is sent as context.clusterid.
+	ClusterID string
+	// Revision is the manifest commit planned from (Plan.Revision).
+	Revision string
+	// Now is the planning time; it only annotates reasons (a poll past its
+	// deadline). Build never reads the clock.
+	Now time.Time
+	// DefaultMaxPollingDuration is the platform's own polling limit. The
+	// poll deadline is StartTime plus the smaller of this and the plan's
+	// maximum_polling_duration (either alone when the other is 0; no
+	// deadline when both are 0).
+	DefaultMaxPollingDuration time.Duration
+}
+
+// Observation is the outcome of a live GET of one resource (fetch instance
+// or fetch binding), made by the caller before planning when the broker's
+// catalog says the resource is retrievable.
+type Observation struct {
+	// Instance is the 200 body of GET /v2/service_instances/:id.
+	Instance *osbclient.GetInstanceResponse `json:"instance,omitempty"`
+	// Binding is the 200 body of GET …/service_bindings/:id.
+	Binding *osbclient.GetBindingResponse `json:"binding,omitempty"`
+	// NotFound: the broker answered 404 (it does not hold the resource).
+	NotFound bool `json:"notFound,omitempty"`
+	// Err is a failed GET (anything but 200 / 404), shown as a warning.
+	Err string `json:"err,omitempty"`
+}
+
+// planner carries the state of one Build.
+type planner struct {
+	in      Input
+	set     *manifest.Set
+	errRefs map[manifest.Ref]bool
+	steps   map[manifest.Ref]*Step
+	idSeq   int
+}
+
+// Build computes the plan of one pass from its Input. It is pure and
+// deterministic: the same Input (with a deterministic NewID) gives the same
+// Plan. Every instance and binding that has a manifest or a record gets
+// exactly one step, as does every broker in the manifests and every broker
+// that records still point at. Steps are ordered brokers, instances,
+// bindings (creates and updates), then bindings and instances being removed
+// (unbind before deprovision); by ref within each group.
+func Build(in Input) *Plan {
+	p := &planner{
+		in:      in,
+		set:     in.Set,
+		errRefs: in.Diagnostics.ErrorRefs(),
+		steps:   map[manifest.Ref]*Step{},
+	}
+	if p.set == nil {
+		p.set = &manifest.Set{}
+	}
+	insts, binds := p.resourceRefs()
+	for _, ref := range insts {
+		s := p.instance(ref, p.set.Instance(ref.Namespace, ref.Name), in.Records[ref])
+		p.steps[ref] = &s
+	}
+	for _, ref := range binds {
+		var b *manifest.ServiceBinding
+		if o, ok := p.set.Get(ref); ok {
+			b, _ = o.(*manifest.ServiceBinding)
+		}
+		s := p.binding(ref, b, in.Records[ref])
+		p.steps[ref] = &s
+	}
+	resources := append(append([]manifest.Ref(nil), insts...), binds...)
+	p.blockOnBrokers(resources)
+	p.orderDeletes(insts, binds)
+	brokers := p.brokers(resources)
+	out := &Plan{Revision: in.Options.Revision, Diagnostics: in.Diagnostics, Steps: []Step{}}
+	out.Refused = p.limitDeletions(resources)
+
+	// Groups: brokers; instances; bindings; bindings being removed;
+	// instances being removed; brokers being forgotten.
+	groups := make([][]*Step, 6)
+	for _, ref := range brokers {
+		s := p.steps[ref]
+		g := 0
+		if s.Action == Forget {
+			g = 5
+		}
+		groups[g] = append(groups[g], s)
+	}
+	for _, ref := range insts {
+		s := p.steps[ref]
+		g := 1
+		if isRemoval(s) {
+			g = 4
+		}
+		groups[g] = append(groups[g], s)
+	}
+	for _, ref := range binds {
+		s := p.steps[ref]
+		g := 2
+		if isRemoval(s) {
+			g = 3
+		}
+		groups[g] = append(groups[g], s)
+	}
+	for _, g := range groups {
+		for _, s := range g {
+			p.fillMaxPolling(s)
+			sortRefs(s.DependsOn)
+			out.Steps = append(out.Steps, *s)
+		}
+	}
+	return out
+}
+
+// isRemoval reports whether a step belongs to the reverse part of the
+// order: its manifest is gone, or it deletes.
+func isRemoval(s *Step) bool {
+	return s.Source == nil || s.Action == Delete || s.Action == OrphanMitigate
+}
+
+// resourceRefs returns the instance and binding refs that have a manifest
+// or a record, sorted.
+func (p *planner) resourceRefs() (insts, binds []manifest.Ref) {
+	seen := map[manifest.Ref]bool{}
+	add := func(r manifest.Ref) {
+		if seen[r] {
+			return
+		}
+		seen[r] = true
+		switch r.Kind {
+		case manifest.KindServiceInstance:
+			insts = append(insts, r)
+		case manifest.KindServiceBinding:
+			binds = append(binds, r)
+		}
+	}
+	for _, i := range p.set.Instances {
+		add(i.GetRef())
+	}
+	for _, b := range p.set.Bindings {
+		add(b.GetRef())
+	}
+	for r := range p.in.Records {
+		add(r)
+	}
+	sortRefs(insts)
+	sortRefs(binds)
+	return insts, binds
+}
+
+func sortRefs(refs []manifest.Ref) {
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Less(refs[j]) })
+}
+
+// ---------------------------------------------------------------------------
+// Shared step builders
+
+// newStep starts a step for ref with what the record and manifest give.
+func newStep(ref manifest.Ref, o manifest.Object, rec *manifest.StatusRecord) Step {
+	s := Step{Ref: ref, Action: None, Record: rec}
+	if rec != nil {
+		s.ExternalID = rec.ExternalID
+		s.InstanceExternalID = rec.InstanceExternalID
+		s.InstanceName = rec.InstanceName
+		s.Target = recordTarget(rec)
+		s.DeletionPolicy = rec.DeletionPolicy
+	}
+	if o != nil {
+		src := o.GetSource()
+		s.Source = &src
+		s.DeletionPolicy = deletionPolicy(o)
+		if b, ok := o.(*manifest.ServiceBinding); ok {
+			s.InstanceName = b.Spec.InstanceRef.Name
+		}
+	}
+	return s
+}
+
+// deletionPolicy is the object's deletion policy as records keep it:
+// Retain, or empty for the default.
+func deletionPolicy(o manifest.Object) string {
+	if manifest.DeletionPolicy(o) == manifest.DeletionPolicyRetain {
+		return manifest.DeletionPolicyRetain
+	}
+	return ""
+}
+
+// recordTarget is the broker-side identity a record says the resource has:
+// the provisioned properties, else the in-progress target, else the last
+// operation's ids.
+func recordTarget(rec *manifest.StatusRecord) Target {
+	t := Target{Broker: rec.Broker}
+	pick := func(vals ...string) string {
+		for _, v := range vals {
+			if v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	var ip manifest.Properties
+	if rec.InProgress != nil {
+		ip = *rec.InProgress
+	}
+	var lo manifest.LastOperation
+	if rec.LastOperation != nil {
+		lo = *rec.LastOperation
+	}
+	t.ServiceID = pick(rec.ClassExternalID, ip.ClassExternalID, lo.ServiceID)
+	t.PlanID = pick(rec.PlanExternalID, ip.PlanExternalID, lo.PlanID)
+	t.ClassExternalName = pick(rec.ClassExternalName, ip.ClassExternalName)
+	t.PlanExternalName = pick(rec.PlanExternalName, ip.PlanExternalName)
+	return t
+}
+
+// resolvedTarget is the target of a resolved plan reference.
+func resolvedTarget(res manifest.Resolved) Target {
+	return Target{Broker: res.BrokerRef, ServiceID: res.Service.ID, PlanID: res.Plan.ID,
+		ClassExternalName: res.Service.Name, PlanExternalName: res.Plan.Name}
+}
+
+// inFlight plans the steps that take precedence over anything the manifest
+// asks: polling an async operation, and orphan mitigation. It reports
+// whether it planned one. manifestErr (the manifest's errors, if any) is
+// shown as a warning: in-flight operations are followed regardless.
+func (p *planner) inFlight(s *Step, rec *manifest.StatusRecord, manifestErr string) bool {
+	if rec == nil {
+		return false
+	}
+	switch {
+	case rec.AsyncOpInProgress && rec.LastOperation != nil:
+		op := *rec.LastOperation
+		s.Action = Poll
+		s.Operation = &op
+		if op.ServiceID != "" {
+			s.Target.ServiceID = op.ServiceID
+		}
+		if op.PlanID != "" {
+			s.Target.PlanID = op.PlanID
+		}
+		if rec.InProgress != nil && (op.Type == manifest.OperationProvision || op.Type == manifest.OperationUpdate || op.Type == manifest.OperationBind) {
+			d := *rec.InProgress
+			s.Desired = &d
+		}
+		s.PollDeadline = p.pollDeadline(rec)
+		var b strings.Builder
+		if op.OrphanMitigation {
+			b.WriteString("orphan mitigation " + string(op.Type) + " in progress")
+		} else {
+			b.WriteString(string(op.Type) + " in progress")
+		}
+		var detail []string
+		if op.Operation != "" {
+			detail = append(detail, fmt.Sprintf("operation %q", op.Operation))
+		}
+		if !op.StartTime.IsZero() {
+			detail = append(detail, "started "+op.StartTime.UTC().Format(time.RFC3339))
+		}
+		if len(detail) > 0 {
+			b.WriteString(" (" + strings.Join(detail, ", ") + ")")
+		}
+		if !s.PollDeadline.IsZero() && !p.in.Options.Now.IsZero() && p.in.Options.Now.After(s.PollDeadline) {
+			b.WriteString("; polling deadline " + s.PollDeadline.Format(time.RFC3339) + " passed: the operation is failed unless this poll finds it done")
+		}
+		s.Reason = b.String()
+	case rec.Phase == manifest.PhaseOrphanMitigation:
+		s.Action = OrphanMitigate
+		s.Reason = "orphan mitigation: a failed create may have left a resource at the broker"
+		if c := manifest.FindCondition(rec.Conditions, manifest.ConditionOrphanMitigation); c != nil && c.Message != "" {
+			s.Reason += " (" + c.Message + ")"
+		}
+	default:
+		if rec.AsyncOpInProgress {
+			s.Warnings = append(s.Warnings, "record says an async operation is in progress but has no lastOperation; ignored")
+		}
+		return false
+	}
+	if manifestErr != "" {
+		s.Warnings = append(s.Warnings, "manifest has errors (acted on once the operation ends): "+manifestErr)
+	}
+	return true
+}
+
+// maxPolling is the polling limit of an operation on a plan: the smaller
+// of the plan's maximum_polling_duration and the configured default (either
+// alone when the other is 0; 0 = none).
+func (p *planner) maxPolling(broker manifest.Ref, serviceID string, planIDs ...string) time.Duration {
+	d := p.in.Options.DefaultMaxPollingDuration
+	for _, id := range planIDs {
+		if id == "" {
+			continue
+		}
+		if _, pl, ok := p.catalogPlan(broker, serviceID, id); ok {
+			if m := pl.MaxPollingDuration(); m > 0 && (d <= 0 || m < d) {
+				d = m
+			}
+			break
+		}
+	}
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// fillMaxPolling sets MaxPollingDuration on the steps that may start an
+// async operation.
+func (p *planner) fillMaxPolling(s *Step) {
+	switch s.Action {
+	case Create, Update, Delete, OrphanMitigate:
+		s.MaxPollingDuration = p.maxPolling(s.Target.Broker, "", s.Target.PlanID)
+	}
+}
+
+// pollDeadline is StartTime plus the effective maximum polling duration.
+func (p *planner) pollDeadline(rec *manifest.StatusRecord) time.Time {
+	op := rec.LastOperation
+	if op == nil || op.StartTime.IsZero() {
+		return time.Time{}
+	}
+	var planIDs []string
+	if rec.InProgress != nil {
+		planIDs = append(planIDs, rec.InProgress.PlanExternalID)
+	}
+	planIDs = append(planIDs, rec.PlanExternalID, op.PlanID)
+	d := p.maxPolling(rec.Broker, "", planIDs...)
+	if d <= 0 {
+		return time.Time{}
+	}
+	return op.StartTime.UTC().Add(d)
+}
+
+// catalogPlan finds a plan (and its service) by id in the broker's catalog.
+// serviceID may be empty (any service).
+func (p *planner) catalogPlan(broker manifest.Ref, serviceID, planID string) (osbclient.Service, osbclient.Plan, bool) {
+	cat := p.in.Catalogs[manifest.CatalogKey(broker)]
+	if cat == nil || planID == "" {
+		return osbclient.Service{}, osbclient.Plan{}, false
+	}
+	for _, svc := range cat.Services {
+		if serviceID != "" && svc.ID != serviceID {
+			continue
+		}
+		for _, pl := range svc.Plans {
+			if pl.ID == planID {
+				return svc, pl, true
+			}
+		}
+	}
+	return osbclient.Service{}, osbclient.Plan{}, false
+}
+
+// hasCatalog reports whether a catalog of the broker is known.
+func (p *planner) hasCatalog(broker manifest.Ref) bool {
+	return p.in.Catalogs[manifest.CatalogKey(broker)] != nil
+}
+
+// diagErrors joins the error diagnostics of ref ("" when none).
+func (p *planner) diagErrors(ref manifest.Ref) string {
+	if !p.errRefs[ref] {
+		return ""
+	}
+	var msgs []string
+	for _, d := range p.in.Diagnostics.For(ref).Errors() {
+		msgs = append(msgs, d.String())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// newID returns a fresh ExternalID for ref.
+func (p *planner) newID(ref manifest.Ref) string {
+	if p.in.NewID != nil {
+		return p.in.NewID()
+	}
+	p.idSeq++
+	return DeterministicID(p.in.Options.ClusterID, p.in.Options.Revision, ref, p.idSeq)
+}
+
+// DeterministicID is the ExternalID Build generates when Input.NewID is nil:
+// a UUID-shaped (version 5 style) hash of the cluster ID, revision, resource
+// and a per-plan counter. It is unique per resource and revision, so a
+// write-ahead record keeps it stable across crashes anyway; real passes
+// should still supply random IDs.
+func DeterministicID(clusterID, revision string, ref manifest.Ref, seq int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("osbgit\x00%s\x00%s\x00%s\x00%d", clusterID, revision, ref, seq)))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// kubeContext is the OSB context of a request about an instance.
+func (p *planner) kubeContext(namespace, instanceName string) *osbclient.Context {
+	return &osbclient.Context{Platform: osbclient.PlatformKubernetes, Namespace: namespace,
+		ClusterID: p.in.Options.ClusterID, InstanceName: instanceName}
+}
+
+// failureMessage is the Failed condition's message (or a generic one).
+func failureMessage(rec *manifest.StatusRecord) string {
+	if c := manifest.FindCondition(rec.Conditions, manifest.ConditionFailed); c != nil && c.Message != "" {
+		return c.Message
+	}
+	if rec.Error != nil && rec.Error.Message != "" {
+		return rec.Error.Message
+	}
+	return "the last operation failed"
+}
+
+// isDeleteRetry reports whether a delete of rec continues one started by an
+// earlier pass (it does not count against MaxDeletions).
+func isDeleteRetry(rec *manifest.StatusRecord) bool {
+	if rec == nil {
+		return false
+	}
+	if rec.Phase == manifest.PhaseDeprovisioning {
+		return true
+	}
+	if rec.Phase == manifest.PhaseFailed && rec.LastOperation != nil {
+		t := rec.LastOperation.Type
+		return t == manifest.OperationDeprovision || t == manifest.OperationUnbind
+	}
+	return false
+}
+
+// removed plans a resource whose manifest is gone (rec is non-nil and no
+// operation is in flight).
+func (p *planner) removed(s *Step, rec *manifest.StatusRecord) {
+	what := "deprovision"
+	if s.Ref.Kind == manifest.KindServiceBinding {
+		what = "unbind"
+	}
+	switch {
+	case len(p.set.UnreadableFiles) > 0:
+		s.Reason = "manifest not found, but some manifest files could not be read (" + strings.Join(p.set.UnreadableFiles, ", ") + "): not treated as removed"
+	case rec.DeletionPolicy == manifest.DeletionPolicyRetain:
+		s.Action = Forget
+		s.Reason = "manifest removed; deletion-policy Retain: the record is dropped and the broker keeps it"
+		if rec.ExternalID != "" {
+			s.Reason += fmt.Sprintf(" (set spec.externalID: %s to adopt it again)", rec.ExternalID)
+		}
+	case !rec.Provisioned && rec.Phase != manifest.PhasePending:
+		s.Action = Forget
+		s.Reason = "manifest removed; nothing was provisioned at the broker"
+	case !p.in.Options.Prune:
+		s.Reason = "manifest removed; prune is off (the broker resource is kept)"
+		s.Warnings = append(s.Warnings, "manifest removed; prune is off: enable prune to "+what+" it, or annotate it "+manifest.AnnotationDeletionPolicy+": "+manifest.DeletionPolicyRetain+" and prune to forget it")
+	default:
+		s.Action = Delete
+		switch {
+		case rec.Phase == manifest.PhaseDeprovisioning:
+			s.Reason = "manifest removed: retrying the " + what + " started earlier"
+		case isDeleteRetry(rec):
+			s.Reason = "manifest removed: retrying the " + what + " that failed (" + failureMessage(rec) + ")"
+		case rec.Phase == manifest.PhasePending:
+			s.Reason = "manifest removed and prune is on (the create was reserved and may have reached the broker; 410 Gone is success)"
+		default:
+			s.Reason = "manifest removed and prune is on"
+		}
+	}
+}
+
+// retryDelete plans finishing a delete whose manifest came back.
+func retryDelete(s *Step) {
+	s.Action = Delete
+	s.Reason = "finishing the delete started earlier; the manifest is back, so it is created again once the delete is done"
+}
