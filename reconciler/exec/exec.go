@@ -1,0 +1,378 @@
+// Package exec is osbgit's executor: it runs the steps of a plan.Plan against
+// the brokers, writes binding credentials to the secret store and returns the
+// status records that changed. It decides nothing the plan did not show
+// (which resource, which action, which IDs and parameters); it owns the OSB
+// mechanics of each action: accepts_incomplete, 202 and polling,
+// Retry-After, maximum_polling_duration, 410 on delete, ConcurrencyError,
+// 409 on create and orphan mitigation exactly where the spec's table asks
+// for it.
+//
+// # Write-ahead
+//
+// "No call the repo doesn't know about": for every step with WriteAhead
+// (create, and update with a new InProgress target or a new binding ID) the
+// caller first builds WriteAheadRecords(p, now), commits and pushes them, and
+// then calls Run(ctx, p, thoseRecords). Run starts such a step from the
+// write-ahead record (not from Step.Record) and compares its result with it;
+// a WriteAhead step whose record is missing from the map is refused without
+// any broker call.
+//
+// # Records
+//
+// Result.Records holds only records whose YAML (manifest.MarshalRecord)
+// differs from the record the step started from; a nil value means "delete
+// the record file". Conditions are set with manifest.SetCondition, so a step
+// that re-records an unchanged state changes no byte, and messages carry no
+// request ID, so a repeated failure does not rewrite the record either. No
+// credential value ever reaches a record, a log line, an Outcome or an
+// error.
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/secretstore"
+)
+
+// BrokerClient is the subset of *osbclient.Client the executor calls. It is
+// declared here, where it is used, so tests and the pass can supply any
+// implementation; *osbclient.Client satisfies it.
+type BrokerClient interface {
+	Provision(ctx context.Context, r *osbclient.ProvisionRequest) (*osbclient.ProvisionResult, error)
+	UpdateInstance(ctx context.Context, r *osbclient.UpdateInstanceRequest) (*osbclient.UpdateInstanceResult, error)
+	Deprovision(ctx context.Context, r *osbclient.DeprovisionRequest) (*osbclient.DeprovisionResult, error)
+	LastOperation(ctx context.Context, r *osbclient.LastOperationRequest) (*osbclient.LastOperationResponse, error)
+	Bind(ctx context.Context, r *osbclient.BindRequest) (*osbclient.BindResult, error)
+	Unbind(ctx context.Context, r *osbclient.UnbindRequest) (*osbclient.UnbindResult, error)
+	// GetBinding fetches the credentials of an asynchronously created (or
+	// adopted) binding: an async bind's 202 carries none.
+	GetBinding(ctx context.Context, r *osbclient.GetBindingRequest) (*osbclient.GetBindingResponse, error)
+	BindingLastOperation(ctx context.Context, r *osbclient.BindingLastOperationRequest) (*osbclient.LastOperationResponse, error)
+}
+
+var _ BrokerClient = (*osbclient.Client)(nil)
+
+// BrokerLookup returns the client of a broker (ClusterServiceBroker or
+// ServiceBroker ref). An error fails only the steps that need that broker.
+type BrokerLookup func(broker manifest.Ref) (BrokerClient, error)
+
+// SecretStore is where binding credentials are written (and addKeysFrom
+// Secrets read); secretstore.Store satisfies it. Its errors never hold a
+// secret value.
+type SecretStore interface {
+	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
+	Delete(ctx context.Context, namespace, name string) error
+}
+
+// CallInfo describes a broker call about to be made, for Executor.BeforeCall.
+type CallInfo struct {
+	// Ref is the resource the step acts on; Broker the broker called.
+	Ref, Broker manifest.Ref
+	// Op is the OSB call.
+	Op osbclient.Operation
+	// InstanceID and BindingID are the OSB IDs in the call's path.
+	InstanceID, BindingID string
+	// OrphanMitigation marks the DELETE of an orphan-mitigation.
+	OrphanMitigation bool
+}
+
+// Defaults of zero Executor fields.
+const (
+	// DefaultConcurrency is the per-broker limit of calls in flight.
+	DefaultConcurrency = 8
+	// DefaultPollInitial is the first wait between last_operation polls.
+	DefaultPollInitial = time.Second
+	// DefaultPollMax caps the exponential backoff between polls.
+	DefaultPollMax = 30 * time.Second
+	// DefaultOrganizationGUID is sent as organization_guid when the step's
+	// context has no clusterid (the spec requires the field; it must be
+	// stable so a repeated create is identical).
+	DefaultOrganizationGUID = "osbgit"
+)
+
+// Executor runs plans. The zero value is not usable: Brokers is required,
+// and Secrets is required for plans with bindings. An Executor may run
+// several plans, one after another or concurrently.
+type Executor struct {
+	// Brokers returns the client of a broker.
+	Brokers BrokerLookup
+	// Secrets receives binding credentials.
+	Secrets SecretStore
+	// Concurrency is the maximum number of calls in flight per broker
+	// (DefaultConcurrency when <= 0).
+	Concurrency int
+	// Now is the clock for record timestamps and polling deadlines
+	// (time.Now when nil).
+	Now func() time.Time
+	// Log receives one entry per step and per failed call, with the fields
+	// ref, action, broker, external_id, op, status and request_id; never a
+	// parameter or credential. Nil discards.
+	Log logrus.FieldLogger
+	// Identity is sent as X-Broker-API-Originating-Identity on calls a user
+	// caused (provision, update, deprovision, bind, unbind), never on
+	// orphan mitigation. Nil sends none.
+	Identity *osbclient.OriginatingIdentity
+	// InlinePoll is how long a step keeps polling an asynchronous operation
+	// before it records it as in progress and returns (a later pass polls
+	// again): a CronJob pass does not block on long operations. 0 records
+	// the operation right after the first in-progress answer (202, or the
+	// first poll of a Poll step).
+	InlinePoll time.Duration
+	// PollInitial and PollMax are the first wait between polls and the cap
+	// of its exponential growth (DefaultPollInitial, DefaultPollMax when
+	// <= 0). A Retry-After answer lengthens a wait, never shortens it.
+	PollInitial, PollMax time.Duration
+	// BeforeCall, when set, is called before every broker call; an error
+	// stops that call (it is not made) and fails the step as a call that
+	// never reached the broker. Tests use it to inject crashes.
+	BeforeCall func(ctx context.Context, c CallInfo) error
+}
+
+// Status is how a step ended.
+type Status string
+
+// Step statuses.
+const (
+	// StatusSucceeded: the action completed (create, update, delete,
+	// adopt, forget, orphan mitigation, or a poll that saw the end).
+	StatusSucceeded Status = "succeeded"
+	// StatusUnchanged: action none without error; nothing was done.
+	StatusUnchanged Status = "unchanged"
+	// StatusInProgress: an asynchronous operation is still running; a
+	// later pass polls it.
+	StatusInProgress Status = "in-progress"
+	// StatusRetryLater: the broker answered 422 ConcurrencyError (another
+	// operation on the resource is running); not a failure, the next pass
+	// retries.
+	StatusRetryLater Status = "retry-later"
+	// StatusWaiting: skipped because a dependency did not complete in this
+	// run; the record is unchanged.
+	StatusWaiting Status = "waiting"
+	// StatusFailed: the step failed (Err says why); the record says so too.
+	StatusFailed Status = "failed"
+)
+
+// Outcome is what happened to one step. It holds no credential or
+// parameter value.
+type Outcome struct {
+	// Ref is the resource; Action the planned action.
+	Ref    manifest.Ref
+	Action plan.Action
+	// ExternalID is the OSB instance_id or binding_id acted on.
+	ExternalID string
+	// Status is how the step ended.
+	Status Status
+	// Err is set for StatusFailed (and holds the broker's answer for
+	// StatusRetryLater).
+	Err error
+	// InProgress reports an asynchronous operation left running.
+	InProgress bool
+	// Summary says what happened, in words.
+	Summary string
+}
+
+// Counts tallies a run. Created/Updated/Deleted count operations that
+// completed in this run (also when a Poll step saw them finish).
+type Counts struct {
+	Created, Updated, Deleted int
+	// Adopted and Forgotten count records written or dropped without a
+	// mutating call.
+	Adopted, Forgotten int
+	// Polled counts Poll steps run.
+	Polled int
+	// OrphansMitigated counts successful orphan-mitigation deletes.
+	OrphansMitigated int
+	// Failed counts failed steps; InProgress operations left running;
+	// RetryLater steps deferred by ConcurrencyError; Waiting steps skipped
+	// for a dependency.
+	Failed, InProgress, RetryLater, Waiting int
+}
+
+// Result is what a run did.
+type Result struct {
+	// Records are the status records that changed, by resource; a nil
+	// value means the record file is to be deleted.
+	Records map[manifest.Ref]*manifest.StatusRecord
+	// Outcomes has one entry per step, in plan order.
+	Outcomes []Outcome
+	// Counts tallies Outcomes.
+	Counts Counts
+	// Refused repeats Plan.Refused when the plan refused to run (no step
+	// ran then).
+	Refused string
+}
+
+// Failed reports whether any step failed (osbgit sync exits 1 then).
+func (r *Result) Failed() bool { return r != nil && r.Counts.Failed > 0 }
+
+func (e *Executor) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Executor) log() logrus.FieldLogger {
+	if e.Log != nil {
+		return e.Log
+	}
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func (e *Executor) concurrency() int {
+	if e.Concurrency > 0 {
+		return e.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+func (e *Executor) pollInitial() time.Duration {
+	if e.PollInitial > 0 {
+		return e.PollInitial
+	}
+	return DefaultPollInitial
+}
+
+func (e *Executor) pollMax() time.Duration {
+	if e.PollMax > 0 {
+		return max(e.PollMax, e.pollInitial())
+	}
+	return max(DefaultPollMax, e.pollInitial())
+}
+
+// errWriteAheadMissing refuses a WriteAhead step whose record was not
+// passed to Run (so was presumably not committed).
+var errWriteAheadMissing = errors.New("write-ahead record missing: refusing to call the broker before the record is committed")
+
+// Run executes p and returns the changed records and each step's outcome.
+// writeAhead must hold the records WriteAheadRecords(p, …) returned and the
+// caller committed (nil when no step needs one). Steps run concurrently,
+// at most Concurrency calls in flight per broker; a step first waits for
+// the steps named in its DependsOn that come before it in p.Steps, and is
+// skipped (StatusWaiting, record unchanged) unless they all succeeded or
+// were unchanged. A dependency that comes after the step in the plan is
+// never waited for (that would be a planner bug): the step is skipped.
+// Results are deterministic: Outcomes follow plan order.
+func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifest.Ref]*manifest.StatusRecord) *Result {
+	res := &Result{Records: map[manifest.Ref]*manifest.StatusRecord{}}
+	if p == nil {
+		return res
+	}
+	if p.Refused != "" {
+		res.Refused = p.Refused
+		return res
+	}
+	n := len(p.Steps)
+	runs := make([]*stepRun, n)
+	done := make([]chan struct{}, n)
+	first := map[manifest.Ref]int{}
+	for i := range p.Steps {
+		done[i] = make(chan struct{})
+		if _, ok := first[p.Steps[i].Ref]; !ok {
+			first[p.Steps[i].Ref] = i
+		}
+	}
+	sems := &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}}
+	var wg sync.WaitGroup
+	for i := range p.Steps {
+		r := newStepRun(e, p, i, writeAhead, sems)
+		runs[i] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			for _, dep := range r.s.DependsOn {
+				j, ok := first[dep]
+				if !ok || dep == r.s.Ref {
+					continue
+				}
+				if j > i {
+					r.waiting(fmt.Sprintf("waiting for %s (ordered after this step in the plan)", dep))
+					return
+				}
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+					r.failNoRecord(fmt.Errorf("%s: %w", r.s.Ref, ctx.Err()))
+					return
+				}
+				if st := runs[j].out.Status; st != StatusSucceeded && st != StatusUnchanged {
+					r.waiting(fmt.Sprintf("waiting for %s (%s)", dep, st))
+					return
+				}
+			}
+			r.run(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, r := range runs {
+		res.Outcomes = append(res.Outcomes, r.out)
+		r.count(&res.Counts)
+		if !r.touched {
+			continue
+		}
+		changed, err := recordChanged(r.base, r.rec)
+		if err != nil {
+			// A record that cannot be rendered is a bug; report it on the
+			// step rather than dropping the change silently.
+			r.out.Status, r.out.Err = StatusFailed, fmt.Errorf("%s: %w", r.s.Ref, err)
+			res.Outcomes[len(res.Outcomes)-1] = r.out
+			res.Counts.Failed++
+			continue
+		}
+		if changed {
+			res.Records[r.s.Ref] = r.rec
+		}
+	}
+	return res
+}
+
+// semaphores are per-broker call limits.
+type semaphores struct {
+	mu   sync.Mutex
+	size int
+	m    map[manifest.Ref]chan struct{}
+}
+
+func (s *semaphores) get(broker manifest.Ref) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[broker]
+	if !ok {
+		c = make(chan struct{}, s.size)
+		s.m[broker] = c
+	}
+	return c
+}
+
+// recordChanged reports whether rec renders differently from base.
+func recordChanged(base, rec *manifest.StatusRecord) (bool, error) {
+	switch {
+	case base == nil && rec == nil:
+		return false, nil
+	case base == nil || rec == nil:
+		return true, nil
+	}
+	a, err := manifest.MarshalRecord(cloneRecord(base))
+	if err != nil {
+		return false, err
+	}
+	b, err := manifest.MarshalRecord(rec)
+	if err != nil {
+		return false, err
+	}
+	return string(a) != string(b), nil
+}

@@ -1,0 +1,107 @@
+package exec
+
+import (
+	"context"
+	"time"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+)
+
+// pollResult is how polling an operation ended.
+type pollResult int
+
+const (
+	pollInProgress pollResult = iota // still running when the inline budget ran out
+	pollSucceeded                    // state succeeded (or 410 for a delete)
+	pollFailed                       // state failed
+	pollGone                         // 410 for a create or update: the resource is gone
+	pollDeadline                     // maximum polling duration exceeded
+	pollError                        // the poll call itself failed
+)
+
+// deadline is when polling lo gives up: Step.PollDeadline, else the
+// operation's start plus Step.MaxPollingDuration; zero for none.
+func (r *stepRun) deadline(lo *manifest.LastOperation) time.Time {
+	if !r.s.PollDeadline.IsZero() {
+		return r.s.PollDeadline
+	}
+	if r.s.MaxPollingDuration > 0 && lo != nil && !lo.StartTime.IsZero() {
+		return lo.StartTime.Add(r.s.MaxPollingDuration)
+	}
+	return time.Time{}
+}
+
+// pollLoop polls lo until it ends, the deadline passes or the executor's
+// InlinePoll budget runs out. immediate polls at once (a Poll step);
+// otherwise (right after a 202) the first poll waits PollInitial, and with
+// InlinePoll 0 there is no poll at all. Waits grow exponentially up to
+// PollMax and are never shorter than the broker's Retry-After; a wait that
+// would end after the budget ends the loop instead (in progress).
+func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bindingID string, immediate bool) (pollResult, *osbclient.LastOperationResponse, error) {
+	e := r.e
+	budgetEnd := time.Now().Add(e.InlinePoll)
+	deadline := r.deadline(lo)
+	wait := e.pollInitial()
+	next := func() {
+		wait = min(wait*2, e.pollMax())
+	}
+	if !immediate {
+		if e.InlinePoll <= 0 {
+			return pollInProgress, nil, nil
+		}
+		if !r.sleep(ctx, wait, budgetEnd, deadline) {
+			return pollInProgress, nil, nil
+		}
+		next()
+	}
+	for {
+		if !deadline.IsZero() && !e.now().Before(deadline) {
+			return pollDeadline, nil, nil
+		}
+		resp, err := r.pollCall(ctx, lo, bindingID)
+		if err != nil {
+			return pollError, nil, err
+		}
+		if resp.Gone {
+			switch lo.Type {
+			case manifest.OperationDeprovision, manifest.OperationUnbind:
+				return pollSucceeded, resp, nil
+			}
+			return pollGone, resp, nil
+		}
+		switch resp.State {
+		case osbclient.StateSucceeded:
+			return pollSucceeded, resp, nil
+		case osbclient.StateFailed:
+			return pollFailed, resp, nil
+		}
+		d := max(wait, resp.RetryAfter)
+		next()
+		if !r.sleep(ctx, d, budgetEnd, deadline) {
+			return pollInProgress, resp, nil
+		}
+	}
+}
+
+// sleep waits d (cut short to the polling deadline, so it is noticed on
+// time) unless the wait would end after budgetEnd or ctx ends first; it
+// reports whether polling should go on.
+func (r *stepRun) sleep(ctx context.Context, d time.Duration, budgetEnd, deadline time.Time) bool {
+	if !deadline.IsZero() {
+		if left := deadline.Sub(r.e.now()); left < d {
+			d = max(left, 0)
+		}
+	}
+	if time.Now().Add(d).After(budgetEnd) {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,86 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/secretstore"
+)
+
+// secretTarget is where the step's binding credentials go: the step's
+// SecretNamespace/SecretName, defaulting to the binding's namespace and
+// name.
+func (r *stepRun) secretTarget() (namespace, name string) {
+	namespace, name = r.s.SecretNamespace, r.s.SecretName
+	if namespace == "" {
+		namespace = r.s.Ref.Namespace
+	}
+	if name == "" {
+		name = r.s.Ref.Name
+	}
+	return namespace, name
+}
+
+// writeSecret turns credentials into Secret data (secretTransforms applied,
+// addKeysFrom read from the store, one key per credential, non-strings as
+// JSON) and writes it, labelled and annotated with the binding. It returns
+// the reference to record: namespace, name and sorted keys, never a value.
+func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manifest.SecretRef, error) {
+	if r.e.Secrets == nil {
+		return nil, errors.New("no secret store configured")
+	}
+	ns, name := r.secretTarget()
+	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, secretstore.ReadFunc(ctx, r.e.Secrets), ns)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for Secret %s/%s: %w", ns, name, err)
+	}
+	sec := secretstore.BindingSecret(data, r.s.Ref.Namespace, r.s.Ref.Name, r.externalID())
+	if err := r.e.Secrets.Put(ctx, ns, name, sec); err != nil {
+		return nil, fmt.Errorf("write Secret %s/%s: %w", ns, name, err)
+	}
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return &manifest.SecretRef{Namespace: ns, Name: name, Keys: keys}, nil
+}
+
+// deleteSecret removes the binding's Secret: the recorded SecretRef, else
+// the step's target when the step names one. A Secret that is missing, or
+// not osbgit's (secretstore.NotManagedError), is left alone without error.
+func (r *stepRun) deleteSecret(ctx context.Context) error {
+	var ns, name string
+	switch {
+	case r.rec != nil && r.rec.SecretRef != nil:
+		ns, name = r.rec.SecretRef.Namespace, r.rec.SecretRef.Name
+		if ns == "" {
+			ns = r.s.Ref.Namespace
+		}
+	case r.s.SecretName != "":
+		ns, name = r.secretTarget()
+	default:
+		return nil
+	}
+	if r.e.Secrets == nil {
+		return errors.New("no secret store configured")
+	}
+	err := r.e.Secrets.Delete(ctx, ns, name)
+	var nm *secretstore.NotManagedError
+	if errors.As(err, &nm) {
+		r.log.WithField("secret", ns+"/"+name).Warn("Secret is not managed by osbgit; left in place")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete Secret %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+func metaNow(t time.Time) metav1.Time { return metav1.NewTime(t.UTC().Truncate(time.Second)) }
