@@ -149,15 +149,25 @@ func decodeDocument(file string, root *yaml.Node, sink *diagSink, allowList bool
 		}
 		return nil
 	case apiVersion == APIVersion && !serverSideKinds[kind]:
-		sink.warnf(root.Line, "kind", "unknown kind %q for %s; document ignored", kind, APIVersion)
+		sink.warnf(keyLine(root, "kind"), "kind", "unknown kind %q for %s; document ignored", kind, APIVersion)
 	case apiVersion == ConfigAPIVersion && kind == string(KindConfig) && file != ConfigFileName:
 		sink.warnf(root.Line, "", "Config is read only from %s at the repository root; document ignored", ConfigFileName)
 	case strings.HasPrefix(apiVersion, "servicecatalog.k8s.io/") && isOurKind(kind):
-		sink.warnf(root.Line, "apiVersion", "%s %s is not supported (only %s); document ignored", apiVersion, kind, APIVersion)
+		sink.warnf(keyLine(root, "apiVersion"), "apiVersion", "%s %s is not supported (only %s); document ignored", apiVersion, kind, APIVersion)
 	case apiVersion == "" && isOurKind(kind):
 		sink.warnf(root.Line, "apiVersion", "%s without apiVersion (want %s); document ignored", kind, APIVersion)
 	}
 	return nil
+}
+
+// keyLine returns the line of key in mapping m, else m's line.
+func keyLine(m *yaml.Node, key string) int {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i].Line
+		}
+	}
+	return m.Line
 }
 
 // decodeObject strictly decodes one of our kinds.
