@@ -95,13 +95,17 @@ func (e *Error) Error() string {
 	if e.Branch != "" {
 		fmt.Fprintf(&b, " (branch %q)", e.Branch)
 	}
-	if e.Kind != nil {
+	cause := ""
+	if e.Err != nil && e.Err != e.Kind {
+		cause = strings.TrimRight(scrub(e.Err.Error(), e.secrets), ": \n")
+	}
+	if e.Kind != nil && !strings.HasPrefix(cause, e.Kind.Error()) {
 		b.WriteString(": ")
 		b.WriteString(e.Kind.Error())
 	}
-	if e.Err != nil && e.Err != e.Kind {
+	if cause != "" {
 		b.WriteString(": ")
-		b.WriteString(scrub(e.Err.Error(), e.secrets))
+		b.WriteString(cause)
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -171,10 +172,12 @@ func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitSer
 		}
 		backend.ServeHTTP(w, r)
 	})
+	gs.Server = httptest.NewUnstartedServer(h)
+	gs.Config.ErrorLog = log.New(io.Discard, "", 0) // expected TLS rejections
 	if tlsServer {
-		gs.Server = httptest.NewTLSServer(h)
+		gs.StartTLS()
 	} else {
-		gs.Server = httptest.NewServer(h)
+		gs.Start()
 	}
 	t.Cleanup(gs.Close)
 	return gs
