@@ -1,0 +1,192 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+)
+
+// SecretReader reads a Secret's keys. secretstore.Store satisfies it; diff
+// and catalog need only this much of the store.
+type SecretReader interface {
+	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
+}
+
+// BrokerClients builds and caches one osbclient.Client per broker. A client
+// is rebuilt when the broker spec or its auth Secret changes, so `run` mode
+// keeps connections alive across passes.
+type BrokerClients struct {
+	// Secrets supplies broker auth (keys username/password or token).
+	Secrets SecretReader
+	// UserAgent and OnRequest are passed to every client.
+	UserAgent string
+	OnRequest func(osbclient.RequestInfo)
+	// HTTPClient, when set, is used by every client (tests inject faults
+	// with its transport). Brokers with caBundle or insecureSkipTLSVerify
+	// then rely on its TLS settings.
+	HTTPClient *http.Client
+
+	mu      sync.Mutex
+	clients map[manifest.Ref]cachedClient
+}
+
+type cachedClient struct {
+	key    string
+	client *osbclient.Client
+}
+
+// Client returns the client of broker b, building it if needed. Errors name
+// the broker and the Secret, never a credential.
+func (bc *BrokerClients) Client(ctx context.Context, b manifest.Broker) (*osbclient.Client, error) {
+	ref := b.GetRef()
+	spec := b.GetBrokerSpec()
+	cfg := osbclient.Config{
+		URL:                   spec.URL,
+		BrokerName:            brokerName(ref),
+		CABundle:              spec.CABundle,
+		InsecureSkipTLSVerify: spec.InsecureSkipTLSVerify,
+		UserAgent:             bc.UserAgent,
+		OnRequest:             bc.OnRequest,
+	}
+	if bc.HTTPClient != nil {
+		cfg.HTTPClient = bc.HTTPClient
+		cfg.CABundle, cfg.InsecureSkipTLSVerify = nil, false
+	}
+	if ai := spec.AuthInfo; ai != nil {
+		switch {
+		case ai.Basic != nil && ai.Basic.SecretRef != nil:
+			data, err := bc.read(ctx, ref, ai.Basic.SecretRef)
+			if err != nil {
+				return nil, err
+			}
+			user, pass := data[manifest.BasicAuthUsernameKey], data[manifest.BasicAuthPasswordKey]
+			if len(user) == 0 || len(pass) == 0 {
+				return nil, fmt.Errorf("broker %s: auth secret %s/%s needs keys %q and %q", ref.Name,
+					ai.Basic.SecretRef.Namespace, ai.Basic.SecretRef.Name, manifest.BasicAuthUsernameKey, manifest.BasicAuthPasswordKey)
+			}
+			cfg.Username, cfg.Password = string(user), string(pass)
+		case ai.Bearer != nil && ai.Bearer.SecretRef != nil:
+			data, err := bc.read(ctx, ref, ai.Bearer.SecretRef)
+			if err != nil {
+				return nil, err
+			}
+			tok := data[manifest.BearerTokenKey]
+			if len(tok) == 0 {
+				return nil, fmt.Errorf("broker %s: auth secret %s/%s needs key %q", ref.Name,
+					ai.Bearer.SecretRef.Namespace, ai.Bearer.SecretRef.Name, manifest.BearerTokenKey)
+			}
+			cfg.BearerToken = string(tok)
+		}
+	}
+	key := configKey(cfg)
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if c, ok := bc.clients[ref]; ok && c.key == key {
+		return c.client, nil
+	}
+	c, err := osbclient.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", ref.Name, err)
+	}
+	if bc.clients == nil {
+		bc.clients = map[manifest.Ref]cachedClient{}
+	}
+	bc.clients[ref] = cachedClient{key: key, client: c}
+	return c, nil
+}
+
+func (bc *BrokerClients) read(ctx context.Context, broker manifest.Ref, ref *manifest.ObjectReference) (map[string][]byte, error) {
+	if bc.Secrets == nil {
+		return nil, fmt.Errorf("broker %s: auth secret %s/%s: no secret store configured (use --secret-store)", broker.Name, ref.Namespace, ref.Name)
+	}
+	data, err := bc.Secrets.Get(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: auth secret %s/%s: %w", broker.Name, ref.Namespace, ref.Name, err)
+	}
+	return data, nil
+}
+
+// configKey fingerprints a client config (credentials included, hashed) so a
+// changed Secret rebuilds the client. The hash never leaves this process.
+func configKey(c osbclient.Config) string {
+	h := sha256.New()
+	for _, s := range []string{c.URL, c.Username, c.Password, c.BearerToken, string(c.CABundle), fmt.Sprint(c.InsecureSkipTLSVerify)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func brokerName(ref manifest.Ref) string {
+	if ref.Namespace != "" {
+		return ref.Namespace + "/" + ref.Name
+	}
+	return ref.Name
+}
+
+// BrokerSpecHash fingerprints the parts of a broker spec that change what
+// its catalog is (URL, auth secret reference, TLS, restrictions); a changed
+// hash forces a relist. relistRequests is tracked separately.
+func BrokerSpecHash(spec *manifest.BrokerSpec) string {
+	s := *spec
+	s.RelistRequests = 0
+	s.RelistDuration = nil
+	s.RelistBehavior = ""
+	b, err := json.Marshal(s)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// parametersReader adapts a SecretReader to manifest.SecretReader for
+// parametersFrom, reading each Secret once per pass.
+func parametersReader(ctx context.Context, sr SecretReader) manifest.SecretReader {
+	var mu sync.Mutex
+	cache := map[string]map[string][]byte{}
+	errs := map[string]error{}
+	return func(namespace, name, key string) ([]byte, error) {
+		if sr == nil {
+			return nil, fmt.Errorf("secret %s/%s: no secret store configured (use --secret-store)", namespace, name)
+		}
+		id := namespace + "/" + name
+		mu.Lock()
+		data, ok := cache[id]
+		err := errs[id]
+		mu.Unlock()
+		if !ok && err == nil {
+			data, err = sr.Get(ctx, namespace, name)
+			mu.Lock()
+			cache[id], errs[id] = data, err
+			mu.Unlock()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+		}
+		v, ok := data[key]
+		if !ok {
+			keys := make([]string, 0, len(data))
+			for k := range data {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			return nil, fmt.Errorf("secret %s/%s has no key %q (keys: %s)", namespace, name, key, strings.Join(keys, ", "))
+		}
+		return v, nil
+	}
+}
+
+// errNoClient marks a broker whose client could not be built (auth secret
+// missing, bad URL): its resources are left alone this pass.
+var errNoClient = errors.New("broker unavailable")

@@ -1,0 +1,10 @@
+// Package reconciler runs osbgit's pass: read the manifests of a revision
+// and the records under .osbgit/, fetch catalogs that are due, plan (package
+// plan), write the write-ahead records, execute (package exec) and commit the
+// resulting records back.
+//
+// The Git repository and the secret store are adapters behind small
+// interfaces declared here (Source, SecretStore); cmd/osbgit wires the real
+// ones (manifest/gitrepo, reconciler/secretstore) and tests wire real ones
+// too, over a local bare repository and a directory.
+package reconciler

@@ -1,0 +1,705 @@
+package reconciler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/secretstore"
+)
+
+// Source is the Git repository a pass reads manifests from and writes
+// records to. *gitrepo.Repo satisfies it.
+type Source interface {
+	TreeReader
+	RemoteHead(ctx context.Context, branch string) (string, error)
+	Fetch(ctx context.Context) (gitrepo.FetchResult, error)
+	ChangedOutside(fromRev, toRev, prefix string) (bool, error)
+	WriteIntent(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
+	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
+	Branch() string
+	StatusBranch() string
+}
+
+// SecretStore is where binding credentials go and where broker auth and
+// parametersFrom Secrets are read. secretstore.Store satisfies it.
+type SecretStore interface {
+	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
+	Delete(ctx context.Context, namespace, name string) error
+}
+
+// Options are the command-line settings of a pass; a nil pointer or zero
+// value means "use osbgit.yaml, else the default".
+type Options struct {
+	// Path overrides the config's manifest directory.
+	Path string
+	// Prune and MaxDeletions override the config's.
+	Prune        *bool
+	MaxDeletions *int
+	// Concurrency overrides the config's per-broker call limit.
+	Concurrency int
+	// ClusterID overrides the config's clusterID (sent as context.clusterid).
+	ClusterID string
+	// InlinePoll is how long a pass keeps polling async operations before
+	// recording them for a later pass.
+	InlinePoll time.Duration
+	// MaxPollingDuration bounds polling for plans without
+	// maximum_polling_duration (default 24h).
+	MaxPollingDuration time.Duration
+	// StatePath is the pass state file (a CronJob's cache volume); empty
+	// keeps state in memory only.
+	StatePath string
+	// MaxReplans bounds how often a pass re-plans after its write-ahead
+	// push was rejected (default 3).
+	MaxReplans int
+}
+
+// DefaultClusterID is sent as context.clusterid when neither osbgit.yaml nor
+// a flag sets one.
+const DefaultClusterID = "osbgit"
+
+// Reconciler runs passes over one repository. Its zero value is not usable:
+// set Source (and Secrets for sync); the rest has defaults.
+type Reconciler struct {
+	Source  Source
+	Secrets SecretStore
+	// Clients builds broker clients; defaults to one reading auth from
+	// Secrets.
+	Clients *BrokerClients
+	Log     logrus.FieldLogger
+	// Now and NewID are injectable for tests.
+	Now     func() time.Time
+	NewID   func() string
+	Options Options
+	// State carries what a pass remembers for the next; loaded from
+	// Options.StatePath on first use.
+	State *PassState
+	// Cache keeps decoded manifests across passes.
+	Cache *DecodeCache
+	// Identity, when set, is the originating identity of broker calls;
+	// by default the author of the manifest commit is used.
+	Identity func(rev string) *osbclient.OriginatingIdentity
+}
+
+func (r *Reconciler) init() error {
+	if r.Source == nil {
+		return errors.New("reconciler: no source")
+	}
+	if r.Log == nil {
+		l := logrus.New()
+		l.SetOutput(nopWriter{})
+		r.Log = l
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.NewID == nil {
+		r.NewID = func() string { return uuid.NewString() }
+	}
+	if r.Clients == nil {
+		var sr SecretReader
+		if r.Secrets != nil {
+			sr = r.Secrets
+		}
+		r.Clients = &BrokerClients{Secrets: sr}
+	}
+	if r.Cache == nil {
+		r.Cache = NewDecodeCache()
+	}
+	if r.State == nil {
+		st, err := LoadPassState(r.Options.StatePath)
+		if err != nil {
+			return err
+		}
+		r.State = st
+	}
+	return nil
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// prepared is everything a plan is made of.
+type prepared struct {
+	fetch    gitrepo.FetchResult
+	snap     *Snapshot
+	records  *manifest.Records
+	catalogs []catalogOutcome
+	plan     *plan.Plan
+	cfg      effectiveConfig
+}
+
+type effectiveConfig struct {
+	prune        bool
+	maxDeletions int
+	concurrency  int
+	clusterID    string
+	template     string
+}
+
+func (r *Reconciler) effective(cfg *manifest.Config) effectiveConfig {
+	if cfg == nil {
+		cfg = manifest.DefaultConfig()
+	}
+	e := effectiveConfig{prune: cfg.Prune, maxDeletions: cfg.MaxDeletions, concurrency: cfg.Concurrency,
+		clusterID: cfg.ClusterID, template: cfg.CommitMessageTemplate}
+	if r.Options.Prune != nil {
+		e.prune = *r.Options.Prune
+	}
+	if r.Options.MaxDeletions != nil {
+		e.maxDeletions = *r.Options.MaxDeletions
+	}
+	if r.Options.Concurrency > 0 {
+		e.concurrency = r.Options.Concurrency
+	}
+	if e.concurrency <= 0 {
+		e.concurrency = manifest.DefaultConcurrency
+	}
+	if r.Options.ClusterID != "" {
+		e.clusterID = r.Options.ClusterID
+	}
+	if e.clusterID == "" {
+		e.clusterID = DefaultClusterID
+	}
+	if e.template == "" {
+		e.template = manifest.DefaultCommitMessageTemplate
+	}
+	return e
+}
+
+// prepareOptions select how manifests and catalogs are read.
+type prepareOptions struct {
+	// workTree, when set, is read instead of the branch head (diff on a
+	// local working copy).
+	workTree fs.FS
+	// offline: no broker call at all (cached catalogs only).
+	offline bool
+	// refresh: fetch every catalog.
+	refresh bool
+}
+
+func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
+	now := r.Now()
+	var snap *Snapshot
+	if po.workTree != nil {
+		snap = LoadTree(po.workTree, r.Options.Path)
+		snap.Revision = ""
+	} else {
+		s, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+		if err != nil {
+			return nil, err
+		}
+		snap = s
+	}
+	statusRev := fr.StatusHead
+	records, err := LoadRecords(r.Source, statusRev)
+	if err != nil {
+		return nil, err
+	}
+	brokers := snap.Set.Brokers()
+	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.LastRelist2(), now, po.refresh, po.offline,
+		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
+	catalogs := records.CatalogsByKey()
+	for _, o := range outs {
+		if o.err != nil {
+			r.Log.WithFields(logrus.Fields{"broker": o.broker.String(), "reason": o.reason}).WithError(o.err).Warn("catalog fetch failed; using the cached catalog")
+		} else if o.reason != "" && !po.offline {
+			r.Log.WithFields(logrus.Fields{"broker": o.broker.String(), "reason": o.reason, "changed": o.changed}).Info("relisted catalog")
+		}
+		if o.record != nil {
+			c := o.record.Catalog
+			catalogs[manifest.CatalogKey(o.broker)] = &c
+		}
+	}
+	cfg := r.effective(snap.Set.Config)
+	diags := append(manifest.Diagnostics(nil), snap.Diagnostics...)
+	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
+	diags.Sort()
+	in := plan.Input{
+		Set:         snap.Set,
+		Diagnostics: diags,
+		Records:     records.Status,
+		Catalogs:    catalogs,
+		Secrets:     parametersReader(ctx, r.Secrets),
+		NewID:       r.NewID,
+		Options: plan.Options{
+			Prune:                     cfg.prune,
+			MaxDeletions:              cfg.maxDeletions,
+			ClusterID:                 cfg.clusterID,
+			Revision:                  snap.Revision,
+			Now:                       now,
+			DefaultMaxPollingDuration: r.maxPolling(),
+		},
+	}
+	p := plan.Build(in)
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg}, nil
+}
+
+func (r *Reconciler) maxPolling() time.Duration {
+	if r.Options.MaxPollingDuration > 0 {
+		return r.Options.MaxPollingDuration
+	}
+	return 24 * time.Hour
+}
+
+// LastRelist2 returns the per-broker relist times keyed by Ref.
+func (s *PassState) LastRelist2() map[manifest.Ref]time.Time {
+	out := map[manifest.Ref]time.Time{}
+	if s == nil {
+		return out
+	}
+	for k, t := range s.LastRelist {
+		out[refFromString(k)] = t
+	}
+	return out
+}
+
+// refFromString parses Ref.String() output ("Kind ns/name" or "Kind name").
+func refFromString(s string) manifest.Ref {
+	kind, rest, _ := strings.Cut(s, " ")
+	ns, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		return manifest.Ref{Kind: manifest.Kind(kind), Name: rest}
+	}
+	return manifest.Ref{Kind: manifest.Kind(kind), Namespace: ns, Name: name}
+}
+
+// DiffOptions select what a diff reads.
+type DiffOptions struct {
+	// WorkTree, when set, is read instead of the branch head.
+	WorkTree fs.FS
+	// Offline makes no broker call; Refresh fetches every catalog.
+	Offline, Refresh bool
+}
+
+// DiffResult is what `osbgit diff` shows.
+type DiffResult struct {
+	Plan *plan.Plan
+	// CatalogErrors are brokers whose catalog could not be fetched (the
+	// cached one was used, if any).
+	CatalogErrors []error
+}
+
+// Diff plans a pass without changing anything: no mutating broker call (only
+// GET /v2/catalog for due relists, none with Offline), no write to Git, no
+// Secret written.
+func (r *Reconciler) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
+	if err := r.init(); err != nil {
+		return nil, err
+	}
+	fr, err := r.Source.Fetch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	p, err := r.prepare(ctx, fr, prepareOptions{workTree: o.WorkTree, offline: o.Offline, refresh: o.Refresh})
+	if err != nil {
+		return nil, err
+	}
+	res := &DiffResult{Plan: p.plan}
+	for _, c := range p.catalogs {
+		if c.err != nil {
+			res.CatalogErrors = append(res.CatalogErrors, c.err)
+		}
+	}
+	return res, nil
+}
+
+// SyncResult is the outcome of one pass.
+type SyncResult struct {
+	// Skipped is set when nothing was due; Reason says why.
+	Skipped bool
+	Reason  string
+	// Plan is what was planned (nil when skipped).
+	Plan *plan.Plan
+	// Exec is what the executor did (nil when nothing ran).
+	Exec *exec.Result
+	// Commit is the status commit pushed ("" when nothing changed).
+	Commit string
+	// CatalogErrors are brokers whose catalog could not be fetched.
+	CatalogErrors []error
+	// Refused is set when the plan refused to run (e.g. maxDeletions).
+	Refused string
+	// Replans counts write-ahead pushes rejected by a moved head.
+	Replans int
+}
+
+// Failed reports whether any resource failed in this pass.
+func (s *SyncResult) Failed() bool {
+	return s != nil && s.Exec != nil && s.Exec.Failed()
+}
+
+// Sync runs one pass: converge the brokers to the manifests at the branch
+// head and commit the records. A pass with nothing due ends after one ref
+// lookup.
+func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
+	if err := r.init(); err != nil {
+		return nil, err
+	}
+	now := r.Now()
+	head, err := r.Source.RemoteHead(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("look up branch head: %w", err)
+	}
+	if r.State.quiet(head, now) {
+		return &SyncResult{Skipped: true, Reason: "head " + short(head) + " already reconciled; nothing due"}, nil
+	}
+	maxReplans := r.Options.MaxReplans
+	if maxReplans <= 0 {
+		maxReplans = 3
+	}
+	res := &SyncResult{}
+	var p *prepared
+	var writeAhead map[manifest.Ref]*manifest.StatusRecord
+	for attempt := 0; ; attempt++ {
+		fr, err := r.Source.Fetch(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
+		if skip, why := r.onlyStatusChanged(fr, now); skip {
+			r.State.ObservedHead = fr.Head
+			r.saveState()
+			return &SyncResult{Skipped: true, Reason: why}, nil
+		}
+		p, err = r.prepare(ctx, fr, prepareOptions{})
+		if err != nil {
+			return nil, err
+		}
+		res.Plan = p.plan
+		if p.plan.Refused != "" {
+			res.Refused = p.plan.Refused
+			break
+		}
+		writeAhead = exec.WriteAheadRecords(p.plan, now)
+		if len(writeAhead) == 0 {
+			break
+		}
+		files, err := recordChanges(p.records, writeAhead, nil)
+		if err != nil {
+			return nil, err
+		}
+		msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit: reserve IDs for %d new resource(s) (write-ahead)", len(writeAhead)))
+		wr, err := r.Source.WriteIntent(ctx, gitrepo.ChangeSet{Files: files, Message: msg, ExpectedHead: fr.StatusHead})
+		if errors.Is(err, gitrepo.ErrConflict) && attempt < maxReplans {
+			res.Replans++
+			r.Log.WithField("attempt", attempt+1).Info("write-ahead push rejected: the branch moved; re-planning from the new head")
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write-ahead records: %w", err)
+		}
+		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
+		// The records now in Git are the write-ahead ones.
+		for ref, rec := range writeAhead {
+			p.records.Status[ref] = rec
+		}
+		break
+	}
+	for _, c := range p.catalogs {
+		if c.err != nil {
+			res.CatalogErrors = append(res.CatalogErrors, c.err)
+		} else if c.fetched {
+			r.State.setLastRelist(c.broker, now)
+		}
+	}
+	if res.Refused != "" {
+		r.Log.WithField("reason", res.Refused).Error("plan refused; no broker call made")
+		return res, nil
+	}
+
+	ex := &exec.Executor{
+		Brokers:     r.brokerLookup(ctx, p.snap.Set),
+		Secrets:     r.Secrets,
+		Concurrency: p.cfg.concurrency,
+		Now:         r.Now,
+		Log:         r.Log,
+		InlinePoll:  r.Options.InlinePoll,
+	}
+	if r.Identity != nil {
+		ex.Identity = r.Identity(p.fetch.Head)
+	}
+	res.Exec = ex.Run(ctx, p.plan, writeAhead)
+
+	catalogRecs := map[manifest.Ref]*manifest.CatalogRecord{}
+	for _, c := range p.catalogs {
+		if c.changed {
+			catalogRecs[c.broker] = c.record
+		}
+	}
+	for ref := range p.records.Catalogs {
+		if p.snap.Set.Broker(ref) == nil && !brokerInUse(ref, p.records.Status, res.Exec.Records) {
+			catalogRecs[ref] = nil
+		}
+	}
+	files, err := recordChanges(p.records, res.Exec.Records, catalogRecs)
+	if err != nil {
+		return nil, err
+	}
+	final := mergedStatus(p.records.Status, res.Exec.Records)
+	r.State.InFlight = countInFlight(final)
+	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
+	if len(files) > 0 {
+		msg, err := commitMessage(p.cfg.template, res.Exec)
+		if err != nil {
+			return nil, err
+		}
+		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg})
+		if err != nil {
+			return res, fmt.Errorf("push status records: %w", err)
+		}
+		res.Commit = wr.Commit
+		if wr.Branch == r.Source.Branch() && wr.Attempts <= 1 {
+			// Our commit sits directly on the head we planned from.
+			r.State.ObservedHead = wr.Commit
+		} else {
+			r.State.ObservedHead = p.fetch.Head
+		}
+		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "files": len(files), "attempts": wr.Attempts}).Info("status records pushed")
+	} else {
+		r.State.ObservedHead = p.fetch.Head
+	}
+	r.saveState()
+	return res, nil
+}
+
+func (r *Reconciler) saveState() {
+	if err := r.State.Save(r.Options.StatePath); err != nil {
+		r.Log.WithError(err).Warn("could not save pass state; the next pass will be a full one")
+	}
+}
+
+// onlyStatusChanged reports whether the head moved only by commits touching
+// .osbgit/ since the last reconciled revision, with nothing else due.
+func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (bool, string) {
+	st := r.State
+	if st.ObservedHead == "" || st.InFlight > 0 {
+		return false, ""
+	}
+	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) {
+		return false, ""
+	}
+	if fr.Head == st.ObservedHead {
+		return true, "head " + short(fr.Head) + " already reconciled; nothing due"
+	}
+	changed, err := r.Source.ChangedOutside(st.ObservedHead, fr.Head, manifest.RecordDir+"/")
+	if err != nil || changed {
+		return false, ""
+	}
+	return true, "only .osbgit/ changed since " + short(st.ObservedHead)
+}
+
+// brokerLookup adapts the broker manifests to the executor's lookup.
+func (r *Reconciler) brokerLookup(ctx context.Context, set *manifest.Set) exec.BrokerLookup {
+	return func(ref manifest.Ref) (exec.BrokerClient, error) {
+		b := set.Broker(ref)
+		if b == nil {
+			return nil, fmt.Errorf("%s: %w: its manifest is gone", ref, errNoClient)
+		}
+		c, err := r.Clients.Client(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+func brokerInUse(broker manifest.Ref, recs map[manifest.Ref]*manifest.StatusRecord, changed map[manifest.Ref]*manifest.StatusRecord) bool {
+	for ref, rec := range mergedStatus(recs, changed) {
+		_ = ref
+		if rec != nil && rec.Broker == broker {
+			return true
+		}
+	}
+	return false
+}
+
+func mergedStatus(base, changed map[manifest.Ref]*manifest.StatusRecord) map[manifest.Ref]*manifest.StatusRecord {
+	out := make(map[manifest.Ref]*manifest.StatusRecord, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range changed {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// countInFlight counts records that need a later pass: async operations,
+// write-ahead records whose create has not completed, pending orphan
+// mitigation and deletes in progress.
+func countInFlight(recs map[manifest.Ref]*manifest.StatusRecord) int {
+	n := 0
+	for _, rec := range recs {
+		switch {
+		case rec.AsyncOpInProgress:
+			n++
+		case rec.Phase == manifest.PhasePending, rec.Phase == manifest.PhaseProvisioning, rec.Phase == manifest.PhaseUpdating,
+			rec.Phase == manifest.PhaseDeprovisioning, rec.Phase == manifest.PhaseOrphanMitigation:
+			n++
+		}
+	}
+	return n
+}
+
+func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.CatalogRecord, st *PassState) time.Time {
+	var next time.Time
+	for _, b := range set.Brokers() {
+		ref := b.GetRef()
+		rec := cached[ref]
+		if c, ok := changed[ref]; ok && c != nil {
+			rec = c
+		}
+		t := NextRelist(b, rec, st.lastRelist(ref))
+		if t.IsZero() {
+			continue
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// recordChanges turns changed records into a ChangeSet's files: only records
+// whose bytes differ from what is in Git are included, so an unchanged pass
+// writes nothing.
+func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	add := func(path string, oldRec, newRec manifest.Record, oldExists, newExists bool) error {
+		if !newExists {
+			if oldExists {
+				files[path] = nil
+			}
+			return nil
+		}
+		nb, err := manifest.MarshalRecord(newRec)
+		if err != nil {
+			return err
+		}
+		if oldExists {
+			ob, err := manifest.MarshalRecord(oldRec)
+			if err == nil && bytes.Equal(ob, nb) {
+				return nil
+			}
+		}
+		files[path] = nb
+		return nil
+	}
+	for ref, rec := range status {
+		old, ok := base.Status[ref]
+		var oldRec manifest.Record
+		if ok {
+			oldRec = old
+		}
+		if err := add(manifest.StatusPath(ref), oldRec, rec, ok, rec != nil); err != nil {
+			return nil, err
+		}
+	}
+	for ref, rec := range catalogs {
+		old, ok := base.Catalogs[ref]
+		var oldRec manifest.Record
+		if ok {
+			oldRec = old
+		}
+		if err := add(manifest.CatalogPath(ref), oldRec, rec, ok, rec != nil); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// commitMessage renders the status commit message from the configured
+// template; the message always ends with the [skip ci] trailer.
+func commitMessage(tmpl string, res *exec.Result) (string, error) {
+	t, err := template.New("commit").Parse(tmpl)
+	if err != nil {
+		return "", fmt.Errorf("commitMessageTemplate: %w", err)
+	}
+	var buf bytes.Buffer
+	data := struct {
+		Summary string
+		Counts  exec.Counts
+	}{Summary: summary(res), Counts: res.Counts}
+	if err := t.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("commitMessageTemplate: %w", err)
+	}
+	return gitrepo.EnsureSkipCI(buf.String()), nil
+}
+
+func summary(res *exec.Result) string {
+	if res == nil {
+		return "records updated"
+	}
+	c := res.Counts
+	parts := []string{}
+	for _, p := range []struct {
+		n    int
+		word string
+	}{{c.Created, "created"}, {c.Updated, "updated"}, {c.Deleted, "deleted"}, {c.InProgress, "in progress"}, {c.Failed, "failed"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.word))
+		}
+	}
+	if len(parts) == 0 {
+		return "records updated"
+	}
+	sort.SliceStable(parts, func(i, j int) bool { return false })
+	return strings.Join(parts, ", ")
+}
+
+// BrokerCatalog is one broker's catalog as `osbgit catalog` shows it.
+type BrokerCatalog struct {
+	Broker manifest.Ref
+	// Record is the catalog (fresh or cached); nil when none is known.
+	Record *manifest.CatalogRecord
+	// Fetched is true when it was fetched live in this call.
+	Fetched bool
+	// Err is the fetch error, if any (the cached record is still given).
+	Err error
+}
+
+// Catalogs returns each broker's catalog at the branch head: the cached
+// record, fetched live when due or when refresh is set. Nothing is written.
+func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalog, error) {
+	if err := r.init(); err != nil {
+		return nil, err
+	}
+	fr, err := r.Source.Fetch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	snap, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	if err != nil {
+		return nil, err
+	}
+	records, err := LoadRecords(r.Source, fr.StatusHead)
+	if err != nil {
+		return nil, err
+	}
+	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.LastRelist2(), r.Now(), refresh, false,
+		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
+	res := make([]BrokerCatalog, 0, len(outs))
+	for _, o := range outs {
+		res = append(res, BrokerCatalog{Broker: o.broker, Record: o.record, Fetched: o.fetched, Err: o.err})
+	}
+	return res, nil
+}

@@ -1,0 +1,354 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient/osbtest"
+)
+
+func brokerYAML(url string) string {
+	return fmt.Sprintf(`apiVersion: servicecatalog.k8s.io/v1beta1
+kind: ClusterServiceBroker
+metadata:
+  name: test-broker
+spec:
+  url: %s
+  authInfo:
+    basic:
+      secretRef:
+        namespace: osbgit-system
+        name: broker-auth
+`, url)
+}
+
+func instanceYAML(name, plan, params string) string {
+	s := fmt.Sprintf(`apiVersion: servicecatalog.k8s.io/v1beta1
+kind: ServiceInstance
+metadata:
+  name: %s
+  namespace: apps
+spec:
+  clusterServiceClassExternalName: osbtest-db
+  clusterServicePlanExternalName: %s
+`, name, plan)
+	if params != "" {
+		s += "  parameters:\n" + params
+	}
+	return s
+}
+
+func bindingYAML(name, instance string) string {
+	return fmt.Sprintf(`apiVersion: servicecatalog.k8s.io/v1beta1
+kind: ServiceBinding
+metadata:
+  name: %s
+  namespace: apps
+spec:
+  instanceRef:
+    name: %s
+  secretTransforms:
+  - renameKey:
+      from: uri
+      to: DATABASE_URL
+`, name, instance)
+}
+
+const osbgitYAML = `apiVersion: osbgit.dev/v1alpha1
+kind: Config
+clusterID: test-cluster
+prune: true
+`
+
+// brokerState summarises what the broker holds: instance -> plan and
+// binding -> instance, for assertions on outcomes.
+func brokerState(b *osbtest.Broker) (instances map[string]string, bindings map[string]string) {
+	instances, bindings = map[string]string{}, map[string]string{}
+	for id, in := range b.Instances() {
+		instances[id] = in.PlanID + "/" + string(in.State)
+	}
+	for id, bn := range b.Bindings() {
+		bindings[id] = bn.InstanceID + "/" + string(bn.State)
+	}
+	return instances, bindings
+}
+
+func recordOf(t *testing.T, f *fixture, kind manifest.Kind, name string) *manifest.StatusRecord {
+	t.Helper()
+	ref := manifest.Ref{Kind: kind, Namespace: "apps", Name: name}
+	data := f.repo.show(manifest.StatusPath(ref))
+	if data == "" {
+		return nil
+	}
+	rec, err := manifest.UnmarshalStatusRecord(manifest.StatusPath(ref), []byte(data))
+	if err != nil {
+		t.Fatalf("record %s: %v", ref, err)
+	}
+	return rec
+}
+
+func TestSyncLifecycle(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{
+			"osbgit.yaml":       osbgitYAML,
+			"brokers/b.yaml":    brokerYAML(url),
+			"apps/db.yaml":      instanceYAML("db", "small", "    size: 10\n"),
+			"apps/db-bind.yaml": bindingYAML("db-bind", "db"),
+		}
+	})
+	ctx := context.Background()
+
+	// 1. Create instance and binding.
+	res := f.sync(f.reconciler(Options{}))
+	if res.Exec == nil || res.Exec.Failed() {
+		t.Fatalf("first sync failed: %+v", res.Exec)
+	}
+	inst := recordOf(t, f, manifest.KindServiceInstance, "db")
+	if inst == nil || inst.Phase != manifest.PhaseReady || inst.PlanExternalID != osbtest.PlanDBSmall {
+		t.Fatalf("instance record after create: %+v", inst)
+	}
+	bi, ok := f.broker.Instance(inst.ExternalID)
+	if !ok || bi.PlanID != osbtest.PlanDBSmall || fmt.Sprint(bi.Parameters["size"]) != "10" {
+		t.Fatalf("broker instance: %+v (ok=%v)", bi, ok)
+	}
+	if bi.Context == nil || bi.Context.Platform != "kubernetes" || bi.Context.Namespace != "apps" || bi.Context.ClusterID != "test-cluster" || bi.Context.InstanceName != "db" {
+		t.Fatalf("context sent: %+v", bi.Context)
+	}
+	bind := recordOf(t, f, manifest.KindServiceBinding, "db-bind")
+	if bind == nil || bind.Phase != manifest.PhaseReady || bind.SecretRef == nil {
+		t.Fatalf("binding record: %+v", bind)
+	}
+	sec, err := f.store.Get(ctx, "apps", "db-bind")
+	if err != nil {
+		t.Fatalf("credentials secret: %v", err)
+	}
+	bb, _ := f.broker.Binding(bind.ExternalID)
+	if string(sec["DATABASE_URL"]) != fmt.Sprint(bb.Credentials["uri"]) || sec["uri"] != nil {
+		t.Fatalf("secret keys %v: transform not applied", keys(sec))
+	}
+	if !strings.Contains(git(t, f.repo.bare, "log", "-1", "--format=%B", "main"), "[skip ci]") {
+		t.Fatal("status commit lacks the [skip ci] trailer")
+	}
+	// No credential in Git: the whole history.
+	assertNoSecretInHistory(t, f, append(credentialValues(bb.Credentials), brokerPass))
+
+	// 2. A no-op pass from a fresh process: zero mutating calls, zero commits.
+	f.broker.ResetCalls()
+	commits := f.repo.commitCount()
+	res = f.sync(f.reconciler(Options{}))
+	if n := len(f.broker.MutatingCalls()); n != 0 {
+		t.Fatalf("no-op pass made %d mutating calls: %+v", n, f.broker.MutatingCalls())
+	}
+	if got := f.repo.commitCount(); got != commits {
+		t.Fatalf("no-op pass made %d commits", got-commits)
+	}
+
+	// 3. Plan change: only plan_id is sent, parameters unchanged are not.
+	f.repo.push("db to large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 10\n")}, nil)
+	f.broker.ResetCalls()
+	f.sync(f.reconciler(Options{}))
+	bi, _ = f.broker.Instance(inst.ExternalID)
+	if bi.PlanID != osbtest.PlanDBLarge {
+		t.Fatalf("plan after update: %s", bi.PlanID)
+	}
+	upd := f.broker.CallsTo(osbtest.EndpointUpdate)
+	if len(upd) != 1 || topLevel(t, upd[0].Body)["parameters"] != nil {
+		t.Fatalf("update calls %d, body %s: parameters must not be resent", len(upd), bodyOf(upd))
+	}
+
+	// 4. Parameter change: parameters sent, plan not.
+	f.repo.push("db bigger", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 20\n")}, nil)
+	f.broker.ResetCalls()
+	f.sync(f.reconciler(Options{}))
+	bi, _ = f.broker.Instance(inst.ExternalID)
+	if fmt.Sprint(bi.Parameters["size"]) != "20" {
+		t.Fatalf("parameters after update: %v", bi.Parameters)
+	}
+	upd = f.broker.CallsTo(osbtest.EndpointUpdate)
+	if len(upd) != 1 || topLevel(t, upd[0].Body)["plan_id"] != nil {
+		t.Fatalf("update calls %d, body %s: plan_id must not be sent", len(upd), bodyOf(upd))
+	}
+
+	// 5. Unbind (manifest removed, prune on): binding gone, Secret deleted.
+	f.repo.push("unbind", nil, []string{"apps/db-bind.yaml"})
+	f.sync(f.reconciler(Options{}))
+	if _, ok := f.broker.Binding(bind.ExternalID); ok {
+		t.Fatal("binding still at the broker after unbind")
+	}
+	if _, err := f.store.Get(ctx, "apps", "db-bind"); err == nil {
+		t.Fatal("credentials secret still there after unbind")
+	}
+	if recordOf(t, f, manifest.KindServiceBinding, "db-bind") != nil {
+		t.Fatal("binding record still there after unbind")
+	}
+
+	// 6. Deprovision.
+	f.repo.push("deprovision", nil, []string{"apps/db.yaml"})
+	f.sync(f.reconciler(Options{}))
+	if ins, bns := brokerState(f.broker); len(ins) != 0 || len(bns) != 0 {
+		t.Fatalf("broker not empty after deprovision: %v %v", ins, bns)
+	}
+	if got := f.repo.files(".osbgit/status"); len(got) != 0 {
+		t.Fatalf("records left: %v", got)
+	}
+}
+
+func TestSyncSkipsWhenNothingDue(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	state := filepath.Join(t.TempDir(), "state.json")
+	f.sync(f.reconciler(Options{StatePath: state}))
+	f.broker.ResetCalls()
+	res := f.sync(f.reconciler(Options{StatePath: state}))
+	if !res.Skipped {
+		t.Fatalf("second pass not skipped: %+v", res)
+	}
+	if n := len(f.broker.Calls()); n != 0 {
+		t.Fatalf("skipped pass made %d broker calls", n)
+	}
+	// A human commit touching only .osbgit/ does not count as a change.
+	f.repo.push("note", map[string]string{".osbgit/README": "records\n"}, nil)
+	if res := f.sync(f.reconciler(Options{StatePath: state})); !res.Skipped {
+		t.Fatalf("pass after an .osbgit-only commit not skipped: %s", res.Reason)
+	}
+	// A manifest change is picked up.
+	f.repo.push("large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "")}, nil)
+	if res := f.sync(f.reconciler(Options{StatePath: state})); res.Skipped {
+		t.Fatal("manifest change skipped")
+	}
+	if rec := recordOf(t, f, manifest.KindServiceInstance, "db"); rec.PlanExternalID != osbtest.PlanDBLarge {
+		t.Fatalf("record after change: %+v", rec)
+	}
+}
+
+func TestSyncAsyncConvergesAcrossPasses(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"apps/db.yaml": instanceYAML("db", "async", ""), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}
+	})
+	var passes int
+	// Provision, bind: 202 each, then 2 "in progress" polls and a final one.
+	for passes = 1; passes <= 12; passes++ {
+		f.sync(f.reconciler(Options{})) // InlinePoll 0: record and return
+		if rec := recordOf(t, f, manifest.KindServiceBinding, "db-bind"); rec != nil && rec.Phase == manifest.PhaseReady {
+			break
+		}
+	}
+	if passes > 12 {
+		t.Fatalf("not converged after 12 passes: %+v", recordOf(t, f, manifest.KindServiceInstance, "db"))
+	}
+	if passes < 3 {
+		t.Fatalf("converged in %d passes; the async plan needs polls across passes", passes)
+	}
+	if n := f.broker.Count(osbtest.EndpointProvision); n != 1 {
+		t.Fatalf("%d provision calls, want 1", n)
+	}
+}
+
+// TestCrashBeforeEveryCall kills the pass before its Nth broker call
+// (and stops every later Git write, as a dead process would), then runs fresh
+// passes: the broker must end with exactly the desired resources — no
+// duplicate, no orphan.
+func TestCrashBeforeEveryCall(t *testing.T) {
+	manifests := func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"apps/a.yaml": instanceYAML("a", "small", "    size: 1\n"), "apps/b.yaml": instanceYAML("b", "async", ""),
+			"apps/a-bind.yaml": bindingYAML("a-bind", "a"), "apps/b-bind.yaml": bindingYAML("b-bind", "b")}
+	}
+	done := false
+	for n := 0; !done && n < 40; n++ {
+		t.Run(fmt.Sprintf("crash-before-call-%d", n+1), func(t *testing.T) {
+			f := newFixture(t, manifests)
+			crash := &crashTransport{allowed: n, base: http.DefaultTransport}
+			f.transport = crash
+			r := f.reconciler(Options{InlinePoll: 0})
+			r.Source = crashingSource{Source: r.Source, crash: crash}
+			for i := 0; i < 10 && !crash.isCrashed(); i++ {
+				r.Sync(context.Background()) // errors expected once crashed
+			}
+			if !crash.isCrashed() {
+				done = true // every call of a full convergence has been a crash point
+				return
+			}
+			f.transport = nil
+			for i := 0; i < 10; i++ {
+				f.sync(f.reconciler(Options{}))
+			}
+			ins, bns := brokerState(f.broker)
+			if len(ins) != 2 || len(bns) != 2 {
+				t.Fatalf("broker holds %d instances %v and %d bindings %v, want 2 and 2", len(ins), ins, len(bns), bns)
+			}
+			for id, st := range ins {
+				if !strings.HasSuffix(st, "/ready") {
+					t.Errorf("instance %s: %s", id, st)
+				}
+			}
+			for _, name := range []string{"a", "b"} {
+				rec := recordOf(t, f, manifest.KindServiceInstance, name)
+				if rec == nil || rec.Phase != manifest.PhaseReady {
+					t.Fatalf("record %s: %+v", name, rec)
+				}
+				if _, ok := f.broker.Instance(rec.ExternalID); !ok {
+					t.Fatalf("record %s names %s, unknown to the broker", name, rec.ExternalID)
+				}
+			}
+		})
+	}
+}
+
+func topLevel(t *testing.T, body []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("request body: %v", err)
+	}
+	return m
+}
+
+func keys(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func bodyOf(calls []osbtest.Call) string {
+	var s []string
+	for _, c := range calls {
+		s = append(s, string(c.Body))
+	}
+	return strings.Join(s, " | ")
+}
+
+func credentialValues(creds map[string]any) []string {
+	var out []string
+	for k, v := range creds {
+		if s, ok := v.(string); ok && len(s) >= 6 && (strings.Contains(k, "pass") || strings.Contains(k, "uri") || strings.Contains(k, "secret")) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// assertNoSecretInHistory greps every blob of every commit for the values.
+func assertNoSecretInHistory(t *testing.T, f *fixture, values []string) {
+	t.Helper()
+	dump := git(t, f.repo.bare, "log", "-p", "--all", "--format=%H %an %s %b")
+	for _, v := range values {
+		if v != "" && strings.Contains(dump, v) {
+			t.Fatalf("a credential value appears in the Git history")
+		}
+	}
+	_ = os.Getenv
+}
