@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/render"
+)
+
+func init() { subcommands = append(subcommands, newDiffCommand) }
+
+func newDiffCommand(g *globalOptions) *cobra.Command {
+	var (
+		pf      passFlags
+		offline bool
+		refresh bool
+		output  string
+		color   string
+	)
+	cmd := &cobra.Command{
+		Use:   "diff",
+		Short: "Show what a sync would do (no mutating call; exit 0 in sync, 1 changes pending, 2 error)",
+		Long: `diff plans a pass and prints it like terraform plan. It never makes a
+mutating broker call and never writes to Git or a secret store: only
+GET /v2/catalog for catalogs that are due (none with --offline, which uses the
+cached catalogs under .osbgit/catalog).
+
+On a local working copy it reads the files on disk, uncommitted edits
+included, so you see the effect before committing.
+
+Exit codes (kubectl diff / flux diff convention): 0 in sync, 1 changes
+pending, 2 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return withExitCode(exitError, fmt.Errorf("-o %q: want text or json", output))
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			r, repo, err := newReconciler(ctx, cmd, g, &pf)
+			if err != nil {
+				return withExitCode(exitError, err)
+			}
+			defer repo.Close()
+			var wt fs.FS
+			if repo.IsWorkTree() && !cmd.Flags().Changed("branch") {
+				if wt, err = repo.WorkTreeFS(); err != nil {
+					return withExitCode(exitError, err)
+				}
+			}
+			res, err := r.Diff(ctx, reconciler.DiffOptions{WorkTree: wt, Offline: offline, Refresh: refresh})
+			if err != nil {
+				return withExitCode(exitError, err)
+			}
+			for _, e := range res.CatalogErrors {
+				g.log.WithError(e).Warn("catalog not refreshed")
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				err = render.JSON(out, res.Plan)
+			} else {
+				err = render.Text(out, res.Plan, render.TextOptions{Color: useColor(color, out)})
+			}
+			if err != nil {
+				return withExitCode(exitError, err)
+			}
+			if res.Plan.Refused != "" || res.Plan.Diagnostics.HasErrors() && !res.Plan.HasChanges() {
+				return withExitCode(exitError, nil)
+			}
+			if res.Plan.HasChanges() {
+				return withExitCode(exitChanges, nil)
+			}
+			return nil
+		},
+	}
+	pf.register(cmd, false)
+	cmd.Flags().BoolVar(&offline, "offline", false, "make no broker call at all: use the cached catalogs and the records")
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "fetch every broker's catalog, not only those due")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&color, "color", "auto", "color the text output: auto, always or never")
+	return cmd
+}

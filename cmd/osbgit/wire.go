@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/secretstore"
+)
+
+// passFlags are the flags of commands that plan or run a pass.
+type passFlags struct {
+	statusBranch string
+	prune        bool
+	maxDeletions int
+	concurrency  int
+	clusterID    string
+}
+
+func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
+	f := cmd.Flags()
+	f.StringVar(&pf.statusBranch, "status-branch", "", "branch receiving .osbgit/ records (default: osbgit.yaml's statusBranch, else the manifest branch)")
+	f.BoolVar(&pf.prune, "prune", false, "delete resources whose manifest was removed (default: osbgit.yaml's prune)")
+	f.IntVar(&pf.maxDeletions, "max-deletions", 0, "refuse a pass deleting more than N resources (default: osbgit.yaml's maxDeletions, 10)")
+	f.StringVar(&pf.clusterID, "cluster-id", "", "context.clusterid sent to brokers (default: osbgit.yaml's clusterID)")
+	if mutating {
+		f.IntVar(&pf.concurrency, "concurrency", 0, "concurrent calls per broker (default: osbgit.yaml's concurrency, 8)")
+	}
+}
+
+// options turns the flags that were given into reconciler overrides.
+func (pf *passFlags) options(cmd *cobra.Command, g *globalOptions) reconciler.Options {
+	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: pf.clusterID}
+	if cmd.Flags().Changed("prune") || os.Getenv(envName("prune")) != "" {
+		v := pf.prune
+		o.Prune = &v
+	}
+	if cmd.Flags().Changed("max-deletions") || os.Getenv(envName("max-deletions")) != "" {
+		v := pf.maxDeletions
+		o.MaxDeletions = &v
+	}
+	return o
+}
+
+// readSecretFile reads a credential file, trimming one trailing newline (as
+// Kubernetes Secret volumes and `echo` leave them).
+func readSecretFile(flag, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %w", flag, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// gitAuth gathers Git credentials from flags, files and environment.
+func (g *globalOptions) gitAuth() (gitrepo.Auth, error) {
+	a := gitrepo.Auth{Username: g.GitUsername, CAFile: g.GitCAFile, SSHKeyFile: g.GitSSHKey, KnownHostsFile: g.GitKnownHosts}
+	var err error
+	if g.GitPasswordFile != "" {
+		if a.Password, err = readSecretFile("git-password-file", g.GitPasswordFile); err != nil {
+			return a, err
+		}
+	} else if v := os.Getenv("OSBGIT_GIT_PASSWORD"); v != "" {
+		a.Password = v
+	}
+	if g.GitTokenFile != "" {
+		if a.Token, err = readSecretFile("git-token-file", g.GitTokenFile); err != nil {
+			return a, err
+		}
+	} else if v := os.Getenv("OSBGIT_GIT_TOKEN"); v != "" {
+		a.Token = v
+	}
+	return a, nil
+}
+
+// cacheRoot is --cache-dir, else $XDG_CACHE_HOME/osbgit, else ~/.cache/osbgit.
+func (g *globalOptions) cacheRoot() string {
+	if g.CacheDir != "" {
+		return g.CacheDir
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "osbgit")
+	}
+	return filepath.Join(os.TempDir(), "osbgit-cache")
+}
+
+// openRepo opens --repo. The status branch comes from --status-branch, else
+// from osbgit.yaml at the branch head (which needs the repo open first, so
+// the repo is reopened when the config names one).
+func (g *globalOptions) openRepo(ctx context.Context, statusBranch string) (*gitrepo.Repo, error) {
+	auth, err := g.gitAuth()
+	if err != nil {
+		return nil, err
+	}
+	var opts []gitrepo.Option
+	opts = append(opts, gitrepo.WithCacheDir(filepath.Join(g.cacheRoot(), "git")))
+	if g.GitInsecureHTTP {
+		opts = append(opts, gitrepo.WithInsecureHTTP())
+	}
+	if g.GitInsecureSkipHostKey {
+		opts = append(opts, gitrepo.WithInsecureSkipHostKeyCheck())
+	}
+	o := gitrepo.Options{URL: g.Repo, Branch: g.Branch, StatusBranch: statusBranch, Auth: auth}
+	repo, err := gitrepo.Open(ctx, o, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if statusBranch != "" {
+		return repo, nil
+	}
+	cfg, err := configAtHead(ctx, repo)
+	if err != nil {
+		repo.Close()
+		return nil, err
+	}
+	if cfg.StatusBranch == "" && cfg.CommitAuthor.Name == "" {
+		return repo, nil
+	}
+	repo.Close()
+	o.StatusBranch = cfg.StatusBranch
+	opts = append(opts, gitrepo.WithAuthor(cfg.CommitAuthor.Name, cfg.CommitAuthor.Email))
+	return gitrepo.Open(ctx, o, opts...)
+}
+
+// configAtHead reads osbgit.yaml at the manifest branch head.
+func configAtHead(ctx context.Context, repo *gitrepo.Repo) (*manifest.Config, error) {
+	fr, err := repo.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fsys, err := repo.TreeFS(fr.Head)
+	if err != nil {
+		return nil, err
+	}
+	cfg, diags := manifest.LoadConfig(fsys)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("osbgit.yaml: %w", diags.Err())
+	}
+	return cfg, nil
+}
+
+// openSecrets opens --secret-store; empty means none (commands that must
+// write credentials refuse without one).
+func (g *globalOptions) openSecrets() (secretstore.Store, error) {
+	if g.SecretStore == "" {
+		return nil, nil
+	}
+	return secretstore.Parse(g.SecretStore, secretstore.Options{Kubeconfig: g.Kubeconfig})
+}
+
+// statePath is the pass-state file for this repo and branch in the cache.
+func (g *globalOptions) statePath(repo *gitrepo.Repo) string {
+	sum := sha256.Sum256([]byte(repo.URL() + "\x00" + repo.Branch() + "\x00" + g.Path))
+	return filepath.Join(g.cacheRoot(), "state", hex.EncodeToString(sum[:8])+".json")
+}
+
+// newReconciler wires a reconciler for --repo with the pass flags.
+func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *passFlags) (*reconciler.Reconciler, *gitrepo.Repo, error) {
+	repo, err := g.openRepo(ctx, pf.statusBranch)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := g.openSecrets()
+	if err != nil {
+		repo.Close()
+		return nil, nil, err
+	}
+	r := &reconciler.Reconciler{
+		Source:  repo,
+		Log:     g.log,
+		Options: pf.options(cmd, g),
+		Clients: &reconciler.BrokerClients{UserAgent: "osbgit/" + version},
+	}
+	if store != nil {
+		r.Secrets = store
+		r.Clients.Secrets = store
+	}
+	return r, repo, nil
+}
+
+// gitTree reads manifests for validate through the Git layer: the working
+// tree of a local working copy, else the branch head.
+func gitTree(g *globalOptions) (fs.FS, func() error, error) {
+	if !looksLikeURL(g.Repo) {
+		if st, err := os.Stat(g.Repo); err == nil && st.IsDir() {
+			if _, err := os.Stat(filepath.Join(g.Repo, ".git")); err != nil || g.Branch == "" {
+				// A plain directory, or a working copy without --branch:
+				// what is on disk, uncommitted edits included.
+				return os.DirFS(g.Repo), nil, nil
+			}
+		}
+	}
+	ctx := context.Background()
+	repo, err := g.openRepo(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	fr, err := repo.Fetch(ctx)
+	if err != nil {
+		repo.Close()
+		return nil, nil, err
+	}
+	fsys, err := repo.TreeFS(fr.Head)
+	if err != nil {
+		repo.Close()
+		return nil, nil, err
+	}
+	return fsys, repo.Close, nil
+}
+
+func init() { manifestTree = gitTree }
