@@ -137,7 +137,8 @@ func (r *stepRun) createTerminal(lo *manifest.LastOperation, cause error, provis
 	r.touched = true
 	rec.Phase = manifest.PhaseFailed
 	rec.Provisioned = provisioned
-	rec.InProgress = nil
+	// InProgress keeps the target that failed: the planner retries only
+	// when the desired state differs from it (or from SpecHash).
 	rec.AsyncOpInProgress = false
 	rec.LastOperation = lo
 	msg := stableMessage(cause)
@@ -268,12 +269,17 @@ func (r *stepRun) updateFailed(lo *manifest.LastOperation, callErr, cause error,
 	}
 	rec := r.rec
 	r.touched = true
-	// Terminal: the instance keeps what it had and stays usable (Phase
-	// Ready) unless the broker said otherwise; Failed/UpdateFailed stops
-	// the planner from repeating the same update.
+	// Terminal: Phase Failed with Provisioned unchanged (the broker still
+	// holds the instance, with its previous plan and parameters, which
+	// Properties keep); InProgress keeps the target that failed, so the
+	// planner does not repeat the same update until the manifest changes.
+	// The instance stays usable (Ready True) unless the broker said
+	// otherwise.
 	lo.State = manifest.OperationFailed
-	rec.Phase = manifest.PhaseReady
-	rec.InProgress = nil
+	rec.Phase = manifest.PhaseFailed
+	if rec.InProgress == nil {
+		rec.InProgress = cloneProps(r.s.Desired)
+	}
 	rec.AsyncOpInProgress = false
 	rec.LastOperation = lo
 	msg := stableMessage(cause)
@@ -470,7 +476,6 @@ func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res 
 			rec := r.rec
 			rec.Phase = manifest.PhaseFailed
 			rec.Provisioned = false
-			rec.InProgress = nil
 			rec.AsyncOpInProgress = false
 			rec.LastOperation = &failed
 			r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, ReasonUpdateFailed, cause.Error())
@@ -509,7 +514,6 @@ func (r *stepRun) orphanMitigate(ctx context.Context, cause error) {
 	r.omCause = cause
 	rec.Phase = manifest.PhaseOrphanMitigation
 	rec.Provisioned = true
-	rec.InProgress = nil
 	rec.AsyncOpInProgress = false
 	if cause != nil {
 		msg := stableMessage(cause)
@@ -553,7 +557,6 @@ func (r *stepRun) omSucceeded(lo *manifest.LastOperation) {
 	r.touched = true
 	rec.Phase = manifest.PhaseFailed
 	rec.Provisioned = false
-	rec.InProgress = nil
 	rec.AsyncOpInProgress = false
 	rec.LastOperation = lo
 	r.setCond(manifest.ConditionOrphanMitigation, manifest.ConditionFalse, ReasonOrphanMitigationSuccessful, "the broker confirmed the delete")
@@ -667,10 +670,10 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 }
 
 // adopt records a resource the broker already holds, without a mutating
-// call. A binding's credentials are fetched (GET) and written, since a
-// Ready binding must have its Secret.
+// call. A binding not yet recorded Ready with a Secret has its credentials
+// fetched (GET) and written, since a Ready binding must have its Secret.
 func (r *stepRun) adopt(ctx context.Context) {
-	if r.binding {
+	if r.binding && (r.rec == nil || r.rec.SecretRef == nil || r.rec.Phase != manifest.PhaseReady) {
 		if !r.lookupClient() {
 			return
 		}

@@ -56,9 +56,6 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 		next()
 	}
 	for {
-		if !deadline.IsZero() && !e.now().Before(deadline) {
-			return pollDeadline, nil, nil
-		}
 		resp, err := r.pollCall(ctx, lo, bindingID)
 		if err != nil {
 			return pollError, nil, err
@@ -75,6 +72,12 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 			return pollSucceeded, resp, nil
 		case osbclient.StateFailed:
 			return pollFailed, resp, nil
+		}
+		// Still in progress: past the deadline that means failed (a poll
+		// is always made first, so an operation that finished late still
+		// counts as done).
+		if !deadline.IsZero() && !e.now().Before(deadline) {
+			return pollDeadline, resp, nil
 		}
 		d := max(wait, resp.RetryAfter)
 		next()

@@ -36,7 +36,9 @@ const (
 	ReasonBindFailed      = "BindFailed"
 	// ReasonUpdateFailed: the update failed terminally (refused, or its
 	// async operation failed or exceeded maximum_polling_duration); Phase
-	// is Ready (the instance stays usable), Properties are unchanged.
+	// Failed with Provisioned true, Properties unchanged, InProgress the
+	// target that failed; Ready stays True unless the broker reported the
+	// instance unusable.
 	ReasonUpdateFailed = "UpdateFailed"
 	// ReasonDeprovisionFailed / ReasonUnbindFailed: the delete failed;
 	// Phase Deprovisioning, the delete is retried.
@@ -257,11 +259,23 @@ func (r *stepRun) fail(err error, summary string) {
 	r.touched = true
 }
 
+// keepBaseFacts undoes the manifest facts (SpecHash, DeletionPolicy,
+// ObservedRevision) applied at the start of a step whose call did not take
+// effect (retry later, transient failure): the record then changes only in
+// its condition, and the next attempt records them.
+func (r *stepRun) keepBaseFacts() {
+	if r.rec == nil || r.base == nil {
+		return
+	}
+	r.rec.SpecHash, r.rec.DeletionPolicy, r.rec.ObservedRevision = r.base.SpecHash, r.base.DeletionPolicy, r.base.ObservedRevision
+}
+
 // failCall records a failure that may clear by itself: phase kept, Failed
 // condition CallFailed.
 func (r *stepRun) failCall(err error) {
 	if r.rec != nil {
 		r.touched = true
+		r.keepBaseFacts()
 		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, ReasonCallFailed, stableMessage(err))
 	}
 	r.fail(err, err.Error())
@@ -272,6 +286,7 @@ func (r *stepRun) failCall(err error) {
 func (r *stepRun) retryLater(what string, err error) {
 	if r.rec != nil {
 		r.touched = true
+		r.keepBaseFacts()
 		status := manifest.ConditionFalse
 		if c := manifest.FindCondition(r.rec.Conditions, manifest.ConditionReady); c != nil {
 			status = c.Status
