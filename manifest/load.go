@@ -114,12 +114,29 @@ func firstLines(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// yamlParserProblems are the messages of yaml.v3's parser (as opposed to
+// its scanner). For those, yaml.v3 reports the 0-based line of the
+// construct being parsed, so one is added to get the 1-based line.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'": true, "did not find expected ',' or '}'": true,
+	"did not find expected '-' indicator": true, "did not find expected <document start>": true,
+	"did not find expected <stream-start>": true, "did not find expected key": true,
+	"did not find expected node content": true, "found duplicate %TAG directive": true,
+	"found duplicate %YAML directive": true, "found incompatible YAML document": true,
+	"found undefined tag handle": true,
+}
+
+// splitYAMLError returns the 1-based line and message of a yaml.v3 error.
 func splitYAMLError(err error) (int, string) {
 	t := yamlErrorText(err)
 	if i := strings.Index(t, ": "); i > 0 {
 		var line int
 		if _, e := fmt.Sscanf(t[:i], "%d", &line); e == nil {
-			return line, t[i+2:]
+			msg := t[i+2:]
+			if yamlParserProblems[msg] {
+				line++
+			}
+			return line, msg
 		}
 	}
 	return 0, strings.TrimSpace(t)

@@ -201,7 +201,8 @@ func singleDocument(file string, data []byte) (root *yaml.Node, err error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty document", file)
 		}
-		return nil, fmt.Errorf("%s:%s", file, yamlErrorText(err))
+		line, msg := splitYAMLError(err)
+		return nil, fmt.Errorf("%s:%d: invalid YAML: %s", file, line, msg)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -1,0 +1,350 @@
+package manifest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+const instHead = "apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceInstance\nmetadata:\n  name: db\nspec:\n  clusterServiceClassExternalName: c\n  clusterServicePlanExternalName: p\n"
+
+func TestDecodeFile(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		wantRefs  []string // GetRef().String() of decoded objects
+		wantDiags []string // Diagnostic.String() of file-level diagnostics
+		wantObj   []string // String() of object-level diagnostics
+		check     func(t *testing.T, objs []Object)
+	}{
+		{name: "empty", in: ""},
+		{name: "comments only", in: "# nothing\n---\n# still nothing\n"},
+		{name: "empty documents", in: "---\n---\n...\n"},
+		{
+			name:     "byte order mark and CRLF",
+			in:       "\ufeff" + strings.ReplaceAll(instHead, "\n", "\r\n"),
+			wantRefs: []string{"ServiceInstance db"},
+			check: func(t *testing.T, objs []Object) {
+				if l := objs[0].FieldLine("spec.clusterServicePlanExternalName"); l != 7 {
+					t.Errorf("line %d, want 7", l)
+				}
+			},
+		},
+		{
+			name:     "List items keep their own lines",
+			in:       "apiVersion: v1\nkind: List\nitems:\n- apiVersion: servicecatalog.k8s.io/v1beta1\n  kind: ClusterServiceBroker\n  metadata: {name: a}\n  spec: {url: 'http://a'}\n- apiVersion: servicecatalog.k8s.io/v1beta1\n  kind: ClusterServiceBroker\n  metadata: {name: b}\n  spec: {url: 'http://b'}\n",
+			wantRefs: []string{"ClusterServiceBroker a", "ClusterServiceBroker b"},
+			check: func(t *testing.T, objs []Object) {
+				if objs[0].GetSource().Line != 4 || objs[1].GetSource().Line != 8 {
+					t.Errorf("sources %v %v", objs[0].GetSource(), objs[1].GetSource())
+				}
+			},
+		},
+		{
+			name:     "numbers in parameters keep their value",
+			in:       instHead + "  parameters: {hex: 0x1F, plus: +12, exact: 1.10, big: 123456789012345678901234567890, exp: 1e3, neg: -0.5, octal: 0o17}\n",
+			wantRefs: []string{"ServiceInstance db"},
+			check: func(t *testing.T, objs []Object) {
+				b, _ := json.Marshal(objs[0].(*ServiceInstance).Spec.Parameters)
+				want := `{"big":123456789012345678901234567890,"exact":1.10,"exp":1e3,"hex":31,"neg":-0.5,"octal":15,"plus":12}`
+				if string(b) != want {
+					t.Errorf("parameters %s, want %s", b, want)
+				}
+			},
+		},
+		{
+			name:     "anchors and aliases are expanded",
+			in:       "apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceInstance\nmetadata:\n  name: db\n  labels: &l {a: b}\n  annotations: *l\nspec:\n  clusterServiceClassExternalName: &c c\n  clusterServicePlanExternalName: *c\n",
+			wantRefs: []string{"ServiceInstance db"},
+			check: func(t *testing.T, objs []Object) {
+				i := objs[0].(*ServiceInstance)
+				if i.Annotations["a"] != "b" || i.Spec.ClusterServicePlanExternalName != "c" {
+					t.Errorf("aliases not expanded: %+v %+v", i.Annotations, i.Spec.PlanReference)
+				}
+			},
+		},
+		{
+			name:     "caBundle as !!binary",
+			in:       "apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ClusterServiceBroker\nmetadata: {name: b}\nspec:\n  url: http://b\n  caBundle: !!binary |\n    aGVs\n    bG8=\n",
+			wantRefs: []string{"ClusterServiceBroker b"},
+			check: func(t *testing.T, objs []Object) {
+				if got := string(objs[0].(*ClusterServiceBroker).Spec.CABundle); got != "hello" {
+					t.Errorf("caBundle %q", got)
+				}
+			},
+		},
+		{
+			name:      "syntax error keeps earlier documents",
+			in:        instHead + "---\nkey: [unclosed\n",
+			wantRefs:  []string{"ServiceInstance db"},
+			wantDiags: []string{"f.yaml:9: invalid YAML: did not find expected ',' or ']'"},
+		},
+		{
+			name:      "not UTF-8",
+			in:        "a: b\nc: \xff\n",
+			wantDiags: []string{"f.yaml:2: file is not valid UTF-8"},
+		},
+		{
+			name:      "tabs",
+			in:        "apiVersion: v1\n\tkind: x\n",
+			wantDiags: []string{"f.yaml:2: invalid YAML: found a tab character that violates indentation"},
+		},
+		{
+			name:     "unknown field in metadata and status ignored",
+			in:       instHead + "status: {anything: [goes]}\n" + "  \n",
+			wantRefs: []string{"ServiceInstance db"},
+		},
+		{
+			name:     "object-level problems travel with the object",
+			in:       instHead + "  colour: blue\n",
+			wantRefs: []string{"ServiceInstance db"},
+			wantObj:  []string{`f.yaml:8: spec.colour: unknown field "colour"`},
+		},
+		{
+			name:     "parameter keys that are not identifiers",
+			in:       instHead + "  parameters:\n    \"a.b\": {\"c d\": 1}\n",
+			wantRefs: []string{"ServiceInstance db"},
+			check: func(t *testing.T, objs []Object) {
+				if l := objs[0].FieldLine(`spec.parameters["a.b"]["c d"]`); l != 9 {
+					t.Errorf("line %d, want 9", l)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, diags := DecodeFile("f.yaml", []byte(tt.in))
+			var refs []string
+			var objDiags []string
+			for _, o := range objs {
+				refs = append(refs, o.GetRef().String())
+				for _, d := range o.objBase().decodeDiags {
+					objDiags = append(objDiags, d.String())
+				}
+			}
+			if strings.Join(refs, "|") != strings.Join(tt.wantRefs, "|") {
+				t.Errorf("refs %q, want %q", refs, tt.wantRefs)
+			}
+			var got []string
+			for _, d := range diags {
+				got = append(got, d.String())
+			}
+			if strings.Join(got, "|") != strings.Join(tt.wantDiags, "|") {
+				t.Errorf("diagnostics %q, want %q", got, tt.wantDiags)
+			}
+			if strings.Join(objDiags, "|") != strings.Join(tt.wantObj, "|") {
+				t.Errorf("object diagnostics %q, want %q", objDiags, tt.wantObj)
+			}
+			if tt.check != nil && len(objs) > 0 {
+				tt.check(t, objs)
+			}
+		})
+	}
+}
+
+func TestDecodeFileTooLarge(t *testing.T) {
+	data := make([]byte, MaxFileSize+1)
+	objs, diags := DecodeFile("big.yaml", data)
+	if len(objs) != 0 || len(diags) != 1 || !strings.Contains(diags[0].Message, "larger than") {
+		t.Fatalf("objs %d diags %v", len(objs), diags)
+	}
+}
+
+// TestAssembleDoesNotMutate checks that cached DecodeFile results can be
+// assembled again under another config.
+func TestAssembleDoesNotMutate(t *testing.T) {
+	src := instHead + "---\napiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceBinding\nmetadata: {name: b}\nspec: {instanceRef: {name: db}}\n" +
+		"---\napiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceBroker\nmetadata: {name: sb}\nspec: {url: 'http://x', authInfo: {basic: {secretRef: {name: s}}}}\n"
+	objs, diags := DecodeFile("f.yaml", []byte(src))
+	if len(diags) != 0 || len(objs) != 3 {
+		t.Fatalf("decode: %v %d", diags, len(objs))
+	}
+	for _, ns := range []string{"alpha", "beta"} {
+		cfg := DefaultConfig()
+		cfg.DefaultNamespace = ns
+		set, _ := Assemble(objs, cfg)
+		if set.Instance(ns, "db") == nil {
+			t.Errorf("%s: instance not defaulted into the namespace", ns)
+		}
+		b := set.Bindings[0]
+		if b.Namespace != ns || b.Spec.SecretName != "b" {
+			t.Errorf("%s: binding %s/%s secret %q", ns, b.Namespace, b.Name, b.Spec.SecretName)
+		}
+		sb := set.ServiceBrokers[0]
+		if got := sb.Spec.AuthInfo.Basic.SecretRef.Namespace; got != ns {
+			t.Errorf("%s: auth secret namespace %q", ns, got)
+		}
+	}
+	for _, o := range objs {
+		if o.GetMetadata().Namespace != "" {
+			t.Errorf("original %v was modified", o.GetRef())
+		}
+	}
+	if objs[1].(*ServiceBinding).Spec.SecretName != "" || objs[2].(*ServiceBroker).Spec.AuthInfo.Basic.SecretRef.Namespace != "" {
+		t.Error("original spec was defaulted in place")
+	}
+}
+
+// TestLoadSameFromAnyFS loads a fixture through os.DirFS and through an
+// in-memory copy (as a Git tree would be) and expects identical results.
+func TestLoadSameFromAnyFS(t *testing.T) {
+	root := filepath.Join(goldenRoot, "good", "mixed")
+	mem := fstest.MapFS{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		mem[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, d1 := Load(os.DirFS(root), "")
+	s2, d2 := Load(mem, "")
+	if a, b := string(renderSet(t, s1, d1)), string(renderSet(t, s2, d2)); a != b {
+		t.Errorf("DirFS and MapFS differ:\n%s\n---\n%s", a, b)
+	}
+}
+
+func TestLoadReportsUnreadableFiles(t *testing.T) {
+	fsys := fstest.MapFS{
+		"ok.yaml":     &fstest.MapFile{Data: []byte(instHead)},
+		"broken.yaml": &fstest.MapFile{Data: []byte("a: [\n")},
+		"b.yml":       &fstest.MapFile{Data: []byte("\xfe")},
+		".git/x.yaml": &fstest.MapFile{Data: []byte("a: [\n")},
+		"notes.txt":   &fstest.MapFile{Data: []byte("a: [\n")},
+	}
+	set, diags := Load(fsys, "")
+	if got := strings.Join(set.UnreadableFiles, ","); got != "b.yml,broken.yaml" {
+		t.Errorf("unreadable %q", got)
+	}
+	if !diags.HasErrors() || set.Instance("default", "db") == nil {
+		t.Errorf("diags %v", diags)
+	}
+}
+
+func TestLoadPathArgument(t *testing.T) {
+	fsys := fstest.MapFS{
+		"osbgit.yaml":   &fstest.MapFile{Data: []byte("apiVersion: osbgit.dev/v1alpha1\nkind: Config\npath: a\n")},
+		"a/i.yaml":      &fstest.MapFile{Data: []byte(instHead)},
+		"b/broker.yaml": &fstest.MapFile{Data: []byte("apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ClusterServiceBroker\nmetadata: {name: x}\nspec: {url: 'http://x'}\n")},
+	}
+	tests := []struct {
+		dir                  string
+		instances, brokers   int
+		wantErrorDiagnostics bool
+	}{
+		{"", 1, 0, true}, // config path a: instance without its broker
+		{"b", 0, 1, false},
+		{"./b/", 0, 1, false},
+		{".", 1, 1, false},
+		{"../x", 0, 0, true},
+		{"missing", 0, 0, true},
+	}
+	for _, tt := range tests {
+		set, diags := Load(fsys, tt.dir)
+		if len(set.Instances) != tt.instances || len(set.Brokers()) != tt.brokers || diags.HasErrors() != tt.wantErrorDiagnostics {
+			t.Errorf("Load(%q): %d instances, %d brokers, diags %v", tt.dir, len(set.Instances), len(set.Brokers()), diags)
+		}
+	}
+}
+
+func TestDiagnosticString(t *testing.T) {
+	tests := []struct {
+		d    Diagnostic
+		want string
+	}{
+		{Diagnostic{File: "a.yaml", Line: 3, Field: "spec.url", Severity: SeverityError, Message: "required"}, "a.yaml:3: spec.url: required"},
+		{Diagnostic{File: "a.yaml", Line: 3, Severity: SeverityWarning, Message: "m"}, "warning: a.yaml:3: m"},
+		{Diagnostic{File: "a.yaml", Severity: SeverityError, Message: "m"}, "a.yaml: m"},
+		{Diagnostic{Severity: SeverityError, Message: "m", Ref: Ref{Kind: KindServiceInstance, Namespace: "n", Name: "x"}}, "ServiceInstance n/x: m"},
+	}
+	for _, tt := range tests {
+		if got := tt.d.String(); got != tt.want {
+			t.Errorf("%q, want %q", got, tt.want)
+		}
+	}
+	ds := Diagnostics{tests[1].d, tests[0].d, tests[0].d}
+	ds.Sort()
+	if len(ds) != 2 || ds[0].Field != "" || ds.Err() == nil || ds.Errors()[0].Field != "spec.url" {
+		t.Errorf("sorted %v", ds)
+	}
+	if (Diagnostics{tests[1].d}).Err() != nil {
+		t.Error("warnings only must not be an error")
+	}
+	if !IsDiagnostics(ds.Err()) {
+		t.Error("Err is not a DiagnosticsError")
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	decode := func(s string) Object {
+		objs, _ := DecodeFile("f.yaml", []byte(s))
+		set, _ := Assemble(objs, nil)
+		return set.Objects()[0]
+	}
+	base := decode(instHead)
+	labelled := decode(strings.Replace(instHead, "  name: db\n", "  name: db\n  labels: {team: x}\n", 1))
+	changed := decode(instHead + "  updateRequests: 1\n")
+	retained := decode(strings.Replace(instHead, "  name: db\n", "  name: db\n  annotations: {osbgit.dev/deletion-policy: Retain}\n", 1))
+	h := func(o Object) string {
+		s, err := SpecHash(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if h(base) != h(labelled) {
+		t.Error("labels changed the spec hash")
+	}
+	if h(base) == h(changed) || h(base) == h(retained) {
+		t.Error("spec or deletion policy change did not change the hash")
+	}
+
+	b1 := decode("apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ClusterServiceBroker\nmetadata: {name: x}\nspec: {url: 'http://x'}\n").(Broker)
+	b2 := decode("apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ClusterServiceBroker\nmetadata: {name: x}\nspec: {url: 'http://x', relistDuration: 1h, relistRequests: 3}\n").(Broker)
+	b3 := decode("apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ClusterServiceBroker\nmetadata: {name: x}\nspec: {url: 'http://y'}\n").(Broker)
+	bh := func(b Broker) string { s, _ := BrokerSpecHash(b); return s }
+	if bh(b1) != bh(b2) || bh(b1) == bh(b3) {
+		t.Error("BrokerSpecHash must ignore relist fields and see the URL")
+	}
+}
+
+func TestLoadRecords(t *testing.T) {
+	rec := NewStatusRecord(Ref{Kind: KindServiceInstance, Namespace: "ns", Name: "db"})
+	rec.Phase = PhaseReady
+	good, err := MarshalRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := NewCatalogRecord(Ref{Kind: KindServiceBroker, Namespace: "ns", Name: "b"}, sampleCatalog(), t0, "", 0)
+	catBytes, _ := MarshalRecord(cat)
+	fsys := fstest.MapFS{
+		".osbgit/status/ns/serviceinstance/db.yaml":    &fstest.MapFile{Data: good},
+		".osbgit/status/ns/serviceinstance/wrong.yaml": &fstest.MapFile{Data: good},
+		".osbgit/catalog/ns/b.yaml":                    &fstest.MapFile{Data: catBytes},
+	}
+	recs, err := LoadRecords(fsys)
+	if err == nil || !strings.Contains(err.Error(), "wrong.yaml: record belongs at .osbgit/status/ns/serviceinstance/db.yaml") {
+		t.Errorf("err %v", err)
+	}
+	if recs.Status[rec.Ref] == nil || recs.Catalogs[cat.Broker] == nil {
+		t.Errorf("records %+v", recs)
+	}
+	if c := recs.CatalogsByKey()["ns/b"]; c == nil || len(c.Services) != 1 {
+		t.Errorf("CatalogsByKey %v", recs.CatalogsByKey())
+	}
+	empty, err := LoadRecords(fstest.MapFS{})
+	if err != nil || len(empty.Status) != 0 {
+		t.Errorf("empty tree: %v %v", empty, err)
+	}
+}
