@@ -73,7 +73,12 @@ func (p *planner) instanceFor(ref manifest.Ref) instanceState {
 		}
 		st.target, st.externalID = recordTarget(rec), rec.ExternalID
 	default:
-		st.wait = fmt.Sprintf("waiting for instance %s/%s (%s: %s)", ref.Namespace, ref.Name, is.Action, is.Reason)
+		st.wait = fmt.Sprintf("waiting for instance %s/%s to be ready", ref.Namespace, ref.Name)
+		if rec != nil && rec.Phase != "" {
+			st.wait += fmt.Sprintf(" (phase %s; this pass: %s)", rec.Phase, is.Action)
+		} else {
+			st.wait += fmt.Sprintf(" (this pass: %s)", is.Action)
+		}
 	}
 	return st
 }

@@ -19,15 +19,9 @@ func canonicalJSON(v any) ([]byte, error) {
 	return manifest.CanonicalJSON(b)
 }
 
-// renderValue shows a parameter value: strings as they are, everything
-// else as compact canonical JSON.
+// renderValue shows a parameter value as compact canonical JSON, so that
+// the string "16" (shown "16", quoted) and the number 16 differ.
 func renderValue(v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	}
 	b, err := canonicalJSON(v)
 	if err != nil {
 		return "(unprintable)"

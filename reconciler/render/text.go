@@ -1,0 +1,280 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/plan"
+)
+
+// TextOptions tune the human view.
+type TextOptions struct {
+	// Color adds ANSI colors. Callers set it only when writing to a
+	// terminal (and NO_COLOR is unset).
+	Color bool
+	// ShowUnchanged also lists resources that are in sync.
+	ShowUnchanged bool
+}
+
+// ANSI color codes.
+const (
+	ansiReset   = "\x1b[0m"
+	ansiBold    = "\x1b[1m"
+	ansiRed     = "\x1b[31m"
+	ansiGreen   = "\x1b[32m"
+	ansiYellow  = "\x1b[33m"
+	ansiBlue    = "\x1b[34m"
+	ansiMagenta = "\x1b[35m"
+	ansiCyan    = "\x1b[36m"
+	ansiDim     = "\x1b[2m"
+)
+
+// Symbol returns the text view's marker and label of a step: "+ create",
+// "~ update", "- delete", "<= poll", "! orphan-mitigate", "= adopt",
+// "# forget", "x error" (a blocked step) or ". none".
+func Symbol(s *plan.Step) string {
+	if s.Error != "" && s.Action == plan.None {
+		return "x error"
+	}
+	switch s.Action {
+	case plan.Create:
+		return "+ create"
+	case plan.Update:
+		return "~ update"
+	case plan.Delete:
+		return "- delete"
+	case plan.Poll:
+		return "<= poll"
+	case plan.OrphanMitigate:
+		return "! orphan-mitigate"
+	case plan.Adopt:
+		return "= adopt"
+	case plan.Forget:
+		return "# forget"
+	}
+	return ". none"
+}
+
+func symbolColor(s *plan.Step) string {
+	if s.Error != "" && s.Action == plan.None {
+		return ansiRed + ansiBold
+	}
+	switch s.Action {
+	case plan.Create:
+		return ansiGreen
+	case plan.Update:
+		return ansiYellow
+	case plan.Delete:
+		return ansiRed
+	case plan.Poll:
+		return ansiCyan
+	case plan.OrphanMitigate:
+		return ansiMagenta
+	case plan.Adopt:
+		return ansiBlue
+	}
+	return ansiDim
+}
+
+func changeSymbol(op plan.ChangeOp) string {
+	switch op {
+	case plan.ChangeAdd:
+		return "+"
+	case plan.ChangeRemove:
+		return "-"
+	}
+	return "~"
+}
+
+// shown reports whether the text view lists a step.
+func shown(s *plan.Step, all bool) bool {
+	return all || s.Action != plan.None || s.Error != "" || len(s.Warnings) > 0 || s.Reason != "in sync"
+}
+
+// textWriter accumulates output and remembers the first write error.
+type textWriter struct {
+	w     *bufio.Writer
+	color bool
+	sc    scrubber
+}
+
+func (t *textWriter) line(indent int, s string) {
+	t.w.WriteString(strings.Repeat(" ", indent))
+	t.w.WriteString(t.sc.s(s))
+	t.w.WriteByte('\n')
+}
+
+func (t *textWriter) paint(code, s string) string {
+	if !t.color || code == "" {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+// Text writes the human view of p to w (see the package doc for the shape).
+func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
+	t := &textWriter{w: bufio.NewWriter(w), color: opts.Color, sc: newScrubber(p)}
+	if p == nil {
+		p = &plan.Plan{}
+	}
+	if p.Revision != "" {
+		t.line(0, "osbgit plan for revision "+p.Revision)
+	} else {
+		t.line(0, "osbgit plan for the working tree")
+	}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if !shown(s, opts.ShowUnchanged) {
+			continue
+		}
+		t.line(0, "")
+		t.step(s)
+	}
+	if len(p.Diagnostics) > 0 {
+		t.line(0, "")
+		t.line(0, "Diagnostics:")
+		for _, d := range p.Diagnostics {
+			msg := d.String()
+			if d.Severity == manifest.SeverityError {
+				msg = t.paint(ansiRed, "error: ") + msg
+			}
+			t.line(2, msg)
+		}
+	}
+	t.line(0, "")
+	if p.Refused != "" {
+		t.line(0, t.paint(ansiRed+ansiBold, "Refused: ")+p.Refused+" (nothing runs)")
+	}
+	c := p.Counts()
+	sum := summarize(p)
+	if !p.HasChanges() && c.Error == 0 && p.Refused == "" {
+		t.line(0, "No changes. Brokers match the manifests.")
+	} else {
+		t.line(0, fmt.Sprintf("Plan: %d to create, %d to update, %d to delete.", c.Create, c.Update, c.Delete))
+		var also []string
+		if sum.Poll > 0 {
+			also = append(also, fmt.Sprintf("%d to poll", sum.Poll))
+		}
+		if sum.Adopt > 0 {
+			also = append(also, fmt.Sprintf("%d to adopt", sum.Adopt))
+		}
+		if sum.Forget > 0 {
+			also = append(also, fmt.Sprintf("%d to forget", sum.Forget))
+		}
+		if len(also) > 0 {
+			t.line(0, "Also: "+strings.Join(also, ", ")+".")
+		}
+		switch {
+		case c.Error == 1:
+			t.line(0, "1 resource has errors.")
+		case c.Error > 1:
+			t.line(0, fmt.Sprintf("%d resources have errors.", c.Error))
+		}
+	}
+	if err := t.w.Flush(); err != nil {
+		return fmt.Errorf("render plan: %w", err)
+	}
+	return nil
+}
+
+// step writes one resource block.
+func (t *textWriter) step(s *plan.Step) {
+	head := t.paint(symbolColor(s), Symbol(s)) + " " + s.Ref.String()
+	if s.Source != nil {
+		head += " (" + s.Source.String() + ")"
+	}
+	t.line(2, head)
+	if s.Reason != "" {
+		t.line(6, s.Reason)
+	}
+	if s.ExternalID != "" && s.Action != plan.None && s.Action != plan.Forget {
+		id := "id: " + s.ExternalID
+		if s.InstanceExternalID != "" {
+			id += ", instance id: " + s.InstanceExternalID
+		}
+		if s.PredecessorBindingID != "" {
+			id += ", replaces: " + s.PredecessorBindingID
+		}
+		if s.WriteAhead {
+			id += " (recorded before the call)"
+		}
+		t.line(6, id)
+	}
+	if s.Action != plan.None && s.Action != plan.Forget && s.Target.Broker.Kind != "" && s.Target.Broker != s.Ref {
+		where := "at " + s.Target.Broker.String()
+		if s.Target.ClassExternalName != "" || s.Target.PlanID != "" {
+			where += ": " + s.Target.ClassExternalName + "/" + targetPlan(s.Target)
+		}
+		t.line(6, where)
+	}
+	if s.SecretName != "" && (s.Action == plan.Create || s.Action == plan.Update) {
+		t.line(6, "credentials to Secret "+s.SecretNamespace+"/"+s.SecretName)
+	}
+	if op := s.Operation; op != nil {
+		o := "operation: " + string(op.Type)
+		if op.Operation != "" {
+			o += fmt.Sprintf(" %q", op.Operation)
+		}
+		if op.PlanID != "" {
+			o += ", plan_id " + op.PlanID
+		}
+		if !s.PollDeadline.IsZero() {
+			o += ", deadline " + timeString(s.PollDeadline)
+		}
+		t.line(6, o)
+	}
+	for _, c := range s.Changes {
+		t.line(6, t.paint(changeColor(c.Op), changeSymbol(c.Op))+" "+changeText(c))
+	}
+	if len(s.DependsOn) > 0 {
+		var deps []string
+		for _, d := range s.DependsOn {
+			deps = append(deps, d.String())
+		}
+		t.line(6, "after: "+strings.Join(deps, ", "))
+	}
+	for _, w := range s.Warnings {
+		t.line(6, t.paint(ansiYellow, "warning: ")+w)
+	}
+	if s.Error != "" {
+		t.line(6, t.paint(ansiRed, "error: ")+s.Error)
+	}
+}
+
+func changeColor(op plan.ChangeOp) string {
+	switch op {
+	case plan.ChangeAdd:
+		return ansiGreen
+	case plan.ChangeRemove:
+		return ansiRed
+	}
+	return ansiYellow
+}
+
+// changeText renders a change after its symbol.
+func changeText(c plan.Change) string {
+	val := func(v string) string {
+		if c.Sensitive {
+			return plan.SensitiveValue
+		}
+		if v == "" {
+			return `""`
+		}
+		return v
+	}
+	switch c.Op {
+	case plan.ChangeAdd:
+		return c.Path + ": " + val(c.New)
+	case plan.ChangeRemove:
+		if c.Old == "" {
+			return c.Path
+		}
+		return c.Path + ": " + val(c.Old)
+	case plan.ChangeSet:
+		return c.Path + ": (unknown) -> " + val(c.New)
+	}
+	return c.Path + ": " + val(c.Old) + " -> " + val(c.New)
+}
