@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -84,7 +83,7 @@ func brokerState(b *osbtest.Broker) (instances map[string]string, bindings map[s
 func recordOf(t *testing.T, f *fixture, kind manifest.Kind, name string) *manifest.StatusRecord {
 	t.Helper()
 	ref := manifest.Ref{Kind: kind, Namespace: "apps", Name: name}
-	data := f.repo.show(manifest.StatusPath(ref))
+	data := f.repo.Show(manifest.StatusPath(ref))
 	if data == "" {
 		return nil
 	}
@@ -134,7 +133,7 @@ func TestSyncLifecycle(t *testing.T) {
 	if string(sec["DATABASE_URL"]) != fmt.Sprint(bb.Credentials["uri"]) || sec["uri"] != nil {
 		t.Fatalf("secret keys %v: transform not applied", keys(sec))
 	}
-	if !strings.Contains(git(t, f.repo.bare, "log", "-1", "--format=%B", "main"), "[skip ci]") {
+	if !strings.Contains(git(t, f.repo.Bare, "log", "-1", "--format=%B", "main"), "[skip ci]") {
 		t.Fatal("status commit lacks the [skip ci] trailer")
 	}
 	// No credential in Git: the whole history.
@@ -142,17 +141,17 @@ func TestSyncLifecycle(t *testing.T) {
 
 	// 2. A no-op pass from a fresh process: zero mutating calls, zero commits.
 	f.broker.ResetCalls()
-	commits := f.repo.commitCount()
+	commits := f.repo.CommitCount()
 	res = f.sync(f.reconciler(Options{}))
 	if n := len(f.broker.MutatingCalls()); n != 0 {
 		t.Fatalf("no-op pass made %d mutating calls: %+v", n, f.broker.MutatingCalls())
 	}
-	if got := f.repo.commitCount(); got != commits {
+	if got := f.repo.CommitCount(); got != commits {
 		t.Fatalf("no-op pass made %d commits", got-commits)
 	}
 
 	// 3. Plan change: only plan_id is sent, parameters unchanged are not.
-	f.repo.push("db to large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 10\n")}, nil)
+	f.repo.Push("db to large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 10\n")}, nil)
 	f.broker.ResetCalls()
 	f.sync(f.reconciler(Options{}))
 	bi, _ = f.broker.Instance(inst.ExternalID)
@@ -165,7 +164,7 @@ func TestSyncLifecycle(t *testing.T) {
 	}
 
 	// 4. Parameter change: parameters sent, plan not.
-	f.repo.push("db bigger", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 20\n")}, nil)
+	f.repo.Push("db bigger", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "    size: 20\n")}, nil)
 	f.broker.ResetCalls()
 	f.sync(f.reconciler(Options{}))
 	bi, _ = f.broker.Instance(inst.ExternalID)
@@ -178,7 +177,7 @@ func TestSyncLifecycle(t *testing.T) {
 	}
 
 	// 5. Unbind (manifest removed, prune on): binding gone, Secret deleted.
-	f.repo.push("unbind", nil, []string{"apps/db-bind.yaml"})
+	f.repo.Push("unbind", nil, []string{"apps/db-bind.yaml"})
 	f.sync(f.reconciler(Options{}))
 	if _, ok := f.broker.Binding(bind.ExternalID); ok {
 		t.Fatal("binding still at the broker after unbind")
@@ -191,12 +190,12 @@ func TestSyncLifecycle(t *testing.T) {
 	}
 
 	// 6. Deprovision.
-	f.repo.push("deprovision", nil, []string{"apps/db.yaml"})
+	f.repo.Push("deprovision", nil, []string{"apps/db.yaml"})
 	f.sync(f.reconciler(Options{}))
 	if ins, bns := brokerState(f.broker); len(ins) != 0 || len(bns) != 0 {
 		t.Fatalf("broker not empty after deprovision: %v %v", ins, bns)
 	}
-	if got := f.repo.files(".osbgit/status"); len(got) != 0 {
+	if got := f.repo.Files(".osbgit/status"); len(got) != 0 {
 		t.Fatalf("records left: %v", got)
 	}
 }
@@ -216,12 +215,12 @@ func TestSyncSkipsWhenNothingDue(t *testing.T) {
 		t.Fatalf("skipped pass made %d broker calls", n)
 	}
 	// A human commit touching only .osbgit/ does not count as a change.
-	f.repo.push("note", map[string]string{".osbgit/README": "records\n"}, nil)
+	f.repo.Push("note", map[string]string{".osbgit/README": "records\n"}, nil)
 	if res := f.sync(f.reconciler(Options{StatePath: state})); !res.Skipped {
 		t.Fatalf("pass after an .osbgit-only commit not skipped: %s", res.Reason)
 	}
 	// A manifest change is picked up.
-	f.repo.push("large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "")}, nil)
+	f.repo.Push("large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "")}, nil)
 	if res := f.sync(f.reconciler(Options{StatePath: state})); res.Skipped {
 		t.Fatal("manifest change skipped")
 	}
@@ -344,11 +343,10 @@ func credentialValues(creds map[string]any) []string {
 // assertNoSecretInHistory greps every blob of every commit for the values.
 func assertNoSecretInHistory(t *testing.T, f *fixture, values []string) {
 	t.Helper()
-	dump := git(t, f.repo.bare, "log", "-p", "--all", "--format=%H %an %s %b")
+	dump := f.repo.History()
 	for _, v := range values {
 		if v != "" && strings.Contains(dump, v) {
 			t.Fatalf("a credential value appears in the Git history")
 		}
 	}
-	_ = os.Getenv
 }
