@@ -152,6 +152,7 @@ type compiledSchema struct {
 // osbgit read local files or the network.
 type noLoader struct{}
 
+// Load implements jsonschema.URLLoader by refusing.
 func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("external schema references are not loaded (%s)", url)
 }

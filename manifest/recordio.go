@@ -148,7 +148,7 @@ func UnmarshalRecord(file string, data []byte) (Record, error) {
 		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
 	}
 	sink := &diagSink{file: file}
-	c := &converter{sink: sink}
+	c := &converter{sink: sink, maxNodes: maxRecordNodes}
 	c.decodeInto(root, rec)
 	if err := sink.out.Err(); err != nil {
 		return nil, fmt.Errorf("decode record: %w", err)
@@ -184,8 +184,8 @@ func UnmarshalCatalogRecord(file string, data []byte) (*CatalogRecord, error) {
 
 // singleDocument parses data as exactly one YAML mapping document.
 func singleDocument(file string, data []byte) (root *yaml.Node, err error) {
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxFileSize)
+	if len(data) > MaxRecordSize {
+		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxRecordSize)
 	}
 	if l, ok := invalidUTF8Line(data); ok {
 		return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, l)

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,36 @@ func TestRefString(t *testing.T) {
 	}
 	if got := (Ref{Kind: KindClusterServiceBroker, Name: "b"}).String(); got != "ClusterServiceBroker b" {
 		t.Error(got)
+	}
+}
+
+// TestLargeCatalogRecord makes sure a big catalog (more YAML nodes than a
+// manifest document may have) still round-trips as a record.
+func TestLargeCatalogRecord(t *testing.T) {
+	var cat osbclient.Catalog
+	schema := json.RawMessage(`{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer","minimum":1},"c":{"type":"array","items":{"type":"string"}}}}`)
+	for i := 0; i < 300; i++ {
+		svc := osbclient.Service{Name: fmt.Sprintf("svc-%d", i), ID: fmt.Sprintf("id-%d", i), Description: "d", Bindable: true,
+			Metadata: json.RawMessage(`{"displayName":"x","tags":["a","b"]}`)}
+		for j := 0; j < 20; j++ {
+			svc.Plans = append(svc.Plans, osbclient.Plan{ID: fmt.Sprintf("p-%d-%d", i, j), Name: fmt.Sprintf("plan-%d", j), Description: "p",
+				Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{Create: &osbclient.InputParametersSchema{Parameters: schema}}}})
+		}
+		cat.Services = append(cat.Services, svc)
+	}
+	rec, err := NewCatalogRecord(Ref{Kind: KindClusterServiceBroker, Name: "big"}, cat, t0, "h", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := MarshalRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := UnmarshalCatalogRecord(rec.RecordPath(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := MarshalRecord(back); !bytes.Equal(b, b2) {
+		t.Error("large catalog record not byte-identical after a round trip")
 	}
 }

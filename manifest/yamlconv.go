@@ -34,6 +34,10 @@ const (
 	// MaxNodes caps the YAML nodes visited per document (aliases expanded),
 	// which stops "billion laughs" style alias bombs.
 	MaxNodes = 200000
+	// MaxRecordSize and maxRecordNodes are the larger limits for records,
+	// which osbgit writes itself and which may hold big broker catalogs.
+	MaxRecordSize  = 64 << 20
+	maxRecordNodes = 8000000
 )
 
 // fieldLines maps field paths to 1-based lines.
@@ -105,6 +109,8 @@ type converter struct {
 	ignore  map[reflect.Type]map[string]bool
 	nodes   int
 	aborted bool
+	// maxNodes overrides MaxNodes when set.
+	maxNodes int
 }
 
 var (
@@ -155,8 +161,12 @@ func (c *converter) enter(n *yaml.Node, path string, depth int) *yaml.Node {
 		return nil
 	}
 	c.nodes++
-	if c.nodes > MaxNodes {
-		c.sink.errorf(n.Line, shortPath(path), "document too large: more than %d YAML nodes (aliases expanded)", MaxNodes)
+	limit := MaxNodes
+	if c.maxNodes > 0 {
+		limit = c.maxNodes
+	}
+	if c.nodes > limit {
+		c.sink.errorf(n.Line, shortPath(path), "document too large: more than %d YAML nodes (aliases expanded)", limit)
 		c.aborted = true
 		return nil
 	}
