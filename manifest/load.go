@@ -388,8 +388,11 @@ type Set struct {
 	// UnreadableFiles are manifest files that could not be fully read or
 	// decoded (YAML syntax error, not UTF-8, too large, read error): objects
 	// in them may be missing from the Set. While it is non-empty the planner
-	// must not treat a resource missing from the Set as deleted. Load fills
-	// it; callers using DecodeFile + Assemble set it with FileErrors.
+	// must not treat a resource missing from the Set as deleted. It also
+	// lists osbgit.yaml when the config has errors and the manifest
+	// directory when it cannot be walked. Load fills it; callers using
+	// DecodeFile + Assemble set it with FileErrors (and must add the
+	// directory themselves when it is missing).
 	UnreadableFiles []string
 
 	index map[Ref]Object
@@ -617,10 +620,12 @@ func Load(fsys fs.FS, dir string) (*Set, Diagnostics) {
 	dir = path.Clean(strings.TrimPrefix(dir, "./"))
 	if !fs.ValidPath(dir) {
 		if !fromConfig { // else validateConfig already reported it
-			diags = append(diags, Diagnostic{Severity: SeverityError, Message: fmt.Sprintf("manifest path %q must be relative to the repository root, without ..", dir)})
+			diags = append(diags, Diagnostic{File: dir, Severity: SeverityError, Message: fmt.Sprintf("manifest path %q must be relative to the repository root, without ..", dir)})
 		}
 		diags.Sort()
-		return &Set{Config: cfg, index: map[Ref]Object{}}, diags
+		set, _ := Assemble(nil, cfg)
+		set.UnreadableFiles = append(FileErrors(diags), dir)
+		return set, diags
 	}
 	var objs []Object
 	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {

@@ -348,3 +348,25 @@ func TestLoadRecords(t *testing.T) {
 		t.Errorf("empty tree: %v %v", empty, err)
 	}
 }
+
+// TestLoadNeverLooksEmptyByAccident: when the manifests cannot be read, the
+// Set must say so, so that a planner with prune on deletes nothing.
+func TestLoadNeverLooksEmptyByAccident(t *testing.T) {
+	tests := []struct {
+		name string
+		fsys fstest.MapFS
+		dir  string
+	}{
+		{"missing dir", fstest.MapFS{"a.yaml": &fstest.MapFile{Data: []byte(instHead)}}, "nope"},
+		{"dir outside the repo", fstest.MapFS{}, "../x"},
+		{"config path outside the repo", fstest.MapFS{"osbgit.yaml": &fstest.MapFile{Data: []byte("apiVersion: osbgit.dev/v1alpha1\nkind: Config\npath: ../x\n")}}, ""},
+		{"config with errors", fstest.MapFS{"osbgit.yaml": &fstest.MapFile{Data: []byte("apiVersion: osbgit.dev/v1alpha1\nkind: Config\nprun: true\n")}}, ""},
+		{"syntax error", fstest.MapFS{"a.yaml": &fstest.MapFile{Data: []byte("a: [\n")}}, ""},
+	}
+	for _, tt := range tests {
+		set, diags := Load(tt.fsys, tt.dir)
+		if len(set.UnreadableFiles) == 0 || !diags.HasErrors() {
+			t.Errorf("%s: UnreadableFiles %v, diags %v", tt.name, set.UnreadableFiles, diags)
+		}
+	}
+}
