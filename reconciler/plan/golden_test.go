@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/render"
 )
@@ -368,5 +367,3 @@ func TestNoSecretInOutput(t *testing.T) {
 		})
 	}
 }
-
-var _ = osbclient.PlatformKubernetes

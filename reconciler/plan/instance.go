@@ -78,6 +78,9 @@ func (p *planner) instance(ref manifest.Ref, inst *manifest.ServiceInstance, rec
 	}
 	s := newStep(ref, obj, rec)
 	if p.inFlight(&s, rec, merr) {
+		if inst != nil && merr == "" {
+			p.noteQueuedChange(&s, inst, rec)
+		}
 		return s
 	}
 	if inst == nil {
@@ -241,7 +244,7 @@ func specChanged(rec *manifest.StatusRecord, d desiredState) bool {
 func (p *planner) failedInstanceCreate(s *Step, inst *manifest.ServiceInstance, rec *manifest.StatusRecord, d desiredState) {
 	msg := failureMessage(rec)
 	if !specChanged(rec, d) {
-		s.Reason = "create failed; retried when the manifest changes"
+		s.Reason = "create failed; retried when the manifest changes (e.g. bump spec.updateRequests)"
 		s.Warnings = append(s.Warnings, "create failed: "+msg)
 		return
 	}
@@ -385,8 +388,9 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 	planChanged := d.res.Plan.ID != brokerPlan
 
 	if rec.Phase == manifest.PhaseFailed && !specChanged(rec, d) && !driftPlan && !driftParams {
-		s.Reason = "update failed; retried when the manifest changes"
-		s.Warnings = append(s.Warnings, "update failed: "+failureMessage(rec))
+		op := failedOp(rec, "update")
+		s.Reason = op + " failed; retried when the manifest changes (e.g. bump spec.updateRequests)"
+		s.Warnings = append(s.Warnings, op+" failed: "+failureMessage(rec))
 		return
 	}
 	if !planChanged && !paramsChanged && !urChanged && !driftParams {
@@ -518,4 +522,27 @@ func policyReason(policy string) string {
 		policy = manifest.DeletionPolicyDelete
 	}
 	return "deletion-policy changed to " + policy + ": recording it (no broker call)"
+}
+
+// noteQueuedChange warns on a poll or orphan mitigation when the manifest
+// asks for something else than the operation in flight: in-flight
+// operations take precedence, the change is planned once they end.
+func (p *planner) noteQueuedChange(s *Step, inst *manifest.ServiceInstance, rec *manifest.StatusRecord) {
+	d := p.desiredInstance(inst)
+	if d.paramErr != nil || d.resolveErr != nil {
+		return
+	}
+	want := rec.InProgress
+	if want == nil && rec.Provisioned && rec.PlanExternalID != "" {
+		want = &rec.Properties
+	}
+	if s.Action != Poll {
+		return
+	}
+	switch {
+	case s.Operation.Type == manifest.OperationDeprovision && !s.Operation.OrphanMitigation:
+		s.Warnings = append(s.Warnings, "the manifest is present: the instance is provisioned again once the deprovision ends")
+	case want == nil || *want != d.props:
+		s.Warnings = append(s.Warnings, "the manifest asks for a change: it is planned once the operation in flight ends")
+	}
 }

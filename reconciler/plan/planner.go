@@ -459,6 +459,14 @@ func failureMessage(rec *manifest.StatusRecord) string {
 	return "the last operation failed"
 }
 
+// failedOp names the failed operation of a record ("update", "bind", …).
+func failedOp(rec *manifest.StatusRecord, fallback string) string {
+	if rec.LastOperation != nil && rec.LastOperation.Type != "" {
+		return string(rec.LastOperation.Type)
+	}
+	return fallback
+}
+
 // isDeleteRetry reports whether a delete of rec continues one started by an
 // earlier pass (it does not count against MaxDeletions).
 func isDeleteRetry(rec *manifest.StatusRecord) bool {
@@ -512,8 +520,13 @@ func (p *planner) removed(s *Step, rec *manifest.StatusRecord) {
 	}
 }
 
-// retryDelete plans finishing a delete whose manifest came back.
+// retryDelete plans finishing a delete (deprovision, or the unbind of a
+// re-bind) that an earlier pass started while the manifest is present.
 func retryDelete(s *Step) {
 	s.Action = Delete
-	s.Reason = "finishing the delete started earlier; the manifest is back, so it is created again once the delete is done"
+	if s.Ref.Kind == manifest.KindServiceBinding {
+		s.Reason = "finishing the unbind started earlier; the binding is bound again once it is done"
+		return
+	}
+	s.Reason = "finishing the deprovision started earlier; the instance is provisioned again once it is done (its manifest is present)"
 }
