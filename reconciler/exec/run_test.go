@@ -1,0 +1,318 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/plan"
+)
+
+// TestConcurrencyLimit: at most Concurrency calls are in flight at one
+// broker, and the limit is reached.
+func TestConcurrencyLimit(t *testing.T) {
+	for _, limit := range []int{1, 3} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			e := newEnv(t)
+			e.ex.Concurrency = limit
+			e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointProvision, Delay: 60 * time.Millisecond})
+			var steps []plan.Step
+			for i := 0; i < 8; i++ {
+				steps = append(steps, createInstance(fmt.Sprintf("db%d", i), fmt.Sprintf("id-%d", i), osbtest.PlanDBSmall, nil))
+			}
+			res := e.pass(steps...)
+			if res.Counts.Created != 8 || res.Failed() {
+				t.Fatalf("counts %+v", res.Counts)
+			}
+			e.mu.Lock()
+			got := e.maxInFlight
+			e.mu.Unlock()
+			if got != limit {
+				t.Fatalf("max %d calls in flight, want %d", got, limit)
+			}
+			if len(e.b.Instances()) != 8 {
+				t.Fatalf("broker holds %d instances", len(e.b.Instances()))
+			}
+			for i, o := range res.Outcomes {
+				if o.Ref != steps[i].Ref {
+					t.Fatalf("outcome %d is %s, want plan order", i, o.Ref)
+				}
+			}
+		})
+	}
+}
+
+// TestDependencies: a step waits for the steps it depends on and is skipped
+// (record unchanged, no call) unless they succeeded.
+func TestDependencies(t *testing.T) {
+	cases := []struct {
+		name       string
+		setup      func(e *env)
+		instStatus Status
+		bindStatus Status
+	}{
+		{name: "instance succeeds", instStatus: StatusSucceeded, bindStatus: StatusSucceeded},
+		{name: "instance fails", instStatus: StatusFailed, bindStatus: StatusWaiting,
+			setup: func(e *env) { e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointProvision, Status: 400}) }},
+		{name: "instance goes async", instStatus: StatusInProgress, bindStatus: StatusWaiting,
+			setup: func(e *env) {
+				e.ex.InlinePoll = 0
+				e.b.SetBehavior(osbtest.PlanDBSmall, osbtest.Behavior{Async: true, Polls: 1}, osbtest.OpProvision)
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			// Slow the instance down so an unordered bind would run first.
+			e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointProvision, Delay: 50 * time.Millisecond})
+			bind := createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)
+			bind.DependsOn = []manifest.Ref{instRef("db")}
+			res := e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil), bind)
+			wantStatus(t, res, instRef("db"), tc.instStatus)
+			o := wantStatus(t, res, bindRef("app"), tc.bindStatus)
+			if tc.bindStatus == StatusWaiting {
+				if !strings.Contains(o.Summary, "waiting for ServiceInstance apps/db") || e.count(osbtest.EndpointBind) != 0 || res.Counts.Waiting != 1 {
+					t.Fatalf("outcome %+v, %d binds", o, e.count(osbtest.EndpointBind))
+				}
+				// The write-ahead record stays as committed.
+				if _, changed := res.Records[bindRef("app")]; changed {
+					t.Fatal("a skipped step changed its record")
+				}
+			}
+		})
+	}
+	t.Run("dependency ordered after the step", func(t *testing.T) {
+		e := newEnv(t)
+		bind := createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)
+		bind.DependsOn = []manifest.Ref{instRef("db")}
+		res := e.pass(bind, createInstance("db", "i-1", osbtest.PlanDBSmall, nil))
+		wantStatus(t, res, bindRef("app"), StatusWaiting)
+		wantStatus(t, res, instRef("db"), StatusSucceeded)
+	})
+}
+
+// TestWriteAheadRecords checks the reserved records and that Run starts
+// from them and refuses a WriteAhead step without one.
+func TestWriteAheadRecords(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 500, time.UTC)
+	readyInst := &manifest.StatusRecord{Ref: instRef("db"), Phase: manifest.PhaseReady, ExternalID: "i-1", Broker: brokerRef,
+		Provisioned: true, Properties: *props(osbtest.PlanDBSmall, "old")}
+	upd := updateInstance("db", "i-1", osbtest.PlanDBSmall, osbtest.PlanDBLarge, nil)
+	upd.WriteAhead, upd.Record = true, readyInst
+	bind := createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)
+	noWA := createInstance("other", "o-1", osbtest.PlanDBSmall, nil)
+	noWA.WriteAhead = false
+	p := &plan.Plan{Revision: "rev-9", Steps: []plan.Step{createInstance("new", "n-1", osbtest.PlanDBSmall, nil), upd, bind, noWA}}
+	wa := WriteAheadRecords(p, now)
+	if len(wa) != 3 {
+		t.Fatalf("%d records", len(wa))
+	}
+	c := wa[instRef("new")]
+	if c.Phase != manifest.PhasePending || c.ExternalID != "n-1" || !c.Provisioned || c.Broker != brokerRef || c.InProgress == nil ||
+		c.InProgress.PlanExternalID != osbtest.PlanDBSmall || c.ObservedRevision != "rev-9" || c.SpecHash != "spec-new" {
+		t.Fatalf("create record %+v", c)
+	}
+	if c.LastOperation == nil || c.LastOperation.Type != manifest.OperationProvision || c.LastOperation.PlanID != osbtest.PlanDBSmall || c.AsyncOpInProgress {
+		t.Fatalf("create last operation %+v", c.LastOperation)
+	}
+	wantCond(t, c, manifest.ConditionReady, manifest.ConditionFalse, ReasonPending)
+	u := wa[instRef("db")]
+	if u.Phase != manifest.PhaseReady || u.PlanExternalID != osbtest.PlanDBSmall || u.InProgress.PlanExternalID != osbtest.PlanDBLarge ||
+		u.LastOperation.Type != manifest.OperationUpdate || u.LastOperation.PlanID != osbtest.PlanDBSmall {
+		t.Fatalf("update record %+v op %+v", u, u.LastOperation)
+	}
+	b := wa[bindRef("app")]
+	if b.Phase != manifest.PhasePending || b.InstanceName != "db" || b.InstanceExternalID != "i-1" || b.LastOperation.Type != manifest.OperationBind {
+		t.Fatalf("binding record %+v", b)
+	}
+	for _, r := range wa {
+		if _, err := manifest.MarshalRecord(cloneRecord(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if readyInst.InProgress != nil || readyInst.LastOperation != nil {
+		t.Fatal("WriteAheadRecords modified Step.Record")
+	}
+
+	t.Run("Run refuses a WriteAhead step without its record", func(t *testing.T) {
+		e := newEnv(t)
+		res := e.ex.Run(context.Background(), &plan.Plan{Steps: []plan.Step{createInstance("db", "i-1", osbtest.PlanDBSmall, nil)}}, nil)
+		o := wantStatus(t, res, instRef("db"), StatusFailed)
+		if !errors.Is(o.Err, errWriteAheadMissing) || len(e.b.Calls()) != 0 || len(res.Records) != 0 {
+			t.Fatalf("outcome %+v, %d calls, records %v", o, len(e.b.Calls()), res.Records)
+		}
+	})
+	t.Run("Run starts from the write-ahead record", func(t *testing.T) {
+		e := newEnv(t)
+		e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointProvision, Status: 429, Times: 1})
+		res := e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil))
+		wantStatus(t, res, instRef("db"), StatusFailed)
+		rec := e.rec(instRef("db"))
+		// A transient failure leaves the reserved record plus a condition.
+		if rec.Phase != manifest.PhasePending || !rec.Provisioned || rec.ExternalID != "i-1" {
+			t.Fatalf("record %+v", rec)
+		}
+		wantCond(t, rec, manifest.ConditionFailed, manifest.ConditionTrue, ReasonCallFailed)
+		// The next pass repeats the create with the same ID and converges.
+		step := createInstance("db", "i-1", osbtest.PlanDBSmall, nil)
+		step.WriteAhead = false
+		wantStatus(t, e.pass(step), instRef("db"), StatusSucceeded)
+		if e.rec(instRef("db")).Phase != manifest.PhaseReady || len(e.b.Instances()) != 1 {
+			t.Fatal("did not converge")
+		}
+	})
+	t.Run("repeated create after a crash is idempotent", func(t *testing.T) {
+		e := newEnv(t)
+		crash := errors.New("crash")
+		e.ex.BeforeCall = func(context.Context, CallInfo) error { return nil }
+		// First pass: the provision reaches the broker but the pass dies
+		// before recording (modelled by dropping the result).
+		p := &plan.Plan{Steps: []plan.Step{createInstance("db", "i-1", osbtest.PlanDBSmall, nil)}}
+		wa := WriteAheadRecords(p, e.clock())
+		e.records[instRef("db")] = wa[instRef("db")]
+		_ = e.ex.Run(context.Background(), p, wa)
+		// Second pass: the planner repeats the create from the Pending record.
+		step := createInstance("db", "i-1", osbtest.PlanDBSmall, nil)
+		step.WriteAhead = false
+		wantStatus(t, e.pass(step), instRef("db"), StatusSucceeded)
+		if c := mustLast(t, e.b, osbtest.EndpointProvision); c.Status != 200 {
+			t.Fatalf("repeat answered %d, want 200 (identical)", c.Status)
+		}
+		if len(e.b.Instances()) != 1 {
+			t.Fatal("duplicate")
+		}
+		// A hook error stops the call before it is sent.
+		e.ex.BeforeCall = func(context.Context, CallInfo) error { return crash }
+		n := len(e.b.Calls())
+		res := e.pass(deleteInstance("db", "i-1", osbtest.PlanDBSmall))
+		o := wantStatus(t, res, instRef("db"), StatusFailed)
+		if !errors.Is(o.Err, crash) || len(e.b.Calls()) != n {
+			t.Fatalf("outcome %+v", o)
+		}
+	})
+}
+
+// TestRecordOnlyActions covers none, forget, adopt and errors: no mutating
+// call, and byte-identical records where nothing changes.
+func TestRecordOnlyActions(t *testing.T) {
+	e := newEnv(t)
+	ref := instRef("db")
+	wantStatus(t, e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil)), ref, StatusSucceeded)
+	calls := len(e.b.Calls())
+	e.advance(time.Hour)
+
+	res := e.pass(plan.Step{Ref: ref, Action: plan.None, Reason: "in sync"})
+	wantStatus(t, res, ref, StatusUnchanged)
+	if len(res.Records) != 0 {
+		t.Fatalf("none changed records: %v", res.Records)
+	}
+
+	res = e.pass(plan.Step{Ref: ref, Action: plan.None, Error: "spec.parameters: invalid"})
+	o := wantStatus(t, res, ref, StatusFailed)
+	rec := e.rec(ref)
+	if rec.Error == nil || rec.Error.Message != "spec.parameters: invalid" || rec.Phase != manifest.PhaseReady || !res.Failed() || o.Err == nil {
+		t.Fatalf("record %+v", rec)
+	}
+	// The same error again changes nothing.
+	res = e.pass(plan.Step{Ref: ref, Action: plan.None, Error: "spec.parameters: invalid"})
+	if len(res.Records) != 0 {
+		t.Fatal("repeated error rewrote the record")
+	}
+	// Fixed: the error is cleared, nothing else.
+	res = e.pass(plan.Step{Ref: ref, Action: plan.None})
+	if r := res.Records[ref]; r == nil || r.Error != nil {
+		t.Fatalf("error not cleared: %v", res.Records)
+	}
+
+	// An invalid new manifest gets a record holding only the error.
+	res = e.pass(plan.Step{Ref: instRef("bad"), Action: plan.None, Error: "spec: unknown field"})
+	if r := res.Records[instRef("bad")]; r == nil || r.Error == nil || r.Phase != "" || r.ExternalID != "" {
+		t.Fatalf("record %+v", r)
+	}
+
+	res = e.pass(plan.Step{Ref: instRef("adopted"), Action: plan.Adopt, ExternalID: "live-1", Target: target(osbtest.PlanDBLarge),
+		Desired: props(osbtest.PlanDBLarge, "c"), DeletionPolicy: "Retain", Source: &manifest.Source{}})
+	wantStatus(t, res, instRef("adopted"), StatusSucceeded)
+	rec = e.rec(instRef("adopted"))
+	if rec.Phase != manifest.PhaseReady || !rec.Provisioned || rec.ExternalID != "live-1" || rec.PlanExternalID != osbtest.PlanDBLarge || rec.DeletionPolicy != "Retain" {
+		t.Fatalf("adopted record %+v", rec)
+	}
+	wantCond(t, rec, manifest.ConditionReady, manifest.ConditionTrue, ReasonAdopted)
+	if res.Counts.Adopted != 1 {
+		t.Fatalf("counts %+v", res.Counts)
+	}
+
+	res = e.pass(plan.Step{Ref: instRef("adopted"), Action: plan.Forget})
+	wantStatus(t, res, instRef("adopted"), StatusSucceeded)
+	if r, ok := res.Records[instRef("adopted")]; !ok || r != nil {
+		t.Fatal("forget did not delete the record")
+	}
+	if len(e.b.Calls()) != calls {
+		t.Fatalf("record-only actions made %d calls", len(e.b.Calls())-calls)
+	}
+}
+
+// TestRepeatedCreateByteIdentical: running the same create twice (the
+// second answered 200 by the broker) gives the same record bytes, since
+// condition transition times are kept.
+func TestRepeatedCreateByteIdentical(t *testing.T) {
+	e := newEnv(t)
+	ref := instRef("db")
+	step := createInstance("db", "i-1", osbtest.PlanDBSmall, nil)
+	wantStatus(t, e.pass(step), ref, StatusSucceeded)
+	first, _ := manifest.MarshalRecord(cloneRecord(e.rec(ref)))
+	step.WriteAhead = false
+	res := e.pass(step)
+	wantStatus(t, res, ref, StatusSucceeded)
+	if _, changed := res.Records[ref]; changed {
+		second, _ := manifest.MarshalRecord(cloneRecord(res.Records[ref]))
+		t.Fatalf("record changed:\n%s\n---\n%s", first, second)
+	}
+}
+
+// TestBrokerLookupFailure: a broker without a client fails its steps only.
+func TestBrokerLookupFailure(t *testing.T) {
+	e := newEnv(t)
+	other := createInstance("x", "x-1", osbtest.PlanDBSmall, nil)
+	other.Target.Broker = manifest.Ref{Kind: manifest.KindClusterServiceBroker, Name: "missing"}
+	res := e.pass(other, createInstance("db", "i-1", osbtest.PlanDBSmall, nil))
+	o := wantStatus(t, res, instRef("x"), StatusFailed)
+	var ub *unknownBroker
+	if !errors.As(o.Err, &ub) {
+		t.Fatalf("err %v", o.Err)
+	}
+	wantCond(t, e.rec(instRef("x")), manifest.ConditionFailed, manifest.ConditionTrue, ReasonCallFailed)
+	wantStatus(t, res, instRef("db"), StatusSucceeded)
+}
+
+// TestRefusedPlan runs nothing.
+func TestRefusedPlan(t *testing.T) {
+	e := newEnv(t)
+	res := e.ex.Run(context.Background(), &plan.Plan{Refused: "too many deletions", Steps: []plan.Step{deleteInstance("db", "i", osbtest.PlanDBSmall)}}, nil)
+	if res.Refused == "" || len(res.Outcomes) != 0 || len(e.b.Calls()) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestIdentityOnUserCalls: user-caused calls carry the originating
+// identity in the kubernetes profile.
+func TestIdentityOnUserCalls(t *testing.T) {
+	e := newEnv(t)
+	wantStatus(t, e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil)), instRef("db"), StatusSucceeded)
+	wantStatus(t, e.pass(createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)), bindRef("app"), StatusSucceeded)
+	wantStatus(t, e.pass(deleteBinding("app", "b-1", "i-1", osbtest.PlanDBSmall)), bindRef("app"), StatusSucceeded)
+	for _, c := range e.b.MutatingCalls() {
+		if h := c.Headers.Get(osbclient.HeaderOriginatingIdentity); !strings.HasPrefix(h, "kubernetes ") {
+			t.Fatalf("%s without identity: %q", c.Endpoint, h)
+		}
+	}
+}
