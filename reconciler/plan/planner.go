@@ -216,6 +216,12 @@ func newStep(ref manifest.Ref, o manifest.Object, rec *manifest.StatusRecord) St
 		s.InstanceName = rec.InstanceName
 		s.Target = recordTarget(rec)
 		s.DeletionPolicy = rec.DeletionPolicy
+		if sr := rec.SecretRef; sr != nil {
+			s.SecretNamespace, s.SecretName = sr.Namespace, sr.Name
+			if s.SecretNamespace == "" {
+				s.SecretNamespace = ref.Namespace
+			}
+		}
 	}
 	if o != nil {
 		src := o.GetSource()

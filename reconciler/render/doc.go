@@ -80,7 +80,8 @@
 //	      "depends_on": [{"kind": …, "namespace": …, "name": …}],
 //	      "operation": null,         // poll: {"type", "operation", "plan_id", "start_time", "orphan_mitigation"}
 //	      "poll_deadline": "",       // poll: RFC 3339 UTC, "" when none
-//	      "secret": null,            // bindings: {"namespace", "name"} receiving the credentials
+//	      "secret": null,            // bindings: {"namespace", "name"} receiving (or, on
+//	                                 // delete, losing) the credentials
 //	      "warnings": [],
 //	      "error": "",               // non-empty: the resource is blocked
 //	      "source": {"file": "apps/db.yaml", "line": 1} // or null when the manifest is gone

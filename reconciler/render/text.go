@@ -210,8 +210,13 @@ func (t *textWriter) step(s *plan.Step) {
 		}
 		t.line(6, where)
 	}
-	if s.SecretName != "" && (s.Action == plan.Create || s.Action == plan.Update) {
-		t.line(6, "credentials to Secret "+s.SecretNamespace+"/"+s.SecretName)
+	if s.SecretName != "" {
+		switch s.Action {
+		case plan.Create, plan.Update:
+			t.line(6, "credentials to Secret "+s.SecretNamespace+"/"+s.SecretName)
+		case plan.Delete:
+			t.line(6, "credentials Secret "+s.SecretNamespace+"/"+s.SecretName+" is deleted")
+		}
 	}
 	if op := s.Operation; op != nil {
 		o := "operation: " + string(op.Type)
