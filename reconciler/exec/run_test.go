@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +316,129 @@ func TestIdentityOnUserCalls(t *testing.T) {
 		if h := c.Headers.Get(osbclient.HeaderOriginatingIdentity); !strings.HasPrefix(h, "kubernetes ") {
 			t.Fatalf("%s without identity: %q", c.Endpoint, h)
 		}
+	}
+}
+
+// TestDeleteFailures: a refused or failed delete leaves the record
+// Deprovisioning with a Failed condition, so the next pass retries it.
+func TestDeleteFailures(t *testing.T) {
+	cases := []struct {
+		name   string
+		setup  func(e *env)
+		planID string
+		reason string
+	}{
+		{name: "deprovision 400", planID: osbtest.PlanDBSmall, reason: ReasonDeprovisionFailed,
+			setup: func(e *env) {
+				e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointDeprovision, Status: 400, Times: 1})
+			}},
+		{name: "deprovision 500", planID: osbtest.PlanDBSmall, reason: ReasonCallFailed,
+			setup: func(e *env) {
+				e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointDeprovision, Status: 500, Times: 1})
+			}},
+		{name: "async deprovision failed", planID: osbtest.PlanDBAsync, reason: ReasonDeprovisionFailed,
+			setup: func(e *env) {
+				e.b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: 0, Fail: true}, osbtest.OpDeprovision)
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ref := instRef("db")
+			wantStatus(t, e.pass(createInstance("db", "d-1", tc.planID, nil)), ref, StatusSucceeded)
+			tc.setup(e)
+			res := e.pass(deleteInstance("db", "d-1", tc.planID))
+			wantStatus(t, res, ref, StatusFailed)
+			rec := e.rec(ref)
+			if rec.Phase != manifest.PhaseDeprovisioning || rec.AsyncOpInProgress || !rec.Provisioned {
+				t.Fatalf("record %+v", rec)
+			}
+			wantCond(t, rec, manifest.ConditionFailed, manifest.ConditionTrue, tc.reason)
+			if _, ok := e.b.Instance("d-1"); !ok {
+				t.Fatal("instance gone although the delete failed")
+			}
+			// Retried by the next pass.
+			e.b.ClearBehaviors()
+			wantStatus(t, e.pass(deleteInstance("db", "d-1", tc.planID)), ref, StatusSucceeded)
+			if _, ok := e.records[ref]; ok {
+				t.Fatal("record kept after the delete")
+			}
+		})
+	}
+}
+
+// TestSecretWriteFailure: the binding exists but its Secret cannot be
+// written (a Secret of that name is not osbgit's): the create stays
+// pending, and the next pass gets the credentials again (200) and writes
+// them once the conflict is gone.
+func TestSecretWriteFailure(t *testing.T) {
+	e := newEnv(t)
+	ref := bindRef("app")
+	e.b.PutInstance(osbtest.Instance{ID: "i-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, OrganizationGUID: "o", SpaceGUID: "s"})
+	writeHandSecret(t, e, "app-creds", map[string]string{"mine": "x"})
+	res := e.pass(createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall))
+	o := wantStatus(t, res, ref, StatusFailed)
+	rec := e.rec(ref)
+	if rec.Phase != manifest.PhasePending || !rec.Provisioned || rec.SecretRef != nil {
+		t.Fatalf("record %+v (%v)", rec, o.Err)
+	}
+	wantCond(t, rec, manifest.ConditionFailed, manifest.ConditionTrue, ReasonSecretWriteFailed)
+	if e.count(osbtest.EndpointUnbind) != 0 {
+		t.Fatal("unbound a binding whose Secret failed")
+	}
+	data, _ := e.store.Get(t.Context(), ns, "app-creds")
+	if string(data["mine"]) != "x" || len(data) != 1 {
+		t.Fatal("the unmanaged Secret was modified")
+	}
+	if err := os.RemoveAll(filepath.Join(e.store.Path(), ns, "app-creds")); err != nil {
+		t.Fatal(err)
+	}
+	step := createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)
+	step.WriteAhead = false
+	wantStatus(t, e.pass(step), ref, StatusSucceeded)
+	if c := mustLast(t, e.b, osbtest.EndpointBind); c.Status != 200 {
+		t.Fatalf("repeat bind answered %d", c.Status)
+	}
+	if rec := e.rec(ref); rec.Phase != manifest.PhaseReady || rec.SecretRef == nil {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+// TestAdoptBinding: adopting a binding the broker holds fetches its
+// credentials (GET) and writes the Secret, with no mutating call.
+func TestAdoptBinding(t *testing.T) {
+	e := newEnv(t)
+	e.b.PutInstance(osbtest.Instance{ID: "i-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, OrganizationGUID: "o", SpaceGUID: "s"})
+	e.b.PutBinding(osbtest.Binding{ID: "b-live", InstanceID: "i-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall})
+	step := createBinding("app", "b-live", "db", "i-1", osbtest.PlanDBSmall)
+	step.Action, step.WriteAhead = plan.Adopt, false
+	res := e.pass(step)
+	wantStatus(t, res, bindRef("app"), StatusSucceeded)
+	rec := e.rec(bindRef("app"))
+	if rec.Phase != manifest.PhaseReady || rec.SecretRef == nil || rec.ExternalID != "b-live" {
+		t.Fatalf("record %+v", rec)
+	}
+	if len(e.b.MutatingCalls()) != 0 || e.count(osbtest.EndpointGetBinding) != 1 {
+		t.Fatalf("calls %d mutating, %d GET", len(e.b.MutatingCalls()), e.count(osbtest.EndpointGetBinding))
+	}
+	// Adopting it again (e.g. a deletion-policy change) needs no call.
+	step.DeletionPolicy = "Retain"
+	res = e.pass(step)
+	wantStatus(t, res, bindRef("app"), StatusSucceeded)
+	if e.count(osbtest.EndpointGetBinding) != 1 || e.rec(bindRef("app")).DeletionPolicy != "Retain" {
+		t.Fatal("re-adopt fetched again or lost the policy")
+	}
+}
+
+// TestCanceledContext: no call is made once the context is done.
+func TestCanceledContext(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := &plan.Plan{Steps: []plan.Step{createInstance("db", "i-1", osbtest.PlanDBSmall, nil)}}
+	res := e.ex.Run(ctx, p, WriteAheadRecords(p, e.clock()))
+	o := wantStatus(t, res, instRef("db"), StatusFailed)
+	if !errors.Is(o.Err, context.Canceled) || len(e.b.Calls()) != 0 {
+		t.Fatalf("outcome %+v calls %d", o, len(e.b.Calls()))
 	}
 }
