@@ -17,6 +17,51 @@
 // a WriteAhead step whose record is missing from the map is refused without
 // any broker call.
 //
+// # OSB handling
+//
+//   - Every provision, update, deprovision, bind and unbind is sent with
+//     accepts_incomplete=true; a 422 AsyncRequired answer anyway is retried
+//     once. The originating identity goes on user-caused calls, never on
+//     orphan mitigation. organization_guid/space_guid are the context's
+//     clusterid/namespace (DefaultOrganizationGUID when there is none).
+//   - 202: LastOperation records type, operation key, start time and the
+//     service_id/plan_id to poll with (for an update the pre-update plan),
+//     AsyncOpInProgress and Phase Provisioning/Updating/Deprovisioning; the
+//     step then polls up to InlinePoll (see Executor.InlinePoll). A poll
+//     step always polls once; an operation still in progress after its
+//     deadline (Step.PollDeadline, or start + Step.MaxPollingDuration) is
+//     failed.
+//   - 410 on deprovision/unbind, and on their last_operation, is success; on
+//     a create's or update's last_operation it is a failure (nothing left
+//     to mitigate).
+//   - 422 ConcurrencyError: StatusRetryLater, not a failure; only the Ready
+//     condition's reason/message change.
+//   - Create refused (409, other 4xx, malformed 200): Phase Failed,
+//     Provisioned false (true if an earlier attempt with the same ID may
+//     have created it, or the broker answered 200), InProgress kept as the
+//     target that failed; never retried by the executor.
+//   - Orphan mitigation exactly where osbclient.Error.OrphanMitigationRequired
+//     says (provision/bind: 5xx, timeout, other 2xx, 201/202 malformed) and
+//     when an async provision/bind fails or outlives its deadline: Phase
+//     OrphanMitigation, then one DELETE at once (polled inline when async).
+//     Success → Phase Failed, Provisioned false; failure → stays
+//     OrphanMitigation for the next pass's OrphanMitigate step.
+//   - Update failures never mitigate. Transient ones (no answer, 408, 429,
+//     5xx, MaintenanceInfoConflict) keep the phase with Failed/CallFailed so
+//     the update is planned again; refusals and failed async updates give
+//     Phase Failed, Provisioned true, Properties unchanged, InProgress the
+//     failed target, Failed/UpdateFailed, and Ready True unless the broker
+//     said instance_usable false.
+//   - Delete failures: Phase Deprovisioning with a Failed condition; the
+//     next pass deletes again.
+//   - Bindings: credentials (sync answer, or GET binding after an async
+//     bind) pass through secretTransforms and are written to the Secret
+//     before the record goes Ready with SecretRef{namespace, name, keys};
+//     unbind success deletes the Secret, then the record. A binding update
+//     with a new ID (rotation with predecessor_binding_id, or a new ID)
+//     binds first and unbinds the old binding after; with the same ID it
+//     unbinds, then binds again.
+//
 // # Records
 //
 // Result.Records holds only records whose YAML (manifest.MarshalRecord)
@@ -259,7 +304,9 @@ var errWriteAheadMissing = errors.New("write-ahead record missing: refusing to c
 
 // Run executes p and returns the changed records and each step's outcome.
 // writeAhead must hold the records WriteAheadRecords(p, …) returned and the
-// caller committed (nil when no step needs one). Steps run concurrently,
+// caller committed (nil when no step needs one); leave Step.Record as the
+// planner set it (the record before the write-ahead): Run compares the two
+// to know whether an earlier attempt may already have created a resource. Steps run concurrently,
 // at most Concurrency calls in flight per broker; a step first waits for
 // the steps named in its DependsOn that come before it in p.Steps, and is
 // skipped (StatusWaiting, record unchanged) unless they all succeeded or
@@ -286,9 +333,10 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}
 	}
 	sems := &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}}
+	log := e.log()
 	var wg sync.WaitGroup
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems)
+		r := newStepRun(e, p, i, writeAhead, sems, log)
 		runs[i] = r
 		wg.Add(1)
 		go func() {

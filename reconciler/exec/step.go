@@ -97,7 +97,7 @@ type stepRun struct {
 	rebinding bool
 }
 
-func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores) *stepRun {
+func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger) *stepRun {
 	s := &p.Steps[i]
 	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
@@ -120,7 +120,7 @@ func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*m
 	if r.out.ExternalID != "" {
 		fields["external_id"] = r.out.ExternalID
 	}
-	r.log = e.log().WithFields(fields)
+	r.log = log.WithFields(fields)
 	return r
 }
 
