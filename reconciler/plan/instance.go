@@ -86,10 +86,10 @@ func (p *planner) instance(ref manifest.Ref, inst *manifest.ServiceInstance, rec
 	if inst == nil {
 		p.removed(&s, rec)
 		if s.Action == Delete {
-			if bs := p.set.BindingsOf(ref); len(bs) > 0 {
+			if bs := p.bindingsOf[ref]; len(bs) > 0 {
 				var names []string
 				for _, b := range bs {
-					names = append(names, b.GetRef().String())
+					names = append(names, b.String())
 				}
 				s.Action = None
 				s.Reason = "manifest removed, but bindings still refer to it"

@@ -74,17 +74,20 @@ func (p *planner) blockOnBrokers(refs []manifest.Ref) {
 // the bindings recorded for it, and makes it wait while one of them cannot
 // be unbound in this plan.
 func (p *planner) orderDeletes(insts, binds []manifest.Ref) {
+	recorded := map[manifest.Ref][]manifest.Ref{}
+	for _, bref := range binds {
+		if brec := p.in.Records[bref]; brec != nil && brec.InstanceName != "" {
+			iref := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: bref.Namespace, Name: brec.InstanceName}
+			recorded[iref] = append(recorded[iref], bref)
+		}
+	}
 	for _, iref := range insts {
 		s := p.steps[iref]
 		if s.Action != Delete {
 			continue
 		}
 		var waitFor []string
-		for _, bref := range binds {
-			brec := p.in.Records[bref]
-			if bref.Namespace != iref.Namespace || brec == nil || brec.InstanceName != iref.Name {
-				continue
-			}
+		for _, bref := range recorded[iref] {
 			bs := p.steps[bref]
 			switch bs.Action {
 			case Delete, OrphanMitigate:

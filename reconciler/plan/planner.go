@@ -87,7 +87,9 @@ type planner struct {
 	set     *manifest.Set
 	errRefs map[manifest.Ref]bool
 	steps   map[manifest.Ref]*Step
-	idSeq   int
+	// bindingsOf indexes the binding manifests by their instance.
+	bindingsOf map[manifest.Ref][]manifest.Ref
+	idSeq      int
 }
 
 // Build computes the plan of one pass from its Input. It is pure and
@@ -106,6 +108,10 @@ func Build(in Input) *Plan {
 	}
 	if p.set == nil {
 		p.set = &manifest.Set{}
+	}
+	p.bindingsOf = map[manifest.Ref][]manifest.Ref{}
+	for _, b := range p.set.Bindings {
+		p.bindingsOf[b.InstanceRef()] = append(p.bindingsOf[b.InstanceRef()], b.GetRef())
 	}
 	insts, binds := p.resourceRefs()
 	for _, ref := range insts {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -989,4 +990,31 @@ func TestBuildEdgeInputs(t *testing.T) {
 		want(t, "other", stepOf(t, p, cacheRef).Action, plan.Create)
 		want(t, "diagnostics kept", len(p.Diagnostics), len(diags))
 	})
+}
+
+// BenchmarkBuild plans a repo of n instances with a binding each, all in
+// sync (the common pass), to keep planning linear in the repo size.
+func BenchmarkBuild(b *testing.B) {
+	const n = 2000
+	var docs []string
+	recs := map[manifest.Ref]*manifest.StatusRecord{}
+	docs = append(docs, brokerYAML)
+	for i := 0; i < n; i++ {
+		name := "db" + strconv.Itoa(i)
+		docs = append(docs, instYAML(name, "postgres", "small", dbParamsYAML), bindYAML(name+"-b", name, ""))
+		ir := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
+		br := manifest.Ref{Kind: manifest.KindServiceBinding, Namespace: "apps", Name: name + "-b"}
+		recs[ir] = ready(ir, smallProp)
+		recs[br] = ready(br, withProps(smallProp, func(p *manifest.Properties) { p.ParameterChecksum = emptySum }), func(r *manifest.StatusRecord) { r.InstanceName = name })
+	}
+	t := &testing.T{}
+	set, diags := loadSet(t, strings.Join(docs, "\n---\n"))
+	in := plan.Input{Set: set, Diagnostics: diags, Records: recs, Catalogs: catalogs(t), NewID: seqIDs(), Options: plan.Options{Prune: true, MaxDeletions: 10}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := plan.Build(in)
+		if p.HasChanges() {
+			b.Fatal("changes in an in-sync repo")
+		}
+	}
 }
