@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
@@ -35,6 +36,9 @@ type BrokerClients struct {
 	// with its transport). Brokers with caBundle or insecureSkipTLSVerify
 	// then rely on its TLS settings.
 	HTTPClient *http.Client
+	// Timeout bounds each broker request (osbclient's default, 60s, when
+	// zero).
+	Timeout time.Duration
 
 	mu      sync.Mutex
 	clients map[manifest.Ref]cachedClient
@@ -57,6 +61,7 @@ func (bc *BrokerClients) Client(ctx context.Context, b manifest.Broker) (*osbcli
 		InsecureSkipTLSVerify: spec.InsecureSkipTLSVerify,
 		UserAgent:             bc.UserAgent,
 		OnRequest:             bc.OnRequest,
+		Timeout:               bc.Timeout,
 	}
 	if bc.HTTPClient != nil {
 		cfg.HTTPClient = bc.HTTPClient
