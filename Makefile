@@ -26,6 +26,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(PKGS)
 
+## demo: the example broker, a local bare repo from examples/repo, then validate, diff, sync, a change, diff and sync again (examples/demo/demo.sh)
+demo:
+	@GO="$(GO)" MAKE="$(MAKE)" bash examples/demo/demo.sh
+
 ## fuzz: a short fuzzing run of every fuzz target
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./manifest/
