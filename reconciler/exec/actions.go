@@ -30,6 +30,23 @@ func (r *stepRun) createFailedReason() string {
 	return ReasonProvisionFailed
 }
 
+// createCallFailedReason marks a create whose call failed without a verdict
+// from the broker: it is retried once orphan mitigation has cleaned up.
+func (r *stepRun) createCallFailedReason() string {
+	if r.binding {
+		return ReasonBindCallFailed
+	}
+	return ReasonProvisionCallFailed
+}
+
+// retryAfterMitigation reports whether the record's failure is a call
+// failure (see ReasonProvisionCallFailed), so the create is retried once the
+// orphan is gone.
+func (r *stepRun) retryAfterMitigation() bool {
+	c := manifest.FindCondition(r.rec.Conditions, manifest.ConditionFailed)
+	return c != nil && c.Status == manifest.ConditionTrue && c.Reason == r.createCallFailedReason()
+}
+
 func (r *stepRun) newOp(t manifest.OperationType, serviceID, planID string) *manifest.LastOperation {
 	return &manifest.LastOperation{
 		Type: t, State: manifest.OperationInProgress, StartTime: metaNow(r.e.now()),
@@ -120,6 +137,7 @@ func (r *stepRun) createFailed(ctx context.Context, lo *manifest.LastOperation, 
 		r.failCall(cause)
 	case classOrphan:
 		lo.State = manifest.OperationFailed
+		r.omRetry = true
 		r.orphanMitigate(ctx, cause)
 	default:
 		// 409 and other refusals: terminal, not retried until the desired
@@ -517,8 +535,12 @@ func (r *stepRun) orphanMitigate(ctx context.Context, cause error) {
 	rec.AsyncOpInProgress = false
 	if cause != nil {
 		msg := stableMessage(cause)
-		r.setCond(manifest.ConditionReady, manifest.ConditionFalse, r.createFailedReason(), msg)
-		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, r.createFailedReason(), msg)
+		reason := r.createFailedReason()
+		if r.omRetry {
+			reason = r.createCallFailedReason()
+		}
+		r.setCond(manifest.ConditionReady, manifest.ConditionFalse, reason, msg)
+		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, reason, msg)
 	}
 	r.setCond(manifest.ConditionOrphanMitigation, manifest.ConditionTrue, ReasonOrphanMitigationInProgress,
 		fmt.Sprintf("deleting what the failed %s may have left at the broker", r.createType()))
@@ -556,6 +578,10 @@ func (r *stepRun) omSucceeded(lo *manifest.LastOperation) {
 	rec := r.rec
 	r.touched = true
 	rec.Phase = manifest.PhaseFailed
+	if r.retryAfterMitigation() {
+		// The call failed without a verdict: create again, same ID.
+		rec.Phase = manifest.PhasePending
+	}
 	rec.Provisioned = false
 	rec.AsyncOpInProgress = false
 	rec.LastOperation = lo

@@ -34,6 +34,14 @@ const (
 	// terminally (Phase Failed, or OrphanMitigation first).
 	ReasonProvisionFailed = "ProvisionFailed"
 	ReasonBindFailed      = "BindFailed"
+	// ReasonProvisionCallFailed / ReasonBindCallFailed: the create call
+	// itself failed in a way that may have left an orphan (5xx, timeout,
+	// connection reset, malformed 201/202 body, unexpected 2xx). Orphan
+	// mitigation deletes what the broker may hold, and then the create is
+	// retried with the same ID (Phase Pending): the failure said nothing
+	// about the request itself, so a later attempt can succeed.
+	ReasonProvisionCallFailed = "ProvisionCallFailed"
+	ReasonBindCallFailed      = "BindCallFailed"
 	// ReasonUpdateFailed: the update failed terminally (refused, or its
 	// async operation failed or exceeded maximum_polling_duration); Phase
 	// Failed with Provisioned true, Properties unchanged, InProgress the
@@ -92,6 +100,9 @@ type stepRun struct {
 	// omCause is the create failure that started orphan mitigation in
 	// this step (nil for an OrphanMitigate step).
 	omCause error
+	// omRetry: the orphan mitigation follows a create call failure with
+	// no verdict from the broker, so the create is retried afterwards.
+	omRetry bool
 	// rebinding: the delete half of a same-ID binding update; the record
 	// is not dropped when the unbind completes.
 	rebinding bool
