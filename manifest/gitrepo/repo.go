@@ -10,11 +10,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -117,7 +120,9 @@ type Repo struct {
 	cachePath string // bare clone directory when WithCacheDir is used
 	workRoot  string // working tree root for a local working copy
 	unlock    func()
-	closed    bool
+	// closeStorage releases the cache storage's open pack files.
+	closeStorage func() error
+	closed       bool
 }
 
 var _ Client = (*Repo)(nil)
@@ -245,11 +250,24 @@ func (r *Repo) openRemoteStorage(ctx context.Context) error {
 		return fmt.Errorf("locking cache %s: %w", r.cachePath, err)
 	}
 	r.unlock = unlock
-	if repo, err := git.PlainOpen(r.cachePath); err == nil && r.cacheUsable(repo) {
-		r.repo, r.st = repo, repo.Storer
-		return nil
+	if _, err := os.Stat(r.cachePath); err == nil {
+		st := newCacheStorage(r.cachePath)
+		if repo, err := git.Open(st, nil); err == nil && r.cacheUsable(repo) {
+			r.repo, r.st, r.closeStorage = repo, st, st.Close
+			return nil
+		}
+		_ = st.Close()
 	}
 	return r.initCache()
+}
+
+// newCacheStorage opens a bare clone directory. The cache is locked for
+// this process, so go-git may assume exclusive access, and pack files stay
+// open between reads (reading 10,000 blobs otherwise reopens the pack
+// 10,000 times).
+func newCacheStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{ExclusiveAccess: true, KeepDescriptors: true})
 }
 
 // cacheUsable checks that an existing cache is a bare clone of this URL and
@@ -268,13 +286,23 @@ func (r *Repo) cacheUsable(repo *git.Repository) bool {
 
 // initCache (re)creates the bare clone directory.
 func (r *Repo) initCache() error {
+	if r.closeStorage != nil {
+		_ = r.closeStorage()
+		r.closeStorage = nil
+	}
 	if err := os.RemoveAll(r.cachePath); err != nil {
 		return fmt.Errorf("clearing cache: %w", err)
 	}
-	repo, err := git.PlainInit(r.cachePath, true)
-	if err != nil {
+	if err := os.MkdirAll(r.cachePath, 0o755); err != nil {
 		return fmt.Errorf("initialising cache: %w", err)
 	}
+	st := newCacheStorage(r.cachePath)
+	repo, err := git.Init(st, nil)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("initialising cache: %w", err)
+	}
+	r.closeStorage = st.Close
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.src.url}}); err != nil {
 		return fmt.Errorf("initialising cache: %w", err)
 	}
@@ -344,6 +372,10 @@ func (r *Repo) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	if r.closeStorage != nil {
+		_ = r.closeStorage()
+		r.closeStorage = nil
+	}
 	if r.unlock != nil {
 		r.unlock()
 		r.unlock = nil

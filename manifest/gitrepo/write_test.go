@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -258,7 +259,7 @@ func TestWriteStatusReappliesOnMovedRemote(t *testing.T) {
 // force-pushed.
 func TestConcurrentStatusWrites(t *testing.T) {
 	tr, _, o := httpRepo(t, baseFiles)
-	r := mustOpen(t, o, WithCacheDir(t.TempDir()), WithMaxPushAttempts(40), WithBackoff(5*time.Millisecond, 100*time.Millisecond))
+	r := mustOpen(t, o, WithCacheDir(t.TempDir()), WithMaxPushAttempts(200), WithBackoff(5*time.Millisecond, 100*time.Millisecond))
 	mustFetch(t, r)
 
 	other := filepath.Join(t.TempDir(), "other")
@@ -269,6 +270,7 @@ func TestConcurrentStatusWrites(t *testing.T) {
 		err    error
 	}
 	done := make(chan result, 1)
+	var humanPushes atomic.Int32
 	go func() {
 		var res result
 		defer func() { done <- res }()
@@ -309,16 +311,23 @@ func TestConcurrentStatusWrites(t *testing.T) {
 				return
 			}
 			res.pushed = append(res.pushed, h)
+			humanPushes.Add(1)
+			// A short human pause; an adversary that never pauses can
+			// starve any optimistic writer, which is not the property
+			// under test.
+			time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
 		}
 	}()
 
-	// Write 8 times, pausing like passes do so the other writer gets its
+	// Write at least 8 times (and until the other writer landed 3 commits
+	// in between, bounded), pausing like passes do so the other writer gets its
 	// turns too (a writer that never pauses would starve the CLI's
 	// pull-rebase-push loop, which is not what is tested here).
-	const writes = 8
+	writes := 0
 	var ours []string
 	retries := 0
-	for i := 0; i < writes; i++ {
+	for i := 0; i < 8 || (humanPushes.Load() < 3 && i < 30); i++ {
+		writes++
 		res, err := r.WriteStatus(testCtx(t), ChangeSet{
 			Message: EnsureSkipCI(fmt.Sprintf("osbgit: status %d", i)),
 			Files:   map[string][]byte{fmt.Sprintf(".osbgit/status/s%d.yaml", i): []byte(fmt.Sprintf("write: %d\n", i))},
