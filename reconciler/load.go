@@ -108,9 +108,12 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 	files, err := tr.Files(rev, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			diags = append(diags, manifest.Diagnostic{Severity: manifest.SeverityError,
+			diags = append(diags, manifest.Diagnostic{File: dir, Severity: manifest.SeverityError,
 				Message: fmt.Sprintf("manifest path %q does not exist at revision %s", dir, short(rev))})
 			set, more := manifest.Assemble(nil, cfg)
+			// Nothing was read: the planner must not take the empty Set
+			// for "every manifest was removed".
+			set.UnreadableFiles = []string{dir}
 			return &Snapshot{Revision: rev, Set: set, Diagnostics: append(diags, more...)}, nil
 		}
 		return nil, fmt.Errorf("list manifests of %s: %w", short(rev), err)

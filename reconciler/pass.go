@@ -94,6 +94,9 @@ type Reconciler struct {
 	// Identity, when set, is the originating identity of broker calls;
 	// by default the author of the manifest commit is used.
 	Identity func(rev string) *osbclient.OriginatingIdentity
+	// Progress, when set, is called as each step of a sync ends (from
+	// several goroutines).
+	Progress func(done, total int, o exec.Outcome)
 }
 
 func (r *Reconciler) init() error {
@@ -207,6 +210,9 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		}
 		snap = s
 	}
+	if cd := configErrors(snap.Diagnostics); len(cd) > 0 {
+		return nil, fmt.Errorf("%s is invalid; fix it before osbgit acts on this revision:\n  %s", manifest.ConfigFileName, strings.Join(cd, "\n  "))
+	}
 	statusRev := fr.StatusHead
 	records, err := LoadRecords(r.Source, statusRev)
 	if err != nil {
@@ -249,6 +255,19 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	}
 	p := plan.Build(in)
 	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg}, nil
+}
+
+// configErrors returns the error diagnostics of osbgit.yaml: a pass must not
+// run with a configuration it could not read (prune, maxDeletions and
+// concurrency would silently take other values).
+func configErrors(ds manifest.Diagnostics) []string {
+	var out []string
+	for _, d := range ds {
+		if d.Severity == manifest.SeverityError && d.File == manifest.ConfigFileName {
+			out = append(out, d.String())
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) maxPolling() time.Duration {
@@ -429,6 +448,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		Now:         r.Now,
 		Log:         r.Log,
 		InlinePoll:  r.Options.InlinePoll,
+		OnStep:      r.Progress,
 	}
 	if r.Identity != nil {
 		ex.Identity = r.Identity(p.fetch.Head)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 )
 
@@ -348,5 +349,35 @@ func assertNoSecretInHistory(t *testing.T, f *fixture, values []string) {
 		if v != "" && strings.Contains(dump, v) {
 			t.Fatalf("a credential value appears in the Git history")
 		}
+	}
+}
+
+// TestUnreadableInputNeverDeletes: a manifest path that vanished, or a
+// broken osbgit.yaml, must not be read as "every manifest was removed".
+func TestUnreadableInputNeverDeletes(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML + "path: services\n", "services/b.yaml": brokerYAML(url),
+			"services/db.yaml": instanceYAML("db", "small", "")}
+	})
+	f.sync(f.reconciler(Options{}))
+	if len(f.broker.Instances()) != 1 {
+		t.Fatal("precondition: instance provisioned")
+	}
+	// The manifest directory is renamed away.
+	gittest.Git(t, f.repo.Clone, "pull", "-q", "origin", "main")
+	gittest.Git(t, f.repo.Clone, "mv", "services", "moved")
+	gittest.Git(t, f.repo.Clone, "commit", "-q", "-m", "move")
+	gittest.Git(t, f.repo.Clone, "push", "-q", "origin", "HEAD:main")
+	f.sync(f.reconciler(Options{}))
+	if len(f.broker.Instances()) != 1 || f.broker.Count(osbtest.EndpointDeprovision) != 0 {
+		t.Fatal("a missing manifest path deprovisioned the instance")
+	}
+	// A broken osbgit.yaml stops the pass.
+	f.repo.Push("broken config", map[string]string{"osbgit.yaml": osbgitYAML + "path: moved\nconcurrency: many\n"}, nil)
+	if _, err := f.reconciler(Options{}).Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "osbgit.yaml") {
+		t.Fatalf("sync with a broken osbgit.yaml: %v", err)
+	}
+	if len(f.broker.MutatingCalls()) != 1 {
+		t.Fatalf("mutating calls: %d", len(f.broker.MutatingCalls()))
 	}
 }

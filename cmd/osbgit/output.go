@@ -4,9 +4,51 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/exec"
 )
+
+// isTerminal reports whether w is a character device.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressReporter shows a sync's progress: on a terminal one rewritten
+// status line ("[12/40] create ServiceInstance apps/db: succeeded"), else
+// one structured log entry per resource acted on.
+func progressReporter(w io.Writer, log logrus.FieldLogger, terminal bool) func(done, total int, o exec.Outcome) {
+	var mu sync.Mutex
+	return func(done, total int, o exec.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		if terminal {
+			fmt.Fprintf(w, "\r\033[K[%d/%d] %s %s: %s", done, total, o.Action, o.Ref, o.Status)
+			if done == total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		if o.Status == exec.StatusUnchanged {
+			return
+		}
+		e := log.WithFields(logrus.Fields{"resource": o.Ref.String(), "action": string(o.Action), "status": string(o.Status),
+			"external_id": o.ExternalID, "step": done, "steps": total})
+		if o.Err != nil {
+			e.WithError(o.Err).Warn(o.Summary)
+			return
+		}
+		e.Info(o.Summary)
+	}
+}
 
 // useColor decides whether text output is colored: "always", "never", or
 // "auto" (a terminal, and NO_COLOR unset).
@@ -20,12 +62,7 @@ func useColor(mode string, w io.Writer) bool {
 	if os.Getenv("NO_COLOR") != "" {
 		return false
 	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return isTerminal(w)
 }
 
 // printSyncSummary prints one line per resource acted on and the counts.

@@ -49,6 +49,8 @@ record says why), 2 error (nothing may have been done).`,
 				return withExitCode(exitError, err)
 			}
 			r.Options.InlinePoll = inlinePoll
+			errw := cmd.ErrOrStderr()
+			r.Progress = progressReporter(errw, g.log, isTerminal(errw) && g.LogFormat != "json")
 			if !noState {
 				r.Options.StatePath = g.statePath(repo)
 			}

@@ -79,6 +79,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -182,6 +183,10 @@ type Executor struct {
 	// stops that call (it is not made) and fails the step as a call that
 	// never reached the broker. Tests use it to inject crashes.
 	BeforeCall func(ctx context.Context, c CallInfo) error
+	// OnStep, when set, is called as each step ends (from the step's
+	// goroutine, so it must be safe for concurrent use) with the number of
+	// steps ended so far and the total: the CLI draws progress with it.
+	OnStep func(done, total int, o Outcome)
 }
 
 // Status is how a step ended.
@@ -335,6 +340,12 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 	sems := &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}}
 	log := e.log()
 	var wg sync.WaitGroup
+	var ended atomic.Int64
+	report := func(r *stepRun) {
+		if e.OnStep != nil {
+			e.OnStep(int(ended.Add(1)), n, r.out)
+		}
+	}
 	for i := range p.Steps {
 		r := newStepRun(e, p, i, writeAhead, sems, log)
 		runs[i] = r
@@ -342,6 +353,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		go func() {
 			defer wg.Done()
 			defer close(done[i])
+			defer report(r)
 			for _, dep := range r.s.DependsOn {
 				j, ok := first[dep]
 				if !ok || dep == r.s.Ref {
