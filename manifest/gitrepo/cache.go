@@ -10,7 +10,7 @@ import (
 // discarded and fetched afresh (shallow, so cheaply) on the next Open. The
 // only cost is that ChangedFiles from a revision older than the new clone
 // reports ErrRevisionNotFound once, and the caller reloads everything.
-const (
+var (
 	maxCachePacks        = 64
 	maxCacheLooseObjects = 20000
 )

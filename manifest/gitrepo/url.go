@@ -167,9 +167,7 @@ func RedactURL(s string) string {
 			u.RawQuery = q.Encode()
 		}
 	}
-	out := u.String()
-	// url.String escapes the placeholder's nothing, but keep it readable.
-	return out
+	return u.String()
 }
 
 // redactURLsIn redacts every URL found in free text.

@@ -18,7 +18,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
@@ -511,11 +510,10 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	name := plumbing.NewBranchReferenceName(branch)
-	ep, err := transport.NewEndpoint(r.src.url)
+	ep, err := r.endpoint()
 	if err != nil {
 		return err
 	}
-	ep.CaBundle = r.auth.caBundle
 	cl, err := client.NewClient(ep)
 	if err != nil {
 		return err
