@@ -352,6 +352,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.stopping = true
 		d.pending = ""
 		d.mu.Unlock()
+		if ctx.Err() != nil {
+			d.log.WithField("grace", d.cfg.ShutdownGrace.String()).Info("stopping: no new pass starts; a running pass may finish within the grace")
+		}
 		d.shutdownServer(d.webhookSrv, "webhook", webhookShutdownTimeout)
 	})
 
