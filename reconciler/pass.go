@@ -450,9 +450,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		InlinePoll:  r.Options.InlinePoll,
 		OnStep:      r.Progress,
 	}
-	if r.Identity != nil {
-		ex.Identity = r.Identity(p.fetch.Head)
-	}
+	ex.Identity = r.identity(p.fetch.Head)
 	res.Exec = ex.Run(ctx, p.plan, writeAhead)
 
 	catalogRecs := map[manifest.Ref]*manifest.CatalogRecord{}
@@ -495,6 +493,41 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	r.saveState()
 	return res, nil
+}
+
+// authorSource is implemented by sources that know commit authors
+// (*gitrepo.Repo).
+type authorSource interface {
+	ManifestAuthor(rev string) (gitrepo.Person, error)
+}
+
+// identity is the originating identity of the pass's broker calls: the
+// author of the last manifest commit (kubernetes profile: username = the
+// author's email, or name), unless Reconciler.Identity overrides it.
+func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
+	if r.Identity != nil {
+		return r.Identity(rev)
+	}
+	as, ok := r.Source.(authorSource)
+	if !ok || rev == "" {
+		return nil
+	}
+	p, err := as.ManifestAuthor(rev)
+	if err != nil {
+		r.Log.WithError(err).Debug("no commit author for the originating identity")
+		return nil
+	}
+	user := p.Email
+	if user == "" {
+		user = p.Name
+	}
+	if user == "" {
+		return nil
+	}
+	return &osbclient.OriginatingIdentity{Username: user, Extra: map[string][]string{
+		"osbgit.dev/git-author":   {strings.TrimSpace(p.Name + " <" + p.Email + ">")},
+		"osbgit.dev/git-revision": {rev},
+	}}
 }
 
 func (r *Reconciler) saveState() {

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -133,6 +134,13 @@ func TestSyncLifecycle(t *testing.T) {
 	bb, _ := f.broker.Binding(bind.ExternalID)
 	if string(sec["DATABASE_URL"]) != fmt.Sprint(bb.Credentials["uri"]) || sec["uri"] != nil {
 		t.Fatalf("secret keys %v: transform not applied", keys(sec))
+	}
+	prov := f.broker.CallsTo(osbtest.EndpointProvision)
+	if len(prov) != 1 || !strings.HasPrefix(prov[0].Headers.Get("X-Broker-API-Originating-Identity"), "kubernetes ") {
+		t.Fatalf("provision without a kubernetes originating identity: %v", prov)
+	}
+	if id := decodeIdentity(t, prov[0].Headers.Get("X-Broker-API-Originating-Identity")); id["username"] != "author@example.com" {
+		t.Fatalf("originating identity %v: want the manifest commit's author", id)
 	}
 	if !strings.Contains(git(t, f.repo.Bare, "log", "-1", "--format=%B", "main"), "[skip ci]") {
 		t.Fatal("status commit lacks the [skip ci] trailer")
@@ -303,6 +311,20 @@ func TestCrashBeforeEveryCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+func decodeIdentity(t *testing.T, h string) map[string]any {
+	t.Helper()
+	_, b64, _ := strings.Cut(h, " ")
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatalf("identity header %q: %v", h, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("identity header %q: %v", h, err)
+	}
+	return m
 }
 
 func topLevel(t *testing.T, body []byte) map[string]any {
