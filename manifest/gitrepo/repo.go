@@ -51,6 +51,9 @@ type Reader interface {
 	// ChangedOutside reports whether anything outside prefix differs
 	// between two revisions.
 	ChangedOutside(fromRev, toRev, prefix string) (bool, error)
+	// TouchesOnlyStatus reports whether all differences lie under
+	// .osbgit/ (ChangedOutside with StatusDir, negated).
+	TouchesOnlyStatus(fromRev, toRev string) (bool, error)
 	// WorkTreeFS returns the working tree of a local working copy,
 	// uncommitted edits included.
 	WorkTreeFS() (fs.FS, error)

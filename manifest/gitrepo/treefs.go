@@ -25,8 +25,9 @@ import (
 // Symbolic links are reported with fs.ModeSymlink and read as their target
 // text; submodules as fs.ModeIrregular entries that cannot be opened.
 //
-// The FS stays valid after later Fetch and write calls (objects are never
-// removed while the Repo is open) and is safe for concurrent use.
+// The FS stays valid after later Fetch and write calls (objects are not
+// removed while the Repo is open, except when Fetch has to rebuild a corrupt
+// cache) and is safe for concurrent use.
 func (r *Repo) TreeFS(rev string) (fs.FS, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -271,8 +272,10 @@ type treeInfo struct {
 	sizeKnown bool
 }
 
+// Name implements fs.FileInfo.
 func (i *treeInfo) Name() string { return i.name }
 
+// Size implements fs.FileInfo; a blob's size is read lazily.
 func (i *treeInfo) Size() int64 {
 	if i.sizeKnown || i.mode == filemode.Dir || i.mode == filemode.Submodule {
 		return i.size
@@ -285,6 +288,7 @@ func (i *treeInfo) Size() int64 {
 	return i.size
 }
 
+// Mode implements fs.FileInfo, mapping git modes to read-only file modes.
 func (i *treeInfo) Mode() fs.FileMode {
 	switch i.mode {
 	case filemode.Dir:
@@ -299,8 +303,11 @@ func (i *treeInfo) Mode() fs.FileMode {
 	return 0o444
 }
 
+// ModTime implements fs.FileInfo: the commit's committer time.
 func (i *treeInfo) ModTime() time.Time { return i.mtime }
-func (i *treeInfo) IsDir() bool        { return i.mode == filemode.Dir }
+
+// IsDir implements fs.FileInfo.
+func (i *treeInfo) IsDir() bool { return i.mode == filemode.Dir }
 
 // Sys returns the object hash as a hex string.
 func (i *treeInfo) Sys() any { return i.hash.String() }
@@ -311,8 +318,11 @@ type treeFile struct {
 	*bytes.Reader
 }
 
+// Stat implements fs.File.
 func (f *treeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
-func (f *treeFile) Close() error               { return nil }
+
+// Close implements fs.File.
+func (f *treeFile) Close() error { return nil }
 
 // treeDir is an open directory.
 type treeDir struct {
@@ -321,8 +331,13 @@ type treeDir struct {
 	off     int
 }
 
+// Stat implements fs.File.
 func (d *treeDir) Stat() (fs.FileInfo, error) { return d.info, nil }
-func (d *treeDir) Close() error               { return nil }
+
+// Close implements fs.File.
+func (d *treeDir) Close() error { return nil }
+
+// Read implements fs.File; directories cannot be read.
 func (d *treeDir) Read([]byte) (int, error) {
 	return 0, &fs.PathError{Op: "read", Path: d.info.name, Err: errors.New("is a directory")}
 }

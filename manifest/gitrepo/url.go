@@ -24,6 +24,7 @@ const (
 	kindBare
 )
 
+// String describes the kind for messages.
 func (k sourceKind) String() string {
 	switch k {
 	case kindWorkTree:
