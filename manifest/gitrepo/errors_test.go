@@ -390,3 +390,34 @@ func TestHTTPSWithCABundle(t *testing.T) {
 	}
 	assertNoSecrets(t, err, testPass)
 }
+
+// TestCredentialsInURL: credentials embedded in the URL work, are shown
+// redacted, and are written nowhere in the cache.
+func TestCredentialsInURL(t *testing.T) {
+	tr, gs, _ := httpRepo(t, baseFiles)
+	url := strings.Replace(gs.URL, "http://", "http://"+testUser+":"+testPass+"@", 1) + "/repo.git"
+	cache := t.TempDir()
+	r := mustOpen(t, Options{URL: url, Branch: "main"}, WithCacheDir(cache))
+	if strings.Contains(r.URL(), testPass) || !strings.Contains(r.URL(), "xxxxx") {
+		t.Fatalf("URL() = %q", r.URL())
+	}
+	if fr := mustFetch(t, r); fr.Head != tr.head("main") {
+		t.Fatalf("fetch = %+v", fr)
+	}
+	if _, err := r.WriteStatus(testCtx(t), ChangeSet{Message: "m", Files: map[string][]byte{statusPath: []byte("x\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(data), testPass) {
+			t.Errorf("cache file %s contains the password", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
