@@ -32,7 +32,9 @@
 // and Git calls, so accepting them must be a deliberate choice. Failed
 // verifications answer 401 and are logged with the remote address, the
 // header checked and the reason — never the secret or the value received.
-// GitHub's ping event answers 200 without a pass.
+// GitHub's ping event answers 200 without a pass; any other verified event
+// triggers one (events are not filtered: a pass with nothing new ends after
+// one ref lookup, which is cheaper than the risk of missing a push).
 //
 // # Metrics and probes
 //

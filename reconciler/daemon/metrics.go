@@ -37,6 +37,7 @@ const (
 // Series:
 //   - osbgit_pass_duration_seconds{result=success|error|skipped} (histogram)
 //   - osbgit_actions_total{action,result} — one per executed resource action
+//     (result as the Passer reports it: succeeded, failed, in_progress, ...)
 //   - osbgit_broker_request_duration_seconds{broker,endpoint,code} (histogram;
 //     code "none" when no response was received)
 //   - osbgit_async_operations_in_flight (gauge, after the last pass)
@@ -71,7 +72,7 @@ func NewMetrics() *Metrics {
 		}, []string{"result"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricActions,
-			Help: "Resource actions executed by passes, by action kind (create, update, delete, poll, ...) and result (succeeded, failed, in_progress).",
+			Help: "Resource actions executed by passes, by action kind (create, update, delete, poll, ...) and result (succeeded, failed, in_progress, retry_later, waiting).",
 		}, []string{"action", "result"}),
 		brokerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricBrokerDuration,
