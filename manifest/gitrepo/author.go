@@ -6,7 +6,9 @@ import (
 
 // Person is a commit author.
 type Person struct {
-	Name  string
+	// Name is the author's name.
+	Name string
+	// Email is the author's email address.
 	Email string
 }
 

@@ -411,3 +411,25 @@ func TestDefaultBranchAndRemoteHead(t *testing.T) {
 		t.Fatalf("local RemoteHead = %s, %v", h, err)
 	}
 }
+
+func TestManifestAuthor(t *testing.T) {
+	tr := newTestRepo(t, baseFiles)
+	human := tr.head("main")
+	r := mustOpen(t, Options{URL: "file://" + tr.bare, Branch: "main"}, WithAuthor("osbgit", "bot@example.com"))
+	mustFetch(t, r)
+	res, err := r.WriteStatus(testCtx(t), ChangeSet{Message: "status", Files: map[string][]byte{statusPath: []byte("x\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := r.WriteStatus(testCtx(t), ChangeSet{Message: "status 2", Files: map[string][]byte{statusPath: []byte("y\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Person{Name: "Test Human", Email: "human@example.com"}
+	for _, rev := range []string{human, res.Commit, res2.Commit, ""} {
+		p, err := r.ManifestAuthor(rev)
+		if err != nil || p != want {
+			t.Errorf("ManifestAuthor(%q) = %+v, %v; want %+v", rev, p, err, want)
+		}
+	}
+}
