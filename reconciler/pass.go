@@ -195,6 +195,8 @@ type prepareOptions struct {
 	offline bool
 	// refresh: fetch every catalog.
 	refresh bool
+	// drift: compare live state (GET instance/binding) with the records.
+	drift bool
 }
 
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
@@ -237,13 +239,18 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	diags := append(manifest.Diagnostics(nil), snap.Diagnostics...)
 	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
 	diags.Sort()
+	var observations map[manifest.Ref]plan.Observation
+	if !po.offline {
+		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift)
+	}
 	in := plan.Input{
-		Set:         snap.Set,
-		Diagnostics: diags,
-		Records:     records.Status,
-		Catalogs:    catalogs,
-		Secrets:     parametersReader(ctx, r.Secrets),
-		NewID:       r.NewID,
+		Observations: observations,
+		Set:          snap.Set,
+		Diagnostics:  diags,
+		Records:      records.Status,
+		Catalogs:     catalogs,
+		Secrets:      parametersReader(ctx, r.Secrets),
+		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,
 			MaxDeletions:              cfg.maxDeletions,
@@ -305,6 +312,9 @@ type DiffOptions struct {
 	WorkTree fs.FS
 	// Offline makes no broker call; Refresh fetches every catalog.
 	Offline, Refresh bool
+	// Drift compares live state with the records (GET instance/binding
+	// where the broker allows it).
+	Drift bool
 }
 
 // DiffResult is what `osbgit diff` shows.
@@ -326,7 +336,7 @@ func (r *Reconciler) Diff(ctx context.Context, o DiffOptions) (*DiffResult, erro
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	p, err := r.prepare(ctx, fr, prepareOptions{workTree: o.WorkTree, offline: o.Offline, refresh: o.Refresh})
+	p, err := r.prepare(ctx, fr, prepareOptions{workTree: o.WorkTree, offline: o.Offline, refresh: o.Refresh, drift: o.Drift})
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +405,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.saveState()
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{})
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now)})
 		if err != nil {
 			return nil, err
 		}
@@ -471,6 +481,13 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	final := mergedStatus(p.records.Status, res.Exec.Records)
 	r.State.InFlight = countInFlight(final)
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
+	if iv := p.snap.Set.Config.DriftCheckInterval.Duration; iv > 0 {
+		if r.State.NextDriftCheck.IsZero() || r.driftDue(now) {
+			r.State.NextDriftCheck = now.Add(iv)
+		}
+	} else {
+		r.State.NextDriftCheck = time.Time{}
+	}
 	if len(files) > 0 {
 		msg, err := commitMessage(p.cfg.template, res.Exec)
 		if err != nil {
@@ -493,6 +510,14 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	r.saveState()
 	return res, nil
+}
+
+// driftDue reports whether this pass compares live state with the records:
+// driftCheckInterval is set (the state knows it from the last pass) and the
+// next check is due. The first pass of a process with no state does not
+// check; it schedules the first check.
+func (r *Reconciler) driftDue(now time.Time) bool {
+	return !r.State.NextDriftCheck.IsZero() && !now.Before(r.State.NextDriftCheck)
 }
 
 // authorSource is implemented by sources that know commit authors
@@ -543,7 +568,7 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 	if st.ObservedHead == "" || st.InFlight > 0 {
 		return false, ""
 	}
-	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) {
+	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now) {
 		return false, ""
 	}
 	if fr.Head == st.ObservedHead {

@@ -18,6 +18,7 @@ func newDiffCommand(g *globalOptions) *cobra.Command {
 		pf      passFlags
 		offline bool
 		refresh bool
+		drift   bool
 		output  string
 		color   string
 	)
@@ -54,7 +55,7 @@ pending, 2 error.`,
 					return withExitCode(exitError, err)
 				}
 			}
-			res, err := r.Diff(ctx, reconciler.DiffOptions{WorkTree: wt, Offline: offline, Refresh: refresh})
+			res, err := r.Diff(ctx, reconciler.DiffOptions{WorkTree: wt, Offline: offline, Refresh: refresh, Drift: drift})
 			if err != nil {
 				return withExitCode(exitError, err)
 			}
@@ -82,6 +83,7 @@ pending, 2 error.`,
 	pf.register(cmd, false)
 	cmd.Flags().BoolVar(&offline, "offline", false, "make no broker call at all: use the cached catalogs and the records")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "fetch every broker's catalog, not only those due")
+	cmd.Flags().BoolVar(&drift, "drift", false, "also compare live state (GET instance/binding, where the broker allows it) with the records")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&color, "color", "auto", "color the text output: auto, always or never")
 	return cmd

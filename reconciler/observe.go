@@ -1,0 +1,137 @@
+package reconciler
+
+import (
+	"context"
+	"sync"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/plan"
+)
+
+// observer is what live checks need from a broker client.
+type observer interface {
+	GetInstance(ctx context.Context, r *osbclient.GetInstanceRequest) (*osbclient.GetInstanceResponse, error)
+	GetBinding(ctx context.Context, r *osbclient.GetBindingRequest) (*osbclient.GetBindingResponse, error)
+}
+
+// probe is one live GET to make.
+type probe struct {
+	ref      manifest.Ref
+	broker   manifest.Broker
+	instance string // instance_id
+	binding  string // binding_id (bindings only)
+	service  string
+}
+
+// observe makes the live GETs the planner can use (only GETs, at most 8 at a
+// time per pass):
+//   - adoption: an instance with spec.externalID and no record, at a broker
+//     whose service is instances_retrievable — does the broker hold it?
+//   - drift (when drift is set): every Ready instance (binding) whose
+//     service is instances_retrievable (bindings_retrievable), to compare
+//     the broker's plan and parameters with the record.
+func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
+	catalogs manifest.Catalogs, drift bool) map[manifest.Ref]plan.Observation {
+	var probes []probe
+	service := func(broker manifest.Ref, serviceID string) (osbclient.Service, bool) {
+		cat := catalogs[manifest.CatalogKey(broker)]
+		if cat == nil {
+			return osbclient.Service{}, false
+		}
+		for _, s := range cat.Services {
+			if s.ID == serviceID {
+				return s, true
+			}
+		}
+		return osbclient.Service{}, false
+	}
+	for _, inst := range set.Instances {
+		ref := inst.GetRef()
+		rec := records[ref]
+		switch {
+		case rec == nil && inst.Spec.ExternalID != "":
+			res, err := manifest.Resolve(inst, set.Brokers(), catalogs)
+			if err != nil || !res.Service.InstancesRetrievable {
+				continue
+			}
+			probes = append(probes, probe{ref: ref, broker: set.Broker(res.BrokerRef), instance: inst.Spec.ExternalID,
+				service: res.Service.ID})
+		case drift && rec != nil && rec.Phase == manifest.PhaseReady && !rec.AsyncOpInProgress:
+			svc, ok := service(rec.Broker, rec.ClassExternalID)
+			if !ok || !svc.InstancesRetrievable {
+				continue
+			}
+			probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.ExternalID,
+				service: rec.ClassExternalID})
+		}
+	}
+	if drift {
+		for _, b := range set.Bindings {
+			ref := b.GetRef()
+			rec := records[ref]
+			if rec == nil || rec.Phase != manifest.PhaseReady || rec.AsyncOpInProgress {
+				continue
+			}
+			svc, ok := service(rec.Broker, rec.ClassExternalID)
+			if !ok || !svc.BindingsRetrievable {
+				continue
+			}
+			probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.InstanceExternalID,
+				binding: rec.ExternalID, service: rec.ClassExternalID})
+		}
+	}
+	out := map[manifest.Ref]plan.Observation{}
+	if len(probes) == 0 {
+		return out
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, pr := range probes {
+		if pr.broker == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(pr probe) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			obs := r.probe(ctx, pr)
+			mu.Lock()
+			out[pr.ref] = obs
+			mu.Unlock()
+		}(pr)
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *Reconciler) probe(ctx context.Context, pr probe) plan.Observation {
+	c, err := r.Clients.Client(ctx, pr.broker)
+	if err != nil {
+		return plan.Observation{Err: err.Error()}
+	}
+	var o observer = c
+	if pr.binding != "" {
+		resp, err := o.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: pr.instance, BindingID: pr.binding, ServiceID: pr.service})
+		switch {
+		case osbclient.IsNotFound(err):
+			return plan.Observation{NotFound: true}
+		case err != nil:
+			return plan.Observation{Err: err.Error()}
+		}
+		// Only what drift needs: the credentials stay out of the plan.
+		return plan.Observation{Binding: &osbclient.GetBindingResponse{Parameters: resp.Parameters}}
+	}
+	// plan_id is optional and left out: the point is to learn the plan
+	// the broker holds, and a strict broker refuses a mismatching one.
+	resp, err := o.GetInstance(ctx, &osbclient.GetInstanceRequest{InstanceID: pr.instance, ServiceID: pr.service})
+	switch {
+	case osbclient.IsNotFound(err):
+		return plan.Observation{NotFound: true}
+	case err != nil:
+		return plan.Observation{Err: err.Error()}
+	}
+	return plan.Observation{Instance: resp}
+}
