@@ -93,6 +93,15 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 	}
 	s := newStep(ref, obj, rec)
 	if p.inFlight(&s, rec, merr) {
+		if b != nil && s.Action == Poll && s.Operation.Type == manifest.OperationBind {
+			// The bind's credentials are written when the poll finds it
+			// done: they go where the manifest says, as for a
+			// synchronous bind.
+			s.SecretTransforms = b.Spec.SecretTransforms
+			if rec.SecretRef == nil {
+				s.SecretNamespace, s.SecretName = b.Namespace, b.Spec.SecretName
+			}
+		}
 		return s
 	}
 	if b == nil {
