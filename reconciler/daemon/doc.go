@@ -12,8 +12,8 @@
 //   - At the pass's NextWake: a pass that leaves asynchronous operations in
 //     flight (or a relist due soon) says when it wants to run again, and the
 //     next pass runs then — clamped to [Config.MinWake, schedule period] —
-//     instead of waiting for the next tick. Async operations are polled at
-//     their Retry-After, not at the next tick.
+//     instead of waiting for the next tick. Async operations are polled when
+//     the Passer says they are due (their Retry-After), not at the next tick.
 //   - On a verified webhook (POST /hook). Any number of hooks arriving while
 //     a pass runs coalesce into ONE follow-up pass; there is no queue, so a
 //     burst can never fill one (Argo CD answers 503 when its queue is full;
@@ -40,11 +40,12 @@
 //
 // The metrics server serves /metrics from a private prometheus.Registry
 // (see Metrics for the series), /healthz (the process is alive) and /readyz
-// (200 once a pass finished without error, or straight away for a standby
-// replica under leader election — a standby is healthy and must stay Ready so
-// that rollouts and PodDisruptionBudgets count it; 503 while stopping).
-// Readiness is sticky: a later failing pass does not take the replica out of
-// its Service (the webhook receiver still works, and a push fixing the
+// (200 once a pass finished without error, or while the replica is a standby
+// under leader election — a standby is healthy and must stay Ready so that
+// rollouts and PodDisruptionBudgets count it; a standby that becomes leader is
+// Ready again once its first pass succeeds; 503 while stopping). Once a pass
+// succeeded readiness is sticky: a later failing pass does not take the
+// replica out of its Service (the webhook receiver still works, and a push fixing the
 // problem must reach it); alert on osbgit_last_successful_pass_timestamp_seconds
 // instead.
 //

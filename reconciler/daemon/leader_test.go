@@ -20,15 +20,16 @@ import (
 )
 
 // Short lease timings for tests. The Lease stores whole seconds, so the
-// duration must be at least 1s.
+// duration must be at least 1s. Takeover after a clean stop takes about one
+// RetryPeriod (the Lease is released), loss detection RenewDeadline.
 func testElection(cs *fake.Clientset, id string) *LeaderElection {
 	return &LeaderElection{
 		Client:        cs.CoordinationV1(),
 		Namespace:     "osbgit-system",
 		Name:          "osbgit",
 		Identity:      id,
-		LeaseDuration: 2 * time.Second,
-		RenewDeadline: 1 * time.Second,
+		LeaseDuration: 4 * time.Second,
+		RenewDeadline: 3 * time.Second, // generous: CPU-starved CI must not lose the lease
 		RetryPeriod:   100 * time.Millisecond,
 	}
 }
@@ -149,10 +150,10 @@ func TestLeaderElectionLeaseLost(t *testing.T) {
 	thief, dur := "thief", int32(3600)
 	now := metav1.NewMicroTime(time.Now())
 	l.Spec = coordinationv1.LeaseSpec{HolderIdentity: &thief, LeaseDurationSeconds: &dur, AcquireTime: &now, RenewTime: &now}
+	stolen.Store(true) // before the theft, so no write of a's lands after it
 	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	stolen.Store(true)
 	select {
 	case err := <-r.done:
 		r.done <- err
