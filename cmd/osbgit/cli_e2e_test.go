@@ -170,3 +170,29 @@ func TestSyncRequiresSecretStore(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestCatalogCommand(t *testing.T) {
+	f := newCLIFixture(t)
+	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
+		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)
+	}
+	f.broker.ResetCalls()
+	code, out, errs := f.run(t, "catalog")
+	if code != exitOK || !strings.Contains(out, "osbtest-db") || !strings.Contains(out, "small") {
+		t.Fatalf("catalog: exit %d\n%s\n%s", code, out, errs)
+	}
+	if n := len(f.broker.Calls()); n != 0 {
+		t.Fatalf("catalog from the cache made %d broker calls", n)
+	}
+	code, out, _ = f.run(t, "catalog", "--refresh", "-o", "json", "--broker", "test")
+	var views []map[string]any
+	if code != exitOK || json.Unmarshal([]byte(out), &views) != nil || len(views) != 1 || views[0]["live"] != true {
+		t.Fatalf("catalog --refresh -o json: exit %d\n%s", code, out)
+	}
+	if n := len(f.broker.CallsTo(osbtest.EndpointCatalog)); n != 1 {
+		t.Fatalf("catalog --refresh made %d catalog calls, want 1", n)
+	}
+	if code, _, errs = f.run(t, "catalog", "--broker", "nope"); code != exitError || !strings.Contains(errs, "nope") {
+		t.Fatalf("unknown broker: exit %d %s", code, errs)
+	}
+}
