@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
@@ -400,4 +402,29 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestLogrusSinkForKlog(t *testing.T) {
+	var buf syncBuf
+	l, err := newLogger(&buf, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logr.New(logrusSink{log: l}).WithName("leaderelection").WithValues("lock", "ns/osbgit")
+	log.Info("Attempting to acquire leader lease...")
+	log.V(4).Info("verbose: dropped")
+	log.Error(errors.New("connection refused"), "Error retrieving lease lock", "attempt", 2)
+	out := buf.String()
+	for _, want := range []string{
+		`"component":"client-go"`, `"logger":"leaderelection"`, `"lock":"ns/osbgit"`,
+		`"msg":"Attempting to acquire leader lease..."`, `"level":"warning"`,
+		`"error":"connection refused"`, `"attempt":"2"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "dropped") {
+		t.Errorf("verbose klog message logged:\n%s", out)
+	}
 }
