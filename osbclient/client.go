@@ -93,6 +93,8 @@ type Config struct {
 // RequestInfo describes one finished call for Config.OnRequest. It holds no
 // credential, request body or response body.
 type RequestInfo struct {
+	// Broker is the client's Config.BrokerName (for metrics labels).
+	Broker string
 	// Op is the OSB call.
 	Op Operation
 	// Method and Path are the HTTP method and escaped URL path (no query, no
@@ -587,7 +589,7 @@ func (k *call) shownPath() string { return redact(k.path, k.c.secrets) }
 func (k *call) finish(err error) error {
 	if k.c.onRequest != nil {
 		k.c.onRequest(RequestInfo{
-			Op: k.op, Method: k.method, Path: k.shownPath(), StatusCode: k.status,
+			Broker: k.c.name, Op: k.op, Method: k.method, Path: k.shownPath(), StatusCode: k.status,
 			Duration: time.Since(k.start), RequestID: k.requestID, Err: err,
 		})
 	}

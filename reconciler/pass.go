@@ -480,6 +480,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
 	r.State.InFlight = countInFlight(final)
+	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
 	if iv := p.snap.Set.Config.DriftCheckInterval.Duration; iv > 0 {
 		if r.State.NextDriftCheck.IsZero() || r.driftDue(now) {

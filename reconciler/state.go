@@ -35,6 +35,10 @@ type PassState struct {
 	// resources waiting to be retried) after the last pass; while it is
 	// non-zero every pass runs.
 	InFlight int `json:"inFlight,omitempty"`
+	// NextPoll is when the operations in flight should be polled next
+	// (the earliest Retry-After or backoff the last pass saw; zero when
+	// unknown).
+	NextPoll time.Time `json:"nextPoll,omitzero"`
 	// NextDriftCheck is when live state is next compared (zero: never).
 	NextDriftCheck time.Time `json:"nextDriftCheck,omitzero"`
 }

@@ -192,7 +192,7 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 		// TODO(lead): osbclient.RequestInfo does not name the broker yet;
 		// the broker label reads "unknown" until it does.
 		r.Clients.OnRequest = func(ri osbclient.RequestInfo) {
-			metrics.ObserveBrokerCall("", string(ri.Op), ri.StatusCode, ri.Duration)
+			metrics.ObserveBrokerCall(ri.Broker, string(ri.Op), ri.StatusCode, ri.Duration)
 		}
 	}
 
@@ -248,8 +248,15 @@ func (p *reconcilerPasser) Pass(ctx context.Context, _ daemon.Trigger) (daemon.P
 	if st := p.state(); st != nil {
 		rep.InFlight = st.InFlight
 		rep.NextWake = st.NextRelist
-		if st.InFlight > 0 && p.pollInterval > 0 {
-			if poll := p.now().Add(p.pollInterval); rep.NextWake.IsZero() || poll.Before(rep.NextWake) {
+		if st.InFlight > 0 {
+			// Poll operations in flight when the broker asked to be
+			// polled (Retry-After, or the executor's backoff); fall back
+			// to --poll-interval when the last pass did not poll them.
+			poll := st.NextPoll
+			if poll.IsZero() && p.pollInterval > 0 {
+				poll = p.now().Add(p.pollInterval)
+			}
+			if !poll.IsZero() && (rep.NextWake.IsZero() || poll.Before(rep.NextWake)) {
 				rep.NextWake = poll
 			}
 		}

@@ -335,7 +335,7 @@ func TestRunEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		`osbgit_actions_total{action="create",result="succeeded"} 1`,
 		`osbgit_pass_duration_seconds_count{result="success"} 2`,
-		`osbgit_broker_request_duration_seconds_count{broker="unknown",code="201",endpoint="Provision"} 1`,
+		`osbgit_broker_request_duration_seconds_count{broker="test",code="201",endpoint="Provision"} 1`,
 		`osbgit_webhook_requests_total{result="accepted"} 1`,
 		`osbgit_leader 1`,
 	} {

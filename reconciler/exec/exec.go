@@ -228,6 +228,9 @@ type Outcome struct {
 	Err error
 	// InProgress reports an asynchronous operation left running.
 	InProgress bool
+	// NextPoll, for an operation left running, is when it should be polled
+	// next: after the broker's Retry-After, or the current backoff.
+	NextPoll time.Time
 	// Summary says what happened, in words.
 	Summary string
 }
@@ -265,6 +268,21 @@ type Result struct {
 
 // Failed reports whether any step failed (osbgit sync exits 1 then).
 func (r *Result) Failed() bool { return r != nil && r.Counts.Failed > 0 }
+
+// NextPoll is the earliest Outcome.NextPoll: when a later pass should poll
+// the operations this run left in flight (zero when none).
+func (r *Result) NextPoll() time.Time {
+	var next time.Time
+	if r == nil {
+		return next
+	}
+	for _, o := range r.Outcomes {
+		if !o.NextPoll.IsZero() && (next.IsZero() || o.NextPoll.Before(next)) {
+			next = o.NextPoll
+		}
+	}
+	return next
+}
 
 func (e *Executor) now() time.Time {
 	if e.Now != nil {

@@ -48,9 +48,11 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 	}
 	if !immediate {
 		if e.InlinePoll <= 0 {
+			r.out.NextPoll = e.now().Add(wait)
 			return pollInProgress, nil, nil
 		}
 		if !r.sleep(ctx, wait, budgetEnd, deadline) {
+			r.out.NextPoll = e.now().Add(wait)
 			return pollInProgress, nil, nil
 		}
 		next()
@@ -82,6 +84,9 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 		d := max(wait, resp.RetryAfter)
 		next()
 		if !r.sleep(ctx, d, budgetEnd, deadline) {
+			// Left for a later pass, which should poll no sooner than
+			// the broker asked (Retry-After) — and no later.
+			r.out.NextPoll = e.now().Add(d)
 			return pollInProgress, resp, nil
 		}
 	}
