@@ -232,7 +232,14 @@ func (r *stepRun) update(ctx context.Context) {
 	}
 	// The operation is polled with the pre-update plan_id.
 	lo := r.newOp(manifest.OperationUpdate, r.s.Target.ServiceID, prev)
-	st, err := r.updateCall(ctx, prev)
+	previousValues := prev
+	if lastCallUnanswered(rec) {
+		// The last update failed without a verdict: the broker may hold
+		// either plan, so previous_values.plan_id would be a guess that
+		// a broker checking it refuses on every retry.
+		previousValues = ""
+	}
+	st, err := r.updateCall(ctx, previousValues)
 	if err != nil {
 		r.updateFailed(lo, err, fmt.Errorf("update %s: %w", r.s.Ref, err), nil)
 		return
@@ -281,6 +288,12 @@ func (r *stepRun) updateFailed(lo *manifest.LastOperation, callErr, cause error,
 			r.retryLater("update", callErr)
 			return
 		case classTransient:
+			r.failCall(cause)
+			return
+		}
+		if unreadableAnswer(callErr) {
+			// The broker answered 2xx but not in a form we can read:
+			// the update may have been applied. No verdict: retried.
 			r.failCall(cause)
 			return
 		}
@@ -732,4 +745,29 @@ func (r *stepRun) adopt(ctx context.Context) {
 	r.dropCond(manifest.ConditionOrphanMitigation)
 	r.adopted = true
 	r.succeed("adopted without a mutating call")
+}
+
+// lastCallUnanswered reports whether the record's last call failed without
+// a verdict from the broker (Failed condition CallFailed: timeout, reset,
+// 5xx, unreadable answer), so what the broker holds is not known.
+func lastCallUnanswered(rec *manifest.StatusRecord) bool {
+	c := manifest.FindCondition(rec.Conditions, manifest.ConditionFailed)
+	return c != nil && c.Status == manifest.ConditionTrue && c.Reason == ReasonCallFailed
+}
+
+// unreadableAnswer reports whether err is a synchronous success whose
+// answer could not be read (an unexpected 2xx, a malformed or oversized 200
+// body, a wrong Content-Type): the broker may have done the work. (A 202
+// with an unreadable body stays a terminal failure, as the exec tests
+// specify.)
+func unreadableAnswer(err error) bool {
+	var oe *osbclient.Error
+	if !errors.As(err, &oe) || oe.StatusCode == 202 {
+		return false
+	}
+	switch oe.Kind {
+	case osbclient.KindUnexpectedStatus, osbclient.KindMalformedBody, osbclient.KindContentType, osbclient.KindBodyTooLarge:
+		return true
+	}
+	return false
 }
