@@ -36,23 +36,37 @@ var globalFlags = map[string]flagKind{
 	"cache-dir":                        strFlag,
 }
 
-var syncFlags = map[string]flagKind{
+// passFlagSet are the flags of every command that plans a pass.
+var passFlagSet = map[string]flagKind{
+	"status-branch": strFlag,
 	"prune":         boolFlag,
 	"max-deletions": intFlag,
-	"concurrency":   intFlag,
+	"cluster-id":    strFlag,
 }
+
+var syncFlags = merge(passFlagSet, map[string]flagKind{
+	"concurrency": intFlag,
+	"inline-poll": strFlag,
+	"no-state":    boolFlag,
+})
 
 // commandFlags: per command, the flags it takes besides the global ones.
 // `run … [--schedule …]` takes sync's flags too.
 var commandFlags = map[string]map[string]flagKind{
 	"validate": {},
-	"diff":     {"offline": boolFlag, "output": strFlag, "o": strFlag},
+	"diff":     merge(passFlagSet, map[string]flagKind{"offline": boolFlag, "refresh": boolFlag, "drift": boolFlag, "color": strFlag, "output": strFlag, "o": strFlag}),
 	"sync":     syncFlags,
 	"run": merge(syncFlags, map[string]flagKind{
-		"schedule":     strFlag,
-		"webhook-addr": strFlag,
-		"metrics-addr": strFlag,
-		"leader-elect": boolFlag,
+		"schedule":                  strFlag,
+		"webhook-addr":              strFlag,
+		"webhook-secret-file":       strFlag,
+		"webhook-insecure-no-auth":  boolFlag,
+		"metrics-addr":              strFlag,
+		"leader-elect":              boolFlag,
+		"leader-election-id":        strFlag,
+		"leader-election-namespace": strFlag,
+		"shutdown-grace":            strFlag,
+		"poll-interval":             strFlag,
 	}),
 	"catalog": {"broker": strFlag, "refresh": boolFlag, "output": strFlag, "o": strFlag},
 	"version": {},
@@ -61,8 +75,9 @@ var commandFlags = map[string]map[string]flagKind{
 // envOnly are OSBGIT_* variables that are not flag twins (DESIGN.md: the
 // password and token may come from the environment instead of a file).
 var envOnly = map[string]bool{
-	"OSBGIT_GIT_PASSWORD": true,
-	"OSBGIT_GIT_TOKEN":    true,
+	"OSBGIT_GIT_PASSWORD":   true,
+	"OSBGIT_GIT_TOKEN":      true,
+	"OSBGIT_WEBHOOK_SECRET": true,
 }
 
 func merge(ms ...map[string]flagKind) map[string]flagKind {
