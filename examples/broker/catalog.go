@@ -34,7 +34,7 @@ const (
 // How the asynchronous redis operations behave: answered 202, then "in
 // progress" for redisPolls last_operation polls, each with Retry-After.
 const (
-	redisPolls      = 3
+	redisPolls      = 2
 	redisRetryAfter = time.Second
 )
 

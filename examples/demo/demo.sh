@@ -39,6 +39,7 @@ marker=.osbgit-demo-workdir
 # The files examples/repo and osbgit agree on.
 manifest_url=http://127.0.0.1:8085 # spec.url in examples/repo/brokers/demo-broker.yaml
 orders_record=.osbgit/status/apps/serviceinstance/orders-db.yaml
+orders_binding_record=.osbgit/status/apps/servicebinding/orders-db-binding.yaml
 
 if [[ -t 1 ]]; then
 	bold=$'\e[1m' dim=$'\e[2m' green=$'\e[32m' red=$'\e[31m' yellow=$'\e[33m' reset=$'\e[0m'
@@ -64,7 +65,12 @@ ok() { printf '    %s✓ %s%s\n' "$green" "$*" "$reset"; }
 warn() { printf '    %s! %s%s\n' "$yellow" "$*" "$reset"; }
 # show prints a command (paths relative to the repo root) and runs it.
 show() {
-	local line=$* r=$root/
+	local a line='' r=$root/
+	for a in "$@"; do
+		case $a in *[[:space:]\'\"\$\&\;\|\<\>\(\)\*\?]*) a="'$a'" ;; esac
+		line+=" $a"
+	done
+	line=${line# }
 	printf '%s$ %s%s\n' "$dim" "${line//$r/}" "$reset"
 	"$@"
 }
@@ -110,6 +116,9 @@ on_exit() {
 	stop_broker
 	local j
 	for j in $(jobs -p); do kill -TERM "$j" 2>/dev/null || true; done
+	if ((rc == 130 || rc == 143)); then
+		printf '\n%sdemo interrupted%s\n' "$red" "$reset" >&2
+	fi
 	if ((rc != 0)) && [[ -n $work_made ]]; then
 		if [[ -n $broker_started && -s $broker_log ]]; then
 			printf '\nlast broker log lines (%s):\n' "${broker_log#"$root"/}" >&2
@@ -247,19 +256,22 @@ sync_pass() {
 	broker_calls
 }
 sync_pass
-# The redis cache provisions asynchronously; sync polls it inline (up to
-# --inline-poll) and binds it once ready. If anything is still pending, one
-# more pass finishes it, as the next CronJob run would.
-for pass in 2 3; do
+# The redis cache provisions asynchronously: sync polls it for up to
+# --inline-poll, and its binding waits for it to be ready. Whatever is still
+# pending is done by the next pass, as the next CronJob run would.
+pass=1
+while :; do
 	rc=0
 	"$osbgit" diff --repo "$bare" --secret-store "dir:$store" --cache-dir "$cache" >"$work/pending.txt" 2>&1 || rc=$?
-	((rc == 1)) || break
-	say "still pending after the pass (e.g. an asynchronous operation):"
+	((rc != 0)) || break
+	((rc == 1)) || die "osbgit diff exited $rc after sync pass $pass: $(cat "$work/pending.txt")"
+	say "" "pending after pass $pass (osbgit diff):"
 	sed 's/^/      /' "$work/pending.txt"
-	say "running pass $pass:"
+	((pass < 3)) || die "changes still pending after $pass sync passes"
+	pass=$((pass + 1))
+	say "" "pass $pass does the rest:"
 	sync_pass
 done
-((rc == 0)) || warn "osbgit diff still exits $rc after the sync passes"
 [[ $(git --git-dir "$bare" rev-parse HEAD) != "$head_before" ]] || die "sync pushed no status commit"
 ok "converged"
 
@@ -268,9 +280,12 @@ banner "What sync left behind: status in Git, credentials in the secret store"
 show git --git-dir "$bare" log --format='%h %<(10,trunc)%an %s' -3
 say "" "records under .osbgit/ (catalog cache and one status record per resource):"
 show git --git-dir "$bare" ls-tree -r --name-only HEAD .osbgit/
-say "" "one status record (no credential in it: only the Secret's name and keys):"
+say "" "the status record of the instance orders-db:"
 show git --git-dir "$bare" show "HEAD:$orders_record"
-say "" "credential files written by osbgit (0700 directories, 0600 files):"
+say "" "a binding's record names the Secret and its keys, never a value:"
+printf '%s$ git --git-dir %s show HEAD:%s | sed -n /^secretRef:/,/^observedRevision/p%s\n' "$dim" "${bare#"$root"/}" "$orders_binding_record" "$reset"
+git --git-dir "$bare" show "HEAD:$orders_binding_record" | sed -n '/^secretRef:/,/^observedRevision/p' | sed '$d'
+say "" "credential files written by osbgit (0700 directories, 0600 files; .osbgit-meta.json holds the labels marking them as osbgit's):"
 for s in apps/orders-db-credentials apps/sessions-cache; do
 	[[ -d $store/$s ]] || die "sync did not write the Secret $s to the store"
 	printf '      %s/\n' "$s"
