@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
 	"strings"
 	"text/template"
 	"time"
@@ -221,7 +220,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		return nil, err
 	}
 	brokers := snap.Set.Brokers()
-	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.LastRelist2(), now, po.refresh, po.offline,
+	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), now, po.refresh, po.offline,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	catalogs := records.CatalogsByKey()
 	for _, o := range outs {
@@ -284,8 +283,8 @@ func (r *Reconciler) maxPolling() time.Duration {
 	return 24 * time.Hour
 }
 
-// LastRelist2 returns the per-broker relist times keyed by Ref.
-func (s *PassState) LastRelist2() map[manifest.Ref]time.Time {
+// relistTimes returns the per-broker relist times keyed by Ref.
+func (s *PassState) relistTimes() map[manifest.Ref]time.Time {
 	out := map[manifest.Ref]time.Time{}
 	if s == nil {
 		return out
@@ -598,9 +597,8 @@ func (r *Reconciler) brokerLookup(ctx context.Context, set *manifest.Set) exec.B
 }
 
 func brokerInUse(broker manifest.Ref, recs map[manifest.Ref]*manifest.StatusRecord, changed map[manifest.Ref]*manifest.StatusRecord) bool {
-	for ref, rec := range mergedStatus(recs, changed) {
-		_ = ref
-		if rec != nil && rec.Broker == broker {
+	for _, rec := range mergedStatus(recs, changed) {
+		if rec.Broker == broker {
 			return true
 		}
 	}
@@ -741,7 +739,6 @@ func summary(res *exec.Result) string {
 	if len(parts) == 0 {
 		return "records updated"
 	}
-	sort.SliceStable(parts, func(i, j int) bool { return false })
 	return strings.Join(parts, ", ")
 }
 
@@ -774,7 +771,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.LastRelist2(), r.Now(), refresh, false,
+	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), r.Now(), refresh, false,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	res := make([]BrokerCatalog, 0, len(outs))
 	for _, o := range outs {
