@@ -200,6 +200,17 @@ type prepareOptions struct {
 
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
 	now := r.Now()
+	// The records are read while the manifests are: both are mostly YAML
+	// decoding, which spreads over the cores (see parallelDecode).
+	type loadedRecords struct {
+		recs *manifest.Records
+		err  error
+	}
+	recordsCh := make(chan loadedRecords, 1)
+	go func() {
+		recs, err := LoadRecords(r.Source, fr.StatusHead)
+		recordsCh <- loadedRecords{recs, err}
+	}()
 	var snap *Snapshot
 	if po.workTree != nil {
 		snap = LoadTree(po.workTree, r.Options.Path)
@@ -214,8 +225,8 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if cd := configErrors(snap.Diagnostics); len(cd) > 0 {
 		return nil, fmt.Errorf("%s is invalid; fix it before osbgit acts on this revision:\n  %s", manifest.ConfigFileName, strings.Join(cd, "\n  "))
 	}
-	statusRev := fr.StatusHead
-	records, err := LoadRecords(r.Source, statusRev)
+	loaded := <-recordsCh
+	records, err := loaded.recs, loaded.err
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +489,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		return nil, err
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
-	r.State.InFlight = countInFlight(final)
+	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan)
 	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
 	if iv := p.snap.Set.Config.DriftCheckInterval.Duration; iv > 0 {
@@ -632,6 +643,29 @@ func countInFlight(recs map[manifest.Ref]*manifest.StatusRecord) int {
 		case rec.Phase == manifest.PhasePending, rec.Phase == manifest.PhaseProvisioning, rec.Phase == manifest.PhaseUpdating,
 			rec.Phase == manifest.PhaseDeprovisioning, rec.Phase == manifest.PhaseOrphanMitigation:
 			n++
+		}
+	}
+	return n
+}
+
+// dependentsDue counts the steps that waited for a resource acted on in this
+// pass (a deprovision waiting for an async unbind, a bind for an async
+// provision): once that operation ends they are due, so the next pass must
+// not be skipped as "nothing due".
+func dependentsDue(p *plan.Plan) int {
+	acted := map[manifest.Ref]bool{}
+	for _, s := range p.Steps {
+		if s.Action != plan.None {
+			acted[s.Ref] = true
+		}
+	}
+	n := 0
+	for _, s := range p.Steps {
+		for _, w := range s.WaitsFor {
+			if acted[w] {
+				n++
+				break
+			}
 		}
 	}
 	return n

@@ -214,6 +214,7 @@ func (p *planner) fillBind(s *Step, b *manifest.ServiceBinding, st instanceState
 func (p *planner) createBinding(s *Step, b *manifest.ServiceBinding, st instanceState, d desiredState, id, reason string) {
 	if st.wait != "" {
 		s.Reason = st.wait
+		s.WaitsFor = []manifest.Ref{st.ref}
 		return
 	}
 	if !p.checkBindable(s, st) {
@@ -278,6 +279,7 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 	}
 	if st.wait != "" {
 		s.Reason = st.wait
+		s.WaitsFor = []manifest.Ref{st.ref}
 		return
 	}
 	if !p.checkBindable(s, st) {

@@ -87,6 +87,7 @@ func (p *planner) orderDeletes(insts, binds []manifest.Ref) {
 			continue
 		}
 		var waitFor []string
+		var waitRefs []manifest.Ref
 		for _, bref := range recorded[iref] {
 			bs := p.steps[bref]
 			switch bs.Action {
@@ -95,12 +96,14 @@ func (p *planner) orderDeletes(insts, binds []manifest.Ref) {
 			case Forget:
 			default:
 				waitFor = append(waitFor, bref.String())
+				waitRefs = append(waitRefs, bref)
 			}
 		}
 		if len(waitFor) > 0 {
 			s.Warnings = append(s.Warnings, "planned: delete ("+s.Reason+")")
 			s.Action = None
 			s.DependsOn = nil
+			s.WaitsFor = waitRefs
 			s.Reason = "waiting for " + strings.Join(waitFor, ", ") + " to be unbound first"
 		}
 	}

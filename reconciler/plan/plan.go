@@ -179,6 +179,10 @@ type Step struct {
 	// DependsOn lists steps that must succeed first in this pass (a
 	// binding on its instance's create; a deprovision on its unbinds).
 	DependsOn []manifest.Ref `json:"dependsOn,omitempty"`
+	// WaitsFor (None steps) lists the resources this step waits for (a
+	// bind for its instance, a deprovision for its unbinds): when one of
+	// them acts in this pass, this step may be due in the next one.
+	WaitsFor []manifest.Ref `json:"-"`
 	// Warnings are shown but do not block the step.
 	Warnings []string `json:"warnings,omitempty"`
 	// Error, when set, means the resource is blocked (invalid manifest,
