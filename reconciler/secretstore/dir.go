@@ -376,6 +376,7 @@ func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 		return err
 	}
 	defer ns.Close()
+	removeStaleDirs(ns)
 	err = lstatDir(ns, name, "secret directory")
 	if errors.Is(err, fs.ErrNotExist) {
 		return createSecretDir(ns, name, s.Data, metaRaw)
@@ -484,6 +485,29 @@ func updateSecretDir(sec *os.Root, namespace, name string, data map[string][]byt
 	return syncDir(sec)
 }
 
+// removeStaleDirs removes, best effort, the Secret directories a killed
+// process left half-built (.osbgit-new-*) or half-deleted (.osbgit-del-*)
+// in a namespace directory: they may hold credential values. Put and
+// Delete call it with d.mu held. (Two processes writing the same store at
+// once are not supported: one could remove the other's directory being
+// built, which then fails its Put.)
+func removeStaleDirs(ns *os.Root) {
+	f, err := ns.Open(".")
+	if err != nil {
+		return
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, newDirPrefix) || strings.HasPrefix(n, delDirPrefix) {
+			ns.RemoveAll(n)
+		}
+	}
+}
+
 // removeStaleTemps deletes temp files left by an interrupted write.
 func removeStaleTemps(sec *os.Root) error {
 	f, err := sec.Open(".")
@@ -532,6 +556,7 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 		return err
 	}
 	defer ns.Close()
+	removeStaleDirs(ns)
 	err = lstatDir(ns, name, "secret directory")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
