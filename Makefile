@@ -16,6 +16,12 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
+## e2e: end-to-end tests against a real kube-apiserver + etcd (envtest): the kube secret store, sync and run --leader-elect as subprocesses, the example RBAC. kube-apiserver and etcd are built from the Go module proxy on first use (~10 min on 2 cores) and cached outside the tree (.ci/k8s-test-assets.sh)
+e2e:
+	@assets=$$(GO="$(GO)" bash .ci/k8s-test-assets.sh) && \
+	echo "KUBEBUILDER_ASSETS=$$assets" && \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test -tags e2e -count=1 -timeout 30m -v ./cmd/osbgit/e2e/...
+
 ## lint: formatting and vet
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
