@@ -8,8 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -39,6 +41,14 @@ func MarshalRecord(r Record) ([]byte, error) {
 // object key order of the input (so struct order survives) and numbers
 // exactly as written.
 func JSONToYAML(data []byte) ([]byte, error) {
+	if out, ok := fastJSONToYAML(data); ok {
+		return out, nil
+	}
+	return jsonToYAMLv3(data)
+}
+
+// jsonToYAMLv3 is JSONToYAML through yaml.v3's emitter.
+func jsonToYAMLv3(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	n, err := jsonNode(dec, 0)
@@ -130,7 +140,13 @@ func jsonNode(dec *json.Decoder, depth int) (*yaml.Node, error) {
 // unknown field. file is used in messages ("file:line: field: message").
 // The result is *StatusRecord or *CatalogRecord.
 func UnmarshalRecord(file string, data []byte) (Record, error) {
-	root, err := singleDocument(file, data)
+	return unmarshalRecord(file, data, true)
+}
+
+// unmarshalRecord is UnmarshalRecord; fast selects the fast paths of
+// recordfast.go (tests compare the two).
+func unmarshalRecord(file string, data []byte, fast bool) (Record, error) {
+	root, err := singleDocument(file, data, fast)
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +154,19 @@ func UnmarshalRecord(file string, data []byte) (Record, error) {
 	if apiVersion != ConfigAPIVersion {
 		return nil, fmt.Errorf("%s:%d: apiVersion: want %q, got %q", file, root.Line, ConfigAPIVersion, apiVersion)
 	}
-	var rec Record
-	switch kind {
-	case KindStatusRecord:
-		rec = &StatusRecord{}
-	case KindCatalogRecord:
-		rec = &CatalogRecord{}
-	default:
+	newRecord := func() Record {
+		if kind == KindCatalogRecord {
+			return &CatalogRecord{}
+		}
+		return &StatusRecord{}
+	}
+	if kind != KindStatusRecord && kind != KindCatalogRecord {
 		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
 	}
+	if rec := newRecord(); fast && fastDecodeInto(root, rec) {
+		return rec, nil
+	}
+	rec := newRecord()
 	sink := &diagSink{file: file}
 	c := &converter{sink: sink, maxNodes: maxRecordNodes}
 	c.decodeInto(root, rec)
@@ -183,12 +203,17 @@ func UnmarshalCatalogRecord(file string, data []byte) (*CatalogRecord, error) {
 }
 
 // singleDocument parses data as exactly one YAML mapping document.
-func singleDocument(file string, data []byte) (root *yaml.Node, err error) {
+func singleDocument(file string, data []byte, fast bool) (root *yaml.Node, err error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxRecordSize)
 	}
 	if l, ok := invalidUTF8Line(data); ok {
 		return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, l)
+	}
+	if fast {
+		if root, ok := fastParseRecord(data); ok {
+			return root, nil
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -241,10 +266,8 @@ func (r *Records) CatalogsByKey() Catalogs {
 // whose content does not match its path (ref vs file name) is an error, as is
 // any file that does not decode strictly; all problems are returned joined.
 func LoadRecords(fsys fs.FS) (*Records, error) {
-	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}}
-	var errs []error
+	var files []string
 	for _, dir := range []string{StatusDir, CatalogDir} {
-		var files []string
 		err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if p == dir && errors.Is(err, fs.ErrNotExist) {
@@ -252,7 +275,7 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 				}
 				return err
 			}
-			if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			if !d.IsDir() {
 				files = append(files, p)
 			}
 			return nil
@@ -260,31 +283,100 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("read records under %s: %w", dir, err)
 		}
-		sort.Strings(files)
-		for _, p := range files {
-			data, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("read record: %w", err))
-				continue
+	}
+	return LoadRecordFiles(files, func(p string) ([]byte, error) { return fs.ReadFile(fsys, p) })
+}
+
+// LoadRecordFiles is LoadRecords over a list of paths (relative to the repo
+// root; paths that are not *.yaml/*.yml under .osbgit/status or
+// .osbgit/catalog are ignored) and a function reading one. Files are read
+// one at a time in path order (status records first) and decoded by up to
+// GOMAXPROCS goroutines; the result and the errors do not depend on that.
+func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
+	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}}
+	var files []string
+	for _, dir := range []string{StatusDir, CatalogDir} {
+		start := len(files)
+		for _, p := range paths {
+			if strings.HasPrefix(p, dir+"/") && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				files = append(files, p)
 			}
-			rec, err := UnmarshalRecord(p, data)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if want := rec.RecordPath(); want != path.Clean(p) {
-				errs = append(errs, fmt.Errorf("%s: record belongs at %s", p, want))
-				continue
-			}
-			switch r := rec.(type) {
-			case *StatusRecord:
-				recs.Status[r.Ref] = r
-			case *CatalogRecord:
-				recs.Catalogs[r.Broker] = r
-			}
+		}
+		sort.Strings(files[start:])
+	}
+	type decoded struct {
+		rec Record
+		err error
+	}
+	out := make([]decoded, len(files))
+	decodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
+		p := files[i]
+		if err != nil {
+			out[i].err = fmt.Errorf("read record: %w", err)
+			return
+		}
+		rec, err := UnmarshalRecord(p, data)
+		if err != nil {
+			out[i].err = err
+			return
+		}
+		if want := rec.RecordPath(); want != path.Clean(p) {
+			out[i].err = fmt.Errorf("%s: record belongs at %s", p, want)
+			return
+		}
+		out[i].rec = rec
+	})
+	var errs []error
+	for _, d := range out {
+		if d.err != nil {
+			errs = append(errs, d.err)
+			continue
+		}
+		switch r := d.rec.(type) {
+		case *StatusRecord:
+			recs.Status[r.Ref] = r
+		case *CatalogRecord:
+			recs.Catalogs[r.Broker] = r
 		}
 	}
 	return recs, errors.Join(errs...)
+}
+
+// decodeRange reads items 0..n-1 in order on the calling goroutine (reads
+// may share a lock, e.g. one Git repository) and hands each to decode on up
+// to GOMAXPROCS worker goroutines. decode must be safe for concurrent use
+// with distinct i.
+func decodeRange(n int, read func(i int) ([]byte, error), decode func(i int, data []byte, err error)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			data, err := read(i)
+			decode(i, data, err)
+		}
+		return
+	}
+	type item struct {
+		i    int
+		data []byte
+		err  error
+	}
+	ch := make(chan item, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range ch {
+				decode(it.i, it.data, it.err)
+			}
+		}()
+	}
+	for i := range n {
+		data, err := read(i)
+		ch <- item{i, data, err}
+	}
+	close(ch)
+	wg.Wait()
 }
 
 func asErr[T error](err error, target *T) bool { return errors.As(err, target) }
