@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -43,27 +44,83 @@ func NewDecodeCache() *DecodeCache { return &DecodeCache{entries: map[string]dec
 
 func cacheKey(blob, file string) string { return blob + "\x00" + file }
 
-// decode returns the decoded documents of file with blob hash blob, reading
-// the blob only on a cache miss.
-func (c *DecodeCache) decode(file, blob string, read func() ([]byte, error)) ([]manifest.Object, manifest.Diagnostics, error) {
-	key := cacheKey(blob, file)
+// decodeFiles returns the decoded documents of files, in order. Cache hits
+// are returned as they are; misses are read one at a time on the calling
+// goroutine (reads share the repository's lock) and decoded by up to
+// GOMAXPROCS goroutines, then cached. A read error is returned with the
+// index of the first file that failed, in file order.
+func (c *DecodeCache) decodeFiles(files []gitrepo.File, read func(blob string) ([]byte, error)) ([]decoded, int, error) {
+	out := make([]decoded, len(files))
+	var miss []int
 	c.mu.Lock()
-	if d, ok := c.entries[key]; ok {
-		c.Hits++
-		c.mu.Unlock()
-		return d.objs, d.diags, nil
+	for i, f := range files {
+		if d, ok := c.entries[cacheKey(f.Blob, f.Path)]; ok {
+			c.Hits++
+			out[i] = d
+			continue
+		}
+		c.Misses++
+		miss = append(miss, i)
 	}
-	c.Misses++
 	c.mu.Unlock()
-	data, err := read()
-	if err != nil {
-		return nil, nil, err
+	errs := make([]error, len(files))
+	parallelDecode(len(miss), func(j int) ([]byte, error) { return read(files[miss[j]].Blob) }, func(j int, data []byte, err error) {
+		i := miss[j]
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		objs, diags := manifest.DecodeFile(files[i].Path, data)
+		out[i] = decoded{objs: objs, diags: diags}
+	})
+	for i, err := range errs {
+		if err != nil {
+			return nil, i, err
+		}
 	}
-	objs, diags := manifest.DecodeFile(file, data)
 	c.mu.Lock()
-	c.entries[key] = decoded{objs: objs, diags: diags}
+	for _, i := range miss {
+		c.entries[cacheKey(files[i].Blob, files[i].Path)] = out[i]
+	}
 	c.mu.Unlock()
-	return objs, diags, nil
+	return out, 0, nil
+}
+
+// parallelDecode reads items 0..n-1 in order on the calling goroutine and
+// hands each to decode on up to GOMAXPROCS worker goroutines; decode must be
+// safe for concurrent use with distinct i. YAML decoding dominates loading a
+// large repository, and it spreads over the cores while reads stay serial.
+func parallelDecode(n int, read func(i int) ([]byte, error), decode func(i int, data []byte, err error)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			data, err := read(i)
+			decode(i, data, err)
+		}
+		return
+	}
+	type item struct {
+		i    int
+		data []byte
+		err  error
+	}
+	ch := make(chan item, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range ch {
+				decode(it.i, it.data, it.err)
+			}
+		}()
+	}
+	for i := range n {
+		data, err := read(i)
+		ch <- item{i, data, err}
+	}
+	close(ch)
+	wg.Wait()
 }
 
 // retain drops every entry whose key is not in keep, so the cache holds only
@@ -118,19 +175,23 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 		}
 		return nil, fmt.Errorf("list manifests of %s: %w", short(rev), err)
 	}
-	var objs []manifest.Object
+	manifests := make([]gitrepo.File, 0, len(files))
 	keep := make(map[string]bool, len(files))
 	for _, f := range files {
 		if !isManifestPath(f.Path, dir) {
 			continue
 		}
 		keep[cacheKey(f.Blob, f.Path)] = true
-		o, d, err := cache.decode(f.Path, f.Blob, func() ([]byte, error) { return tr.ReadBlob(f.Blob) })
-		if err != nil {
-			return nil, fmt.Errorf("read %s at %s: %w", f.Path, short(rev), err)
-		}
-		objs = append(objs, o...)
-		diags = append(diags, d...)
+		manifests = append(manifests, f)
+	}
+	docs, failed, err := cache.decodeFiles(manifests, tr.ReadBlob)
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
+	}
+	var objs []manifest.Object
+	for _, d := range docs {
+		objs = append(objs, d.objs...)
+		diags = append(diags, d.diags...)
 	}
 	cache.retain(keep)
 	set, more := manifest.Assemble(objs, cfg)
@@ -181,16 +242,28 @@ func isManifestPath(p, dir string) bool {
 }
 
 // LoadRecords reads the .osbgit/ records of the status branch head (rev ""
-// or a missing status branch gives empty records).
+// or a missing status branch gives empty records). Files are listed with
+// their blob hashes and read by hash (no path lookup per file), and decoded
+// in parallel (manifest.LoadRecordFiles).
 func LoadRecords(tr TreeReader, rev string) (*manifest.Records, error) {
+	empty := &manifest.Records{Status: map[manifest.Ref]*manifest.StatusRecord{}, Catalogs: map[manifest.Ref]*manifest.CatalogRecord{}}
 	if rev == "" {
-		return &manifest.Records{Status: map[manifest.Ref]*manifest.StatusRecord{}, Catalogs: map[manifest.Ref]*manifest.CatalogRecord{}}, nil
+		return empty, nil
 	}
-	fsys, err := tr.TreeFS(rev)
+	files, err := tr.Files(rev, manifest.RecordDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return empty, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read records at %s: %w", short(rev), err)
 	}
-	recs, err := manifest.LoadRecords(fsys)
+	paths := make([]string, 0, len(files))
+	blobs := make(map[string]string, len(files))
+	for _, f := range files {
+		paths = append(paths, f.Path)
+		blobs[f.Path] = f.Blob
+	}
+	recs, err := manifest.LoadRecordFiles(paths, func(p string) ([]byte, error) { return tr.ReadBlob(blobs[p]) })
 	if err != nil {
 		return nil, fmt.Errorf("records at %s: %w", short(rev), err)
 	}
