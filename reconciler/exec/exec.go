@@ -177,7 +177,8 @@ type Executor struct {
 	InlinePoll time.Duration
 	// PollInitial and PollMax are the first wait between polls and the cap
 	// of its exponential growth (DefaultPollInitial, DefaultPollMax when
-	// <= 0). A Retry-After answer lengthens a wait, never shortens it.
+	// <= 0). A poll answered with Retry-After is followed by the next one
+	// after that delay (at least PollInitial) instead of the backoff.
 	PollInitial, PollMax time.Duration
 	// BeforeCall, when set, is called before every broker call; an error
 	// stops that call (it is not made) and fails the step as a call that

@@ -325,6 +325,27 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// TestRetryAfterReplacesBackoff: after an answer with Retry-After the next
+// poll comes when the broker asked, not after a longer backoff.
+func TestRetryAfterReplacesBackoff(t *testing.T) {
+	e := newEnv(t)
+	e.ex.InlinePoll = time.Minute
+	e.ex.PollInitial, e.ex.PollMax = 400*time.Millisecond, time.Minute
+	e.b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: 3, RetryAfter: time.Second}, osbtest.OpProvision)
+	res := e.pass(createInstance("db", "ra-2", osbtest.PlanDBAsync, nil))
+	wantStatus(t, res, instRef("db"), StatusSucceeded)
+	polls := e.b.CallsTo(osbtest.EndpointLastOperation)
+	if len(polls) != 4 {
+		t.Fatalf("%d polls", len(polls))
+	}
+	// The backoff alone would wait 0.8s, 1.6s, 3.2s.
+	for i := 1; i < len(polls); i++ {
+		if gap := polls[i].Time.Sub(polls[i-1].Time); gap < 950*time.Millisecond || gap > 2500*time.Millisecond {
+			t.Errorf("poll %d came %s after the previous one; Retry-After was 1s", i+1, gap)
+		}
+	}
+}
+
 // TestInlinePollBudget: a Retry-After beyond the inline budget ends the
 // step in progress instead of blocking.
 func TestInlinePollBudget(t *testing.T) {

@@ -35,9 +35,10 @@ func (r *stepRun) deadline(lo *manifest.LastOperation) time.Time {
 // pollLoop polls lo until it ends, the deadline passes or the executor's
 // InlinePoll budget runs out. immediate polls at once (a Poll step);
 // otherwise (right after a 202) the first poll waits PollInitial, and with
-// InlinePoll 0 there is no poll at all. Waits grow exponentially up to
-// PollMax and are never shorter than the broker's Retry-After; a wait that
-// would end after the budget ends the loop instead (in progress).
+// InlinePoll 0 there is no poll at all. After an answer with Retry-After the
+// next poll comes when the broker asked (never sooner than PollInitial);
+// otherwise waits grow exponentially up to PollMax. A wait that would end
+// after the budget ends the loop instead (in progress).
 func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bindingID string, immediate bool) (pollResult, *osbclient.LastOperationResponse, error) {
 	e := r.e
 	budgetEnd := time.Now().Add(e.InlinePoll)
@@ -81,7 +82,14 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 		if !deadline.IsZero() && !e.now().Before(deadline) {
 			return pollDeadline, resp, nil
 		}
-		d := max(wait, resp.RetryAfter)
+		// The broker's Retry-After says when to ask again: following it
+		// (rather than the longer of it and the backoff) lets an operation
+		// that answers "in progress, retry in 1s" converge in seconds, not
+		// after 1+2+4+8+16+… seconds. Without it, back off exponentially.
+		d := wait
+		if resp.RetryAfter > 0 {
+			d = max(resp.RetryAfter, e.pollInitial())
+		}
 		next()
 		if !r.sleep(ctx, d, budgetEnd, deadline) {
 			// Left for a later pass, which should poll no sooner than
