@@ -1,7 +1,9 @@
 package exec
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -240,6 +242,16 @@ func (r *stepRun) update(ctx context.Context) {
 		previousValues = ""
 	}
 	st, err := r.updateCall(ctx, previousValues)
+	if err != nil && previousValues != "" && refused(err) && r.alreadyUpdated(ctx) {
+		// A pass that died after the broker applied this update left
+		// no trace in the repo, and the broker now refuses the stale
+		// previous_values: it already holds what the manifest asks.
+		r.log.WithError(err).Info("update refused, but the broker already holds the desired plan and parameters")
+		rec.InProgress = cloneProps(r.s.Desired)
+		lo.State = manifest.OperationSucceeded
+		r.updateSucceeded(lo)
+		return
+	}
 	if err != nil {
 		r.updateFailed(lo, err, fmt.Errorf("update %s: %w", r.s.Ref, err), nil)
 		return
@@ -770,4 +782,47 @@ func unreadableAnswer(err error) bool {
 		return true
 	}
 	return false
+}
+
+// refused reports whether err is a 400 answer.
+func refused(err error) bool {
+	var oe *osbclient.Error
+	return errors.As(err, &oe) && oe.Kind == osbclient.KindStatus && oe.StatusCode == 400
+}
+
+// instanceGetter is implemented by broker clients that can fetch an
+// instance (osbclient.Client does).
+type instanceGetter interface {
+	GetInstance(ctx context.Context, r *osbclient.GetInstanceRequest) (*osbclient.GetInstanceResponse, error)
+}
+
+// alreadyUpdated fetches the instance (when the client can, and the broker
+// answers: instances_retrievable) and reports whether it already has the
+// update's target plan and parameters.
+func (r *stepRun) alreadyUpdated(ctx context.Context) bool {
+	g, ok := r.client.(instanceGetter)
+	if !ok {
+		return false
+	}
+	req := &osbclient.GetInstanceRequest{InstanceID: r.externalID(), ServiceID: r.s.Target.ServiceID}
+	var got *osbclient.GetInstanceResponse
+	err := r.call(ctx, CallInfo{Op: osbclient.OpGetInstance, InstanceID: req.InstanceID}, func(ctx context.Context) error {
+		var err error
+		got, err = g.GetInstance(ctx, req)
+		return err
+	})
+	if err != nil || got == nil || got.PlanID != r.s.Target.PlanID {
+		return false
+	}
+	if !r.s.SendParameters {
+		return true
+	}
+	for k, want := range r.s.Parameters {
+		wb, err1 := json.Marshal(want)
+		gb, err2 := json.Marshal(got.Parameters[k])
+		if err1 != nil || err2 != nil || !bytes.Equal(wb, gb) {
+			return false
+		}
+	}
+	return true
 }
