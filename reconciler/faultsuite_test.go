@@ -767,3 +767,59 @@ func (s *downBeforeStatus) WriteStatus(ctx context.Context, cs gitrepo.ChangeSet
 	s.g.down.Store(true)
 	return s.Source.WriteStatus(ctx, cs)
 }
+
+// TestPassStateKeepsDependentsDue: with a pass state file (a CronJob's
+// cache volume, or `run`), a step that waited for another one in flight —
+// a bind waiting for an async provision, a deprovision waiting for an async
+// unbind — is still due once that operation ends: the pass that sees it end
+// must not leave a state that skips the next passes.
+func TestPassStateKeepsDependentsDue(t *testing.T) {
+	t.Parallel()
+	withApp := desiredState{
+		instances: map[string]desiredInstance{"db": {"async", 1}},
+		bindings:  map[string]string{"db-bind": "db"},
+	}
+	empty := desiredState{}
+	instOnly := withApp.with(func(d *desiredState) { d.bindings = map[string]string{} })
+	f := newFixture(t, instOnly.files)
+	state := filepath.Join(t.TempDir(), "state.json")
+	// The binding arrives while the async provision is in flight.
+	f.sync(f.reconciler(Options{StatePath: state}))
+	f.pushState("bind", instOnly, withApp)
+	converge := func(d desiredState) {
+		t.Helper()
+		for pass := 1; pass <= 15; pass++ {
+			f.sync(f.reconciler(Options{StatePath: state}))
+			if f.convergedTo(t, d) == "" {
+				return
+			}
+		}
+		t.Fatalf("not converged with a pass state file:\n%s", f.convergedTo(t, d))
+	}
+	converge(withApp)
+	f.pushState("remove", withApp, empty)
+	converge(empty)
+}
+
+// TestUpdateAppliedByADeadPass: a pass died after the broker applied an
+// update (plan and parameters) but before its status push, so the record
+// still shows the old plan; the broker refuses the next pass's
+// previous_values. The pass must find the broker already holding what the
+// manifest asks and record it, not fail the instance for good.
+func TestUpdateAppliedByADeadPass(t *testing.T) {
+	t.Parallel()
+	before := desiredState{instances: map[string]desiredInstance{"db": {"small", 1}}, bindings: map[string]string{}}
+	after := before.with(func(d *desiredState) { d.instances["db"] = desiredInstance{"large", 7} })
+	f := newFixture(t, before.files)
+	f.convergeAfterFaults(t, before, 4)
+	rec := recordOf(t, f, manifest.KindServiceInstance, "db")
+	in, _ := f.broker.Instance(rec.ExternalID)
+	// What the dead pass did at the broker.
+	in.PlanID, in.Parameters = osbtest.PlanDBLarge, map[string]any{"size": 7}
+	f.broker.PutInstance(in)
+	f.pushState("large", before, after)
+	f.convergeAfterFaults(t, after, 3)
+	if n := f.broker.Count(osbtest.EndpointDeprovision); n != 0 {
+		t.Errorf("%d deprovision calls", n)
+	}
+}
