@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -26,9 +27,15 @@ import (
 // resolved tags, values and lines), checked by differential tests against
 // yaml.v3 on generated documents.
 
+// nodeSlabs recycles the nodes of parsed records: a tree lives only while
+// its record is decoded (see unmarshalRecord).
+var nodeSlabs = sync.Pool{New: func() any { return new([]yaml.Node) }}
+
 // fastParseRecord parses a document in the record subset into the mapping
-// node yaml.v3 would return as the document's content.
-func fastParseRecord(data []byte) (*yaml.Node, bool) {
+// node yaml.v3 would return as the document's content. Nodes are taken from
+// *slab when it is large enough (else a new slab replaces it), and *slab's
+// length says how many were used.
+func fastParseRecord(data []byte, slab *[]yaml.Node) (*yaml.Node, bool) {
 	if len(data) == 0 || data[len(data)-1] != '\n' || bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 {
 		return nil, false
 	}
@@ -44,7 +51,15 @@ func fastParseRecord(data []byte) (*yaml.Node, bool) {
 			return nil, false
 		}
 	}
-	p := &fastParser{lines: make([]fastLine, 0, bytes.Count(data, []byte{'\n'}))}
+	lines := bytes.Count(data, []byte{'\n'})
+	p := &fastParser{lines: make([]fastLine, 0, lines)}
+	// A line holds at most three nodes ("- key: value").
+	if need := 3*lines + 1; cap(*slab) >= need {
+		p.slab = (*slab)[:0]
+	} else {
+		p.slab = make([]yaml.Node, 0, need)
+	}
+	defer func() { *slab = p.slab }()
 	text := string(data[:len(data)-1])
 	for n := 1; ; n++ {
 		line, rest, more := strings.Cut(text, "\n")
@@ -86,11 +101,9 @@ type fastParser struct {
 	slab   []yaml.Node
 }
 
-// newNode allocates nodes in chunks (a record has a few dozen).
+// newNode returns the next node of the slab, which is sized for the
+// document.
 func (p *fastParser) newNode() *yaml.Node {
-	if len(p.slab) == cap(p.slab) {
-		p.slab = make([]yaml.Node, 0, max(16, 2*len(p.lines)+1))
-	}
 	p.slab = p.slab[:len(p.slab)+1]
 	return &p.slab[len(p.slab)-1]
 }

@@ -182,7 +182,7 @@ func TestFastParseRecordMatchesYAMLv3(t *testing.T) {
 	}
 	accepted := 0
 	for _, doc := range docs {
-		got, ok := fastParseRecord(doc)
+		got, ok := fastParseRecord(doc, new([]yaml.Node))
 		if !ok {
 			continue
 		}
@@ -203,7 +203,7 @@ func TestFastParseRecordMatchesYAMLv3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fastParseRecord(b); !ok {
+	if _, ok := fastParseRecord(b, new([]yaml.Node)); !ok {
 		t.Errorf("fast parser refused a typical record:\n%s", b)
 	}
 }
@@ -320,7 +320,7 @@ func TestFastDecodeMatchesConverter(t *testing.T) {
 		if !bytes.Equal(wb, gb) {
 			t.Fatalf("records differ:\n%s\n%s\n%s", wb, gb, doc)
 		}
-		if root, ok := fastParseRecord(doc); ok && fastDecodeInto(root, &StatusRecord{}) {
+		if root, ok := fastParseRecord(doc, new([]yaml.Node)); ok && fastDecodeInto(root, &StatusRecord{}) {
 			fastUsed++
 		}
 	}

@@ -146,7 +146,19 @@ func UnmarshalRecord(file string, data []byte) (Record, error) {
 // unmarshalRecord is UnmarshalRecord; fast selects the fast paths of
 // recordfast.go (tests compare the two).
 func unmarshalRecord(file string, data []byte, fast bool) (Record, error) {
-	root, err := singleDocument(file, data, fast)
+	var slab *[]yaml.Node
+	if fast {
+		slab = nodeSlabs.Get().(*[]yaml.Node)
+		defer func() {
+			clear(*slab) // drop the strings the nodes point to
+			*slab = (*slab)[:0]
+			if cap(*slab) > 4096 {
+				*slab = nil // a big catalog: do not keep its slab
+			}
+			nodeSlabs.Put(slab)
+		}()
+	}
+	root, err := singleDocument(file, data, slab)
 	if err != nil {
 		return nil, err
 	}
@@ -203,15 +215,16 @@ func UnmarshalCatalogRecord(file string, data []byte) (*CatalogRecord, error) {
 }
 
 // singleDocument parses data as exactly one YAML mapping document.
-func singleDocument(file string, data []byte, fast bool) (root *yaml.Node, err error) {
+// With slab non-nil the fast parser is tried first (see fastParseRecord).
+func singleDocument(file string, data []byte, slab *[]yaml.Node) (root *yaml.Node, err error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxRecordSize)
 	}
 	if l, ok := invalidUTF8Line(data); ok {
 		return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, l)
 	}
-	if fast {
-		if root, ok := fastParseRecord(data); ok {
+	if slab != nil {
+		if root, ok := fastParseRecord(data, slab); ok {
 			return root, nil
 		}
 	}
