@@ -1,0 +1,279 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/plan"
+)
+
+// Child processes measure one thing each from a fresh process (no state in
+// memory, the OS page cache warm from earlier runs), so the floor and the
+// pass are timed under the same conditions and the pass's peak RSS is its
+// own.
+const (
+	envChildRepo  = "OSBGIT_BENCH_REPO"
+	envChildStore = "OSBGIT_BENCH_STORE"
+	// childMarker prefixes the child's JSON result on stdout.
+	childMarker = "OSBGIT-BENCH-RESULT "
+	// envCPUProfile, when set, makes every child write a CPU profile to
+	// <value>-<mode>-<pid>.prof (and the pass child its allocations after
+	// the first pass to <value>-pass-<pid>.heap).
+	envCPUProfile = "OSBGIT_BENCH_CPUPROFILE"
+)
+
+// Child modes.
+const (
+	modeFloor = "floor"
+	modePass  = "pass"
+)
+
+// childResult is what a child reports.
+type childResult struct {
+	// Seconds is the measured wall time.
+	Seconds float64
+	// Objects is the number of manifests loaded (floor) or plan steps
+	// (pass).
+	Objects int
+	// Pass only: steps whose action is not none, whether the pass was
+	// skipped, the commit it pushed, failed steps, and the second pass of
+	// the same process (state in memory: the one-ref-lookup path).
+	Mutating    int
+	Skipped     bool
+	Commit      string
+	Failed      int
+	SkipSeconds float64
+	SkipSkipped bool
+	SkipReason  string
+	// PeakRSS is the child's VmHWM in bytes (0 when unknown).
+	PeakRSS int64
+	// Mem summarises the Go runtime's memory after the measurement.
+	Mem string
+	// Err is set when the child failed.
+	Err string
+}
+
+// runChild runs a child measurement and prints its result; it returns the
+// exit code.
+func runChild(mode string) int {
+	if prefix := os.Getenv(envCPUProfile); prefix != "" {
+		f, err := os.Create(fmt.Sprintf("%s-%s-%d.prof", prefix, mode, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	var res childResult
+	var err error
+	switch mode {
+	case modeFloor:
+		res, err = childFloor(os.Getenv(envChildRepo))
+	case modePass:
+		res, err = childPass(os.Getenv(envChildRepo), os.Getenv(envChildStore))
+	default:
+		err = fmt.Errorf("unknown child mode %q", mode)
+	}
+	if err != nil {
+		res.Err = err.Error()
+	}
+	res.PeakRSS = peakRSS()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.Mem = fmt.Sprintf("sys %d MB, heap sys %d MB, heap inuse %d MB, stack %d MB, %d GCs, total alloc %d MB",
+		ms.Sys>>20, ms.HeapSys>>20, ms.HeapInuse>>20, ms.StackSys>>20, ms.NumGC, ms.TotalAlloc>>20)
+	b, _ := json.Marshal(res)
+	fmt.Println(childMarker + string(b))
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// childFloor is the unavoidable work of any pass: list the manifest files
+// of the branch head and read, decode and assemble them, with the same Git
+// reader and the same decoder as the pass. It includes opening the
+// repository, as the pass does.
+func childFloor(bare string) (childResult, error) {
+	start := time.Now()
+	ctx := context.Background()
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: bare, Branch: "main"})
+	if err != nil {
+		return childResult{}, err
+	}
+	defer repo.Close()
+	fr, err := repo.Fetch(ctx)
+	if err != nil {
+		return childResult{}, err
+	}
+	fsys, err := repo.TreeFS(fr.Head)
+	if err != nil {
+		return childResult{}, err
+	}
+	cfg, _ := manifest.LoadConfig(fsys)
+	files, err := repo.Files(fr.Head, ".")
+	if err != nil {
+		return childResult{}, err
+	}
+	var objs []manifest.Object
+	for _, f := range files {
+		if !isManifest(f.Path) {
+			continue
+		}
+		data, err := repo.ReadBlob(f.Blob)
+		if err != nil {
+			return childResult{}, err
+		}
+		o, _ := manifest.DecodeFile(f.Path, data)
+		objs = append(objs, o...)
+	}
+	set, diags := manifest.Assemble(objs, cfg)
+	if diags.HasErrors() {
+		return childResult{}, diags.Err()
+	}
+	return childResult{Seconds: time.Since(start).Seconds(), Objects: len(set.Objects())}, nil
+}
+
+// isManifest selects the manifest files: *.yaml and *.yml outside hidden
+// directories, except osbgit.yaml.
+func isManifest(p string) bool {
+	if p == manifest.ConfigFileName || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+		return false
+	}
+	for _, part := range strings.Split(p, "/") {
+		if strings.HasPrefix(part, ".") {
+			return false
+		}
+	}
+	return true
+}
+
+// childPass runs one pass as a fresh `osbgit sync` process would, then a
+// second pass in the same process (its state in memory), which must end
+// after one ref lookup.
+func childPass(bare, store string) (childResult, error) {
+	start := time.Now()
+	r, closeRepo, err := openReconciler(bare, store, reconciler.Options{})
+	if err != nil {
+		return childResult{}, err
+	}
+	defer closeRepo()
+	ctx := context.Background()
+	res, err := r.Sync(ctx)
+	if err != nil {
+		return childResult{}, err
+	}
+	out := childResult{Seconds: time.Since(start).Seconds(), Skipped: res.Skipped, Commit: res.Commit}
+	if prefix := os.Getenv(envCPUProfile); prefix != "" {
+		if f, err := os.Create(fmt.Sprintf("%s-%s-%d.heap", prefix, modePass, os.Getpid())); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	if res.Plan != nil {
+		out.Objects = len(res.Plan.Steps)
+		for _, s := range res.Plan.Steps {
+			if s.Action != plan.None {
+				out.Mutating++
+			}
+		}
+	}
+	if res.Exec != nil {
+		out.Failed = res.Exec.Counts.Failed
+	}
+	start = time.Now()
+	res2, err := r.Sync(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.SkipSeconds = time.Since(start).Seconds()
+	out.SkipSkipped, out.SkipReason = res2.Skipped, res2.Reason
+	return out, nil
+}
+
+// peakRSS is this process's peak resident set size (VmHWM), or 0 when
+// /proc is not available. The wait4 rusage of a child cannot be used for
+// this: Go starts children with clone(CLONE_VM|CLONE_VFORK), so the child's
+// ru_maxrss starts at the parent's peak RSS at exec time.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// childRun is a finished child: its result and resource usage.
+type childRun struct {
+	childResult
+	// MaxRSS is the child's peak resident set size in bytes (its VmHWM;
+	// the rusage value when that is unknown).
+	MaxRSS int64
+	// CPU is the child's user+system time in seconds (the whole process).
+	CPU float64
+}
+
+// spawn runs the test binary as a child in mode with env added.
+func spawn(mode string, env ...string) (childRun, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return childRun{}, err
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), envChild+"="+mode), env...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	runErr := cmd.Run()
+	var out childRun
+	found := false
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), childMarker); ok {
+			if err := json.Unmarshal([]byte(rest), &out.childResult); err != nil {
+				return out, fmt.Errorf("child %s: bad result: %v", mode, err)
+			}
+			found = true
+		}
+	}
+	if out.Err != "" {
+		return out, fmt.Errorf("child %s: %s", mode, out.Err)
+	}
+	if runErr != nil {
+		return out, fmt.Errorf("child %s: %v", mode, runErr)
+	}
+	if !found {
+		return out, errors.New("child " + mode + ": no result")
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		out.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
+		out.CPU = tv(ru.Utime) + tv(ru.Stime)
+	}
+	if out.PeakRSS > 0 {
+		out.MaxRSS = out.PeakRSS
+	}
+	return out, nil
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

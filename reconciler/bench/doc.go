@@ -1,0 +1,24 @@
+// Package bench measures osbgit against the floors of issue 9 and fails when
+// a figure is over its limit. It holds only tests; `make bench` runs the
+// full-scale figures and `make bench-short` (CI) a 1/10 scale variant with
+// the same limits:
+//
+//   - noop-pass: a no-op pass from a fresh process over 10,000 instances and
+//     10,000 bindings in a local bare repository, against the time to list,
+//     read, decode and assemble the same manifests with the same Git reader
+//     (both run in child processes with a warm OS cache); the pass must
+//     also stay under 300 MB peak RSS and make no mutating call and no
+//     commit.
+//   - converge: a cold converge of 1,000 instances and 1,000 bindings at
+//     concurrency 8 against an osbtest broker on loopback, against a plain
+//     net/http loop replaying the same calls with 8 keep-alive workers.
+//   - async: 1,000 asynchronous instances (5 "in progress" polls, Retry-After
+//     1s each) converged in one pass polling inline, against the minimum the
+//     Retry-After chain and the call throughput allow.
+//
+// Each figure prints one line, "name: ratio X.XX (limit Y)" followed by the
+// raw numbers. The tests skip unless OSBGIT_BENCH_SCALE is set (1 for the
+// full figures, 0.1 for the short variant); OSBGIT_BENCH_FIGURES selects
+// figures by name (comma-separated) and OSBGIT_BENCH_REPS overrides the
+// number of measured repetitions.
+package bench

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/osbgit/osbgit/reconciler"
+)
+
+// Limits of the no-op pass figure.
+const (
+	noopRatioLimit = 1.5
+	noopRSSLimit   = 300 << 20
+)
+
+// noopPass is figure 1: a no-op pass over 10,000 instances and 10,000
+// bindings from a local repository, in a fresh process, against the floor
+// (list, read, decode and assemble the same manifests in a fresh process).
+//
+// Setup is one commit of generated manifests (git CLI) and one real sync
+// that creates every instance and binding at the osbtest broker, writes
+// the credentials Secrets and commits the records, exactly as in use. Then
+// floor and pass children alternate; the figure is the ratio of the best
+// times (medians reported too). The pass must also make no mutating call
+// and no commit, keep its peak RSS under 300 MB, and its second pass (state
+// in memory) must end after one ref lookup.
+func noopPass(t *testing.T, s settings) figure {
+	n := s.n(10000)
+	w := newWorld(t)
+	logf("noop-pass: generating %d instances + %d bindings", n, n)
+	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
+	logf("noop-pass: committed; converging with one real sync (concurrency 8)")
+
+	start := time.Now()
+	r, closeRepo, err := openReconciler(repo.Bare, w.storeDir, reconciler.Options{Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Sync(context.Background())
+	closeRepo()
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	setup := time.Since(start)
+	if c := res.Exec.Counts; c.Failed != 0 || c.Created != 2*n || res.Commit == "" {
+		t.Fatalf("converge: %+v, commit %q", c, res.Commit)
+	}
+	if got := len(w.broker.Instances()) + len(w.broker.Bindings()); got != 2*n {
+		t.Fatalf("broker holds %d resources, want %d", got, 2*n)
+	}
+	logf("noop-pass: converged %d resources in %s", 2*n, setup.Round(time.Millisecond))
+
+	commits := commitCount(t, repo.Bare)
+	w.broker.ResetCalls()
+	env := []string{envChildRepo + "=" + repo.Bare, envChildStore + "=" + w.storeDir}
+
+	// One discarded run of each warms the page cache.
+	for _, mode := range []string{modeFloor, modePass} {
+		if _, err := spawn(mode, env...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps := s.repsOr(5)
+	var floor, pass, skip, passCPU, floorCPU stats
+	var rss int64
+	var failures []string
+	for i := range reps {
+		f, err := spawn(modeFloor, env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Objects != 2*n+1 {
+			t.Fatalf("floor loaded %d objects, want %d", f.Objects, 2*n+1)
+		}
+		p, err := spawn(modePass, env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Skipped || p.Objects != 2*n+1 || p.Mutating != 0 || p.Failed != 0 || p.Commit != "" {
+			failures = append(failures, fmt.Sprintf("pass %d: skipped %v, %d steps, %d not none, %d failed, commit %q",
+				i+1, p.Skipped, p.Objects, p.Mutating, p.Failed, p.Commit))
+		}
+		if !p.SkipSkipped {
+			failures = append(failures, fmt.Sprintf("second pass with state was not skipped (%s)", p.SkipReason))
+		}
+		floor.add(f.Seconds)
+		floorCPU.add(f.CPU)
+		pass.add(p.Seconds)
+		passCPU.add(p.CPU)
+		skip.add(p.SkipSeconds)
+		rss = max(rss, p.MaxRSS)
+		logf("noop-pass %d/%d: floor %s (cpu %s, rss %d MB), pass %s (cpu %s, rss %d MB), skip %s",
+			i+1, reps, dur(f.Seconds), dur(f.CPU), f.MaxRSS>>20, dur(p.Seconds), dur(p.CPU), p.MaxRSS>>20, dur(p.SkipSeconds))
+		logf("noop-pass %d/%d: floor memory: %s; pass memory: %s", i+1, reps, f.Mem, p.Mem)
+	}
+	mutating := len(w.broker.MutatingCalls())
+	newCommits := commitCount(t, repo.Bare) - commits
+	if mutating != 0 {
+		failures = append(failures, fmt.Sprintf("%d mutating calls", mutating))
+	}
+	if newCommits != 0 {
+		failures = append(failures, fmt.Sprintf("%d commits", newCommits))
+	}
+	if rss > noopRSSLimit {
+		failures = append(failures, fmt.Sprintf("peak RSS %d MB over %d MB", rss>>20, noopRSSLimit>>20))
+	}
+	return figure{
+		ratio: pass.best() / floor.best(),
+		limit: noopRatioLimit,
+		raw: fmt.Sprintf("pass %s vs floor %s (best of %d; medians %s / %s = %.2f; spread %.0f%% / %.0f%%; cpu %s / %s); "+
+			"peak RSS %d MB (limit %d MB); %d mutating calls, %d commits; skip path %s; %d+%d resources, setup converge %s",
+			dur(pass.best()), dur(floor.best()), reps, dur(pass.median()), dur(floor.median()), pass.median()/floor.median(),
+			100*pass.spread(), 100*floor.spread(), dur(passCPU.best()), dur(floorCPU.best()),
+			rss>>20, noopRSSLimit>>20, mutating, newCommits, dur(skip.median()), n, n, setup.Round(100*time.Millisecond)),
+		failures: failures,
+	}
+}
