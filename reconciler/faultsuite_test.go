@@ -99,6 +99,20 @@ func (f *fixture) convergedTo(t *testing.T, d desiredState) string {
 	if len(bns) != len(d.bindings) {
 		bad("broker holds %d bindings, want %d", len(bns), len(d.bindings))
 	}
+	for id, in := range ins {
+		if in.State != osbtest.StateReady {
+			bad("broker instance %s is %s", id, in.State)
+		}
+	}
+	for id, bn := range bns {
+		if bn.State != osbtest.StateReady {
+			bad("broker binding %s is %s", id, bn.State)
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return strings.Join(problems, "\n") // records are read once the broker matches
+	}
 	instIDs := map[string]string{}
 	for name, want := range d.instances {
 		rec := recordOf(t, f, manifest.KindServiceInstance, name)
