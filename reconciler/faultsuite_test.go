@@ -166,12 +166,13 @@ func (f *fixture) convergedTo(t *testing.T, d desiredState) string {
 }
 
 // convergeAfterFaults runs passes (a fresh reconciler each, as a new process
-// would) until the state is d, at most max passes, then one more pass that
-// must make no mutating call. It fails the test otherwise.
-func (f *fixture) convergeAfterFaults(t *testing.T, d desiredState, max int) int {
+// would) until the state is d, at most maxPasses passes, then one more pass
+// that must make no mutating call. It fails the test otherwise, and returns
+// how many passes converging took.
+func (f *fixture) convergeAfterFaults(t *testing.T, d desiredState, maxPasses int) int {
 	t.Helper()
 	var why string
-	for pass := 1; pass <= max; pass++ {
+	for pass := 1; pass <= maxPasses; pass++ {
 		f.sync(f.reconciler(Options{}))
 		if why = f.convergedTo(t, d); why == "" {
 			before := len(f.broker.MutatingCalls())
@@ -185,7 +186,7 @@ func (f *fixture) convergeAfterFaults(t *testing.T, d desiredState, max int) int
 			return pass
 		}
 	}
-	t.Fatalf("not converged after %d passes once faults cleared:\n%s", max, why)
+	t.Fatalf("not converged after %d passes once faults cleared:\n%s", maxPasses, why)
 	return 0
 }
 
