@@ -43,9 +43,15 @@ bench-short:
 demo:
 	@GO="$(GO)" MAKE="$(MAKE)" bash examples/demo/demo.sh
 
-## fuzz: a short fuzzing run of every fuzz target
+## fuzz: a short fuzzing run of every fuzz target (FUZZTIME=30s each); the checked-in corpora also run in make test
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) ./reconciler/plan/
+
+## tidy: go mod tidy
+tidy:
+	$(GO) mod tidy
 
 clean:
 	rm -rf bin
