@@ -158,6 +158,7 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 			return res, err
 		}
 	}
+	reopened := false
 	for {
 		res.Attempts++
 		base, old, err := r.writeBase(target)
@@ -172,6 +173,17 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 			base, old = h, h
 		}
 		commit, objs, changed, err := r.buildCommit(base, edits, cs.Message)
+		if err != nil && r.src.kind != kindRemote && !reopened && errors.Is(err, plumbing.ErrObjectNotFound) {
+			// git's background "gc --auto" (run after a receive-pack into
+			// the local repository) packed and pruned loose objects that
+			// go-git's cached pack list does not know: re-read and retry.
+			reopened = true
+			if rerr := r.reopenLocal(); rerr != nil {
+				return res, rerr
+			}
+			res.Attempts--
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -464,7 +476,7 @@ func (w *treeWriter) writeTree(entries []object.TreeEntry) (plumbing.Hash, error
 func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) (plumbing.Hash, []plumbing.Hash, bool, error) {
 	parent, err := object.GetCommit(r.st, base)
 	if err != nil {
-		return plumbing.ZeroHash, nil, false, fmt.Errorf("%w: base commit %s: %v", ErrRevisionNotFound, shortHash(base.String()), err)
+		return plumbing.ZeroHash, nil, false, fmt.Errorf("%w: base commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
 	}
 	w := &treeWriter{r: r, seen: map[plumbing.Hash]bool{}}
 	tree, changed, err := w.apply(parent.TreeHash, edits)
