@@ -46,8 +46,8 @@ demo:
 ## fuzz: a short fuzzing run of every fuzz target (FUZZTIME=30s each); the checked-in corpora also run in make test
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) ./manifest/
-	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) ./reconciler/plan/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/plan/
 
 ## tidy: go mod tidy
 tidy:
