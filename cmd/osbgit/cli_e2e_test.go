@@ -196,3 +196,31 @@ func TestCatalogCommand(t *testing.T) {
 		t.Fatalf("unknown broker: exit %d %s", code, errs)
 	}
 }
+
+// TestDiffExitCodeWhenPlanLeftCatalog: an in-sync instance whose plan left
+// the catalog is a warning, not an error: diff exits 0. A blocked resource
+// (invalid manifest) exits 2.
+func TestDiffExitCodeWhenPlanLeftCatalog(t *testing.T) {
+	f := newCLIFixture(t)
+	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
+		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)
+	}
+	cat := f.broker.Catalog()
+	for i := range cat.Services {
+		var plans = cat.Services[i].Plans[:0]
+		for _, p := range cat.Services[i].Plans {
+			if p.ID != osbtest.PlanDBSmall {
+				plans = append(plans, p)
+			}
+		}
+		cat.Services[i].Plans = plans
+	}
+	f.broker.SetCatalog(cat)
+	if code, out, errs := f.run(t, "diff", "--refresh"); code != exitOK {
+		t.Fatalf("diff with a vanished plan: exit %d, want 0\n%s\n%s", code, out, errs)
+	}
+	f.repo.Push("typo", map[string]string{"apps/db.yaml": strings.Replace(dbManifest("small"), "clusterServicePlanExternalName", "clusterServicePlanExternalNme", 1)}, nil)
+	if code, out, errs := f.run(t, "diff", "--offline"); code != exitError {
+		t.Fatalf("diff with an invalid manifest: exit %d, want 2\n%s\n%s", code, out, errs)
+	}
+}

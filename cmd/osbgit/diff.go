@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/render"
 )
 
@@ -71,7 +73,7 @@ pending, 2 error.`,
 			if err != nil {
 				return withExitCode(exitError, err)
 			}
-			if res.Plan.Refused != "" || res.Plan.Diagnostics.HasErrors() && !res.Plan.HasChanges() {
+			if planHasErrors(res.Plan) {
 				return withExitCode(exitError, nil)
 			}
 			if res.Plan.HasChanges() {
@@ -87,4 +89,26 @@ pending, 2 error.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&color, "color", "auto", "color the text output: auto, always or never")
 	return cmd
+}
+
+// planHasErrors decides diff's exit code 2: the plan refuses to run, a
+// resource is blocked (its step carries an error), or a problem is not tied
+// to any resource (an unreadable file, a broken osbgit.yaml). A diagnostic
+// the planner turned into a warning on its resource (e.g. a plan that left
+// the catalog under an instance that asks for nothing new) does not count.
+func planHasErrors(p *plan.Plan) bool {
+	if p.Refused != "" {
+		return true
+	}
+	for _, s := range p.Steps {
+		if s.Error != "" {
+			return true
+		}
+	}
+	for _, d := range p.Diagnostics {
+		if d.Severity == manifest.SeverityError && d.Ref.Kind == "" {
+			return true
+		}
+	}
+	return false
 }
