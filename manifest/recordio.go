@@ -322,7 +322,7 @@ func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*R
 		err error
 	}
 	out := make([]decoded, len(files))
-	decodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
+	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
 		p := files[i]
 		if err != nil {
 			out[i].err = fmt.Errorf("read record: %w", err)
@@ -355,11 +355,13 @@ func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*R
 	return recs, errors.Join(errs...)
 }
 
-// decodeRange reads items 0..n-1 in order on the calling goroutine (reads
+// DecodeRange reads items 0..n-1 in order on the calling goroutine (reads
 // may share a lock, e.g. one Git repository) and hands each to decode on up
-// to GOMAXPROCS worker goroutines. decode must be safe for concurrent use
-// with distinct i.
-func decodeRange(n int, read func(i int) ([]byte, error), decode func(i int, data []byte, err error)) {
+// to GOMAXPROCS worker goroutines; decode must be safe for concurrent use
+// with distinct i. YAML decoding dominates loading a large repository, and
+// this spreads it over the cores while reads stay serial. The loader of
+// records uses it, and so do callers decoding a revision's blobs.
+func DecodeRange(n int, read func(i int) ([]byte, error), decode func(i int, data []byte, err error)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
 		for i := range n {

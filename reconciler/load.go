@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -64,7 +63,7 @@ func (c *DecodeCache) decodeFiles(files []gitrepo.File, read func(blob string) (
 	}
 	c.mu.Unlock()
 	errs := make([]error, len(files))
-	parallelDecode(len(miss), func(j int) ([]byte, error) { return read(files[miss[j]].Blob) }, func(j int, data []byte, err error) {
+	manifest.DecodeRange(len(miss), func(j int) ([]byte, error) { return read(files[miss[j]].Blob) }, func(j int, data []byte, err error) {
 		i := miss[j]
 		if err != nil {
 			errs[i] = err
@@ -84,43 +83,6 @@ func (c *DecodeCache) decodeFiles(files []gitrepo.File, read func(blob string) (
 	}
 	c.mu.Unlock()
 	return out, 0, nil
-}
-
-// parallelDecode reads items 0..n-1 in order on the calling goroutine and
-// hands each to decode on up to GOMAXPROCS worker goroutines; decode must be
-// safe for concurrent use with distinct i. YAML decoding dominates loading a
-// large repository, and it spreads over the cores while reads stay serial.
-func parallelDecode(n int, read func(i int) ([]byte, error), decode func(i int, data []byte, err error)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			data, err := read(i)
-			decode(i, data, err)
-		}
-		return
-	}
-	type item struct {
-		i    int
-		data []byte
-		err  error
-	}
-	ch := make(chan item, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range ch {
-				decode(it.i, it.data, it.err)
-			}
-		}()
-	}
-	for i := range n {
-		data, err := read(i)
-		ch <- item{i, data, err}
-	}
-	close(ch)
-	wg.Wait()
 }
 
 // retain drops every entry whose key is not in keep, so the cache holds only

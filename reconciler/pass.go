@@ -202,7 +202,7 @@ type prepareOptions struct {
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
 	now := r.Now()
 	// The records are read while the manifests are: both are mostly YAML
-	// decoding, which spreads over the cores (see parallelDecode).
+	// decoding, which spreads over the cores (see manifest.DecodeRange).
 	type loadedRecords struct {
 		recs *manifest.Records
 		err  error
