@@ -53,6 +53,19 @@ func upsertSecret(t *testing.T, ns, name string, data map[string]string) {
 	}
 }
 
+// deleteSecrets deletes Secrets ns/names left by an earlier run (go test
+// -count=N reuses the apiserver), so that waiting for osbgit to create them
+// means something.
+func deleteSecrets(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		err := admin.CoreV1().Secrets(ns).Delete(ctxBG(t), name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("delete secret %s/%s: %v", ns, name, err)
+		}
+	}
+}
+
 // getSecret reads Secret ns/name through the verifier client; nil when it
 // does not exist.
 func getSecret(t *testing.T, ns, name string) *corev1.Secret {

@@ -134,7 +134,8 @@ func TestLeaderElection(t *testing.T) {
 		"apps/db.yaml": instanceYAML("apps", "le-db") + "---\n" + bindingYAML("apps", "le-db-binding", "le-db", "le-db-creds", ""),
 	})
 
-	// Start from no Lease.
+	// Start from no Lease and none of the Secrets.
+	deleteSecrets(t, "apps", "le-db-creds", "le-db2-creds")
 	err := admin.CoordinationV1().Leases(systemNS).Delete(ctxBG(t), leaseName, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)

@@ -258,6 +258,7 @@ func TestExampleRBAC(t *testing.T) {
 // apps (allowed) and one in e2e-no-rbac (no Role there).
 func testSyncAsServiceAccount(t *testing.T, kubeconfig string) {
 	const pass = "rbac-sync-broker-pass-0e77"
+	deleteSecrets(t, "apps", "rbac-db-creds")
 	upsertSecret(t, systemNS, brokerAuth, map[string]string{"username": "osbgit", "password": pass})
 	b, srv := osbtest.NewServer(t, osbtest.Config{Username: "osbgit", Password: pass})
 	repo := gittest.New(t, map[string]string{
