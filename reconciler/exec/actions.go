@@ -115,16 +115,11 @@ func (r *stepRun) startCreate(ctx context.Context, predecessor string, mayExist 
 		r.createSucceeded(ctx, lo, st.creds, true)
 		return
 	}
-	lo.Operation = st.operation
-	rec.LastOperation = lo
-	rec.AsyncOpInProgress = true
-	rec.Phase = manifest.PhaseProvisioning
 	reason := ReasonProvisioning
 	if r.binding {
 		reason = ReasonBinding
 	}
-	r.setCond(manifest.ConditionReady, manifest.ConditionFalse, reason, fmt.Sprintf("%s accepted by the broker; in progress", lo.Type))
-	r.await(ctx, lo, false)
+	r.awaitAccepted(ctx, lo, st.operation, manifest.PhaseProvisioning, reason)
 }
 
 func (r *stepRun) createFailed(ctx context.Context, lo *manifest.LastOperation, err error, mayExist bool) {
@@ -265,12 +260,7 @@ func (r *stepRun) update(ctx context.Context) {
 		r.updateSucceeded(lo)
 		return
 	}
-	lo.Operation = st.operation
-	rec.LastOperation = lo
-	rec.AsyncOpInProgress = true
-	rec.Phase = manifest.PhaseUpdating
-	r.setCond(manifest.ConditionReady, manifest.ConditionFalse, ReasonUpdating, "update accepted by the broker; in progress")
-	r.await(ctx, lo, false)
+	r.awaitAccepted(ctx, lo, st.operation, manifest.PhaseUpdating, ReasonUpdating)
 }
 
 func (r *stepRun) updateSucceeded(lo *manifest.LastOperation) {
@@ -369,14 +359,22 @@ func (r *stepRun) delete(ctx context.Context) {
 		r.deleted(ctx, lo)
 		return
 	}
-	lo.Operation = st.operation
-	rec.LastOperation = lo
-	rec.AsyncOpInProgress = true
-	rec.Phase = manifest.PhaseDeprovisioning
 	reason := ReasonDeprovisioning
 	if r.binding {
 		reason = ReasonUnbinding
 	}
+	r.awaitAccepted(ctx, lo, st.operation, manifest.PhaseDeprovisioning, reason)
+}
+
+// awaitAccepted records an operation the broker accepted asynchronously (202
+// with its operation key) — phase, LastOperation in flight, Ready False with
+// reason — and follows it (inline polling up to the executor's budget).
+func (r *stepRun) awaitAccepted(ctx context.Context, lo *manifest.LastOperation, operation string, phase manifest.Phase, reason string) {
+	rec := r.rec
+	lo.Operation = operation
+	rec.LastOperation = lo
+	rec.AsyncOpInProgress = true
+	rec.Phase = phase
 	r.setCond(manifest.ConditionReady, manifest.ConditionFalse, reason, fmt.Sprintf("%s accepted by the broker; in progress", lo.Type))
 	r.await(ctx, lo, false)
 }
