@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
@@ -322,24 +321,15 @@ func buildEdits(files map[string][]byte) (*editNode, error) {
 	return root, nil
 }
 
-// treeWriter applies edits to trees, storing new objects and remembering
-// them for the push.
+// treeWriter applies edits to trees, reading existing trees from the
+// repository and keeping the new objects pending for the push.
 type treeWriter struct {
 	r       *Repo
-	created []plumbing.Hash
-	seen    map[plumbing.Hash]bool
+	pending *pendingObjects
 }
 
 func (w *treeWriter) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
-	h, err := w.r.st.SetEncodedObject(o)
-	if err != nil {
-		return h, err
-	}
-	if !w.seen[h] {
-		w.seen[h] = true
-		w.created = append(w.created, h)
-	}
-	return h, nil
+	return w.pending.SetEncodedObject(o)
 }
 
 // apply returns the hash of tree h with edits n applied (zero when the
@@ -470,15 +460,15 @@ func (w *treeWriter) writeTree(entries []object.TreeEntry) (plumbing.Hash, error
 	return w.store(o)
 }
 
-// buildCommit stores a commit of base's tree with edits applied. It returns
-// changed=false, and stores nothing, when the edits change nothing. Caller
-// holds r.mu.
-func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) (plumbing.Hash, []plumbing.Hash, bool, error) {
+// buildCommit builds a commit of base's tree with edits applied, returning
+// it and the objects it adds, pending in memory. It returns changed=false
+// when the edits change nothing. Caller holds r.mu.
+func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) (plumbing.Hash, *pendingObjects, bool, error) {
 	parent, err := object.GetCommit(r.st, base)
 	if err != nil {
 		return plumbing.ZeroHash, nil, false, fmt.Errorf("%w: base commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
 	}
-	w := &treeWriter{r: r, seen: map[plumbing.Hash]bool{}}
+	w := &treeWriter{r: r, pending: newPendingObjects(r.st)}
 	tree, changed, err := w.apply(parent.TreeHash, edits)
 	if err != nil {
 		return plumbing.ZeroHash, nil, false, fmt.Errorf("building tree: %w", err)
@@ -509,7 +499,7 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 	if err != nil {
 		return plumbing.ZeroHash, nil, false, err
 	}
-	return h, w.created, true, nil
+	return h, w.pending, true, nil
 }
 
 // push updates branch on the remote from old to commit, sending exactly the
@@ -518,7 +508,7 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 // sent and the base's history is never walked, it works from a shallow
 // clone even after the remote moved — the failure Flux hit with go-git's
 // generic push. A moved branch yields a *ConflictError.
-func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs []plumbing.Hash) (err error) {
+func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) (err error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	name := plumbing.NewBranchReferenceName(branch)
@@ -563,14 +553,14 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
-	var pack bytes.Buffer
-	if _, err := packfile.NewEncoder(&pack, r.st, false).Encode(objs, 0); err != nil {
-		return fmt.Errorf("encoding pack: %w", err)
+	pack, err := objs.pack()
+	if err != nil {
+		return err
 	}
-	req.Packfile = io.NopCloser(&pack)
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err == nil {
-		return nil
+		return r.keepPushed(objs, pack)
 	}
 	if rs == nil {
 		return err
@@ -603,4 +593,20 @@ func (r *Repo) currentRemoteHead(ctx context.Context, branch string) (plumbing.H
 	}
 	h, _ := rr.branchHead(branch)
 	return h, nil
+}
+
+// keepPushed makes a pushed commit's objects readable locally: a local
+// repository received them itself (re-read it to find the new pack); the
+// local copy of a remote stores the pack that was sent. Caller holds r.mu.
+func (r *Repo) keepPushed(objs *pendingObjects, pack []byte) error {
+	if r.src.kind != kindRemote {
+		if err := r.reopenLocal(); err != nil {
+			return fmt.Errorf("re-reading the repository after the push: %w", err)
+		}
+		return nil
+	}
+	if err := objs.keepPack(r.st, pack); err != nil {
+		return fmt.Errorf("storing the pushed objects locally: %w", err)
+	}
+	return nil
 }

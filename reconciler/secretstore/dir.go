@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"maps"
@@ -61,7 +62,44 @@ var errUnsafePath = errors.New("unsafe path in secret store")
 // Put and Delete refuse it, like the Kube backend refuses unmanaged Secrets.
 type Dir struct {
 	path string
-	mu   sync.Mutex // serializes Put and Delete within the process
+	// locks serialize Put and Delete of one Secret within the process;
+	// different Secrets are written in parallel (a converge writes
+	// thousands, each with several synced files).
+	locks [64]sync.Mutex
+	// sweptMu guards swept: the namespaces whose leftovers from earlier
+	// processes were removed (once per namespace and process: listing a
+	// namespace of thousands of Secrets on every Put made a converge
+	// quadratic).
+	sweptMu sync.Mutex
+	swept   map[string]bool
+}
+
+// lock takes the lock of Secret namespace/name and returns its release.
+func (d *Dir) lock(namespace, name string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(namespace))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	m := &d.locks[h.Sum32()%uint32(len(d.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// sweep removes, the first time this process touches a namespace, the
+// Secret directories an earlier, killed process left half-built or
+// half-deleted there (see removeStaleDirs). Everyone waits for the sweep
+// before writing, so it never removes a directory this process is building.
+func (d *Dir) sweep(namespace string, ns *os.Root) {
+	d.sweptMu.Lock()
+	defer d.sweptMu.Unlock()
+	if d.swept[namespace] {
+		return
+	}
+	removeStaleDirs(ns)
+	if d.swept == nil {
+		d.swept = map[string]bool{}
+	}
+	d.swept[namespace] = true
 }
 
 // dirMeta is the content of metaFile.
@@ -369,14 +407,13 @@ func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.lock(namespace, name)()
 	ns, err := d.openNamespace(namespace, true)
 	if err != nil {
 		return err
 	}
 	defer ns.Close()
-	removeStaleDirs(ns)
+	d.sweep(namespace, ns)
 	err = lstatDir(ns, name, "secret directory")
 	if errors.Is(err, fs.ErrNotExist) {
 		return createSecretDir(ns, name, s.Data, metaRaw)
@@ -487,8 +524,8 @@ func updateSecretDir(sec *os.Root, namespace, name string, data map[string][]byt
 
 // removeStaleDirs removes, best effort, the Secret directories a killed
 // process left half-built (.osbgit-new-*) or half-deleted (.osbgit-del-*)
-// in a namespace directory: they may hold credential values. Put and
-// Delete call it with d.mu held. (Two processes writing the same store at
+// in a namespace directory: they may hold credential values. Dir.sweep
+// calls it once per namespace. (Two processes writing the same store at
 // once are not supported: one could remove the other's directory being
 // built, which then fails its Put.)
 func removeStaleDirs(ns *os.Root) {
@@ -546,8 +583,7 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.lock(namespace, name)()
 	ns, err := d.openNamespace(namespace, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -556,7 +592,7 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 		return err
 	}
 	defer ns.Close()
-	removeStaleDirs(ns)
+	d.sweep(namespace, ns)
 	err = lstatDir(ns, name, "secret directory")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

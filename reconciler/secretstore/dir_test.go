@@ -624,3 +624,74 @@ func TestDirGetRejectsOversizedValue(t *testing.T) {
 		t.Errorf("err = %v, want an error naming the key", err)
 	}
 }
+
+// A killed process can leave a half-built or half-deleted Secret directory
+// holding credentials; the next process's first write to that namespace
+// removes it, and leaves other namespaces' Secrets alone.
+func TestDirSweepsLeftoversOfAnEarlierProcess(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	if err := d.Put(ctx, "ns", "keep", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	halfBuilt := filepath.Join(root, "ns", newDirPrefix+"CRASHED")
+	halfDeleted := filepath.Join(root, "ns", delDirPrefix+"CRASHED")
+	mustWrite(t, filepath.Join(halfBuilt, "password"), "planted")
+	mustWrite(t, filepath.Join(halfDeleted, "password"), "planted")
+
+	next, err := NewDir(root) // the next process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Put(ctx, "ns", "other", Secret{Data: map[string][]byte{"k": []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{halfBuilt, halfDeleted} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left in place (%v)", filepath.Base(p), err)
+		}
+	}
+	for _, name := range []string{"keep", "other"} {
+		if got, err := next.Get(ctx, "ns", name); err != nil || string(got["k"]) != "v" {
+			t.Errorf("Get %s = %v, %v", name, got, err)
+		}
+	}
+}
+
+// Puts of one Secret from many goroutines end with one whole value of one
+// of them, and no leftover temp files or directories.
+func TestDirConcurrentPutsOfOneSecret(t *testing.T) {
+	ctx := context.Background()
+	d, root := newTestDir(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := strings.Repeat(string(rune('a'+i)), 64)
+			errs <- d.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"user": []byte(v), "pass": []byte(v)}})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	got, err := d.Get(ctx, "ns", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got["user"]) != 64 || len(got["pass"]) != 64 || strings.Count(string(got["user"]), string(got["user"][:1])) != 64 {
+		t.Errorf("torn value: %q / %q", got["user"], got["pass"])
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "s" {
+		t.Errorf("namespace holds %v, want just s", entries)
+	}
+}
