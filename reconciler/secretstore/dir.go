@@ -344,16 +344,31 @@ func managedMeta(sec *os.Root, namespace, name string) (dirMeta, error) {
 // writeAtomic writes data to name inside r: a new temp file with mode 0600
 // is written, synced and renamed over name, so name always holds either the
 // old or the new value.
-func writeAtomic(r *os.Root, name string, data []byte) (err error) {
+func writeAtomic(r *os.Root, name string, data []byte) error {
 	tmp := tmpPrefix + rand.Text()
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err := writeNew(r, tmp, data); err != nil {
+		return err
+	}
+	if err := r.Rename(tmp, name); err != nil {
+		r.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// writeNew creates name inside r with mode 0600 and writes and syncs data;
+// on failure nothing is left. It is enough on its own inside a directory
+// no reader can see yet (createSecretDir's hidden directory, renamed into
+// place whole), where a temp file and rename per key would only cost.
+func writeNew(r *os.Root, name string, data []byte) (err error) {
+	f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			r.Remove(tmp)
+			r.Remove(name)
 		}
 	}()
 	if err = f.Chmod(filePerm); err != nil { // exact, whatever the umask
@@ -365,13 +380,7 @@ func writeAtomic(r *os.Root, name string, data []byte) (err error) {
 	if err = f.Sync(); err != nil {
 		return err
 	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = r.Rename(tmp, name); err != nil {
-		return err
-	}
-	return nil
+	return f.Close()
 }
 
 // syncDir flushes a directory's entries (renames, removals) to disk.
@@ -450,11 +459,11 @@ func createSecretDir(ns *os.Root, name string, data map[string][]byte, metaRaw [
 	}
 	defer t.Close()
 	for _, k := range sortedKeys(data) {
-		if err := writeAtomic(t, k, data[k]); err != nil {
+		if err := writeNew(t, k, data[k]); err != nil {
 			return fmt.Errorf("write key %q: %w", k, err)
 		}
 	}
-	if err := writeAtomic(t, metaFile, metaRaw); err != nil {
+	if err := writeNew(t, metaFile, metaRaw); err != nil {
 		return fmt.Errorf("write %s: %w", metaFile, err)
 	}
 	if err := syncDir(t); err != nil {
