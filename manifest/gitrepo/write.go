@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -553,7 +554,11 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
-	pack, err := objs.pack()
+	level := zlib.BestSpeed
+	if r.src.kind != kindRemote {
+		level = zlib.NoCompression
+	}
+	pack, err := objs.pack(level)
 	if err != nil {
 		return err
 	}

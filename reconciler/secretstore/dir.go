@@ -438,6 +438,14 @@ func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 	return updateSecretDir(sec, namespace, name, s.Data, meta, metaRaw)
 }
 
+// namedData is a file to write: its name, content, and how errors name it.
+type namedData struct {
+	name, what string
+	data       []byte
+}
+
+func (f namedData) wrap(err error) error { return fmt.Errorf("write %s: %w", f.what, err) }
+
 // createSecretDir builds a new Secret directory under a hidden name and
 // renames it into place, so it appears with all its keys at once.
 func createSecretDir(ns *os.Root, name string, data map[string][]byte, metaRaw []byte) (err error) {
@@ -453,20 +461,12 @@ func createSecretDir(ns *os.Root, name string, data map[string][]byte, metaRaw [
 	if err := ns.Chmod(tmp, dirPerm); err != nil {
 		return err
 	}
-	t, err := ns.OpenRoot(tmp)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
+	files := make([]namedData, 0, len(data)+1)
 	for _, k := range sortedKeys(data) {
-		if err := writeNew(t, k, data[k]); err != nil {
-			return fmt.Errorf("write key %q: %w", k, err)
-		}
+		files = append(files, namedData{name: k, data: data[k], what: fmt.Sprintf("key %q", k)})
 	}
-	if err := writeNew(t, metaFile, metaRaw); err != nil {
-		return fmt.Errorf("write %s: %w", metaFile, err)
-	}
-	if err := syncDir(t); err != nil {
+	files = append(files, namedData{name: metaFile, data: metaRaw, what: metaFile})
+	if err := writeNewFiles(ns, tmp, files); err != nil {
 		return err
 	}
 	if err := ns.Rename(tmp, name); err != nil {
