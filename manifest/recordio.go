@@ -22,6 +22,22 @@ import (
 // equal bytes, so a pass that changes nothing meaningful writes nothing.
 // The record is normalized in place (apiVersion/kind set, lists sorted).
 func MarshalRecord(r Record) ([]byte, error) {
+	b, err := RecordJSON(r)
+	if err != nil {
+		return nil, err
+	}
+	out, err := JSONToYAML(b)
+	if err != nil {
+		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
+	}
+	return out, nil
+}
+
+// RecordJSON is the JSON form MarshalRecord converts to YAML: r normalized
+// (which it modifies) and encoded. Two records render to the same file
+// exactly when their RecordJSON is equal, and it costs half as much, so
+// callers comparing records compare this.
+func RecordJSON(r Record) ([]byte, error) {
 	if r == nil {
 		return nil, errors.New("marshal record: nil record")
 	}
@@ -30,11 +46,7 @@ func MarshalRecord(r Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
 	}
-	out, err := JSONToYAML(b)
-	if err != nil {
-		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
-	}
-	return out, nil
+	return b, nil
 }
 
 // JSONToYAML converts one JSON document to block-style YAML keeping the

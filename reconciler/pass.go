@@ -715,15 +715,21 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 			}
 			return nil
 		}
+		if oldExists {
+			// Equal JSON renders to equal files; comparing it skips the
+			// YAML rendering of the records that did not change.
+			nj, err := manifest.RecordJSON(newRec)
+			if err != nil {
+				return err
+			}
+			oj, err := manifest.RecordJSON(oldRec)
+			if err == nil && bytes.Equal(oj, nj) {
+				return nil
+			}
+		}
 		nb, err := manifest.MarshalRecord(newRec)
 		if err != nil {
 			return err
-		}
-		if oldExists {
-			ob, err := manifest.MarshalRecord(oldRec)
-			if err == nil && bytes.Equal(ob, nb) {
-				return nil
-			}
 		}
 		files[path] = nb
 		return nil

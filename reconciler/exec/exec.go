@@ -445,11 +445,11 @@ func recordChanged(base, rec *manifest.StatusRecord) (bool, error) {
 	case base == nil || rec == nil:
 		return true, nil
 	}
-	a, err := manifest.MarshalRecord(cloneRecord(base))
+	a, err := manifest.RecordJSON(cloneRecord(base))
 	if err != nil {
 		return false, err
 	}
-	b, err := manifest.MarshalRecord(rec)
+	b, err := manifest.RecordJSON(rec)
 	if err != nil {
 		return false, err
 	}
