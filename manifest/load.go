@@ -224,7 +224,7 @@ func decodeObject(file string, kind Kind, root *yaml.Node, fileSink *diagSink) O
 		b.partial = true
 	}
 	b.Source = Source{File: file, Line: root.Line}
-	b.lines = lines
+	b.lines = lines.freeze()
 	b.decodeDiags = sink.out
 	for _, d := range sink.out {
 		if d.Severity == SeverityError {
@@ -326,7 +326,7 @@ func DecodeConfig(file string, data []byte) (cfg *Config, diags Diagnostics) {
 	c := &converter{sink: sink, lines: lines}
 	decoded := &Config{}
 	if c.decodeInto(root, decoded) {
-		has := func(f string) bool { _, ok := lines.m[f]; return ok }
+		has := lines.has
 		def := DefaultConfig()
 		if !has("path") || decoded.Path == "" {
 			decoded.Path = def.Path

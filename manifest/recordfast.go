@@ -373,9 +373,23 @@ func resolvedTag(s string) string {
 // (from a fresh target), which gives the same result or the precise,
 // line-numbered error.
 func fastDecodeInto(root *yaml.Node, target any) bool {
-	w := &jsonOut{buf: make([]byte, 0, 1024)}
-	if !w.node(root, reflect.TypeOf(target).Elem(), 0) {
+	bp := jsonBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 { // a big catalog's buffer is not kept
+			jsonBufs.Put(bp)
+		}
+	}()
+	w := &jsonOut{buf: (*bp)[:0]}
+	ok := w.node(root, reflect.TypeOf(target).Elem(), 0)
+	*bp = w.buf
+	if !ok {
 		return false
+	}
+	if !w.iface {
+		// Every field was checked against the target type above, and no
+		// value lands in an interface (where UseNumber matters), so plain
+		// Unmarshal decodes the same, without a Decoder's buffers.
+		return json.Unmarshal(w.buf, target) == nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(w.buf))
 	dec.UseNumber()
@@ -383,10 +397,16 @@ func fastDecodeInto(root *yaml.Node, target any) bool {
 	return dec.Decode(target) == nil
 }
 
+// jsonBufs recycles fastDecodeInto's JSON buffers: a pass decodes tens of
+// thousands of records.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // jsonOut renders checked YAML nodes as JSON.
 type jsonOut struct {
 	buf   []byte
 	nodes int
+	// iface is set when a value is decoded into an interface type.
+	iface bool
 }
 
 func (w *jsonOut) node(n *yaml.Node, t reflect.Type, depth int) bool {
@@ -397,6 +417,9 @@ func (w *jsonOut) node(n *yaml.Node, t reflect.Type, depth int) bool {
 		t = t.Elem()
 	}
 	free := t == rawMessageType || t.Kind() == reflect.Interface
+	if t.Kind() == reflect.Interface {
+		w.iface = true
+	}
 	custom := !free && reflect.PointerTo(t).Implements(jsonUnmarshalerType)
 	switch n.Kind {
 	case yaml.MappingNode:

@@ -22,8 +22,19 @@ type desiredState struct {
 	props      manifest.Properties
 }
 
-// resolveParams fills the parameter part of d for an object's parameters.
+// resolveParams fills the parameter part of d for an object's parameters,
+// from what resolveAll computed when it did.
 func (p *planner) resolveParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
+	if r, ok := p.resolved[o.GetRef()]; ok {
+		d.params, d.secretKeys, d.checksum, d.paramErr, d.specHash = r.params, r.secretKeys, r.checksum, r.paramErr, r.specHash
+		return
+	}
+	p.computeParams(d, o, params, from)
+}
+
+// computeParams resolves an object's parameters and computes its spec hash.
+// It only reads the planner's input, so it runs concurrently.
+func (p *planner) computeParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
 	d.params, d.secretKeys, d.paramErr = manifest.ResolveParameters(o.GetRef().Namespace, params, from, p.in.Secrets)
 	if d.paramErr == nil {
 		d.checksum, d.paramErr = manifest.ParameterChecksum(d.params)

@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
@@ -32,7 +35,8 @@ type Input struct {
 	// bindings_retrievable), used for drift detection and adoption.
 	Observations map[manifest.Ref]Observation
 	// Secrets resolves parametersFrom; nil fails every parametersFrom
-	// (the resource gets an error, the others proceed).
+	// (the resource gets an error, the others proceed). Build calls it
+	// from several goroutines.
 	Secrets manifest.SecretReader
 	// NewID generates the OSB instance_id / binding_id of new resources.
 	// Nil falls back to a deterministic name-based ID (DeterministicID).
@@ -90,6 +94,10 @@ type planner struct {
 	// bindingsOf indexes the binding manifests by their instance.
 	bindingsOf map[manifest.Ref][]manifest.Ref
 	idSeq      int
+	// resolved holds every valid instance's and binding's resolved
+	// parameters and spec hash, computed ahead in parallel (see
+	// resolveAll).
+	resolved map[manifest.Ref]*desiredState
 }
 
 // Build computes the plan of one pass from its Input. It is pure and
@@ -113,6 +121,7 @@ func Build(in Input) *Plan {
 	for _, b := range p.set.Bindings {
 		p.bindingsOf[b.InstanceRef()] = append(p.bindingsOf[b.InstanceRef()], b.GetRef())
 	}
+	p.resolveAll()
 	insts, binds := p.resourceRefs()
 	for _, ref := range insts {
 		s := p.instance(ref, p.set.Instance(ref.Namespace, ref.Name), in.Records[ref])
@@ -130,7 +139,9 @@ func Build(in Input) *Plan {
 	p.blockOnBrokers(resources)
 	p.orderDeletes(insts, binds)
 	brokers := p.brokers(resources)
-	out := &Plan{Revision: in.Options.Revision, Diagnostics: in.Diagnostics, Steps: []Step{}}
+	// Steps are large: sized once rather than grown by copying (20,000
+	// steps cost 0.2 s of copying otherwise).
+	out := &Plan{Revision: in.Options.Revision, Diagnostics: in.Diagnostics, Steps: make([]Step, 0, len(p.steps))}
 	out.Refused = p.limitDeletions(resources)
 
 	// Groups: brokers; instances; bindings; bindings being removed;
@@ -168,6 +179,46 @@ func Build(in Input) *Plan {
 		}
 	}
 	return out
+}
+
+// resolveAll resolves the parameters and spec hash of every instance and
+// binding manifest without error diagnostics, on GOMAXPROCS goroutines:
+// canonical JSON and hashing are most of a large plan's cost, and the rest
+// of Build is sequential. Results are the same as computed in order.
+func (p *planner) resolveAll() {
+	var objs []manifest.Object
+	for _, i := range p.set.Instances {
+		if !p.errRefs[i.GetRef()] {
+			objs = append(objs, i)
+		}
+	}
+	for _, b := range p.set.Bindings {
+		if !p.errRefs[b.GetRef()] {
+			objs = append(objs, b)
+		}
+	}
+	out := make([]desiredState, len(objs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(objs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(objs); i = int(next.Add(1) - 1) {
+				switch o := objs[i].(type) {
+				case *manifest.ServiceInstance:
+					p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
+				case *manifest.ServiceBinding:
+					p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	p.resolved = make(map[manifest.Ref]*desiredState, len(objs))
+	for i, o := range objs {
+		p.resolved[o.GetRef()] = &out[i]
+	}
 }
 
 // isRemoval reports whether a step belongs to the reverse part of the
