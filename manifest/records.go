@@ -286,6 +286,14 @@ type StatusRecord struct {
 	// ExternalID is the OSB instance_id or binding_id; written (write-ahead)
 	// before the first call that uses it.
 	ExternalID string `json:"externalID,omitempty"`
+	// PredecessorExternalID (bindings) is the binding a rotation replaces
+	// (OSB predecessor_binding_id): set, with the new binding's
+	// ExternalID, before the rotation's bind is sent, and cleared once the
+	// predecessor is unbound. While it is set the rotation is unfinished
+	// (a crash, a failed or asynchronous unbind) and later passes finish
+	// it, so the old binding and its credentials are never forgotten at
+	// the broker.
+	PredecessorExternalID string `json:"predecessorExternalID,omitempty"`
 	// Broker is the broker the resource lives at.
 	Broker Ref `json:"broker,omitzero"`
 	// InstanceName (bindings) is the bound ServiceInstance in the same

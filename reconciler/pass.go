@@ -656,6 +656,8 @@ func countInFlight(recs map[manifest.Ref]*manifest.StatusRecord) int {
 		case rec.Phase == manifest.PhasePending, rec.Phase == manifest.PhaseProvisioning, rec.Phase == manifest.PhaseUpdating,
 			rec.Phase == manifest.PhaseDeprovisioning, rec.Phase == manifest.PhaseOrphanMitigation:
 			n++
+		case rec.PredecessorExternalID != "":
+			n++ // a rotation whose predecessor is not unbound yet
 		}
 	}
 	return n

@@ -403,3 +403,69 @@ func TestUnreadableInputNeverDeletes(t *testing.T) {
 		t.Fatalf("mutating calls: %d", len(f.broker.MutatingCalls()))
 	}
 }
+
+// TestRotationCrashBeforeEveryCall: a binding rotation (new binding_id
+// with predecessor_binding_id on a binding_rotatable plan) interrupted
+// before each of its calls — the process dies, Git writes included — is
+// finished by later passes: the broker ends with exactly the new binding,
+// the predecessor unbound (never orphaned with live credentials), the
+// Secret holding the new binding's credentials and the record clean.
+func TestRotationCrashBeforeEveryCall(t *testing.T) {
+	withRole := func(role string) string {
+		return bindingYAML("a-bind", "a") + "  parameters:\n    role: " + role + "\n"
+	}
+	manifests := func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": withRole("reader")}
+	}
+	done := false
+	for n := 0; !done && n < 20; n++ {
+		t.Run(fmt.Sprintf("crash-before-call-%d", n+1), func(t *testing.T) {
+			f := newFixture(t, manifests)
+			f.sync(f.reconciler(Options{}))
+			first := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
+			if first == nil || first.Phase != manifest.PhaseReady {
+				t.Fatalf("binding before the rotation: %+v", first)
+			}
+			f.repo.Push("rotate a-bind", map[string]string{"apps/a-bind.yaml": withRole("writer")}, nil)
+
+			crash := &crashTransport{allowed: n, base: http.DefaultTransport}
+			f.transport = crash
+			r := f.reconciler(Options{InlinePoll: 0})
+			r.Source = crashingSource{Source: r.Source, crash: crash}
+			for i := 0; i < 5 && !crash.isCrashed(); i++ {
+				r.Sync(context.Background()) // errors expected once crashed
+			}
+			if !crash.isCrashed() {
+				done = true // every call of the rotation has been a crash point
+			}
+			f.transport = nil
+			for range 4 {
+				f.sync(f.reconciler(Options{}))
+			}
+
+			rec := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
+			if rec == nil || rec.Phase != manifest.PhaseReady || rec.PredecessorExternalID != "" {
+				t.Fatalf("record after recovery: %+v", rec)
+			}
+			if rec.ExternalID == first.ExternalID {
+				t.Fatalf("binding not rotated: still %s", rec.ExternalID)
+			}
+			_, bindings := brokerState(f.broker)
+			if len(bindings) != 1 {
+				t.Fatalf("broker holds bindings %v, want only the new %s (predecessor %s unbound)", bindings, rec.ExternalID, first.ExternalID)
+			}
+			bb, ok := f.broker.Binding(rec.ExternalID)
+			if !ok || fmt.Sprint(bb.Parameters["role"]) != "writer" || bb.PredecessorBindingID != first.ExternalID {
+				t.Fatalf("broker binding %s: %+v (ok=%v), want role writer and predecessor %s", rec.ExternalID, bb, ok, first.ExternalID)
+			}
+			sec, err := f.store.Get(context.Background(), "apps", "a-bind")
+			if err != nil || string(sec["DATABASE_URL"]) != fmt.Sprint(bb.Credentials["uri"]) {
+				t.Fatalf("Secret holds %q (err %v), want the new binding's uri %v", sec["DATABASE_URL"], err, bb.Credentials["uri"])
+			}
+		})
+	}
+	if !done {
+		t.Fatal("the rotation made more calls than the test crashes before")
+	}
+}

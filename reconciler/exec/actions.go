@@ -656,6 +656,18 @@ func (r *stepRun) rebind(ctx context.Context) {
 	if oldID == "" && s.Record != nil && s.Record.ExternalID != s.ExternalID {
 		oldID = s.Record.ExternalID
 	}
+	if s.PredecessorOnly && oldID != "" {
+		// The new binding is bound (an earlier pass); what is left of the
+		// rotation is unbinding its predecessor.
+		r.ensureRecord()
+		r.succeed("rotation to binding " + s.ExternalID)
+		r.unbindPredecessor(ctx, oldID)
+		if r.rec.PredecessorExternalID == "" {
+			r.dropCond(manifest.ConditionFailed)
+			r.completed = manifest.OperationUpdate
+		}
+		return
+	}
 	if oldID != "" && oldID != s.ExternalID {
 		mayExist := r.mayExistBefore()
 		r.prepareCreate()
@@ -714,6 +726,10 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, ReasonUnbindFailed, stableMessage(cause))
 		r.fail(cause, cause.Error())
 		return
+	}
+	if r.rec != nil && r.rec.PredecessorExternalID == oldID {
+		r.rec.PredecessorExternalID = ""
+		r.touched = true
 	}
 	r.out.Summary += "; predecessor " + oldID + " unbound"
 }

@@ -3,6 +3,7 @@ package exec
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,6 +188,45 @@ func TestBindingRotation(t *testing.T) {
 	}
 	if i, j := slices.Index(order, "Bind:b-2"), slices.Index(order, "Unbind:b-1"); i < 0 || j < i {
 		t.Fatalf("call order %v", order)
+	}
+}
+
+// TestRotationPredecessorUnbindRetried: when the predecessor's unbind
+// fails, the new binding stays Ready and the record keeps the predecessor;
+// the planner's PredecessorOnly step then unbinds it (no bind again) and
+// clears it.
+func TestRotationPredecessorUnbindRetried(t *testing.T) {
+	e := newEnv(t)
+	ref := bindRef("app")
+	wantStatus(t, e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil)), instRef("db"), StatusSucceeded)
+	wantStatus(t, e.pass(createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)), ref, StatusSucceeded)
+	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUnbind, BindingID: "b-1", Times: 1, Status: http.StatusInternalServerError})
+
+	step := createBinding("app", "b-2", "db", "i-1", osbtest.PlanDBSmall)
+	step.Action, step.PredecessorBindingID = plan.Update, "b-1"
+	step.Parameters, step.SendParameters = map[string]any{"role": "ro"}, true
+	wantStatus(t, e.pass(step), ref, StatusFailed)
+	rec := e.rec(ref)
+	if rec.ExternalID != "b-2" || rec.PredecessorExternalID != "b-1" || rec.Phase != manifest.PhaseReady {
+		t.Fatalf("record after the failed unbind: %+v", rec)
+	}
+	if _, ok := e.b.Binding("b-1"); !ok {
+		t.Fatal("predecessor gone although its unbind failed")
+	}
+
+	binds := len(e.b.CallsTo(osbtest.EndpointBind))
+	finish := plan.Step{Ref: ref, Action: plan.Update, ExternalID: "b-2", PredecessorBindingID: "b-1", PredecessorOnly: true,
+		InstanceExternalID: "i-1", Target: target(osbtest.PlanDBSmall)}
+	wantStatus(t, e.pass(finish), ref, StatusSucceeded)
+	rec = e.rec(ref)
+	if rec.PredecessorExternalID != "" || rec.Phase != manifest.PhaseReady || manifest.FindCondition(rec.Conditions, manifest.ConditionFailed) != nil {
+		t.Fatalf("record after the rotation finished: %+v", rec)
+	}
+	if _, ok := e.b.Binding("b-1"); ok {
+		t.Fatal("predecessor still bound")
+	}
+	if got := len(e.b.CallsTo(osbtest.EndpointBind)); got != binds {
+		t.Fatalf("finishing the rotation sent %d bind(s); it must only unbind", got-binds)
 	}
 }
 

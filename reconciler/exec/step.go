@@ -391,6 +391,9 @@ func applyStepFacts(rec *manifest.StatusRecord, s *plan.Step, revision string) {
 	if rec.ExternalID == "" {
 		rec.ExternalID = s.ExternalID
 	}
+	if p := s.PredecessorBindingID; p != "" && p != rec.ExternalID && s.Ref.Kind == manifest.KindServiceBinding {
+		rec.PredecessorExternalID = p
+	}
 	if s.Target.Broker.Name != "" {
 		rec.Broker = s.Target.Broker
 	}

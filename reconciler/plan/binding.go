@@ -93,6 +93,11 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 	}
 	s := newStep(ref, obj, rec)
 	if p.inFlight(&s, rec, merr) {
+		if s.Action == Poll && s.Operation.Type == manifest.OperationBind {
+			// A rotation's bind: once it is done, its predecessor is
+			// unbound.
+			s.PredecessorBindingID = predecessorOf(rec)
+		}
 		if b != nil && s.Action == Poll && s.Operation.Type == manifest.OperationBind {
 			// The bind's credentials are written when the poll finds it
 			// done: they go where the manifest says, as for a
@@ -101,6 +106,18 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 			if rec.SecretRef == nil {
 				s.SecretNamespace, s.SecretName = b.Namespace, b.Spec.SecretName
 			}
+		}
+		return s
+	}
+	if pred := predecessorOf(rec); pred != "" && (rec.Phase == manifest.PhaseReady || b == nil) {
+		// The rotation's new binding is bound (or the manifest is gone
+		// and both bindings must go): unbind the predecessor first.
+		s.Action = Update
+		s.PredecessorBindingID = pred
+		s.PredecessorOnly = true
+		s.Reason = "finishing a binding rotation: unbinding predecessor " + pred
+		if rec.Phase == manifest.PhaseReady {
+			s.Reason += " (the new binding " + rec.ExternalID + " is bound)"
 		}
 		return s
 	}
@@ -146,6 +163,10 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 	case rec.Phase == manifest.PhasePending || rec.Phase == manifest.PhaseProvisioning || (rec.Phase == "" && !rec.Provisioned):
 		id := rec.ExternalID
 		p.createBinding(&s, b, st, d, id, "repeating the bind reserved by an earlier pass (same binding_id; the broker answers 200 if it was made)")
+		if pred := predecessorOf(rec); pred != "" && s.Action == Create {
+			s.PredecessorBindingID = pred
+			s.Reason += "; a rotation of " + pred
+		}
 		if s.Action == Create {
 			s.WriteAhead = id == "" || rec.InProgress == nil || *rec.InProgress != *s.Desired || rec.InstanceExternalID != st.externalID
 		}
@@ -160,10 +181,23 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 			id = rec.ExternalID
 		}
 		p.createBinding(&s, b, st, d, id, "retrying the failed bind: the manifest changed since ("+failureMessage(rec)+")")
+		if pred := predecessorOf(rec); pred != "" && pred != id && s.Action == Create {
+			s.PredecessorBindingID = pred
+			s.Reason += "; a rotation of " + pred
+		}
 	default:
 		p.existingBinding(&s, b, rec, st, d)
 	}
 	return s
+}
+
+// predecessorOf is the binding an unfinished rotation replaces ("" when
+// none): the record keeps it until the predecessor is unbound.
+func predecessorOf(rec *manifest.StatusRecord) string {
+	if rec == nil || rec.PredecessorExternalID == rec.ExternalID {
+		return ""
+	}
+	return rec.PredecessorExternalID
 }
 
 // bindingDesired fills d.props for a binding of the instance state.

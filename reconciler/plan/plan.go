@@ -171,6 +171,10 @@ type Step struct {
 	// PredecessorBindingID (binding update on a rotatable plan): the
 	// binding being rotated; the new binding gets ExternalID.
 	PredecessorBindingID string `json:"predecessorBindingID,omitempty"`
+	// PredecessorOnly (binding Update): the new binding is already bound;
+	// the step only unbinds PredecessorBindingID, finishing a rotation an
+	// earlier pass could not (crash, unbind failed or still in progress).
+	PredecessorOnly bool `json:"predecessorOnly,omitempty"`
 
 	// WriteAhead is set when the record must be committed and pushed
 	// before the first call (new ExternalID, new InProgress target): "no

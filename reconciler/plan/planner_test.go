@@ -782,6 +782,63 @@ func TestBuildBindings(t *testing.T) {
 				want(t, "instanceExternalID", s.InstanceExternalID, "ext-db")
 			},
 		},
+		{
+			name: "rotation interrupted after its write-ahead: the bind is repeated with its predecessor",
+			docs: []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, func(r *manifest.StatusRecord) {
+				r.ExternalID, r.PredecessorExternalID = "ext-new", "ext-db-binding"
+				r.Phase = manifest.PhasePending
+			})},
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Create)
+				want(t, "externalID", s.ExternalID, "ext-new")
+				want(t, "predecessor", s.PredecessorBindingID, "ext-db-binding")
+				want(t, "predecessorOnly", s.PredecessorOnly, false)
+			},
+		},
+		{
+			name: "poll of a rotation's async bind carries the predecessor",
+			docs: []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, asyncOp(manifest.OperationBind, "plan-pg-small", t0), func(r *manifest.StatusRecord) {
+				r.ExternalID, r.PredecessorExternalID = "ext-new", "ext-db-binding"
+				r.Phase = manifest.PhaseProvisioning
+			})},
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Poll)
+				want(t, "predecessor", s.PredecessorBindingID, "ext-db-binding")
+			},
+		},
+		{
+			name:    "rotation bound but its predecessor not unbound: only the unbind is left",
+			docs:    []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, func(r *manifest.StatusRecord) { r.ExternalID, r.PredecessorExternalID = "ext-new", "ext-db-binding" })},
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Update)
+				want(t, "externalID", s.ExternalID, "ext-new")
+				want(t, "predecessor", s.PredecessorBindingID, "ext-db-binding")
+				want(t, "predecessorOnly", s.PredecessorOnly, true)
+				want(t, "writeAhead", s.WriteAhead, false)
+				want(t, "target broker", s.Target.Broker.Name != "", true)
+			},
+		},
+		{
+			name: "manifest removed during a rotation: the predecessor is unbound first",
+			docs: []string{brokerYAML, dbYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, func(r *manifest.StatusRecord) {
+				r.ExternalID, r.PredecessorExternalID = "ext-new", "ext-db-binding"
+				r.Phase = manifest.PhaseFailed
+				r.Provisioned = false
+			})},
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Update)
+				want(t, "predecessorOnly", s.PredecessorOnly, true)
+				want(t, "predecessor", s.PredecessorBindingID, "ext-db-binding")
+			},
+		},
 	}
 	runCases(t, cases)
 }
