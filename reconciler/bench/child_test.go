@@ -108,24 +108,35 @@ func runChild(mode string) int {
 // repository, as the pass does.
 func childFloor(bare string) (childResult, error) {
 	start := time.Now()
+	n, err := loadManifests(bare)
+	if err != nil {
+		return childResult{}, err
+	}
+	return childResult{Seconds: time.Since(start).Seconds(), Objects: n}, nil
+}
+
+// loadManifests opens the repository, lists the manifest files of the
+// branch head and reads, decodes and assembles them one after another, and
+// returns the number of objects.
+func loadManifests(bare string) (int, error) {
 	ctx := context.Background()
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: bare, Branch: "main"})
 	if err != nil {
-		return childResult{}, err
+		return 0, err
 	}
 	defer repo.Close()
 	fr, err := repo.Fetch(ctx)
 	if err != nil {
-		return childResult{}, err
+		return 0, err
 	}
 	fsys, err := repo.TreeFS(fr.Head)
 	if err != nil {
-		return childResult{}, err
+		return 0, err
 	}
 	cfg, _ := manifest.LoadConfig(fsys)
 	files, err := repo.Files(fr.Head, ".")
 	if err != nil {
-		return childResult{}, err
+		return 0, err
 	}
 	var objs []manifest.Object
 	for _, f := range files {
@@ -134,16 +145,16 @@ func childFloor(bare string) (childResult, error) {
 		}
 		data, err := repo.ReadBlob(f.Blob)
 		if err != nil {
-			return childResult{}, err
+			return 0, err
 		}
 		o, _ := manifest.DecodeFile(f.Path, data)
 		objs = append(objs, o...)
 	}
 	set, diags := manifest.Assemble(objs, cfg)
 	if diags.HasErrors() {
-		return childResult{}, diags.Err()
+		return 0, diags.Err()
 	}
-	return childResult{Seconds: time.Since(start).Seconds(), Objects: len(set.Objects())}, nil
+	return len(set.Objects()), nil
 }
 
 // isManifest selects the manifest files: *.yaml and *.yml outside hidden
