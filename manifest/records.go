@@ -530,6 +530,14 @@ func CatalogHash(cat osbclient.Catalog) (string, error) {
 // UseNumber), HTML characters not escaped. Equal JSON values give equal
 // bytes, so hashes of it are stable.
 func CanonicalJSON(data []byte) ([]byte, error) {
+	if out, ok := canonicalFast(data); ok {
+		return out, nil
+	}
+	return canonicalJSONReference(data)
+}
+
+// canonicalJSONReference is CanonicalJSON through encoding/json values.
+func canonicalJSONReference(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
