@@ -280,8 +280,27 @@ func listKeys(sec *os.Root) ([]string, error) {
 
 // readRegular reads name from r, refusing anything but a regular file, up
 // to maxValueSize. The file opened is checked to be the one examined, so a
-// symlink swapped in between is not followed.
+// symlink swapped in between is not followed; a regular file renamed over
+// name meanwhile (a concurrent writeAtomic) is read again.
 func readRegular(r *os.Root, name string) ([]byte, error) {
+	const attempts = 5
+	for i := 1; ; i++ {
+		v, err := readRegularOnce(r, name)
+		if errors.Is(err, errReplaced) && i < attempts {
+			continue
+		}
+		if errors.Is(err, errReplaced) {
+			return nil, fmt.Errorf("%w: %q changed while being opened", errUnsafePath, name)
+		}
+		return v, err
+	}
+}
+
+// errReplaced is readRegularOnce's answer when the file opened is not the
+// one examined.
+var errReplaced = errors.New("replaced while being opened")
+
+func readRegularOnce(r *os.Root, name string) ([]byte, error) {
 	li, err := r.Lstat(name)
 	if err != nil {
 		return nil, err
@@ -299,7 +318,7 @@ func readRegular(r *os.Root, name string) ([]byte, error) {
 		return nil, err
 	}
 	if !os.SameFile(li, fi) {
-		return nil, fmt.Errorf("%w: %q changed while being opened", errUnsafePath, name)
+		return nil, errReplaced
 	}
 	v, err := io.ReadAll(io.LimitReader(f, maxValueSize+1))
 	if err != nil {
