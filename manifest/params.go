@@ -32,8 +32,15 @@ type SecretReader func(namespace, name, key string) ([]byte, error)
 // Service Catalog. secretKeys lists, sorted, the top-level keys that came
 // from Secrets so that diffs and logs can redact them (RedactParameters).
 // Errors name the source and key but never contain a secret value. params
-// is not modified; numbers stay json.Number.
+// is not modified; numbers stay json.Number. Without sources the result is
+// params itself (an empty map for nil): callers must not modify it.
 func ResolveParameters(namespace string, params map[string]any, from []ParametersFromSource, read SecretReader) (out map[string]any, secretKeys []string, err error) {
+	if len(from) == 0 {
+		if params == nil {
+			params = map[string]any{}
+		}
+		return params, nil, nil
+	}
 	out = make(map[string]any, len(params))
 	origin := map[string]string{}
 	for k, v := range params {

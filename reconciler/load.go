@@ -108,9 +108,11 @@ type Snapshot struct {
 }
 
 // LoadRevision reads the manifests of rev through the decode cache: only
-// blobs not seen before are read and decoded. dirOverride replaces the
-// config's path when non-empty.
+// blobs not seen before are read and decoded (with a nil cache, all of
+// them, and nothing is kept). dirOverride replaces the config's path when
+// non-empty.
 func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
+	keepCache := cache != nil
 	if cache == nil {
 		cache = NewDecodeCache()
 	}
@@ -155,7 +157,9 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 		objs = append(objs, d.objs...)
 		diags = append(diags, d.diags...)
 	}
-	cache.retain(keep)
+	if keepCache {
+		cache.retain(keep)
+	}
 	set, more := manifest.Assemble(objs, cfg)
 	set.UnreadableFiles = manifest.FileErrors(diags)
 	diags = append(diags, more...)
@@ -203,6 +207,12 @@ func isManifestPath(p, dir string) bool {
 	return true
 }
 
+// blobReaderSource is a TreeReader that can read blobs beside its other
+// readers (*gitrepo.Repo).
+type blobReaderSource interface {
+	BlobReader() (*gitrepo.BlobReader, error)
+}
+
 // LoadRecords reads the .osbgit/ records of the status branch head (rev ""
 // or a missing status branch gives empty records). Files are listed with
 // their blob hashes and read by hash (no path lookup per file), and decoded
@@ -225,7 +235,15 @@ func LoadRecords(tr TreeReader, rev string) (*manifest.Records, error) {
 		paths = append(paths, f.Path)
 		blobs[f.Path] = f.Blob
 	}
-	recs, err := manifest.LoadRecordFiles(paths, func(p string) ([]byte, error) { return tr.ReadBlob(blobs[p]) })
+	read := tr.ReadBlob
+	if br, ok := tr.(blobReaderSource); ok {
+		// A reader of its own: the manifests are read meanwhile.
+		if r, err := br.BlobReader(); err == nil {
+			defer r.Close()
+			read = r.ReadBlob
+		}
+	}
+	recs, err := manifest.LoadRecordFiles(paths, func(p string) ([]byte, error) { return read(blobs[p]) })
 	if err != nil {
 		return nil, fmt.Errorf("records at %s: %w", short(rev), err)
 	}

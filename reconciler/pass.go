@@ -89,7 +89,10 @@ type Reconciler struct {
 	// State carries what a pass remembers for the next; loaded from
 	// Options.StatePath on first use.
 	State *PassState
-	// Cache keeps decoded manifests across passes.
+	// Cache keeps decoded manifests across passes, so a pass decodes only
+	// the files that changed. Long-running processes (`run`) set it; nil
+	// decodes everything (a one-pass process would only hold every
+	// manifest twice, decoded and assembled, at its peak).
 	Cache *DecodeCache
 	// Identity, when set, is the originating identity of broker calls;
 	// by default the author of the manifest commit is used.
@@ -120,9 +123,6 @@ func (r *Reconciler) init() error {
 			sr = r.Secrets
 		}
 		r.Clients = &BrokerClients{Secrets: sr}
-	}
-	if r.Cache == nil {
-		r.Cache = NewDecodeCache()
 	}
 	if r.State == nil {
 		st, err := LoadPassState(r.Options.StatePath)

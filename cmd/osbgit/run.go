@@ -185,6 +185,7 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 		return err
 	}
 	r.Options.InlinePoll = rf.inlinePoll
+	r.Cache = reconciler.NewDecodeCache() // passes decode only what changed
 	if !rf.noState {
 		r.Options.StatePath = g.statePath(repo)
 	}

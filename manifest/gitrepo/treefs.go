@@ -361,20 +361,7 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 
 // readBlobLocked reads a blob's contents. Caller holds r.mu.
 func (r *Repo) readBlobLocked(h plumbing.Hash) ([]byte, error) {
-	o, err := r.st.EncodedObject(plumbing.BlobObject, h)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", shortHash(h.String()), err)
-	}
-	rd, err := o.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, o.Size()))
-	if _, err := io.Copy(buf, rd); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return readBlobFrom(r.st, h)
 }
 
 // cleanDir normalises a directory argument: "", "." and "/" mean the root;
