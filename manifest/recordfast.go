@@ -121,7 +121,9 @@ func isSeqEntry(text string) bool {
 // digits and _ . / - (not starting with - or .).
 func splitKey(text string) (key, rest string, ok bool) {
 	i := strings.IndexByte(text, ':')
-	if i <= 0 {
+	if i <= 0 || i >= 1024 {
+		// YAML limits implicit keys to 1024 characters (yaml.v3 refuses
+		// longer ones): those are left to yaml.v3's error.
 		return "", "", false
 	}
 	key, rest = text[:i], text[i+1:]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -304,7 +305,7 @@ func TestFastDecodeMatchesConverter(t *testing.T) {
 		}
 		docs = append(docs, bytes.Replace(base, []byte(edit.from), []byte(edit.to), 1))
 	}
-	fastUsed := 0
+	fastUsed, directUsed := 0, 0
 	for _, doc := range docs {
 		const file = ".osbgit/status/default/serviceinstance/db.yaml"
 		want, werr := unmarshalRecord(file, doc, false)
@@ -322,9 +323,19 @@ func TestFastDecodeMatchesConverter(t *testing.T) {
 		}
 		if root, ok := fastParseRecord(doc, new([]yaml.Node)); ok && fastDecodeInto(root, &StatusRecord{}) {
 			fastUsed++
+			// The direct decoder, when it takes a record, gives what
+			// fastDecodeInto gives (times included, to the location).
+			direct, viaJSON := &StatusRecord{}, &StatusRecord{}
+			fastDecodeInto(root, viaJSON)
+			if decodeStatusDirect(root, direct) {
+				directUsed++
+				if !reflect.DeepEqual(direct, viaJSON) {
+					t.Fatalf("direct decoding differs:\n%#v\n%#v\n%s", direct, viaJSON, doc)
+				}
+			}
 		}
 	}
-	if fastUsed < len(docs)/2 {
-		t.Errorf("fast path used for only %d of %d records", fastUsed, len(docs))
+	if fastUsed < len(docs)/2 || directUsed < fastUsed*9/10 {
+		t.Errorf("fast path used for only %d of %d records, direct decoding for %d", fastUsed, len(docs), directUsed)
 	}
 }

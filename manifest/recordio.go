@@ -187,6 +187,11 @@ func unmarshalRecord(file string, data []byte, fast bool) (Record, error) {
 	if kind != KindStatusRecord && kind != KindCatalogRecord {
 		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
 	}
+	if fast && kind == KindStatusRecord {
+		if rec := new(StatusRecord); decodeStatusDirect(root, rec) {
+			return rec, nil
+		}
+	}
 	if rec := newRecord(); fast && fastDecodeInto(root, rec) {
 		return rec, nil
 	}
