@@ -18,6 +18,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -707,53 +708,68 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 
 // recordChanges turns changed records into a ChangeSet's files: only records
 // whose bytes differ from what is in Git are included, so an unchanged pass
-// writes nothing.
+// writes nothing. Records are compared and rendered on all cores (a cold
+// converge renders thousands).
 func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	add := func(path string, oldRec, newRec manifest.Record, oldExists, newExists bool) error {
-		if !newExists {
-			if oldExists {
-				files[path] = nil
-			}
-			return nil
-		}
-		if oldExists {
-			// Equal JSON renders to equal files; comparing it skips the
-			// YAML rendering of the records that did not change.
-			nj, err := manifest.RecordJSON(newRec)
-			if err != nil {
-				return err
-			}
-			oj, err := manifest.RecordJSON(oldRec)
-			if err == nil && bytes.Equal(oj, nj) {
-				return nil
-			}
-		}
-		nb, err := manifest.MarshalRecord(newRec)
-		if err != nil {
-			return err
-		}
-		files[path] = nb
-		return nil
+	type change struct {
+		path           string
+		oldRec, newRec manifest.Record
+		// data is the file's new content; nil with remove set deletes it.
+		data   []byte
+		remove bool
+		err    error
 	}
+	var changes []change
 	for ref, rec := range status {
-		old, ok := base.Status[ref]
-		var oldRec manifest.Record
-		if ok {
-			oldRec = old
+		c := change{path: manifest.StatusPath(ref)}
+		if old, ok := base.Status[ref]; ok {
+			c.oldRec = old
 		}
-		if err := add(manifest.StatusPath(ref), oldRec, rec, ok, rec != nil); err != nil {
-			return nil, err
+		if rec != nil {
+			c.newRec = rec
 		}
+		changes = append(changes, c)
 	}
 	for ref, rec := range catalogs {
-		old, ok := base.Catalogs[ref]
-		var oldRec manifest.Record
-		if ok {
-			oldRec = old
+		c := change{path: manifest.CatalogPath(ref)}
+		if old, ok := base.Catalogs[ref]; ok {
+			c.oldRec = old
 		}
-		if err := add(manifest.CatalogPath(ref), oldRec, rec, ok, rec != nil); err != nil {
-			return nil, err
+		if rec != nil {
+			c.newRec = rec
+		}
+		changes = append(changes, c)
+	}
+	parallel.For(len(changes), func(i int) {
+		c := &changes[i]
+		if c.newRec == nil {
+			c.remove = c.oldRec != nil
+			return
+		}
+		if c.oldRec != nil {
+			// Equal JSON renders to equal files; comparing it skips the
+			// YAML rendering of the records that did not change.
+			nj, err := manifest.RecordJSON(c.newRec)
+			if err != nil {
+				c.err = err
+				return
+			}
+			oj, err := manifest.RecordJSON(c.oldRec)
+			if err == nil && bytes.Equal(oj, nj) {
+				return
+			}
+		}
+		c.data, c.err = manifest.MarshalRecord(c.newRec)
+	})
+	files := map[string][]byte{}
+	for _, c := range changes {
+		switch {
+		case c.err != nil:
+			return nil, fmt.Errorf("record %s: %w", c.path, c.err)
+		case c.remove:
+			files[c.path] = nil
+		case c.data != nil:
+			files[c.path] = c.data
 		}
 	}
 	return files, nil

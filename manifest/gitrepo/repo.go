@@ -237,7 +237,8 @@ func (r *Repo) reopenLocal() error {
 	return r.useLocalStorage(repo)
 }
 
-// localCacheSize bounds go-git's object cache for a local repository. A
+// localCacheSize bounds go-git's object cache for a local repository (and
+// the clone cache of a remote one). A
 // pass reads each blob once, so a large cache only holds garbage (go-git's
 // default of 96 MiB kept ~30 MB of blobs alive over 20,000 records); trees
 // along a path are what gets reread.
@@ -308,7 +309,7 @@ func (r *Repo) openRemoteStorage(ctx context.Context) error {
 // open between reads (reading 10,000 blobs otherwise reopens the pack
 // 10,000 times).
 func newCacheStorage(dir string) *filesystem.Storage {
-	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(localCacheSize),
 		filesystem.Options{ExclusiveAccess: true, KeepDescriptors: true})
 }
 

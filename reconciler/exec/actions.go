@@ -241,7 +241,7 @@ func (r *stepRun) update(ctx context.Context) {
 		// A pass that died after the broker applied this update left
 		// no trace in the repo, and the broker now refuses the stale
 		// previous_values: it already holds what the manifest asks.
-		r.log.WithError(err).Info("update refused, but the broker already holds the desired plan and parameters")
+		r.logger().WithError(err).Info("update refused, but the broker already holds the desired plan and parameters")
 		rec.InProgress = cloneProps(r.s.Desired)
 		lo.State = manifest.OperationSucceeded
 		r.updateSucceeded(lo)

@@ -35,7 +35,7 @@ func (r *stepRun) call(ctx context.Context, ci CallInfo, f func(context.Context)
 	}
 	defer func() { <-sem }()
 	err := f(ctx)
-	l := r.log.WithField("op", string(ci.Op))
+	l := r.logger().WithField("op", string(ci.Op))
 	if err != nil {
 		if id := requestID(err); id != "" {
 			l = l.WithField("request_id", id)

@@ -86,6 +86,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -397,22 +398,23 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}()
 	}
 	wg.Wait()
-	for _, r := range runs {
-		res.Outcomes = append(res.Outcomes, r.out)
-		r.count(&res.Counts)
-		if !r.touched {
-			continue
+	// Comparing records renders each as JSON twice: on all cores.
+	changed := make([]bool, n)
+	errs := make([]error, n)
+	parallel.For(n, func(i int) {
+		if r := runs[i]; r.touched {
+			changed[i], errs[i] = recordChanged(r.base, r.rec)
 		}
-		changed, err := recordChanged(r.base, r.rec)
-		if err != nil {
+	})
+	for i, r := range runs {
+		if errs[i] != nil {
 			// A record that cannot be rendered is a bug; report it on the
 			// step rather than dropping the change silently.
-			r.out.Status, r.out.Err = StatusFailed, fmt.Errorf("%s: %w", r.s.Ref, err)
-			res.Outcomes[len(res.Outcomes)-1] = r.out
-			res.Counts.Failed++
-			continue
+			r.out.Status, r.out.Err = StatusFailed, fmt.Errorf("%s: %w", r.s.Ref, errs[i])
 		}
-		if changed {
+		res.Outcomes = append(res.Outcomes, r.out)
+		r.count(&res.Counts)
+		if changed[i] && errs[i] == nil {
 			res.Records[r.s.Ref] = r.rec
 		}
 	}

@@ -74,7 +74,7 @@ func (r *stepRun) deleteSecret(ctx context.Context) error {
 	err := r.e.Secrets.Delete(ctx, ns, name)
 	var nm *secretstore.NotManagedError
 	if errors.As(err, &nm) {
-		r.log.WithField("secret", ns+"/"+name).Warn("Secret is not managed by osbgit; left in place")
+		r.logger().WithField("secret", ns+"/"+name).Warn("Secret is not managed by osbgit; left in place")
 		return nil
 	}
 	if err != nil {

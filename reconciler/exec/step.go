@@ -77,7 +77,10 @@ type stepRun struct {
 	p    *plan.Plan
 	s    *plan.Step
 	sems *semaphores
-	log  logrus.FieldLogger
+	// parentLog is the executor's logger; logger() adds the step's fields
+	// on first use (most steps of a large pass log nothing).
+	parentLog logrus.FieldLogger
+	log       logrus.FieldLogger
 
 	// base is the record as committed before Run (the write-ahead record
 	// for WriteAhead steps); rec the working copy (nil = delete).
@@ -120,19 +123,34 @@ func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*m
 		}
 		r.base = wa
 	}
-	r.rec = cloneRecord(r.base)
+	if s.Action == plan.None && s.Error == "" && (r.base == nil || r.base.Error == nil) {
+		// Nothing will change the record (none() only clears an Error):
+		// a large no-op pass need not copy every record.
+		r.rec = r.base
+	} else {
+		r.rec = cloneRecord(r.base)
+	}
 	if r.out.ExternalID == "" && r.rec != nil {
 		r.out.ExternalID = r.rec.ExternalID
 	}
-	fields := logrus.Fields{"ref": s.Ref.String(), "action": string(s.Action)}
-	if s.Target.Broker.Name != "" {
-		fields["broker"] = s.Target.Broker.String()
-	}
-	if r.out.ExternalID != "" {
-		fields["external_id"] = r.out.ExternalID
-	}
-	r.log = log.WithFields(fields)
+	r.parentLog = log
 	return r
+}
+
+// logger is the step's logger: the executor's with the step's ref,
+// action, broker and external ID.
+func (r *stepRun) logger() logrus.FieldLogger {
+	if r.log == nil {
+		fields := logrus.Fields{"ref": r.s.Ref.String(), "action": string(r.s.Action)}
+		if r.s.Target.Broker.Name != "" {
+			fields["broker"] = r.s.Target.Broker.String()
+		}
+		if r.out.ExternalID != "" {
+			fields["external_id"] = r.out.ExternalID
+		}
+		r.log = r.parentLog.WithFields(fields)
+	}
+	return r.log
 }
 
 // run dispatches the step.
@@ -256,7 +274,7 @@ func (r *stepRun) inProgress(summary string) {
 
 func (r *stepRun) waiting(summary string) {
 	r.out.Status, r.out.Summary = StatusWaiting, summary
-	r.log.WithField("status", string(StatusWaiting)).Info(summary)
+	r.logger().WithField("status", string(StatusWaiting)).Info(summary)
 }
 
 // failNoRecord fails the step leaving the record untouched.
@@ -309,7 +327,10 @@ func (r *stepRun) retryLater(what string, err error) {
 }
 
 func (r *stepRun) finishLog() {
-	l := r.log.WithField("status", string(r.out.Status))
+	if r.out.Status == StatusUnchanged && !debugEnabled(r.parentLog) {
+		return
+	}
+	l := r.logger().WithField("status", string(r.out.Status))
 	if r.out.Err != nil {
 		l = l.WithError(r.out.Err)
 		if id := requestID(r.out.Err); id != "" {
@@ -534,4 +555,16 @@ func requestID(err error) string {
 		return oe.RequestID
 	}
 	return ""
+}
+
+// debugEnabled reports whether l logs at debug level (true when it cannot
+// tell).
+func debugEnabled(l logrus.FieldLogger) bool {
+	switch l := l.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
 }

@@ -4,15 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 )
 
 // Input is everything the planner looks at. Build does no I/O: secrets are
@@ -198,23 +196,14 @@ func (p *planner) resolveAll() {
 		}
 	}
 	out := make([]desiredState, len(objs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(objs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(objs); i = int(next.Add(1) - 1) {
-				switch o := objs[i].(type) {
-				case *manifest.ServiceInstance:
-					p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
-				case *manifest.ServiceBinding:
-					p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.For(len(objs), func(i int) {
+		switch o := objs[i].(type) {
+		case *manifest.ServiceInstance:
+			p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
+		case *manifest.ServiceBinding:
+			p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
+		}
+	})
 	p.resolved = make(map[manifest.Ref]*desiredState, len(objs))
 	for i, o := range objs {
 		p.resolved[o.GetRef()] = &out[i]
