@@ -76,6 +76,17 @@ func (p *pendingObjects) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 // (about 1.6x). Pushes over the network use zlib.BestSpeed.
 func (p *pendingObjects) pack(level int) ([]byte, error) {
 	var buf bytes.Buffer
+	// Sized once: a stored (level 0) pack is the objects plus a few bytes
+	// each, and growing the buffer object by object copied it many times.
+	size := 12 + 20
+	for _, o := range p.objects {
+		size += int(o.Size()) + 32
+	}
+	if level == zlib.NoCompression {
+		buf.Grow(size + size/64)
+	} else {
+		buf.Grow(size / 2)
+	}
 	buf.WriteString("PACK")
 	var word [4]byte
 	binary.BigEndian.PutUint32(word[:], 2) // version
