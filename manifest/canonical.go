@@ -93,23 +93,25 @@ func (c *canonicalizer) number() bool {
 	if i < len(c.in) && c.in[i] == '-' {
 		i++
 	}
-	switch {
-	case i < len(c.in) && c.in[i] == '0':
-		i++
-	case i < len(c.in) && c.in[i] >= '1' && c.in[i] <= '9':
-		for i < len(c.in) && c.in[i] >= '0' && c.in[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(c.in) && c.in[i] == '.' {
-		i++
+	// digits skips the digits from i; ok is false when there are none.
+	digits := func(i int) (int, bool) {
 		d := i
 		for i < len(c.in) && c.in[i] >= '0' && c.in[i] <= '9' {
 			i++
 		}
-		if i == d {
+		return i, i > d
+	}
+	var ok bool
+	switch {
+	case i < len(c.in) && c.in[i] == '0':
+		i++
+	case i < len(c.in) && c.in[i] >= '1' && c.in[i] <= '9':
+		i, _ = digits(i)
+	default:
+		return false
+	}
+	if i < len(c.in) && c.in[i] == '.' {
+		if i, ok = digits(i + 1); !ok {
 			return false
 		}
 	}
@@ -118,11 +120,7 @@ func (c *canonicalizer) number() bool {
 		if i < len(c.in) && (c.in[i] == '+' || c.in[i] == '-') {
 			i++
 		}
-		d := i
-		for i < len(c.in) && c.in[i] >= '0' && c.in[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i, ok = digits(i); !ok {
 			return false
 		}
 	}

@@ -719,26 +719,26 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 		remove bool
 		err    error
 	}
-	var changes []change
-	for ref, rec := range status {
-		c := change{path: manifest.StatusPath(ref)}
-		if old, ok := base.Status[ref]; ok {
-			c.oldRec = old
+	changes := make([]change, 0, len(status)+len(catalogs))
+	// add keeps a nil record as a nil interface (a record to delete, or
+	// none in Git yet).
+	add := func(path string, oldRec manifest.Record, hadOld bool, newRec manifest.Record, hasNew bool) {
+		c := change{path: path}
+		if hadOld {
+			c.oldRec = oldRec
 		}
-		if rec != nil {
-			c.newRec = rec
+		if hasNew {
+			c.newRec = newRec
 		}
 		changes = append(changes, c)
 	}
+	for ref, rec := range status {
+		old, ok := base.Status[ref]
+		add(manifest.StatusPath(ref), old, ok, rec, rec != nil)
+	}
 	for ref, rec := range catalogs {
-		c := change{path: manifest.CatalogPath(ref)}
-		if old, ok := base.Catalogs[ref]; ok {
-			c.oldRec = old
-		}
-		if rec != nil {
-			c.newRec = rec
-		}
-		changes = append(changes, c)
+		old, ok := base.Catalogs[ref]
+		add(manifest.CatalogPath(ref), old, ok, rec, rec != nil)
 	}
 	parallel.For(len(changes), func(i int) {
 		c := &changes[i]

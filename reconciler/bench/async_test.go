@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 )
 
 // Parameters and limit of the async figure.
@@ -129,24 +129,9 @@ func plainAsync(baseURL string, puts []osbtest.Call, workers int) (put, poll tim
 	}
 	ops := make([]op, len(puts))
 	var failed atomic.Value
-	parallel := func(f func(i int)) time.Duration {
+	inParallel := func(f func(i int)) time.Duration {
 		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(puts) {
-						return
-					}
-					f(i)
-				}
-			}()
-		}
-		wg.Wait()
+		parallel.ForN(workers, len(puts), f)
 		return time.Since(start)
 	}
 	do := func(method, u string, h http.Header, body []byte, want int) []byte {
@@ -176,7 +161,7 @@ func plainAsync(baseURL string, puts []osbtest.Call, workers int) (put, poll tim
 		}
 		return b
 	}
-	put = parallel(func(i int) {
+	put = inParallel(func(i int) {
 		c := puts[i]
 		h := c.Headers.Clone()
 		for _, k := range []string{"Authorization", osbtest.HeaderRequestIdentity, "Content-Length", "Accept-Encoding"} {
@@ -198,7 +183,7 @@ func plainAsync(baseURL string, puts []osbtest.Call, workers int) (put, poll tim
 		return put, 0, err
 	}
 	h := http.Header{osbtest.HeaderAPIVersion: {"2.17"}}
-	poll = parallel(func(i int) {
+	poll = inParallel(func(i int) {
 		o := ops[i]
 		q := url.Values{"operation": {o.operation}, "service_id": {o.service}, "plan_id": {o.plan}}
 		do(http.MethodGet, baseURL+"/v2/service_instances/"+o.instance+"/last_operation?"+q.Encode(), h, nil, http.StatusOK)

@@ -10,7 +10,6 @@ import (
 	"path"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -400,24 +400,11 @@ func (s *replayScript) replay(baseURL string, workers int, answered func(c repla
 	for _, c := range s.before {
 		do(c)
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(s.chains) {
-					return
-				}
-				for _, c := range s.chains[i] {
-					do(c)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.ForN(workers, len(s.chains), func(i int) {
+		for _, c := range s.chains[i] {
+			do(c)
+		}
+	})
 	d := time.Since(start)
 	if err, ok := failed.Load().(error); ok {
 		return d, err

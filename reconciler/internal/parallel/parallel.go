@@ -1,5 +1,6 @@
-// Package parallel runs independent pieces of CPU-bound work of a pass
-// (hashing, rendering records) on all cores.
+// Package parallel runs independent pieces of work on a fixed number of
+// goroutines: the CPU-bound parts of a pass (hashing, rendering records) on
+// all cores, and the benchmarks' call loops at a set concurrency.
 package parallel
 
 import (
@@ -12,7 +13,13 @@ import (
 // returns when all calls have returned. f must be safe for concurrent use
 // with distinct i; results go to per-index slots the caller provides.
 func For(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
+	ForN(runtime.GOMAXPROCS(0), n, f)
+}
+
+// ForN is For on up to workers goroutines, each taking the next index as
+// it finishes one (indexes start in order).
+func ForN(workers, n int, f func(i int)) {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			f(i)
