@@ -781,14 +781,17 @@ func lastCallUnanswered(rec *manifest.StatusRecord) bool {
 	return c != nil && c.Status == manifest.ConditionTrue && c.Reason == ReasonCallFailed
 }
 
-// unreadableAnswer reports whether err is a synchronous success whose
-// answer could not be read (an unexpected 2xx, a malformed or oversized 200
-// body, a wrong Content-Type): the broker may have done the work. (A 202
-// with an unreadable body stays a terminal failure, as the exec tests
-// specify.)
+// unreadableAnswer reports whether err is a success whose answer could not
+// be read (an unexpected 2xx, a malformed or oversized body, a wrong
+// Content-Type): the broker may have done the work, or (202) be doing it
+// under an operation key we could not read. Only an update asks: its
+// caller retries without a verdict, and the repeated update meets a 422
+// ConcurrencyError while the broker's operation runs, then succeeds. (For
+// a create the spec's answer is orphan mitigation; a delete is repeated
+// anyway.)
 func unreadableAnswer(err error) bool {
 	var oe *osbclient.Error
-	if !errors.As(err, &oe) || oe.StatusCode == 202 {
+	if !errors.As(err, &oe) {
 		return false
 	}
 	switch oe.Kind {

@@ -47,8 +47,10 @@
 //     Success → Phase Failed, Provisioned false; failure → stays
 //     OrphanMitigation for the next pass's OrphanMitigate step.
 //   - Update failures never mitigate. Transient ones (no answer, 408, 429,
-//     5xx, MaintenanceInfoConflict) keep the phase with Failed/CallFailed so
-//     the update is planned again; refusals and failed async updates give
+//     5xx, MaintenanceInfoConflict) and answers without a verdict (a 2xx,
+//     202 included, whose body cannot be read) keep the phase with
+//     Failed/CallFailed so the update is planned again (without
+//     previous_values); refusals and failed async updates give
 //     Phase Failed, Provisioned true, Properties unchanged, InProgress the
 //     failed target, Failed/UpdateFailed, and Ready True unless the broker
 //     said instance_usable false.

@@ -254,6 +254,68 @@ func TestAsyncUpdatePollsWithPreUpdatePlan(t *testing.T) {
 	}
 }
 
+// TestAsyncUpdateUnreadableAccept: a 202 to an update whose body cannot be
+// read (the operation key is lost) is no verdict. The record keeps the old
+// properties without a Failed verdict; the repeated update (without
+// previous_values) meets the broker's running operation, is followed by
+// its poll, and completes on the new plan.
+func TestAsyncUpdateUnreadableAccept(t *testing.T) {
+	e := newEnv(t)
+	e.ex.InlinePoll = 0
+	ref := instRef("db")
+	e.b.SetBehavior(osbtest.PlanDBPinned, osbtest.Behavior{Async: true, Polls: 2}, osbtest.OpUpdate)
+	wantStatus(t, e.pass(createInstance("db", "u-2", osbtest.PlanDBSmall, nil)), ref, StatusSucceeded)
+	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: http.StatusAccepted, Malformed: true, AfterEffect: true, Times: 1})
+	step := updateInstance("db", "u-2", osbtest.PlanDBSmall, osbtest.PlanDBPinned, nil)
+	wantStatus(t, e.pass(step), ref, StatusFailed)
+	rec := e.rec(ref)
+	if rec.Phase != manifest.PhaseReady || rec.PlanExternalID != osbtest.PlanDBSmall {
+		t.Fatalf("after the unreadable 202: phase %s plan %s", rec.Phase, rec.PlanExternalID)
+	}
+	wantCond(t, rec, manifest.ConditionFailed, manifest.ConditionTrue, ReasonCallFailed)
+	var done bool
+	for pass := 0; pass < 6 && !done; pass++ {
+		res := e.pass(updateInstance("db", "u-2", osbtest.PlanDBSmall, osbtest.PlanDBPinned, nil))
+		switch o := res.Outcomes[0]; o.Status {
+		case StatusRetryLater, StatusInProgress:
+		case StatusSucceeded:
+			done = true
+		default:
+			t.Fatalf("pass %d: %+v", pass, o)
+		}
+		if r := e.rec(ref); r.Phase == manifest.PhaseUpdating {
+			res = e.pass(pollStep(r))
+			done = e.rec(ref).Phase == manifest.PhaseReady
+		}
+	}
+	rec = e.rec(ref)
+	if !done || rec.Phase != manifest.PhaseReady || rec.PlanExternalID != osbtest.PlanDBPinned {
+		t.Fatalf("not converged: phase %s plan %s", rec.Phase, rec.PlanExternalID)
+	}
+	if manifest.FindCondition(rec.Conditions, manifest.ConditionFailed) != nil {
+		t.Fatalf("a Failed condition is left: %+v", rec.Conditions)
+	}
+	if in, _ := e.b.Instance("u-2"); in.PlanID != osbtest.PlanDBPinned {
+		t.Fatalf("broker plan %s", in.PlanID)
+	}
+	var statuses []int
+	for _, c := range e.b.CallsTo(osbtest.EndpointUpdate) {
+		statuses = append(statuses, c.Status)
+	}
+	// osbtest answers an identical re-sent PATCH during its own update
+	// with 202 and the same operation (a broker without that idempotency
+	// answers 422 ConcurrencyError, retried later).
+	if len(statuses) < 2 || statuses[0] != http.StatusAccepted ||
+		statuses[1] != http.StatusAccepted && statuses[1] != http.StatusUnprocessableEntity {
+		t.Fatalf("update answers %v, want 202 (unreadable), then 202 or 422 while it runs", statuses)
+	}
+	for _, c := range e.b.CallsTo(osbtest.EndpointUpdate)[1:] {
+		if strings.Contains(string(c.Body), "previous_values") {
+			t.Fatalf("a repeated update after no verdict sent previous_values: %s", c.Body)
+		}
+	}
+}
+
 // TestDeleteGone: 410 on deprovision is success, and so is 410 on the
 // last_operation poll of an async deprovision.
 func TestDeleteGone(t *testing.T) {

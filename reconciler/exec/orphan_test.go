@@ -170,7 +170,7 @@ func TestNoOrphanMitigation(t *testing.T) {
 		{name: "update 400", update: true, fault: osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: 400},
 			wantPhase: manifest.PhaseFailed, wantProv: true, reason: ReasonUpdateFailed},
 		{name: "update 202 malformed", update: true, fault: osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: 202, Malformed: true},
-			wantPhase: manifest.PhaseFailed, wantProv: true, reason: ReasonUpdateFailed},
+			wantPhase: manifest.PhaseReady, wantProv: true, reason: ReasonCallFailed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
