@@ -127,7 +127,7 @@ func (d *directDecoder) mapping(n *yaml.Node, field func(k string, v *yaml.Node)
 	d.seen = d.seen[:mark]
 }
 
-// scalar returns a plain scalar's value if its resolved tag is tag.
+// scalar returns a scalar's value if its resolved tag is tag.
 func (d *directDecoder) scalar(n *yaml.Node, tag string) string {
 	if !d.ok || n.Kind != yaml.ScalarNode || n.Anchor != "" || n.ShortTag() != tag {
 		d.ok = false
