@@ -430,7 +430,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if len(writeAhead) == 0 {
 			break
 		}
-		files, err := recordChanges(p.records, writeAhead, nil)
+		files, err := recordChanges(p.records, writeAhead, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -486,7 +486,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			catalogRecs[ref] = nil
 		}
 	}
-	files, err := recordChanges(p.records, res.Exec.Records, catalogRecs)
+	files, err := recordChanges(p.records, res.Exec.Records, catalogRecs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -708,12 +708,16 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 
 // recordChanges turns changed records into a ChangeSet's files: only records
 // whose bytes differ from what is in Git are included, so an unchanged pass
-// writes nothing. Records are compared and rendered on all cores (a cold
-// converge renders thousands).
-func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord) (map[string][]byte, error) {
+// writes nothing. statusChanged says the status records are known to differ
+// from base's (the executor's Result.Records): they are not compared again.
+// Records are compared and rendered on all cores (a cold converge renders
+// thousands).
+func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
 	type change struct {
 		path           string
 		oldRec, newRec manifest.Record
+		// compare: oldRec is to be compared with newRec.
+		compare bool
 		// data is the file's new content; nil with remove set deletes it.
 		data   []byte
 		remove bool
@@ -722,8 +726,8 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 	changes := make([]change, 0, len(status)+len(catalogs))
 	// add keeps a nil record as a nil interface (a record to delete, or
 	// none in Git yet).
-	add := func(path string, oldRec manifest.Record, hadOld bool, newRec manifest.Record, hasNew bool) {
-		c := change{path: path}
+	add := func(path string, oldRec manifest.Record, hadOld bool, newRec manifest.Record, hasNew, compare bool) {
+		c := change{path: path, compare: compare}
 		if hadOld {
 			c.oldRec = oldRec
 		}
@@ -734,11 +738,11 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 	}
 	for ref, rec := range status {
 		old, ok := base.Status[ref]
-		add(manifest.StatusPath(ref), old, ok, rec, rec != nil)
+		add(manifest.StatusPath(ref), old, ok, rec, rec != nil, !statusChanged)
 	}
 	for ref, rec := range catalogs {
 		old, ok := base.Catalogs[ref]
-		add(manifest.CatalogPath(ref), old, ok, rec, rec != nil)
+		add(manifest.CatalogPath(ref), old, ok, rec, rec != nil, true)
 	}
 	parallel.For(len(changes), func(i int) {
 		c := &changes[i]
@@ -746,20 +750,19 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 			c.remove = c.oldRec != nil
 			return
 		}
-		if c.oldRec != nil {
+		nj, err := manifest.RecordJSON(c.newRec)
+		if err != nil {
+			c.err = err
+			return
+		}
+		if c.oldRec != nil && c.compare {
 			// Equal JSON renders to equal files; comparing it skips the
 			// YAML rendering of the records that did not change.
-			nj, err := manifest.RecordJSON(c.newRec)
-			if err != nil {
-				c.err = err
-				return
-			}
-			oj, err := manifest.RecordJSON(c.oldRec)
-			if err == nil && bytes.Equal(oj, nj) {
+			if oj, err := manifest.RecordJSON(c.oldRec); err == nil && bytes.Equal(oj, nj) {
 				return
 			}
 		}
-		c.data, c.err = manifest.MarshalRecord(c.newRec)
+		c.data, c.err = manifest.JSONToYAML(nj)
 	})
 	files := map[string][]byte{}
 	for _, c := range changes {
