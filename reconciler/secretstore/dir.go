@@ -284,16 +284,13 @@ func listKeys(sec *os.Root) ([]string, error) {
 // name meanwhile (a concurrent writeAtomic) is read again.
 func readRegular(r *os.Root, name string) ([]byte, error) {
 	const attempts = 5
-	for i := 1; ; i++ {
+	for range attempts {
 		v, err := readRegularOnce(r, name)
-		if errors.Is(err, errReplaced) && i < attempts {
-			continue
+		if !errors.Is(err, errReplaced) {
+			return v, err
 		}
-		if errors.Is(err, errReplaced) {
-			return nil, fmt.Errorf("%w: %q changed while being opened", errUnsafePath, name)
-		}
-		return v, err
 	}
+	return nil, fmt.Errorf("%w: %q changed while being opened", errUnsafePath, name)
 }
 
 // errReplaced is readRegularOnce's answer when the file opened is not the
