@@ -785,10 +785,11 @@ func lastCallUnanswered(rec *manifest.StatusRecord) bool {
 // be read (an unexpected 2xx, a malformed or oversized body, a wrong
 // Content-Type): the broker may have done the work, or (202) be doing it
 // under an operation key we could not read. Only an update asks: its
-// caller retries without a verdict, and the repeated update meets a 422
-// ConcurrencyError while the broker's operation runs, then succeeds. (For
-// a create the spec's answer is orphan mitigation; a delete is repeated
-// anyway.)
+// caller retries without a verdict, and the repeated update meets the
+// broker's running operation (202 with its operation key from a broker
+// that honours the identical re-sent request, else 422 ConcurrencyError,
+// retried later), then succeeds. (For a create the spec's answer is orphan
+// mitigation; a delete is repeated anyway.)
 func unreadableAnswer(err error) bool {
 	var oe *osbclient.Error
 	if !errors.As(err, &oe) {
