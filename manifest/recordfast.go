@@ -356,13 +356,50 @@ func resolvedTag(s string) string {
 		// yaml.v3 resolves a scalar to !!str at once unless its first
 		// character hints at another type (resolve.go's resolveTable).
 		switch c := s[0]; {
-		case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == '~':
-		case strings.IndexByte("yYnNtTfFoO", c) >= 0:
+		case c >= '0' && c <= '9', c == '+', c == '-':
+			if !maybeNumberOrTime(s) {
+				return "!!str"
+			}
+		case c == '.':
+		case strings.IndexByte("yYnNtTfFoO~", c) >= 0:
+			// yaml.v3 only looks these up in its word map.
+			switch s {
+			case "true", "True", "TRUE", "false", "False", "FALSE":
+				return "!!bool"
+			case "null", "Null", "NULL", "~":
+				return "!!null"
+			}
+			return "!!str"
 		default:
 			return "!!str"
 		}
 	}
 	return (&yaml.Node{Kind: yaml.ScalarNode, Value: s}).ShortTag()
+}
+
+// maybeNumberOrTime reports whether s (starting with a digit or a sign)
+// could resolve to an int, float or timestamp, judged by its characters
+// alone: yaml.v3 tries timestamps, ParseInt/ParseUint in base 0, YAML-style
+// floats and 0b/0o prefixes, none of which accepts a byte outside digits,
+// "_+-.:eETtZ xXoObB" and (after a 0x prefix) hex letters. Signed .inf
+// words are left to yaml.v3. A string that fails this test is a !!str;
+// one that passes is resolved by yaml.v3 (UUIDs and other IDs with a
+// letter g–z fail it, which saves the parse attempts, each an allocation,
+// on most IDs).
+func maybeNumberOrTime(s string) bool {
+	if len(s) > 1 && s[1] == '.' {
+		return true
+	}
+	hex := strings.ContainsAny(s, "xX")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', strings.IndexByte("_+-.:eETtZ xXoObB", c) >= 0:
+		case hex && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // fastDecodeInto decodes root into target (a pointer to a record) without
