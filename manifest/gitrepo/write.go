@@ -512,6 +512,21 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) (err error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
+	// The pack is built while the session starts and the server
+	// advertises its refs (a process start, or a network round trip).
+	level := zlib.BestSpeed
+	if r.src.kind != kindRemote {
+		level = zlib.NoCompression
+	}
+	type packed struct {
+		data []byte
+		err  error
+	}
+	packc := make(chan packed, 1)
+	go func() {
+		data, err := objs.pack(level)
+		packc <- packed{data, err}
+	}()
 	name := plumbing.NewBranchReferenceName(branch)
 	ep, err := r.endpoint()
 	if err != nil {
@@ -554,14 +569,11 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
-	level := zlib.BestSpeed
-	if r.src.kind != kindRemote {
-		level = zlib.NoCompression
+	pk := <-packc
+	if pk.err != nil {
+		return pk.err
 	}
-	pack, err := objs.pack(level)
-	if err != nil {
-		return err
-	}
+	pack := pk.data
 	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err == nil {
