@@ -63,8 +63,11 @@ type Options struct {
 	// maximum_polling_duration (default 24h).
 	MaxPollingDuration time.Duration
 	// StatePath is the pass state file (a CronJob's cache volume); empty
-	// keeps state in memory only.
+	// keeps state in memory only. StateStore, when set, is used instead.
 	StatePath string
+	// StateStore keeps the pass state between processes (a ConfigMap for a
+	// CronJob without a persistent volume); it overrides StatePath.
+	StateStore StateStore
 	// MaxReplans bounds how often a pass re-plans after its write-ahead
 	// push was rejected (default 3).
 	MaxReplans int
@@ -88,7 +91,7 @@ type Reconciler struct {
 	NewID   func() string
 	Options Options
 	// State carries what a pass remembers for the next; loaded from
-	// Options.StatePath on first use.
+	// the Options' state store on first use.
 	State *PassState
 	// Cache keeps decoded manifests across passes, so a pass decodes only
 	// the files that changed. Long-running processes (`run`) set it; nil
@@ -103,7 +106,7 @@ type Reconciler struct {
 	Progress func(done, total int, o exec.Outcome)
 }
 
-func (r *Reconciler) init() error {
+func (r *Reconciler) init(ctx context.Context) error {
 	if r.Source == nil {
 		return errors.New("reconciler: no source")
 	}
@@ -126,11 +129,27 @@ func (r *Reconciler) init() error {
 		r.Clients = &BrokerClients{Secrets: sr}
 	}
 	if r.State == nil {
-		st, err := LoadPassState(r.Options.StatePath)
-		if err != nil {
-			return err
+		r.State = &PassState{}
+		if store := r.stateStore(); store != nil {
+			st, err := store.LoadState(ctx)
+			if err != nil {
+				r.Log.WithError(err).Warn("could not load pass state; this pass is a full one")
+			} else {
+				r.State = st
+			}
 		}
-		r.State = st
+	}
+	return nil
+}
+
+// stateStore is where the pass state is kept between processes (nil: in
+// memory only).
+func (r *Reconciler) stateStore() StateStore {
+	if r.Options.StateStore != nil {
+		return r.Options.StateStore
+	}
+	if r.Options.StatePath != "" {
+		return StateFile(r.Options.StatePath)
 	}
 	return nil
 }
@@ -341,7 +360,7 @@ type DiffResult struct {
 // GET /v2/catalog for due relists, none with Offline), no write to Git, no
 // Secret written.
 func (r *Reconciler) Diff(ctx context.Context, o DiffOptions) (*DiffResult, error) {
-	if err := r.init(); err != nil {
+	if err := r.init(ctx); err != nil {
 		return nil, err
 	}
 	fr, err := r.Source.Fetch(ctx)
@@ -389,7 +408,7 @@ func (s *SyncResult) Failed() bool {
 // head and commit the records. A pass with nothing due ends after one ref
 // lookup.
 func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
-	if err := r.init(); err != nil {
+	if err := r.init(ctx); err != nil {
 		return nil, err
 	}
 	now := r.Now()
@@ -414,7 +433,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		}
 		if skip, why := r.onlyStatusChanged(fr, now); skip {
 			r.State.ObservedHead = fr.Head
-			r.saveState()
+			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
 		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now)})
@@ -521,7 +540,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	} else {
 		r.State.ObservedHead = p.fetch.Head
 	}
-	r.saveState()
+	r.saveState(ctx)
 	return res, nil
 }
 
@@ -568,8 +587,12 @@ func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
 	}}
 }
 
-func (r *Reconciler) saveState() {
-	if err := r.State.Save(r.Options.StatePath); err != nil {
+func (r *Reconciler) saveState(ctx context.Context) {
+	store := r.stateStore()
+	if store == nil {
+		return
+	}
+	if err := store.SaveState(ctx, r.State); err != nil {
 		r.Log.WithError(err).Warn("could not save pass state; the next pass will be a full one")
 	}
 }
@@ -830,7 +853,7 @@ type BrokerCatalog struct {
 // Catalogs returns each broker's catalog at the branch head: the cached
 // record, fetched live when due or when refresh is set. Nothing is written.
 func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalog, error) {
-	if err := r.init(); err != nil {
+	if err := r.init(ctx); err != nil {
 		return nil, err
 	}
 	fr, err := r.Source.Fetch(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -467,5 +468,47 @@ func TestRotationCrashBeforeEveryCall(t *testing.T) {
 	}
 	if !done {
 		t.Fatal("the rotation made more calls than the test crashes before")
+	}
+}
+
+// brokenStateStore fails every load and save, as an unreachable API server
+// or a missing RBAC rule would.
+type brokenStateStore struct{ loads, saves int }
+
+func (b *brokenStateStore) LoadState(context.Context) (*PassState, error) {
+	b.loads++
+	return nil, errors.New("configmaps \"osbgit-state\" is forbidden")
+}
+
+func (b *brokenStateStore) SaveState(context.Context, *PassState) error {
+	b.saves++
+	return errors.New("configmaps \"osbgit-state\" is forbidden")
+}
+
+// A state store that cannot be read or written costs full passes, never a
+// failed one: the pass converges and the next pass (full again) finds
+// nothing to change.
+func TestSyncWithBrokenStateStore(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	store := &brokenStateStore{}
+	res := f.sync(f.reconciler(Options{StateStore: store, StatePath: filepath.Join(t.TempDir(), "unused.json")}))
+	if res.Skipped || res.Failed() {
+		t.Fatalf("first pass: %+v", res)
+	}
+	if ins, _ := brokerState(f.broker); len(ins) != 1 {
+		t.Fatalf("broker has %d instances, want 1", len(ins))
+	}
+	f.broker.ResetCalls()
+	res = f.sync(f.reconciler(Options{StateStore: store}))
+	if res.Skipped {
+		t.Fatal("a pass without its state was skipped")
+	}
+	if n := len(f.broker.MutatingCalls()); n != 0 {
+		t.Errorf("second pass made %d mutating calls", n)
+	}
+	if store.loads != 2 || store.saves != 2 {
+		t.Errorf("store used %d loads, %d saves; want 2 each (StateStore overrides StatePath)", store.loads, store.saves)
 	}
 }

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,8 @@ import (
 // nothing to do ends after one ref lookup: the last revision it reconciled,
 // when each broker was last relisted, whether operations are in flight, and
 // when the next drift check is due. `run` keeps it in memory; a CronJob keeps
-// it in a file on its cache volume (without one, every pass is a full pass).
+// it in a StateStore: a file on its cache volume (StateFile) or a ConfigMap
+// (package kubestate). Without one, every pass is a full pass.
 type PassState struct {
 	// ObservedHead is the manifest branch head the last pass reconciled —
 	// after its own push, the pushed commit, so osbgit's own commits never
@@ -72,6 +74,43 @@ func (s *PassState) quiet(head string, now time.Time) bool {
 	return true
 }
 
+// StateStore keeps the pass state between processes. A state that is lost,
+// unreadable or not saved only costs a full pass.
+type StateStore interface {
+	// LoadState returns the saved state; an empty one when none is saved.
+	LoadState(ctx context.Context) (*PassState, error)
+	// SaveState replaces the saved state.
+	SaveState(ctx context.Context, s *PassState) error
+}
+
+// StateFile is a StateStore in a file (a CronJob's cache volume).
+type StateFile string
+
+// LoadState reads the file; a missing or corrupt file gives an empty state.
+func (f StateFile) LoadState(context.Context) (*PassState, error) { return LoadPassState(string(f)) }
+
+// SaveState writes the file atomically.
+func (f StateFile) SaveState(_ context.Context, s *PassState) error { return s.Save(string(f)) }
+
+// DecodePassState decodes a saved state; corrupt data gives an empty state
+// (it only costs a full pass).
+func DecodePassState(b []byte) *PassState {
+	st := &PassState{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return &PassState{}
+	}
+	return st
+}
+
+// Encode is the saved form of the state (indented JSON).
+func (s *PassState) Encode() ([]byte, error) {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode pass state: %w", err)
+	}
+	return b, nil
+}
+
 // LoadPassState reads a state file; a missing file gives an empty state.
 func LoadPassState(path string) (*PassState, error) {
 	st := &PassState{}
@@ -85,11 +124,7 @@ func LoadPassState(path string) (*PassState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pass state: %w", err)
 	}
-	if err := json.Unmarshal(b, st); err != nil {
-		// A corrupt state file only costs a full pass.
-		return &PassState{}, nil
-	}
-	return st, nil
+	return DecodePassState(b), nil
 }
 
 // Save writes the state file atomically.
@@ -97,9 +132,9 @@ func (s *PassState) Save(path string) error {
 	if path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := s.Encode()
 	if err != nil {
-		return fmt.Errorf("encode pass state: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write pass state: %w", err)
