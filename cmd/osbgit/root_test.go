@@ -37,3 +37,26 @@ func TestEnvTwinAppliesUnlessFlagGiven(t *testing.T) {
 		t.Fatalf("flag should win over env: exit %d %q", code, errb.String())
 	}
 }
+
+// TestStateFlagsRefuseBadConfigMap: --state-configmap must be NAMESPACE/NAME
+// of valid names and cannot be combined with --no-state; the error names
+// the flag and the value.
+func TestStateFlagsRefuseBadConfigMap(t *testing.T) {
+	for _, tc := range []struct {
+		flags stateFlags
+		want  string
+	}{
+		{stateFlags{configMap: "osbgit-state"}, `--state-configmap "osbgit-state": want NAMESPACE/NAME`},
+		{stateFlags{configMap: "/osbgit-state"}, "want NAMESPACE/NAME"},
+		{stateFlags{configMap: "osbgit-system/"}, "want NAMESPACE/NAME"},
+		{stateFlags{configMap: "a/b/c"}, "want NAMESPACE/NAME"},
+		{stateFlags{configMap: "Osbgit/state"}, `--state-configmap "Osbgit/state": a lowercase RFC 1123 label`},
+		{stateFlags{configMap: "osbgit-system/State_1"}, `--state-configmap "osbgit-system/State_1": a lowercase RFC 1123 subdomain`},
+		{stateFlags{configMap: "osbgit-system/osbgit-state", noState: true}, "--no-state and --state-configmap exclude each other"},
+	} {
+		_, err := tc.flags.store(&globalOptions{}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", tc.flags, err, tc.want)
+		}
+	}
+}

@@ -43,7 +43,7 @@ type runFlags struct {
 	shutdownGrace         time.Duration
 	inlinePoll            time.Duration
 	pollInterval          time.Duration
-	noState               bool
+	state                 stateFlags
 }
 
 func (rf *runFlags) register(cmd *cobra.Command) {
@@ -59,7 +59,7 @@ func (rf *runFlags) register(cmd *cobra.Command) {
 	f.DurationVar(&rf.shutdownGrace, "shutdown-grace", daemon.DefaultShutdownGrace, "on SIGTERM, how long the running pass may take to finish its calls, record operations in flight and push status (keep below terminationGracePeriodSeconds)")
 	f.DurationVar(&rf.inlinePoll, "inline-poll", 5*time.Second, "how long a pass keeps polling an async operation before leaving it to a later pass")
 	f.DurationVar(&rf.pollInterval, "poll-interval", 10*time.Second, "how soon the next pass polls async operations left in flight (the schedule still applies when sooner)")
-	f.BoolVar(&rf.noState, "no-state", false, "do not keep pass state in the cache dir (the first pass after a restart is a full pass)")
+	rf.state.register(f, "do not keep pass state in the cache dir (the first pass after a restart is a full pass)")
 }
 
 // webhookSecret reads --webhook-secret-file, else OSBGIT_WEBHOOK_SECRET.
@@ -186,8 +186,8 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 	}
 	r.Options.InlinePoll = rf.inlinePoll
 	r.Cache = reconciler.NewDecodeCache() // passes decode only what changed
-	if !rf.noState {
-		r.Options.StatePath = g.statePath(repo)
+	if r.Options.StateStore, err = rf.state.store(g, repo); err != nil {
+		return err
 	}
 	if r.Clients != nil {
 		// TODO(lead): osbclient.RequestInfo does not name the broker yet;

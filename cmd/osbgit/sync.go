@@ -16,7 +16,7 @@ func newSyncCommand(g *globalOptions) *cobra.Command {
 	var (
 		pf         passFlags
 		inlinePoll time.Duration
-		noState    bool
+		state      stateFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -51,8 +51,8 @@ record says why), 2 error (nothing may have been done).`,
 			r.Options.InlinePoll = inlinePoll
 			errw := cmd.ErrOrStderr()
 			r.Progress = progressReporter(errw, g.log, isTerminal(errw) && g.LogFormat != "json")
-			if !noState {
-				r.Options.StatePath = g.statePath(repo)
+			if r.Options.StateStore, err = state.store(g, repo); err != nil {
+				return withExitCode(exitError, err)
 			}
 			res, err := r.Sync(ctx)
 			if err != nil {
@@ -85,6 +85,6 @@ record says why), 2 error (nothing may have been done).`,
 	}
 	pf.register(cmd, true)
 	cmd.Flags().DurationVar(&inlinePoll, "inline-poll", 30*time.Second, "how long to keep polling async operations before leaving them to the next pass")
-	cmd.Flags().BoolVar(&noState, "no-state", false, "do not keep pass state in the cache dir (every pass is a full pass)")
+	state.register(cmd.Flags(), "do not keep pass state in the cache dir (every pass is a full pass)")
 	return cmd
 }

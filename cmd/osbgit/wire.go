@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,10 +12,14 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/kubestate"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -158,10 +163,61 @@ func (g *globalOptions) openSecrets() (secretstore.Store, error) {
 	return secretstore.Parse(g.SecretStore, secretstore.Options{Kubeconfig: g.Kubeconfig})
 }
 
+// stateKey names the pass state of this repo, branch and path: the file
+// name in the cache, the key in a state ConfigMap.
+func (g *globalOptions) stateKey(repo *gitrepo.Repo) string {
+	sum := sha256.Sum256([]byte(repo.URL() + "\x00" + repo.Branch() + "\x00" + g.Path))
+	return hex.EncodeToString(sum[:8]) + ".json"
+}
+
 // statePath is the pass-state file for this repo and branch in the cache.
 func (g *globalOptions) statePath(repo *gitrepo.Repo) string {
-	sum := sha256.Sum256([]byte(repo.URL() + "\x00" + repo.Branch() + "\x00" + g.Path))
-	return filepath.Join(g.cacheRoot(), "state", hex.EncodeToString(sum[:8])+".json")
+	return filepath.Join(g.cacheRoot(), "state", g.stateKey(repo))
+}
+
+// stateFlags choose where sync and run keep the pass state between
+// processes.
+type stateFlags struct {
+	noState   bool
+	configMap string
+}
+
+func (sf *stateFlags) register(f *pflag.FlagSet, noStateHelp string) {
+	f.BoolVar(&sf.noState, "no-state", false, noStateHelp)
+	f.StringVar(&sf.configMap, "state-configmap", "", "keep the pass state in this ConfigMap (NAMESPACE/NAME, created if missing) instead of the cache dir: a CronJob without a persistent volume then skips passes with nothing to do")
+}
+
+// store returns the pass-state store the flags select (nil: none).
+func (sf *stateFlags) store(g *globalOptions, repo *gitrepo.Repo) (reconciler.StateStore, error) {
+	switch {
+	case sf.noState && sf.configMap != "":
+		return nil, errors.New("--no-state and --state-configmap exclude each other")
+	case sf.noState:
+		return nil, nil
+	case sf.configMap == "":
+		return reconciler.StateFile(g.statePath(repo)), nil
+	}
+	ns, name, ok := strings.Cut(sf.configMap, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("--state-configmap %q: want NAMESPACE/NAME", sf.configMap)
+	}
+	for _, errs := range [][]string{validation.IsDNS1123Label(ns), validation.IsDNS1123Subdomain(name)} {
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("--state-configmap %q: %s", sf.configMap, strings.Join(errs, "; "))
+		}
+	}
+	rc, err := secretstore.LoadKubeConfig(g.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--state-configmap: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("--state-configmap: Kubernetes client: %w", err)
+	}
+	return &kubestate.ConfigMap{
+		Client: cs.CoreV1(), Namespace: ns, Name: name, Key: g.stateKey(repo),
+		Labels: map[string]string{"app.kubernetes.io/name": "osbgit", "app.kubernetes.io/component": "pass-state"},
+	}, nil
 }
 
 // newReconciler wires a reconciler for --repo with the pass flags.

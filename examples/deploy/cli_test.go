@@ -45,9 +45,10 @@ var passFlagSet = map[string]flagKind{
 }
 
 var syncFlags = merge(passFlagSet, map[string]flagKind{
-	"concurrency": intFlag,
-	"inline-poll": strFlag,
-	"no-state":    boolFlag,
+	"concurrency":     intFlag,
+	"inline-poll":     strFlag,
+	"no-state":        boolFlag,
+	"state-configmap": strFlag,
 })
 
 // commandFlags: per command, the flags it takes besides the global ones.

@@ -27,6 +27,7 @@ const (
 	serviceAccount   = "osbgit"
 	cacheDir         = "/var/cache/osbgit"
 	gitSecret        = "git-credentials"
+	stateConfigMap   = "osbgit-state"
 	placeholderValue = "REPLACE_ME"
 )
 
@@ -485,6 +486,34 @@ func TestCronJob(t *testing.T) {
 	}
 }
 
+// TestCronJobStateConfigMap: a CronJob pod starts with an empty cache, so
+// its pass state lives in a ConfigMap (--state-configmap) that the
+// manifests create in osbgit's namespace and that the Role lets osbgit get
+// and update (see checkSystemRole).
+func TestCronJobStateConfigMap(t *testing.T) {
+	objs := loadObjects(t)
+	var ref string
+	for _, cj := range find[*batchv1.CronJob](objs) {
+		for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+			if p, err := parseArgs(c.Args); err == nil {
+				ref = p.Flags["state-configmap"]
+			}
+		}
+	}
+	if ref != systemNamespace+"/"+stateConfigMap {
+		t.Fatalf("CronJob --state-configmap %q, want %s/%s", ref, systemNamespace, stateConfigMap)
+	}
+	for _, cm := range find[*corev1.ConfigMap](objs) {
+		if cm.Namespace == systemNamespace && cm.Name == stateConfigMap {
+			if len(cm.Data) > 0 || len(cm.BinaryData) > 0 {
+				t.Errorf("ConfigMap %s has data; osbgit writes it", ref)
+			}
+			return
+		}
+	}
+	t.Errorf("no ConfigMap %s in the manifests; the Role lets osbgit update it, not create it", ref)
+}
+
 // TestDeploymentAndService: `osbgit run` with leader election on two
 // replicas, probes on the metrics port, and a Service that reaches the
 // webhook and metrics ports of exactly these pods.
@@ -677,6 +706,10 @@ func checkSystemRole(t *testing.T, r *rbacv1.Role) {
 			leases = true
 			if !slices.Equal(rule.Verbs, []string{"get", "create", "update"}) {
 				t.Errorf("Role %s/%s: lease verbs %v, want get, create, update", r.Namespace, r.Name, rule.Verbs)
+			}
+		case slices.Equal(rule.APIGroups, []string{""}) && slices.Equal(rule.Resources, []string{"configmaps"}):
+			if !slices.Equal(rule.Verbs, []string{"get", "update"}) || !slices.Equal(rule.ResourceNames, []string{stateConfigMap}) {
+				t.Errorf("Role %s/%s: configmaps rule %+v, want only get and update of %s", r.Namespace, r.Name, rule, stateConfigMap)
 			}
 		case slices.Equal(rule.APIGroups, []string{""}) && slices.Equal(rule.Resources, []string{"secrets"}):
 			secrets = true

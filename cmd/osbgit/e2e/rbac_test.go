@@ -35,6 +35,8 @@ const (
 	saUser         = "system:serviceaccount:osbgit-system:osbgit"
 	// brokerAuth is a broker auth Secret name rbac.yaml lets osbgit read.
 	brokerAuth = "demo-broker-auth"
+	// stateConfigMap holds the CronJob's pass state (cronjob.yaml).
+	stateConfigMap = "osbgit-state"
 )
 
 // deployDir is examples/deploy, relative to this package's directory (the
@@ -80,7 +82,7 @@ func applyManifests(t *testing.T, files ...string) {
 // API (what the kubelet mounts into the pod), plus a clientset using it.
 func setupServiceAccount(t *testing.T) (string, kubernetes.Interface) {
 	t.Helper()
-	applyManifests(t, "namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "rbac-targets.yaml")
+	applyManifests(t, "namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "rbac-targets.yaml", "cronjob.yaml")
 	exp := int64(3600)
 	tr, err := admin.CoreV1().ServiceAccounts(systemNS).CreateToken(ctxBG(t), serviceAccount,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
@@ -154,6 +156,9 @@ func TestExampleRBAC(t *testing.T) {
 	for _, n := range []string{"git-credentials", brokerAuth} {
 		allowed = append(allowed, accessCheck{verb: "get", resource: "secrets", namespace: systemNS, name: n})
 	}
+	for _, v := range []string{"get", "update"} {
+		allowed = append(allowed, accessCheck{verb: v, resource: "configmaps", namespace: systemNS, name: stateConfigMap})
+	}
 	denied = []accessCheck{
 		{verb: "get", resource: "secrets", namespace: "kube-system"},
 		{verb: "list", resource: "secrets", namespace: "kube-system"},
@@ -172,6 +177,11 @@ func TestExampleRBAC(t *testing.T) {
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "default"},
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "kube-system"},
 		{verb: "get", resource: "configmaps", namespace: "apps"},
+		{verb: "create", resource: "configmaps", namespace: systemNS},
+		{verb: "list", resource: "configmaps", namespace: systemNS},
+		{verb: "delete", resource: "configmaps", namespace: systemNS, name: stateConfigMap},
+		{verb: "get", resource: "configmaps", namespace: systemNS, name: "osbgit"},
+		{verb: "update", resource: "configmaps", namespace: systemNS, name: "osbgit"},
 		{verb: "list", resource: "pods", namespace: "apps"},
 		{verb: "create", resource: "serviceaccounts/token", namespace: systemNS},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "roles", namespace: systemNS},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
@@ -179,5 +181,73 @@ func TestSyncKubeSecretStore(t *testing.T) {
 	}
 	if getSecret(t, ns, "app-extra") == nil {
 		t.Error("the addKeysFrom source Secret was deleted")
+	}
+}
+
+// TestSyncStateConfigMap runs the CronJob's command line twice as the
+// example ServiceAccount, each time with an empty cache directory (a new
+// pod): the first pass converges and saves its state in the osbgit-state
+// ConfigMap that cronjob.yaml creates; the second, with nothing to do, ends
+// after one ref lookup, with no broker call and no commit.
+func TestSyncStateConfigMap(t *testing.T) {
+	needEnv(t)
+	kubeconfig, _ := setupServiceAccount(t)
+	const pass = "state-broker-pass-3b9a"
+	upsertSecret(t, systemNS, brokerAuth, map[string]string{"username": "osbgit", "password": pass})
+	deleteSecrets(t, "apps", "state-db-creds")
+	b, srv := osbtest.NewServer(t, osbtest.Config{Username: "osbgit", Password: pass})
+	repo := gittest.New(t, map[string]string{
+		"osbgit.yaml":  configYAML("e2e-state"),
+		"broker.yaml":  brokerYAML("test", srv.URL, systemNS, brokerAuth),
+		"apps/db.yaml": instanceYAML("apps", "state-db") + "---\n" + bindingYAML("apps", "state-db-binding", "state-db", "state-db-creds", ""),
+	})
+	env := subprocessEnv(t)
+	sync := func() (int, string, string) {
+		return runOsbgit(t, env, "sync", "--repo", repo.Bare, "--secret-store", "kube", "--kubeconfig", kubeconfig,
+			"--cache-dir", t.TempDir(), "--state-configmap", systemNS+"/"+stateConfigMap, "--log-format", "json")
+	}
+	code, out, errs := sync()
+	if code != 0 {
+		t.Fatalf("first sync: exit %d\nstdout:\n%s\nstderr:\n%s", code, short(out), short(errs))
+	}
+	if s := getSecret(t, "apps", "state-db-creds"); s == nil || len(s.Data) == 0 {
+		t.Fatal("the first sync wrote no Secret apps/state-db-creds")
+	}
+	cm, err := admin.CoreV1().ConfigMaps(systemNS).Get(ctxBG(t), stateConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved []string
+	for key, data := range cm.Data {
+		var st struct {
+			ObservedHead string `json:"observedHead"`
+		}
+		if err := json.Unmarshal([]byte(data), &st); err != nil {
+			t.Errorf("ConfigMap key %s: %v\n%s", key, err, data)
+		}
+		if st.ObservedHead != "" {
+			saved = append(saved, key)
+		}
+	}
+	if len(saved) == 0 {
+		t.Fatalf("no pass state in ConfigMap %s/%s: %v\nstderr:\n%s", systemNS, stateConfigMap, cm.Data, short(errs))
+	}
+	commits := repo.CommitCount()
+	b.ResetCalls()
+
+	code, out, errs = sync()
+	if code != 0 || !strings.Contains(out, "Nothing to do") {
+		t.Errorf("second sync (new pod, state in the ConfigMap): exit %d, want 0 and \"Nothing to do\"\nstdout:\n%s\nstderr:\n%s", code, short(out), short(errs))
+	}
+	if calls := b.Calls(); len(calls) != 0 {
+		t.Errorf("second sync made %d broker calls, want none: %v", len(calls), calls)
+	}
+	if n := repo.CommitCount(); n != commits {
+		t.Errorf("second sync made %d commits, want none", n-commits)
+	}
+	for _, text := range []string{out, errs, repo.History()} {
+		if strings.Contains(text, pass) {
+			t.Error("the broker password leaked into output or Git")
+		}
 	}
 }
