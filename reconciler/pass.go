@@ -668,20 +668,12 @@ func mergedStatus(base, changed map[manifest.Ref]*manifest.StatusRecord) map[man
 	return out
 }
 
-// countInFlight counts records that need a later pass: async operations,
-// write-ahead records whose create has not completed, pending orphan
-// mitigation and deletes in progress.
+// countInFlight counts records that need a later pass (exec.NeedsLaterPass).
 func countInFlight(recs map[manifest.Ref]*manifest.StatusRecord) int {
 	n := 0
 	for _, rec := range recs {
-		switch {
-		case rec.AsyncOpInProgress:
+		if exec.NeedsLaterPass(rec) {
 			n++
-		case rec.Phase == manifest.PhasePending, rec.Phase == manifest.PhaseProvisioning, rec.Phase == manifest.PhaseUpdating,
-			rec.Phase == manifest.PhaseDeprovisioning, rec.Phase == manifest.PhaseOrphanMitigation:
-			n++
-		case rec.PredecessorExternalID != "":
-			n++ // a rotation whose predecessor is not unbound yet
 		}
 	}
 	return n

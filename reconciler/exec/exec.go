@@ -233,7 +233,9 @@ type Outcome struct {
 	// InProgress reports an asynchronous operation left running.
 	InProgress bool
 	// NextPoll, for an operation left running, is when it should be polled
-	// next: after the broker's Retry-After, or the current backoff.
+	// next: after the broker's Retry-After, or the current backoff. For a
+	// failed call on a resource that stays in flight it is when a later
+	// pass should retry (RetryDelay).
 	NextPoll time.Time
 	// Summary says what happened, in words.
 	Summary string

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
@@ -360,5 +362,57 @@ func TestInlinePollBudget(t *testing.T) {
 	}
 	if n := e.count(osbtest.EndpointLastOperation); n != 1 {
 		t.Fatalf("%d polls", n)
+	}
+}
+
+// TestOrphanMitigationRetryBacksOff: a mitigating DELETE that keeps failing
+// is retried later and later (as long as it has been failing, from
+// MinRetryDelay up to MaxRetryDelay), not at every poll interval.
+func TestOrphanMitigationRetryBacksOff(t *testing.T) {
+	e := newEnv(t)
+	ref := instRef("db")
+	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointProvision, Status: 500, AfterEffect: true, Times: 1})
+	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointDeprovision, Status: 500})
+	start := e.clock()
+	res := e.pass(createInstance("db", "om-1", osbtest.PlanDBSmall, nil))
+	if o := wantStatus(t, res, ref, StatusFailed); !o.NextPoll.Equal(start.Add(MinRetryDelay)) {
+		t.Errorf("first failure: retry at %v, want %v", o.NextPoll, start.Add(MinRetryDelay))
+	}
+	mitigate := plan.Step{Ref: ref, Action: plan.OrphanMitigate, ExternalID: "om-1", Target: target(osbtest.PlanDBSmall)}
+	for _, elapsed := range []time.Duration{10 * time.Second, 3 * time.Minute, 40 * time.Minute} {
+		e.advance(start.Add(elapsed).Sub(e.clock()))
+		res = e.pass(mitigate)
+		want := e.clock().Add(min(elapsed, MaxRetryDelay))
+		if o := wantStatus(t, res, ref, StatusFailed); !o.NextPoll.Equal(want) {
+			t.Errorf("failing for %v: retry at %v, want %v", elapsed, o.NextPoll, want)
+		}
+		if res.NextPoll() != outcome(t, res, ref).NextPoll {
+			t.Errorf("Result.NextPoll %v", res.NextPoll())
+		}
+	}
+	if rec := e.rec(ref); rec.Phase != manifest.PhaseOrphanMitigation {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	cond := func(ct manifest.ConditionType, st manifest.ConditionStatus, ago time.Duration) manifest.Condition {
+		return manifest.Condition{Type: ct, Status: st, LastTransitionTime: metav1.NewTime(now.Add(-ago))}
+	}
+	for _, tc := range []struct {
+		name  string
+		conds []manifest.Condition
+		want  time.Duration
+	}{
+		{"no condition", nil, MinRetryDelay},
+		{"just failed", []manifest.Condition{cond(manifest.ConditionFailed, manifest.ConditionTrue, 0)}, MinRetryDelay},
+		{"failing 90s", []manifest.Condition{cond(manifest.ConditionReady, manifest.ConditionFalse, time.Hour), cond(manifest.ConditionFailed, manifest.ConditionTrue, 90*time.Second)}, 90 * time.Second},
+		{"Failed False: Ready's time", []manifest.Condition{cond(manifest.ConditionFailed, manifest.ConditionFalse, time.Second), cond(manifest.ConditionReady, manifest.ConditionFalse, 2*time.Minute)}, 2 * time.Minute},
+		{"failing a day", []manifest.Condition{cond(manifest.ConditionFailed, manifest.ConditionTrue, 24*time.Hour)}, MaxRetryDelay},
+	} {
+		if got := RetryDelay(&manifest.StatusRecord{Conditions: tc.conds}, now); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

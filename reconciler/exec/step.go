@@ -196,6 +196,7 @@ func (r *stepRun) run(ctx context.Context) {
 	default:
 		r.failNoRecord(fmt.Errorf("%s: unknown action %q", s.Ref, s.Action))
 	}
+	r.scheduleRetry()
 	r.finishLog()
 }
 
