@@ -64,41 +64,37 @@ func (c *ConfigMap) SaveState(ctx context.Context, s *reconciler.PassState) erro
 	if err != nil {
 		return err
 	}
-	cms := c.Client.ConfigMaps(c.Namespace)
 	for attempt := 1; ; attempt++ {
-		cm, err := cms.Get(ctx, c.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			cm = &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: c.Labels},
-				Data:       map[string]string{c.Key: string(b)},
-			}
-			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) && attempt < maxUpdateAttempts {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("save pass state: create %s: %w", c, err)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("save pass state: read %s: %w", c, err)
-		}
-		if cm.Data[c.Key] == string(b) {
-			return nil
-		}
-		cm = cm.DeepCopy()
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
-		}
-		cm.Data[c.Key] = string(b)
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) && attempt < maxUpdateAttempts {
+		err := c.save(ctx, string(b))
+		if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < maxUpdateAttempts {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("save pass state: update %s: %w", c, err)
+			return fmt.Errorf("save pass state to %s: %w", c, err)
 		}
 		return nil
 	}
+}
+
+// save is one read-modify-write of the key.
+func (c *ConfigMap) save(ctx context.Context, data string) error {
+	cms := c.Client.ConfigMaps(c.Namespace)
+	cm, err := cms.Get(ctx, c.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: c.Labels},
+			Data:       map[string]string{c.Key: data},
+		}, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil || cm.Data[c.Key] == data {
+		return err
+	}
+	cm = cm.DeepCopy()
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data[c.Key] = data
+	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	return err
 }
