@@ -132,9 +132,10 @@ func (r *Reconciler) init(ctx context.Context) error {
 		r.State = &PassState{}
 		if store := r.stateStore(); store != nil {
 			st, err := store.LoadState(ctx)
-			if err != nil {
+			switch {
+			case err != nil:
 				r.Log.WithError(err).Warn("could not load pass state; this pass is a full one")
-			} else {
+			case st != nil:
 				r.State = st
 			}
 		}
