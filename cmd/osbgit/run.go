@@ -190,8 +190,8 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 		return err
 	}
 	if r.Clients != nil {
-		// TODO(lead): osbclient.RequestInfo does not name the broker yet;
-		// the broker label reads "unknown" until it does.
+		// RequestInfo.Broker is the broker's name (namespace/name for a
+		// namespaced ServiceBroker): the metric's broker label.
 		r.Clients.OnRequest = func(ri osbclient.RequestInfo) {
 			metrics.ObserveBrokerCall(ri.Broker, string(ri.Op), ri.StatusCode, ri.Duration)
 		}
