@@ -120,9 +120,11 @@ func converge(t *testing.T, s settings) figure {
 		limit: convergeRatioLimit,
 		raw: fmt.Sprintf("osbgit %s vs plain program %s (best of %d; medians %s / %s = %.2f; spread %.0f%% / %.0f%%); "+
 			"osbgit best run: %s; plain program best run: %s; "+
+			"the write-ahead commit DESIGN.md requires is %.2f of the ratio (best runs without it: %.2f); "+
 			"against the calls alone (%d calls, net/http loop, best %s): ratio %.2f; %d+%d resources",
 			dur(osb.best()), dur(floor.best()), reps, dur(osb.median()), dur(floor.median()), osb.median()/floor.median(),
 			100*osb.spread(), 100*floor.spread(), best, bestFloor,
+			best.intent/bestFloor.total, (best.total-best.intent)/bestFloor.total,
 			script.calls, dur(calls.best()), osb.best()/calls.best(), n, n),
 	}
 }
