@@ -721,6 +721,13 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 			err = errors.New(d)
 		}
 	}
+	if osbclient.IsConcurrencyError(err) {
+		// The broker is still unbinding it (the repeated DELETE of an
+		// async unbind), or busy with another operation on it: the
+		// rotation waits, nothing failed.
+		r.retryLater("unbind of predecessor "+oldID, err)
+		return
+	}
 	if err != nil {
 		cause := fmt.Errorf("%s: new binding %s is ready, but unbinding predecessor %s failed: %w", r.s.Ref, r.s.ExternalID, oldID, err)
 		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, ReasonUnbindFailed, stableMessage(cause))
@@ -730,6 +737,11 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 	if r.rec != nil && r.rec.PredecessorExternalID == oldID {
 		r.rec.PredecessorExternalID = ""
 		r.touched = true
+		if c := manifest.FindCondition(r.rec.Conditions, manifest.ConditionReady); c != nil && c.Reason == ReasonConcurrencyError {
+			// An earlier pass's 422 on this unbind; the binding itself
+			// has been Ready since its bind.
+			r.setCond(manifest.ConditionReady, manifest.ConditionTrue, ReasonBoundSuccessfully, "")
+		}
 	}
 	r.out.Summary += "; predecessor " + oldID + " unbound"
 }

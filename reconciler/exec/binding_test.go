@@ -279,3 +279,49 @@ func TestSecretValuesEncoded(t *testing.T) {
 		t.Fatalf("keys %v", rec.SecretRef.Keys)
 	}
 }
+
+// TestRotationPredecessorUnbindConcurrencyError: a broker that answers the
+// repeated unbind of a predecessor (its async unbind still running) with
+// 422 ConcurrencyError has not failed anything: the rotation waits, the
+// step is retried later (not failed, no Failed condition), and once the
+// broker accepts the unbind the rotation completes.
+func TestRotationPredecessorUnbindConcurrencyError(t *testing.T) {
+	e := newEnv(t)
+	ref := bindRef("app")
+	wantStatus(t, e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil)), instRef("db"), StatusSucceeded)
+	wantStatus(t, e.pass(createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)), ref, StatusSucceeded)
+	step := createBinding("app", "b-2", "db", "i-1", osbtest.PlanDBSmall)
+	step.Action, step.PredecessorBindingID = plan.Update, "b-1"
+	step.Parameters, step.SendParameters = map[string]any{"role": "ro"}, true
+	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUnbind, BindingID: "b-1", Times: 1, Status: http.StatusUnprocessableEntity,
+		Body: []byte(`{"error":"ConcurrencyError","description":"an unbind is in progress"}`)})
+	res := e.pass(step)
+	o := wantStatus(t, res, ref, StatusRetryLater)
+	if o.NextPoll.IsZero() {
+		t.Error("no retry time for the predecessor's unbind")
+	}
+	rec := e.rec(ref)
+	if rec.ExternalID != "b-2" || rec.PredecessorExternalID != "b-1" || rec.Phase != manifest.PhaseReady {
+		t.Fatalf("record after the 422: %+v", rec)
+	}
+	if c := manifest.FindCondition(rec.Conditions, manifest.ConditionFailed); c != nil {
+		t.Errorf("Failed condition after a 422 ConcurrencyError: %+v", c)
+	}
+	if res.Failed() {
+		t.Errorf("the pass failed: %+v", res.Counts)
+	}
+
+	finish := plan.Step{Ref: ref, Action: plan.Update, ExternalID: "b-2", PredecessorBindingID: "b-1", PredecessorOnly: true,
+		InstanceExternalID: "i-1", Target: target(osbtest.PlanDBSmall)}
+	wantStatus(t, e.pass(finish), ref, StatusSucceeded)
+	rec = e.rec(ref)
+	if rec.PredecessorExternalID != "" {
+		t.Fatalf("record after the rotation finished: %+v", rec)
+	}
+	if c := manifest.FindCondition(rec.Conditions, manifest.ConditionReady); c == nil || c.Status != manifest.ConditionTrue || c.Reason == ReasonConcurrencyError {
+		t.Errorf("Ready after the rotation finished: %+v", c)
+	}
+	if _, ok := e.b.Binding("b-1"); ok {
+		t.Fatal("predecessor still bound")
+	}
+}
