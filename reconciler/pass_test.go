@@ -471,6 +471,44 @@ func TestRotationCrashBeforeEveryCall(t *testing.T) {
 	}
 }
 
+// TestRotationPredecessorBusy: the predecessor's unbind is answered 422
+// ConcurrencyError twice (a broker still busy with it). No pass fails, the
+// next passes only retry the unbind (no new bind, no second rotation), and
+// the rotation ends with exactly the new binding.
+func TestRotationPredecessorBusy(t *testing.T) {
+	withRole := func(role string) string {
+		return bindingYAML("a-bind", "a") + "  parameters:\n    role: " + role + "\n"
+	}
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": withRole("reader")}
+	})
+	f.sync(f.reconciler(Options{}))
+	first := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
+	f.broker.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUnbind, BindingID: first.ExternalID, Times: 2, Status: http.StatusUnprocessableEntity,
+		Body: []byte(`{"error":"ConcurrencyError","description":"busy"}`)})
+	f.repo.Push("rotate a-bind", map[string]string{"apps/a-bind.yaml": withRole("writer")}, nil)
+	for pass := 1; pass <= 3; pass++ {
+		res := f.sync(f.reconciler(Options{}))
+		if res.Failed() {
+			t.Fatalf("pass %d failed: %+v", pass, res.Exec.Counts)
+		}
+	}
+	if n := f.broker.Count(osbtest.EndpointBind); n != 2 {
+		t.Errorf("%d binds, want 2 (the first binding and its rotation)", n)
+	}
+	if n := f.broker.Count(osbtest.EndpointUnbind); n != 3 {
+		t.Errorf("%d unbinds, want 3 (two answered 422, then the unbind)", n)
+	}
+	rec := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
+	if rec == nil || rec.Phase != manifest.PhaseReady || rec.PredecessorExternalID != "" || rec.ExternalID == first.ExternalID {
+		t.Fatalf("record after the rotation: %+v", rec)
+	}
+	if _, bindings := brokerState(f.broker); len(bindings) != 1 {
+		t.Fatalf("broker holds bindings %v, want only %s", bindings, rec.ExternalID)
+	}
+}
+
 // brokenStateStore fails every load and save, as an unreachable API server
 // or a missing RBAC rule would.
 type brokenStateStore struct{ loads, saves int }
