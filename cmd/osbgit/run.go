@@ -13,7 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/osbgit/osbgit/osbclient"
@@ -156,13 +155,9 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 
 	var le *daemon.LeaderElection
 	if rf.leaderElect {
-		rc, err := secretstore.LoadKubeConfig(g.Kubeconfig)
+		cs, err := secretstore.NewKubeClient(g.Kubeconfig)
 		if err != nil {
 			return fmt.Errorf("--leader-elect: %w", err)
-		}
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("--leader-elect: Kubernetes client: %w", err)
 		}
 		id, err := daemon.DefaultIdentity()
 		if err != nil {

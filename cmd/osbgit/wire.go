@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
@@ -206,13 +205,9 @@ func (sf *stateFlags) store(g *globalOptions, repo *gitrepo.Repo) (reconciler.St
 			return nil, fmt.Errorf("--state-configmap %q: %s", sf.configMap, strings.Join(errs, "; "))
 		}
 	}
-	rc, err := secretstore.LoadKubeConfig(g.Kubeconfig)
+	cs, err := secretstore.NewKubeClient(g.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("--state-configmap: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("--state-configmap: Kubernetes client: %w", err)
 	}
 	return &kubestate.ConfigMap{
 		Client: cs.CoreV1(), Namespace: ns, Name: name, Key: g.stateKey(repo),

@@ -32,8 +32,19 @@ func NewKube(client kubernetes.Interface) *Kube {
 	return &Kube{client: client}
 }
 
-// NewKubeFromKubeconfig builds a Kube store from LoadKubeConfig(kubeconfig).
+// NewKubeFromKubeconfig builds a Kube store from NewKubeClient(kubeconfig).
 func NewKubeFromKubeconfig(kubeconfig string) (*Kube, error) {
+	client, err := NewKubeClient(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return NewKube(client), nil
+}
+
+// NewKubeClient builds a Kubernetes client for LoadKubeConfig(kubeconfig):
+// the one osbgit's commands share for Secrets, the leader-election Lease
+// and the pass-state ConfigMap.
+func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	cfg, err := LoadKubeConfig(kubeconfig)
 	if err != nil {
 		return nil, err
@@ -42,7 +53,7 @@ func NewKubeFromKubeconfig(kubeconfig string) (*Kube, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return NewKube(client), nil
+	return client, nil
 }
 
 // LoadKubeConfig finds the cluster to talk to, in the usual order: an

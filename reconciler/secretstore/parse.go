@@ -14,8 +14,8 @@ type Options struct {
 	// LoadKubeConfig).
 	Kubeconfig string
 	// NewKubeClient builds the Kubernetes client for the kube store from
-	// Kubeconfig. Nil means LoadKubeConfig + kubernetes.NewForConfig;
-	// tests inject a fake clientset here.
+	// Kubeconfig. Nil means NewKubeClient; tests inject a fake clientset
+	// here.
 	NewKubeClient func(kubeconfig string) (kubernetes.Interface, error)
 }
 
@@ -27,7 +27,7 @@ func Parse(spec string, opts Options) (Store, error) {
 	case spec == "kube":
 		newClient := opts.NewKubeClient
 		if newClient == nil {
-			newClient = defaultKubeClient
+			newClient = NewKubeClient
 		}
 		client, err := newClient(opts.Kubeconfig)
 		if err != nil {
@@ -47,12 +47,4 @@ func Parse(spec string, opts Options) (Store, error) {
 	default:
 		return nil, fmt.Errorf("invalid secret store %q: want \"kube\" or \"dir:PATH\"", spec)
 	}
-}
-
-func defaultKubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	cfg, err := LoadKubeConfig(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	return kubernetes.NewForConfig(cfg)
 }
