@@ -104,8 +104,7 @@ func decodeStatusDirect(root *yaml.Node, rec *StatusRecord) bool {
 // mapping calls field for each key of a block or empty flow mapping, in
 // order; a non-mapping, a non-string key or a duplicate stops decoding.
 func (d *directDecoder) mapping(n *yaml.Node, field func(k string, v *yaml.Node)) {
-	if !d.ok || n.Kind != yaml.MappingNode || n.Tag != "!!map" && n.Tag != "" || n.Anchor != "" {
-		d.ok = false
+	if !d.collection(n, yaml.MappingNode, "!!map") {
 		return
 	}
 	mark := len(d.seen)
@@ -125,6 +124,24 @@ func (d *directDecoder) mapping(n *yaml.Node, field func(k string, v *yaml.Node)
 		field(k.Value, n.Content[i+1])
 	}
 	d.seen = d.seen[:mark]
+}
+
+// collection reports whether n is a plain (untagged or default-tagged, no
+// anchor) node of kind; otherwise decoding stops.
+func (d *directDecoder) collection(n *yaml.Node, kind yaml.Kind, tag string) bool {
+	if !d.ok || n.Kind != kind || n.Tag != tag && n.Tag != "" || n.Anchor != "" {
+		d.ok = false
+	}
+	return d.ok
+}
+
+// sequence returns a block or empty flow sequence's entries; nil stops
+// decoding.
+func (d *directDecoder) sequence(n *yaml.Node) []*yaml.Node {
+	if !d.collection(n, yaml.SequenceNode, "!!seq") {
+		return nil
+	}
+	return n.Content
 }
 
 // scalar returns a scalar's value if its resolved tag is tag.
@@ -187,12 +204,12 @@ func (d *directDecoder) time(n *yaml.Node) metav1.Time {
 }
 
 func (d *directDecoder) strings(n *yaml.Node) []string {
-	if !d.ok || n.Kind != yaml.SequenceNode || n.Tag != "!!seq" && n.Tag != "" || n.Anchor != "" {
-		d.ok = false
+	entries := d.sequence(n)
+	if !d.ok {
 		return nil
 	}
-	out := make([]string, 0, len(n.Content))
-	for _, e := range n.Content {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
 		out = append(out, d.common(e))
 	}
 	return out
@@ -258,12 +275,12 @@ func (d *directDecoder) lastOperation(n *yaml.Node, lo *LastOperation) {
 }
 
 func (d *directDecoder) conditions(n *yaml.Node) []Condition {
-	if !d.ok || n.Kind != yaml.SequenceNode || n.Tag != "!!seq" && n.Tag != "" || n.Anchor != "" {
-		d.ok = false
+	entries := d.sequence(n)
+	if !d.ok {
 		return nil
 	}
-	out := make([]Condition, len(n.Content))
-	for i, e := range n.Content {
+	out := make([]Condition, len(entries))
+	for i, e := range entries {
 		c := &out[i]
 		d.mapping(e, func(k string, v *yaml.Node) {
 			switch k {
