@@ -405,6 +405,18 @@ func TestUnreadableInputNeverDeletes(t *testing.T) {
 	}
 }
 
+// withRole is binding a-bind of instance a with parameter role: changing
+// it rotates the binding (the small plan is binding_rotatable).
+func withRole(role string) string {
+	return bindingYAML("a-bind", "a") + "  parameters:\n    role: " + role + "\n"
+}
+
+// rotationManifests are instance a and its binding a-bind (role reader).
+func rotationManifests(url string) map[string]string {
+	return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+		"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": withRole("reader")}
+}
+
 // TestRotationCrashBeforeEveryCall: a binding rotation (new binding_id
 // with predecessor_binding_id on a binding_rotatable plan) interrupted
 // before each of its calls — the process dies, Git writes included — is
@@ -412,17 +424,10 @@ func TestUnreadableInputNeverDeletes(t *testing.T) {
 // the predecessor unbound (never orphaned with live credentials), the
 // Secret holding the new binding's credentials and the record clean.
 func TestRotationCrashBeforeEveryCall(t *testing.T) {
-	withRole := func(role string) string {
-		return bindingYAML("a-bind", "a") + "  parameters:\n    role: " + role + "\n"
-	}
-	manifests := func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": withRole("reader")}
-	}
 	done := false
 	for n := 0; !done && n < 20; n++ {
 		t.Run(fmt.Sprintf("crash-before-call-%d", n+1), func(t *testing.T) {
-			f := newFixture(t, manifests)
+			f := newFixture(t, rotationManifests)
 			f.sync(f.reconciler(Options{}))
 			first := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
 			if first == nil || first.Phase != manifest.PhaseReady {
@@ -476,13 +481,7 @@ func TestRotationCrashBeforeEveryCall(t *testing.T) {
 // next passes only retry the unbind (no new bind, no second rotation), and
 // the rotation ends with exactly the new binding.
 func TestRotationPredecessorBusy(t *testing.T) {
-	withRole := func(role string) string {
-		return bindingYAML("a-bind", "a") + "  parameters:\n    role: " + role + "\n"
-	}
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": withRole("reader")}
-	})
+	f := newFixture(t, rotationManifests)
 	f.sync(f.reconciler(Options{}))
 	first := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
 	f.broker.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUnbind, BindingID: first.ExternalID, Times: 2, Status: http.StatusUnprocessableEntity,
