@@ -214,14 +214,23 @@ func TestAsyncProvision(t *testing.T) {
 	})
 }
 
-// TestAsyncUpdatePollsWithPreUpdatePlan: an async update records the plan
-// before the update and polls with it (osbtest refuses any other).
-func TestAsyncUpdatePollsWithPreUpdatePlan(t *testing.T) {
+// asyncUpdateEnv is an instance db (instance_id id) provisioned on the
+// small plan, whose updates to the pinned plan are async and answer polls
+// "in progress" polls times; passes do not poll inline.
+func asyncUpdateEnv(t *testing.T, id string, polls int) (*env, manifest.Ref) {
+	t.Helper()
 	e := newEnv(t)
 	e.ex.InlinePoll = 0
 	ref := instRef("db")
-	e.b.SetBehavior(osbtest.PlanDBPinned, osbtest.Behavior{Async: true, Polls: 1}, osbtest.OpUpdate)
-	wantStatus(t, e.pass(createInstance("db", "u-1", osbtest.PlanDBSmall, nil)), ref, StatusSucceeded)
+	e.b.SetBehavior(osbtest.PlanDBPinned, osbtest.Behavior{Async: true, Polls: polls}, osbtest.OpUpdate)
+	wantStatus(t, e.pass(createInstance("db", id, osbtest.PlanDBSmall, nil)), ref, StatusSucceeded)
+	return e, ref
+}
+
+// TestAsyncUpdatePollsWithPreUpdatePlan: an async update records the plan
+// before the update and polls with it (osbtest refuses any other).
+func TestAsyncUpdatePollsWithPreUpdatePlan(t *testing.T) {
+	e, ref := asyncUpdateEnv(t, "u-1", 1)
 	res := e.pass(updateInstance("db", "u-1", osbtest.PlanDBSmall, osbtest.PlanDBPinned, nil))
 	wantStatus(t, res, ref, StatusInProgress)
 	rec := e.rec(ref)
@@ -260,11 +269,7 @@ func TestAsyncUpdatePollsWithPreUpdatePlan(t *testing.T) {
 // previous_values) meets the broker's running operation, is followed by
 // its poll, and completes on the new plan.
 func TestAsyncUpdateUnreadableAccept(t *testing.T) {
-	e := newEnv(t)
-	e.ex.InlinePoll = 0
-	ref := instRef("db")
-	e.b.SetBehavior(osbtest.PlanDBPinned, osbtest.Behavior{Async: true, Polls: 2}, osbtest.OpUpdate)
-	wantStatus(t, e.pass(createInstance("db", "u-2", osbtest.PlanDBSmall, nil)), ref, StatusSucceeded)
+	e, ref := asyncUpdateEnv(t, "u-2", 2)
 	e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: http.StatusAccepted, Malformed: true, AfterEffect: true, Times: 1})
 	step := updateInstance("db", "u-2", osbtest.PlanDBSmall, osbtest.PlanDBPinned, nil)
 	wantStatus(t, e.pass(step), ref, StatusFailed)
