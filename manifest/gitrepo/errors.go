@@ -57,6 +57,9 @@ var (
 	ErrCheckedOutBranch = errors.New("refusing to write to the checked-out branch of a working copy")
 	// ErrOutsideStatusDir means a change set names a path outside .osbgit/.
 	ErrOutsideStatusDir = errors.New("path outside the status directory")
+	// ErrUntrustedBranch means a write was asked of a Repo opened on a
+	// branch other than its trusted branch (a diff of a pull request).
+	ErrUntrustedBranch = errors.New("refusing to write from an untrusted branch")
 	// ErrInvalidOptions means Open was given inconsistent or unusable
 	// options (bad URL, missing known_hosts, unreadable key file, ...).
 	ErrInvalidOptions = errors.New("invalid git options")
@@ -186,7 +189,7 @@ func classify(err error) error {
 	}
 	for _, s := range []error{ErrAuthFailed, ErrBranchNotFound, ErrEmptyRepo, ErrUnreachable, ErrConflict,
 		ErrRepositoryNotFound, ErrInsecureTransport, ErrHostKey, ErrRevisionNotFound, ErrNotWorkTree,
-		ErrCheckedOutBranch, ErrOutsideStatusDir, ErrInvalidOptions} {
+		ErrCheckedOutBranch, ErrOutsideStatusDir, ErrInvalidOptions, ErrUntrustedBranch} {
 		if errors.Is(err, s) {
 			return s
 		}

@@ -16,9 +16,22 @@ type Options struct {
 	// Branch holds the manifests. Empty means the remote's default branch
 	// (HEAD), or the checked-out branch of a local working copy.
 	Branch string
-	// StatusBranch receives the .osbgit/ records. Empty means Branch. It is
-	// created from Branch's head on the first write if it does not exist.
+	// StatusBranch receives the .osbgit/ records. Empty means the trusted
+	// branch. It is created from Branch's head on the first write if it
+	// does not exist.
 	StatusBranch string
+	// TrustedBranch is the branch the operator trusts: the one osbgit
+	// reconciles, whose broker manifests decide where broker credentials
+	// may be sent, and whose records a diff of any other branch reads.
+	// Empty means Branch, or the remote's default branch with
+	// TrustDefaultBranch. A Repo whose Branch is not its trusted branch
+	// never writes.
+	TrustedBranch string
+	// TrustDefaultBranch makes an empty TrustedBranch the remote's default
+	// branch (HEAD) rather than Branch: what `osbgit diff` of another
+	// branch compares with. For a local working copy it is the branch
+	// origin/HEAD names, else the checked-out branch.
+	TrustDefaultBranch bool
 	// Auth holds credentials; the zero value means anonymous.
 	Auth Auth
 }

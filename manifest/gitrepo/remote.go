@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -188,7 +189,8 @@ func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 			if b == r.branch {
 				return FetchResult{}, ErrBranchNotFound
 			}
-			// The status branch does not exist (yet, or any more).
+			// The status or trusted branch does not exist (yet, or any
+			// more).
 			_ = r.st.RemoveReference(name)
 			continue
 		}
@@ -353,12 +355,15 @@ func (r *Repo) fetchIncremental(ctx context.Context, sess transport.UploadPackSe
 }
 
 // branches returns the manifest branch and, when different, the status
-// branch.
+// and trusted branches.
 func (r *Repo) branches() []string {
-	if r.statusBranch == r.branch {
-		return []string{r.branch}
+	out := []string{r.branch}
+	for _, b := range []string{r.statusBranch, r.trustedBranch} {
+		if b != "" && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
 	}
-	return []string{r.branch, r.statusBranch}
+	return out
 }
 
 // fetchSpecs runs one go-git fetch of the given branches (all configured
@@ -420,11 +425,40 @@ func (r *Repo) localResult(updated bool) (FetchResult, error) {
 	if err != nil {
 		return FetchResult{}, err
 	}
-	res := FetchResult{Head: head.String(), Updated: updated}
+	res := FetchResult{Head: head.String(), TrustedHead: head.String(), Updated: updated}
 	r.known = map[string]plumbing.Hash{r.branch: head}
-	if sh, err := r.st.Reference(plumbing.NewBranchReferenceName(r.statusBranch)); err == nil {
+	if r.trustedBranch != r.branch {
+		res.TrustedHead = ""
+		if th, ok := r.trustedRef(); ok {
+			res.TrustedHead = th.String()
+		}
+	}
+	if r.statusBranch == r.trustedBranch && r.trustedBranch != r.branch {
+		// A diff of another branch reads the trusted branch's records.
+		res.StatusHead = res.TrustedHead
+		if res.StatusHead != "" {
+			r.known[r.statusBranch] = plumbing.NewHash(res.StatusHead)
+		}
+	} else if sh, err := r.st.Reference(plumbing.NewBranchReferenceName(r.statusBranch)); err == nil {
 		res.StatusHead = sh.Hash().String()
 		r.known[r.statusBranch] = sh.Hash()
 	}
 	return res, nil
+}
+
+// trustedRef looks up the trusted branch's head when it is not the
+// manifest branch. In a working copy the remote-tracking branch
+// (origin/<branch>, what the remote holds) wins over a local branch of the
+// same name, which may carry unpushed commits. Caller holds r.mu.
+func (r *Repo) trustedRef() (plumbing.Hash, bool) {
+	names := []plumbing.ReferenceName{plumbing.NewBranchReferenceName(r.trustedBranch)}
+	if r.src.kind == kindWorkTree {
+		names = append([]plumbing.ReferenceName{plumbing.NewRemoteReferenceName("origin", r.trustedBranch)}, names...)
+	}
+	for _, n := range names {
+		if ref, err := r.st.Reference(n); err == nil && r.hasCommit(ref.Hash()) {
+			return ref.Hash(), true
+		}
+	}
+	return plumbing.ZeroHash, false
 }

@@ -85,6 +85,8 @@ type Client interface {
 	Branch() string
 	// StatusBranch is the branch that receives .osbgit/ records.
 	StatusBranch() string
+	// TrustedBranch is the branch the operator trusts (Options.TrustedBranch).
+	TrustedBranch() string
 	// URL is the redacted repository URL, safe to show.
 	URL() string
 	// Close releases the cache lock.
@@ -98,6 +100,9 @@ type FetchResult struct {
 	// StatusHead is the status branch's head commit; "" when the status
 	// branch does not exist yet. Equal to Head when they are one branch.
 	StatusHead string
+	// TrustedHead is the trusted branch's head commit; "" when that branch
+	// does not exist. Equal to Head when they are one branch.
+	TrustedHead string
 	// Updated is true when objects or refs were transferred; false when
 	// the local copy was already current (or the source is a local path).
 	Updated bool
@@ -111,10 +116,11 @@ type Repo struct {
 	auth transportAuth
 	set  settings
 
-	shownURL     string
-	secrets      []string
-	branch       string
-	statusBranch string
+	shownURL      string
+	secrets       []string
+	branch        string
+	statusBranch  string
+	trustedBranch string
 
 	repo *git.Repository
 	st   storage.Storer
@@ -164,8 +170,8 @@ func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
 		return fail(err)
 	}
 	r := &Repo{src: src, auth: ta, set: s, shownURL: src.shown, secrets: ta.secrets,
-		branch: o.Branch, statusBranch: o.StatusBranch, known: map[string]plumbing.Hash{}}
-	for _, b := range []string{o.Branch, o.StatusBranch} {
+		branch: o.Branch, statusBranch: o.StatusBranch, trustedBranch: o.TrustedBranch, known: map[string]plumbing.Hash{}}
+	for _, b := range []string{o.Branch, o.StatusBranch, o.TrustedBranch} {
 		if b != "" {
 			if err := plumbing.NewBranchReferenceName(b).Validate(); err != nil || strings.HasPrefix(b, "refs/") {
 				return fail(fmt.Errorf("%w: invalid branch name %q", ErrInvalidOptions, b))
@@ -191,8 +197,19 @@ func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
 		}
 		r.branch = b
 	}
+	if r.trustedBranch == "" {
+		r.trustedBranch = r.branch
+		if o.TrustDefaultBranch {
+			b, err := r.trustedDefault(ctx)
+			if err != nil {
+				r.Close()
+				return nil, r.newError("open", "", fmt.Errorf("%w (give the trusted branch)", err))
+			}
+			r.trustedBranch = b
+		}
+	}
 	if r.statusBranch == "" {
-		r.statusBranch = r.branch
+		r.statusBranch = r.trustedBranch
 	}
 	return r, nil
 }
@@ -395,8 +412,29 @@ func (r *Repo) defaultBranch(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("%w: cannot tell the remote's default branch; give a branch", ErrBranchNotFound)
 }
 
+// trustedDefault is the default trusted branch: the remote's default
+// branch; for a working copy, the branch origin/HEAD names (a CI checkout
+// of a pull request has the pull request checked out), else the
+// checked-out branch.
+func (r *Repo) trustedDefault(ctx context.Context) (string, error) {
+	if r.src.kind == kindWorkTree {
+		ref, err := r.st.Reference(plumbing.NewRemoteHEADReferenceName("origin"))
+		if err == nil && ref.Type() == plumbing.SymbolicReference {
+			if t := ref.Target(); t.IsRemote() {
+				if _, b, ok := strings.Cut(t.Short(), "/"); ok && b != "" {
+					return b, nil
+				}
+			}
+		}
+	}
+	return r.defaultBranch(ctx)
+}
+
 // Branch returns the manifest branch.
 func (r *Repo) Branch() string { return r.branch }
+
+// TrustedBranch returns the branch the operator trusts.
+func (r *Repo) TrustedBranch() string { return r.trustedBranch }
 
 // StatusBranch returns the branch that receives .osbgit/ records.
 func (r *Repo) StatusBranch() string { return r.statusBranch }

@@ -90,6 +90,10 @@ func (r *Repo) CheckWritable() error {
 }
 
 func (r *Repo) checkWritableLocked() error {
+	if r.branch != r.trustedBranch {
+		return fmt.Errorf("%w: branch %q is not the trusted branch %q; osbgit writes records only while reconciling the trusted branch",
+			ErrUntrustedBranch, r.branch, r.trustedBranch)
+	}
 	if r.src.kind != kindWorkTree {
 		return nil
 	}
