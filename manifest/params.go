@@ -54,11 +54,11 @@ func ResolveParameters(namespace string, params map[string]any, from []Parameter
 		}
 		ref := src.SecretKeyRef
 		if read == nil {
-			return nil, nil, fmt.Errorf("%s: no secret store to read Secret %s/%s", where, namespace, ref.Name)
+			return nil, nil, fmt.Errorf("%s: %w: no secret store to read Secret %s/%s", where, ErrSecretUnreadable, namespace, ref.Name)
 		}
 		data, rerr := read(namespace, ref.Name, ref.Key)
 		if rerr != nil {
-			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, rerr)
+			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, unreadable{rerr})
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
@@ -78,6 +78,19 @@ func ResolveParameters(namespace string, params map[string]any, from []Parameter
 	sort.Strings(secretKeys)
 	return out, secretKeys, nil
 }
+
+// ErrSecretUnreadable marks a parametersFrom Secret that could not be read
+// (no secret store, missing Secret or key, store error), as opposed to one
+// whose content is wrong.
+var ErrSecretUnreadable = errors.New("secret unreadable")
+
+// unreadable marks a secret store's error as ErrSecretUnreadable without
+// changing its message.
+type unreadable struct{ err error }
+
+func (u unreadable) Error() string        { return u.err.Error() }
+func (u unreadable) Unwrap() error        { return u.err }
+func (u unreadable) Is(target error) bool { return target == ErrSecretUnreadable }
 
 // RedactedValue replaces secret-sourced parameter values in output.
 const RedactedValue = "<redacted>"

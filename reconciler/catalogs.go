@@ -70,7 +70,10 @@ type catalogOutcome struct {
 	changed bool
 	// fetched is set when a GET /v2/catalog succeeded.
 	fetched bool
-	err     error
+	// notContacted says why the broker was deliberately not called
+	// (offline, or not trusted); err why a call failed.
+	notContacted string
+	err          error
 }
 
 // catalogGetter is what refreshing needs from a broker client.
@@ -80,9 +83,10 @@ type catalogGetter interface {
 
 // refreshCatalogs fetches the catalogs that are due (all of them when force)
 // concurrently, keeping the cached record when a fetch fails or returns the
-// same catalog. getClient returns the broker's client.
+// same catalog. Offline, or for brokers in skip, the cached record is used
+// without a call. getClient returns the broker's client.
 func refreshCatalogs(ctx context.Context, brokers []manifest.Broker, cached map[manifest.Ref]*manifest.CatalogRecord,
-	lastRelist map[manifest.Ref]time.Time, now time.Time, force, offline bool,
+	lastRelist map[manifest.Ref]time.Time, now time.Time, force, offline bool, skip notContacted,
 	getClient func(context.Context, manifest.Broker) (catalogGetter, error)) []catalogOutcome {
 	out := make([]catalogOutcome, len(brokers))
 	var wg sync.WaitGroup
@@ -94,8 +98,8 @@ func refreshCatalogs(ctx context.Context, brokers []manifest.Broker, cached map[
 		if force && reason == "" {
 			reason = "refresh requested"
 		}
-		out[i] = catalogOutcome{broker: ref, reason: reason, record: rec}
-		if reason == "" || offline {
+		out[i] = catalogOutcome{broker: ref, reason: reason, record: rec, notContacted: skip[ref]}
+		if reason == "" || offline || out[i].notContacted != "" {
 			continue
 		}
 		wg.Add(1)

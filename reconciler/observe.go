@@ -31,8 +31,10 @@ type probe struct {
 //   - drift (when drift is set): every Ready instance (binding) whose
 //     service is instances_retrievable (bindings_retrievable), to compare
 //     the broker's plan and parameters with the record.
+//
+// Brokers in gate are not called.
 func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
-	catalogs manifest.Catalogs, drift bool) map[manifest.Ref]plan.Observation {
+	catalogs manifest.Catalogs, drift bool, gate notContacted) map[manifest.Ref]plan.Observation {
 	var probes []probe
 	service := func(broker manifest.Ref, serviceID string) (osbclient.Service, bool) {
 		cat := catalogs[manifest.CatalogKey(broker)]
@@ -89,7 +91,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for _, pr := range probes {
-		if pr.broker == nil {
+		if pr.broker == nil || gate[pr.broker.GetRef()] != "" {
 			continue
 		}
 		wg.Add(1)

@@ -71,6 +71,11 @@ type Options struct {
 	// MaxReplans bounds how often a pass re-plans after its write-ahead
 	// push was rejected (default 3).
 	MaxReplans int
+	// BrokerAuthNamespaces are the namespaces broker auth Secrets may come
+	// from (set by the operator, never by the repo); nil means
+	// manifest.DefaultBrokerAuthNamespace. A broker naming a Secret
+	// elsewhere is an error and is never called.
+	BrokerAuthNamespaces []string
 }
 
 // DefaultClusterID is sent as context.clusterid when neither osbgit.yaml nor
@@ -167,6 +172,8 @@ type prepared struct {
 	catalogs []catalogOutcome
 	plan     *plan.Plan
 	cfg      effectiveConfig
+	// gate lists the brokers this pass must not call.
+	gate notContacted
 }
 
 type effectiveConfig struct {
@@ -252,28 +259,42 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
+	gate, authDiags, err := r.brokerGate(fr, snap.Set, po.workTree != nil)
+	if err != nil {
+		return nil, err
+	}
 	brokers := snap.Set.Brokers()
-	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), now, po.refresh, po.offline,
+	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), now, po.refresh, po.offline, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	catalogs := records.CatalogsByKey()
+	access := make(map[manifest.Ref]plan.BrokerAccess, len(outs))
 	for _, o := range outs {
 		if o.err != nil {
 			r.Log.WithFields(logrus.Fields{"broker": o.broker.String(), "reason": o.reason}).WithError(o.err).Warn("catalog fetch failed; using the cached catalog")
-		} else if o.reason != "" && !po.offline {
+		} else if o.fetched {
 			r.Log.WithFields(logrus.Fields{"broker": o.broker.String(), "reason": o.reason, "changed": o.changed}).Info("relisted catalog")
 		}
 		if o.record != nil {
 			c := o.record.Catalog
 			catalogs[manifest.CatalogKey(o.broker)] = &c
 		}
+		a := plan.BrokerAccess{NotContacted: o.notContacted, Offline: po.offline}
+		if o.err != nil {
+			a.CatalogError = o.err.Error()
+		}
+		if o.record != nil {
+			a.CatalogFetchedAt = o.record.FetchedAt.Time
+		}
+		access[o.broker] = a
 	}
 	cfg := r.effective(snap.Set.Config)
 	diags := append(manifest.Diagnostics(nil), snap.Diagnostics...)
+	diags = append(diags, authDiags...)
 	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
 	diags.Sort()
 	var observations map[manifest.Ref]plan.Observation
 	if !po.offline {
-		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift)
+		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate)
 	}
 	in := plan.Input{
 		Observations: observations,
@@ -281,6 +302,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Diagnostics:  diags,
 		Records:      records.Status,
 		Catalogs:     catalogs,
+		Brokers:      access,
 		Secrets:      parametersReader(ctx, r.Secrets),
 		NewID:        r.NewID,
 		Options: plan.Options{
@@ -290,10 +312,11 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 			Revision:                  snap.Revision,
 			Now:                       now,
 			DefaultMaxPollingDuration: r.maxPolling(),
+			SecretsNotCompared:        po.offline,
 		},
 	}
 	p := plan.Build(in)
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate}, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -484,7 +507,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 
 	ex := &exec.Executor{
-		Brokers:     r.brokerLookup(ctx, p.snap.Set),
+		Brokers:     r.brokerLookup(ctx, p.snap.Set, p.gate),
 		Secrets:     r.Secrets,
 		Concurrency: p.cfg.concurrency,
 		Now:         r.Now,
@@ -623,13 +646,16 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 // the broker's auth Secret, which every step would otherwise read again
 // (2,000 Secret reads for 2,000 steps). Failures are not remembered, so a
 // later step tries again.
-func (r *Reconciler) brokerLookup(ctx context.Context, set *manifest.Set) exec.BrokerLookup {
+func (r *Reconciler) brokerLookup(ctx context.Context, set *manifest.Set, gate notContacted) exec.BrokerLookup {
 	var mu sync.Mutex
 	clients := map[manifest.Ref]exec.BrokerClient{}
 	return func(ref manifest.Ref) (exec.BrokerClient, error) {
 		b := set.Broker(ref)
 		if b == nil {
 			return nil, fmt.Errorf("%s: %w: its manifest is gone", ref, errNoClient)
+		}
+		if why := gate[ref]; why != "" {
+			return nil, fmt.Errorf("%s: %w: %s", ref, errNoClient, why)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -861,11 +887,19 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), r.Now(), refresh, false,
+	gate, _, err := r.brokerGate(fr, snap.Set, false)
+	if err != nil {
+		return nil, err
+	}
+	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), r.Now(), refresh, false, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	res := make([]BrokerCatalog, 0, len(outs))
 	for _, o := range outs {
-		res = append(res, BrokerCatalog{Broker: o.broker, Record: o.record, Fetched: o.fetched, Err: o.err})
+		err := o.err
+		if err == nil && o.notContacted != "" && o.reason != "" {
+			err = errors.New(o.notContacted)
+		}
+		res = append(res, BrokerCatalog{Broker: o.broker, Record: o.record, Fetched: o.fetched, Err: err})
 	}
 	return res, nil
 }

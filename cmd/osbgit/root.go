@@ -42,13 +42,17 @@ func withExitCode(code int, err error) error { return &exitCodeError{code: code,
 
 // globalOptions are the flags every command takes (DESIGN.md, CLI).
 type globalOptions struct {
-	Repo        string
-	Branch      string
-	Path        string
-	SecretStore string
-	Kubeconfig  string
-	LogFormat   string
-	LogLevel    string
+	Repo          string
+	Branch        string
+	TrustedBranch string
+	// BrokerAuthNamespaces are the namespaces broker auth Secrets may come
+	// from (see brokerAuthNamespaces for the default).
+	BrokerAuthNamespaces []string
+	Path                 string
+	SecretStore          string
+	Kubeconfig           string
+	LogFormat            string
+	LogLevel             string
 
 	GitUsername            string
 	GitPasswordFile        string
@@ -90,7 +94,9 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.Repo, "repo", ".", "manifest repository: a local working copy, a bare repo, or a URL")
-	pf.StringVar(&g.Branch, "branch", "", "branch to reconcile (default: the repo's HEAD branch)")
+	pf.StringVar(&g.Branch, "branch", "", "branch to read (default: the repo's HEAD branch; sync and run: the trusted branch)")
+	pf.StringVar(&g.TrustedBranch, "trusted-branch", "", "the branch the operator trusts: what sync and run reconcile, whose broker manifests say where broker credentials may go, and whose records a diff of any other branch reads (default: --branch for sync and run, else the remote's default branch)")
+	pf.StringSliceVar(&g.BrokerAuthNamespaces, "broker-auth-namespaces", nil, "namespaces broker auth Secrets may come from (default: osbgit's own namespace in a cluster, else osbgit-system)")
 	pf.StringVar(&g.Path, "path", "", "directory inside the repo holding manifests (default: osbgit.yaml's path, else the root)")
 	pf.StringVar(&g.SecretStore, "secret-store", "", "where credentials and auth secrets live: kube or dir:PATH")
 	pf.StringVar(&g.Kubeconfig, "kubeconfig", "", "kubeconfig for --secret-store kube (default: in-cluster, then $KUBECONFIG)")

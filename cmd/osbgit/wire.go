@@ -24,6 +24,9 @@ import (
 
 // passFlags are the flags of commands that plan or run a pass.
 type passFlags struct {
+	// mutating: the command reconciles (sync, run), so the branch it
+	// reads must be the trusted branch.
+	mutating     bool
 	statusBranch string
 	prune        bool
 	maxDeletions int
@@ -32,8 +35,9 @@ type passFlags struct {
 }
 
 func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
+	pf.mutating = mutating
 	f := cmd.Flags()
-	f.StringVar(&pf.statusBranch, "status-branch", "", "branch receiving .osbgit/ records (default: osbgit.yaml's statusBranch, else the manifest branch)")
+	f.StringVar(&pf.statusBranch, "status-branch", "", "branch holding .osbgit/ records (default: the trusted branch's osbgit.yaml statusBranch, else the trusted branch)")
 	f.BoolVar(&pf.prune, "prune", false, "delete resources whose manifest was removed (default: osbgit.yaml's prune)")
 	f.IntVar(&pf.maxDeletions, "max-deletions", 0, "refuse a pass deleting more than N resources (default: osbgit.yaml's maxDeletions, 10)")
 	f.StringVar(&pf.clusterID, "cluster-id", "", "context.clusterid sent to brokers (default: osbgit.yaml's clusterID)")
@@ -44,7 +48,8 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 
 // options turns the flags that were given into reconciler overrides.
 func (pf *passFlags) options(cmd *cobra.Command, g *globalOptions) reconciler.Options {
-	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: pf.clusterID}
+	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: pf.clusterID,
+		BrokerAuthNamespaces: g.brokerAuthNamespaces()}
 	if cmd.Flags().Changed("prune") || os.Getenv(envName("prune")) != "" {
 		v := pf.prune
 		o.Prune = &v
@@ -98,10 +103,14 @@ func (g *globalOptions) cacheRoot() string {
 	return filepath.Join(os.TempDir(), "osbgit-cache")
 }
 
-// openRepo opens --repo. The status branch comes from --status-branch, else
-// from osbgit.yaml at the branch head (which needs the repo open first, so
-// the repo is reopened when the config names one).
-func (g *globalOptions) openRepo(ctx context.Context, statusBranch string) (*gitrepo.Repo, error) {
+// openRepo opens --repo. The trusted branch comes from the operator only
+// (--trusted-branch, else what sync reconciles: --branch, else the remote's
+// default branch), never from the repository: a reconciling command must
+// read the trusted branch itself, and any other command compares what it
+// reads with it. The status branch comes from --status-branch, else from
+// osbgit.yaml at the trusted branch's head (which needs the repo open
+// first, so the repo is reopened when the config names one).
+func (g *globalOptions) openRepo(ctx context.Context, statusBranch string, mutating bool) (*gitrepo.Repo, error) {
 	auth, err := g.gitAuth()
 	if err != nil {
 		return nil, err
@@ -114,7 +123,15 @@ func (g *globalOptions) openRepo(ctx context.Context, statusBranch string) (*git
 	if g.GitInsecureSkipHostKey {
 		opts = append(opts, gitrepo.WithInsecureSkipHostKeyCheck())
 	}
-	o := gitrepo.Options{URL: g.Repo, Branch: g.Branch, StatusBranch: statusBranch, Auth: auth}
+	o := gitrepo.Options{URL: g.Repo, Branch: g.Branch, StatusBranch: statusBranch, Auth: auth, TrustedBranch: g.TrustedBranch}
+	switch {
+	case mutating && g.Branch != "" && g.TrustedBranch != "" && g.Branch != g.TrustedBranch:
+		return nil, fmt.Errorf("--branch %q is not the trusted branch %q: sync and run reconcile only the trusted branch (diff previews any branch)", g.Branch, g.TrustedBranch)
+	case mutating && g.Branch == "":
+		o.Branch = g.TrustedBranch
+	case !mutating && g.TrustedBranch == "":
+		o.TrustDefaultBranch = true
+	}
 	repo, err := gitrepo.Open(ctx, o, opts...)
 	if err != nil {
 		return nil, err
@@ -122,7 +139,7 @@ func (g *globalOptions) openRepo(ctx context.Context, statusBranch string) (*git
 	if statusBranch != "" {
 		return repo, nil
 	}
-	cfg, err := configAtHead(ctx, repo)
+	cfg, err := trustedConfig(ctx, repo)
 	if err != nil {
 		repo.Close()
 		return nil, err
@@ -136,21 +153,43 @@ func (g *globalOptions) openRepo(ctx context.Context, statusBranch string) (*git
 	return gitrepo.Open(ctx, o, opts...)
 }
 
-// configAtHead reads osbgit.yaml at the manifest branch head.
-func configAtHead(ctx context.Context, repo *gitrepo.Repo) (*manifest.Config, error) {
+// trustedConfig reads osbgit.yaml at the trusted branch's head (the
+// defaults when that branch does not exist).
+func trustedConfig(ctx context.Context, repo *gitrepo.Repo) (*manifest.Config, error) {
 	fr, err := repo.Fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
-	fsys, err := repo.TreeFS(fr.Head)
+	if fr.TrustedHead == "" {
+		return manifest.DefaultConfig(), nil
+	}
+	fsys, err := repo.TreeFS(fr.TrustedHead)
 	if err != nil {
 		return nil, err
 	}
 	cfg, diags := manifest.LoadConfig(fsys)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("osbgit.yaml: %w", diags.Err())
+		return nil, fmt.Errorf("osbgit.yaml of the trusted branch %q: %w", repo.TrustedBranch(), diags.Err())
 	}
 	return cfg, nil
+}
+
+// serviceAccountNamespaceFile holds the pod's namespace in a cluster.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// brokerAuthNamespaces are the namespaces broker auth Secrets may come from:
+// --broker-auth-namespaces, else osbgit's own namespace (in a cluster),
+// else manifest.DefaultBrokerAuthNamespace.
+func (g *globalOptions) brokerAuthNamespaces() []string {
+	if len(g.BrokerAuthNamespaces) > 0 {
+		return g.BrokerAuthNamespaces
+	}
+	if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return []string{ns}
+		}
+	}
+	return []string{manifest.DefaultBrokerAuthNamespace}
 }
 
 // openSecrets opens --secret-store; empty means none (commands that must
@@ -217,7 +256,7 @@ func (sf *stateFlags) store(g *globalOptions, repo *gitrepo.Repo) (reconciler.St
 
 // newReconciler wires a reconciler for --repo with the pass flags.
 func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *passFlags) (*reconciler.Reconciler, *gitrepo.Repo, error) {
-	repo, err := g.openRepo(ctx, pf.statusBranch)
+	repo, err := g.openRepo(ctx, pf.statusBranch, pf.mutating)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -252,7 +291,7 @@ func gitTree(g *globalOptions) (fs.FS, func() error, error) {
 		}
 	}
 	ctx := context.Background()
-	repo, err := g.openRepo(ctx, "")
+	repo, err := g.openRepo(ctx, "", false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -253,6 +253,11 @@ func (r *stepRun) none() {
 	if r.rec != nil && r.rec.Error != nil {
 		r.rec.Error = nil
 		r.touched = true
+		if k := r.s.Ref.Kind; k == manifest.KindClusterServiceBroker || k == manifest.KindServiceBroker {
+			// A broker's record only ever carries its error (blocked):
+			// once the error is gone, so is the record.
+			r.rec = nil
+		}
 	}
 }
 

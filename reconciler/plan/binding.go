@@ -144,6 +144,7 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 		s.Error = d.paramErr.Error()
 		return s
 	}
+	p.notCompared(&s, &d, rec)
 	s.SpecHash = d.specHash
 	if rec != nil && rec.Provisioned && rec.InstanceName != "" && rec.InstanceName != b.Spec.InstanceRef.Name {
 		s.Reason = "spec.instanceRef cannot change"

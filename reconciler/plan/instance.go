@@ -18,15 +18,18 @@ type desiredState struct {
 	secretKeys []string
 	checksum   string
 	paramErr   error
-	specHash   string
-	props      manifest.Properties
+	// notCompared (Options.SecretsNotCompared): a parametersFrom Secret
+	// could not be read, so the parameters are not compared; why.
+	notCompared string
+	specHash    string
+	props       manifest.Properties
 }
 
 // resolveParams fills the parameter part of d for an object's parameters,
 // from what resolveAll computed when it did.
 func (p *planner) resolveParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
 	if r, ok := p.resolved[o.GetRef()]; ok {
-		d.params, d.secretKeys, d.checksum, d.paramErr, d.specHash = r.params, r.secretKeys, r.checksum, r.paramErr, r.specHash
+		*d = *r
 		return
 	}
 	p.computeParams(d, o, params, from)
@@ -36,6 +39,10 @@ func (p *planner) resolveParams(d *desiredState, o manifest.Object, params map[s
 // It only reads the planner's input, so it runs concurrently.
 func (p *planner) computeParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
 	d.params, d.secretKeys, d.paramErr = manifest.ResolveParameters(o.GetRef().Namespace, params, from, p.in.Secrets)
+	if d.paramErr != nil && p.in.Options.SecretsNotCompared && errors.Is(d.paramErr, manifest.ErrSecretUnreadable) {
+		d.notCompared, d.paramErr = d.paramErr.Error(), nil
+		d.params, d.secretKeys, _ = manifest.ResolveParameters(o.GetRef().Namespace, params, nil, nil)
+	}
 	if d.paramErr == nil {
 		d.checksum, d.paramErr = manifest.ParameterChecksum(d.params)
 	}
@@ -62,6 +69,23 @@ func (p *planner) desiredInstance(inst *manifest.ServiceInstance) desiredState {
 	return d
 }
 
+// notCompared notes parameters that could not be compared (a parametersFrom
+// Secret unreadable offline) and takes the recorded parameters as
+// unchanged, so the rest of the plan (class, plan, updateRequests) is
+// still shown.
+func (p *planner) notCompared(s *Step, d *desiredState, rec *manifest.StatusRecord) {
+	if d.notCompared == "" {
+		return
+	}
+	s.Warnings = append(s.Warnings, "parameters from Secrets, not compared ("+d.notCompared+")")
+	if rec != nil {
+		d.checksum = rec.ParameterChecksum
+		if d.props.PlanExternalID != "" {
+			d.props.ParameterChecksum = rec.ParameterChecksum
+		}
+	}
+}
+
 // unresolved blocks a step whose plan reference does not resolve. A class
 // not found while some candidate broker has no catalog yet only waits.
 func unresolved(s *Step, err error) {
@@ -73,6 +97,7 @@ func unresolved(s *Step, err error) {
 		}
 		s.Reason = "waiting for the catalog of " + strings.Join(names, ", ")
 		s.Warnings = append(s.Warnings, err.Error())
+		s.WaitsFor = append(s.WaitsFor, re.MissingCatalogs...)
 		return
 	}
 	s.Reason = "the plan reference does not resolve"
@@ -128,6 +153,7 @@ func (p *planner) instance(ref manifest.Ref, inst *manifest.ServiceInstance, rec
 		s.Error = d.paramErr.Error()
 		return s
 	}
+	p.notCompared(&s, &d, rec)
 	s.SpecHash = d.specHash
 	switch {
 	case rec == nil:

@@ -2,7 +2,9 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 )
@@ -119,11 +121,30 @@ func (p *planner) brokers(resources []manifest.Ref) []manifest.Ref {
 		s := newStep(ref, b, p.in.Records[ref])
 		s.Target = Target{Broker: ref}
 		s.Reason = "in sync"
-		if e := p.diagErrors(ref); e != "" {
+		acc := p.in.Brokers[ref]
+		switch e := p.diagErrors(ref); {
+		case e != "":
 			s.Reason = "invalid manifest"
 			s.Error = e
-		} else if !p.hasCatalog(ref) {
-			s.Warnings = append(s.Warnings, "no catalog yet: instances of this broker wait for it")
+		case !p.hasCatalog(ref):
+			waiting := p.waitingForCatalog(ref)
+			if why := acc.unavailable(); why != "" && waiting > 0 {
+				// Nothing decides what its resources need: say so, never
+				// "in sync".
+				s.Reason = "its resources cannot be planned"
+				s.Error = fmt.Sprintf("%s; no cached catalog, so the plan of %d resource(s) cannot be decided", why, waiting)
+			} else {
+				s.Warnings = append(s.Warnings, "no catalog yet: instances of this broker wait for it")
+			}
+		default:
+			// Offline, the cached catalog is what was asked for.
+			if why := acc.unavailable(); why != "" && !acc.Offline {
+				at := ""
+				if !acc.CatalogFetchedAt.IsZero() {
+					at = " (fetched " + acc.CatalogFetchedAt.UTC().Format(time.RFC3339) + ")"
+				}
+				s.Warnings = append(s.Warnings, why+"; planned from the cached catalog"+at)
+			}
 		}
 		p.steps[ref] = &s
 		out = append(out, ref)
@@ -179,6 +200,18 @@ func (p *planner) brokers(resources []manifest.Ref) []manifest.Ref {
 	}
 	sortRefs(out)
 	return out
+}
+
+// waitingForCatalog counts the resources whose plan waits for broker's
+// catalog.
+func (p *planner) waitingForCatalog(broker manifest.Ref) int {
+	n := 0
+	for _, s := range p.steps {
+		if slices.Contains(s.WaitsFor, broker) {
+			n++
+		}
+	}
+	return n
 }
 
 // limitDeletions enforces Options.MaxDeletions: past it, every delete step

@@ -32,6 +32,11 @@ type Input struct {
 	// Observations are optional live GET results (instances_retrievable /
 	// bindings_retrievable), used for drift detection and adoption.
 	Observations map[manifest.Ref]Observation
+	// Brokers say what the caller could learn from each broker this pass
+	// (missing: it was reachable or not needed). A broker that could not
+	// be asked and has no cached catalog leaves its resources undecided:
+	// its step carries the error, so a diff never reports "in sync" blind.
+	Brokers map[manifest.Ref]BrokerAccess
 	// Secrets resolves parametersFrom; nil fails every parametersFrom
 	// (the resource gets an error, the others proceed). Build calls it
 	// from several goroutines.
@@ -62,6 +67,11 @@ type Options struct {
 	// Now is the planning time; it only annotates reasons (a poll past its
 	// deadline). Build never reads the clock.
 	Now time.Time
+	// SecretsNotCompared (diff --offline, usually without a secret store):
+	// a parametersFrom Secret that cannot be read is a warning and the
+	// parameters are taken as unchanged, instead of blocking the resource.
+	// Never set for a plan that is executed.
+	SecretsNotCompared bool
 	// DefaultMaxPollingDuration is the platform's own polling limit. The
 	// poll deadline is StartTime plus the smaller of this and the plan's
 	// maximum_polling_duration (either alone when the other is 0; no
@@ -81,6 +91,34 @@ type Observation struct {
 	NotFound bool `json:"notFound,omitempty"`
 	// Err is a failed GET (anything but 200 / 404), shown as a warning.
 	Err string `json:"err,omitempty"`
+}
+
+// BrokerAccess is what the caller could learn from one broker this pass.
+type BrokerAccess struct {
+	// NotContacted says why the broker was deliberately not called
+	// (offline; its URL or auth differ from the trusted branch's).
+	NotContacted string `json:"notContacted,omitempty"`
+	// CatalogError says why its catalog could not be fetched (the
+	// broker is down, its auth Secret is missing, TLS failed, ...).
+	CatalogError string `json:"catalogError,omitempty"`
+	// Offline: no broker was called at all (diff --offline).
+	Offline bool `json:"offline,omitempty"`
+	// CatalogFetchedAt is when the catalog used was fetched (zero: none).
+	CatalogFetchedAt time.Time `json:"catalogFetchedAt,omitzero"`
+}
+
+// unavailable says why the broker's catalog could not be had this pass
+// ("" when it could).
+func (a BrokerAccess) unavailable() string {
+	switch {
+	case a.NotContacted != "":
+		return a.NotContacted
+	case a.CatalogError != "":
+		return "catalog not fetched: " + a.CatalogError
+	case a.Offline:
+		return "not contacted: offline"
+	}
+	return ""
 }
 
 // planner carries the state of one Build.
