@@ -73,6 +73,25 @@ func (r *Repo) Push(msg string, files map[string]string, remove []string) string
 	return Git(r.t, r.Clone, "rev-parse", "HEAD")
 }
 
+// PushBranch commits files and removals on a new branch made from main's
+// head (a pull request's branch), pushes it and returns its head; the
+// clone is back on main afterwards.
+func (r *Repo) PushBranch(branch, msg string, files map[string]string, remove []string) string {
+	r.t.Helper()
+	Git(r.t, r.Clone, "pull", "-q", "--rebase", "origin", "main")
+	Git(r.t, r.Clone, "checkout", "-q", "-B", branch)
+	r.Write(files)
+	for _, p := range remove {
+		Git(r.t, r.Clone, "rm", "-q", p)
+	}
+	Git(r.t, r.Clone, "add", "-A")
+	Git(r.t, r.Clone, "commit", "-q", "--allow-empty", "-m", msg)
+	Git(r.t, r.Clone, "push", "-q", "-f", "origin", "HEAD:"+branch)
+	head := Git(r.t, r.Clone, "rev-parse", "HEAD")
+	Git(r.t, r.Clone, "checkout", "-q", "main")
+	return head
+}
+
 // Write writes files into the clone without committing (uncommitted edits).
 func (r *Repo) Write(files map[string]string) {
 	r.t.Helper()
