@@ -41,7 +41,7 @@ spec:
 	}
 	var doc struct {
 		Resources []struct {
-			Ref struct{ Kind, Name string }
+			Ref   struct{ Kind, Name string }
 			Error string
 		}
 	}
