@@ -296,6 +296,10 @@ type StatusRecord struct {
 	PredecessorExternalID string `json:"predecessorExternalID,omitempty"`
 	// Broker is the broker the resource lives at.
 	Broker Ref `json:"broker,omitzero"`
+	// BrokerURL is the broker's URL when it last answered for the
+	// resource: a different URL in the manifest means the broker moved,
+	// and a 404 there is not taken for a lost resource.
+	BrokerURL string `json:"brokerURL,omitempty"`
 	// InstanceName (bindings) is the bound ServiceInstance in the same
 	// namespace, kept so unbind-before-deprovision ordering works after
 	// both manifests are gone.

@@ -30,7 +30,10 @@ type probe struct {
 //     whose service is instances_retrievable — does the broker hold it?
 //   - drift (when drift is set): every Ready instance (binding) whose
 //     service is instances_retrievable (bindings_retrievable), to compare
-//     the broker's plan and parameters with the record.
+//     the broker's plan and parameters with the record;
+//   - a moved broker: the same, for resources recorded at another URL of
+//     their broker, so that the new URL's answer is known before anything
+//     is sent there.
 //
 // Brokers in gate are not called.
 func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
@@ -59,7 +62,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 			}
 			probes = append(probes, probe{ref: ref, broker: set.Broker(res.BrokerRef), instance: inst.Spec.ExternalID,
 				service: res.Service.ID})
-		case drift && rec != nil && rec.Phase == manifest.PhaseReady && !rec.AsyncOpInProgress:
+		case (drift || movedBroker(set, rec)) && rec != nil && rec.Phase == manifest.PhaseReady && !rec.AsyncOpInProgress:
 			svc, ok := service(rec.Broker, rec.ClassExternalID)
 			if !ok || !svc.InstancesRetrievable {
 				continue
@@ -68,20 +71,18 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 				service: rec.ClassExternalID})
 		}
 	}
-	if drift {
-		for _, b := range set.Bindings {
-			ref := b.GetRef()
-			rec := records[ref]
-			if rec == nil || rec.Phase != manifest.PhaseReady || rec.AsyncOpInProgress {
-				continue
-			}
-			svc, ok := service(rec.Broker, rec.ClassExternalID)
-			if !ok || !svc.BindingsRetrievable {
-				continue
-			}
-			probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.InstanceExternalID,
-				binding: rec.ExternalID, service: rec.ClassExternalID})
+	for _, b := range set.Bindings {
+		ref := b.GetRef()
+		rec := records[ref]
+		if rec == nil || rec.Phase != manifest.PhaseReady || rec.AsyncOpInProgress || !(drift || movedBroker(set, rec)) {
+			continue
 		}
+		svc, ok := service(rec.Broker, rec.ClassExternalID)
+		if !ok || !svc.BindingsRetrievable {
+			continue
+		}
+		probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.InstanceExternalID,
+			binding: rec.ExternalID, service: rec.ClassExternalID})
 	}
 	out := map[manifest.Ref]plan.Observation{}
 	if len(probes) == 0 {
@@ -107,6 +108,15 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	}
 	wg.Wait()
 	return out
+}
+
+// movedBroker reports whether rec was recorded at another URL of its broker.
+func movedBroker(set *manifest.Set, rec *manifest.StatusRecord) bool {
+	if rec == nil || rec.BrokerURL == "" {
+		return false
+	}
+	b := set.Broker(rec.Broker)
+	return b != nil && b.GetBrokerSpec().URL != rec.BrokerURL
 }
 
 func (r *Reconciler) probe(ctx context.Context, pr probe) plan.Observation {

@@ -76,6 +76,9 @@ type Options struct {
 	// manifest.DefaultBrokerAuthNamespace. A broker naming a Secret
 	// elsewhere is an error and is never called.
 	BrokerAuthNamespaces []string
+	// ConfirmedBrokerMoves are brokers whose URL change an operator
+	// confirmed (plan.Options.ConfirmedBrokerMoves).
+	ConfirmedBrokerMoves []manifest.Ref
 }
 
 // DefaultClusterID is sent as context.clusterid when neither osbgit.yaml nor
@@ -313,6 +316,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 			Now:                       now,
 			DefaultMaxPollingDuration: r.maxPolling(),
 			SecretsNotCompared:        po.offline,
+			ConfirmedBrokerMoves:      r.Options.ConfirmedBrokerMoves,
 		},
 	}
 	p := plan.Build(in)
@@ -440,7 +444,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("look up branch head: %w", err)
 	}
-	if r.State.quiet(head, now) {
+	if r.State.quiet(head, now) && len(r.Options.ConfirmedBrokerMoves) == 0 {
 		return &SyncResult{Skipped: true, Reason: "head " + short(head) + " already reconciled; nothing due"}, nil
 	}
 	maxReplans := r.Options.MaxReplans
@@ -625,7 +629,7 @@ func (r *Reconciler) saveState(ctx context.Context) {
 // .osbgit/ since the last reconciled revision, with nothing else due.
 func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (bool, string) {
 	st := r.State
-	if st.ObservedHead == "" || st.InFlight > 0 {
+	if st.ObservedHead == "" || st.InFlight > 0 || len(r.Options.ConfirmedBrokerMoves) > 0 {
 		return false, ""
 	}
 	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -335,4 +336,60 @@ func secretOf(kv ...string) secretstore.Secret {
 		data[kv[i]] = []byte(kv[i+1])
 	}
 	return secretstore.Secret{Data: data}
+}
+
+// After a broker's URL change is merged, an instance the new URL answers
+// 404 for is reported, not provisioned again, until an operator confirms
+// the move; one the new URL holds is recorded at it without a call.
+func TestMovedBrokerIsNotALostBroker(t *testing.T) {
+	files := func(url string) map[string]string {
+		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", "")}
+	}
+	t.Run("the new URL does not have it", func(t *testing.T) {
+		f := newFixture(t, files)
+		f.sync(f.reconciler(Options{}))
+		rec := recordOf(t, f, manifest.KindServiceInstance, "db")
+		if rec.BrokerURL != f.url {
+			t.Fatalf("record brokerURL = %q, want %q", rec.BrokerURL, f.url)
+		}
+		empty, srv := osbtest.NewServer(t, osbtest.Config{Username: brokerUser, Password: brokerPass})
+		f.repo.Push("broker moved", files(srv.URL), nil)
+		res := f.sync(f.reconciler(Options{}))
+		s := stepOf(t, res.Plan, manifest.KindServiceInstance, "apps", "db")
+		if s.Action != plan.None || !strings.Contains(s.Error, "answers 404") || !strings.Contains(s.Error, "--confirm-broker-move test-broker") {
+			t.Errorf("db: %s error %q; want blocked, naming --confirm-broker-move", s.Action, s.Error)
+		}
+		if n := len(empty.Instances()); n != 0 {
+			t.Fatalf("the new URL got %d instances before the move was confirmed", n)
+		}
+		if got := recordOf(t, f, manifest.KindServiceInstance, "db"); got.ExternalID != rec.ExternalID || got.BrokerURL != f.url {
+			t.Errorf("record changed: id %q url %q", got.ExternalID, got.BrokerURL)
+		}
+		// Confirmed: provisioned again there, with the same instance_id.
+		f.sync(f.reconciler(Options{ConfirmedBrokerMoves: []manifest.Ref{{Kind: manifest.KindClusterServiceBroker, Name: "test-broker"}}}))
+		if _, ok := empty.Instances()[rec.ExternalID]; !ok {
+			t.Fatalf("instance %s not provisioned at the new URL after the confirmation: %v", rec.ExternalID, empty.Instances())
+		}
+		if got := recordOf(t, f, manifest.KindServiceInstance, "db"); got.BrokerURL != srv.URL || got.Error != nil {
+			t.Errorf("record after the confirmed move: url %q error %v", got.BrokerURL, got.Error)
+		}
+	})
+	t.Run("the new URL has it", func(t *testing.T) {
+		f := newFixture(t, files)
+		f.sync(f.reconciler(Options{}))
+		// The same broker behind another URL (a new load balancer).
+		alias := httptest.NewServer(f.broker)
+		defer alias.Close()
+		f.repo.Push("broker moved", files(alias.URL), nil)
+		calls := len(f.broker.Calls())
+		f.sync(f.reconciler(Options{}))
+		for _, c := range f.broker.Calls()[calls:] {
+			if c.Method != http.MethodGet {
+				t.Errorf("mutating call after the move: %s %s", c.Method, c.Path)
+			}
+		}
+		if got := recordOf(t, f, manifest.KindServiceInstance, "db"); got.BrokerURL != alias.URL {
+			t.Errorf("record brokerURL = %q, want the new URL %q", got.BrokerURL, alias.URL)
+		}
+	})
 }

@@ -14,9 +14,10 @@ func init() { subcommands = append(subcommands, newSyncCommand) }
 
 func newSyncCommand(g *globalOptions) *cobra.Command {
 	var (
-		pf         passFlags
-		inlinePoll time.Duration
-		state      stateFlags
+		pf           passFlags
+		inlinePoll   time.Duration
+		confirmMoves []string
+		state        stateFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -49,6 +50,9 @@ record says why), 2 error (nothing may have been done).`,
 				return withExitCode(exitError, err)
 			}
 			r.Options.InlinePoll = inlinePoll
+			if r.Options.ConfirmedBrokerMoves, err = brokerRefs(confirmMoves); err != nil {
+				return withExitCode(exitError, err)
+			}
 			errw := cmd.ErrOrStderr()
 			r.Progress = progressReporter(errw, g.log, isTerminal(errw) && g.LogFormat != "json")
 			if r.Options.StateStore, err = state.store(g, repo); err != nil {
@@ -84,6 +88,7 @@ record says why), 2 error (nothing may have been done).`,
 		},
 	}
 	pf.register(cmd, true)
+	cmd.Flags().StringSliceVar(&confirmMoves, "confirm-broker-move", nil, "BROKER (ClusterServiceBroker) or NAMESPACE/BROKER (ServiceBroker) whose URL change you confirm: resources its new URL answers 404 for are created again there (a pass runs even when nothing else is due)")
 	cmd.Flags().DurationVar(&inlinePoll, "inline-poll", 30*time.Second, "how long to keep polling async operations before leaving them to the next pass")
 	state.register(cmd.Flags(), "do not keep pass state in the cache dir (every pass is a full pass)")
 	return cmd

@@ -309,3 +309,20 @@ func gitTree(g *globalOptions) (fs.FS, func() error, error) {
 }
 
 func init() { manifestTree = gitTree }
+
+// brokerRefs parses broker names as --confirm-broker-move takes them: NAME
+// is a ClusterServiceBroker, NAMESPACE/NAME a ServiceBroker.
+func brokerRefs(names []string) ([]manifest.Ref, error) {
+	var out []manifest.Ref
+	for _, n := range names {
+		ref := manifest.Ref{Kind: manifest.KindClusterServiceBroker, Name: n}
+		if ns, name, ok := strings.Cut(n, "/"); ok {
+			ref = manifest.Ref{Kind: manifest.KindServiceBroker, Namespace: ns, Name: name}
+		}
+		if errs := validation.IsDNS1123Subdomain(ref.Name); len(errs) > 0 || (ref.Namespace != "" && len(validation.IsDNS1123Label(ref.Namespace)) > 0) {
+			return nil, fmt.Errorf("broker %q: want NAME or NAMESPACE/NAME", n)
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}

@@ -272,6 +272,10 @@ func (r *stepRun) forget() {
 
 func (r *stepRun) succeed(summary string) {
 	r.out.Status, r.out.Err, r.out.InProgress, r.out.Summary = StatusSucceeded, nil, false, summary
+	if r.rec != nil && r.s.Target.BrokerURL != "" && r.rec.Broker == r.s.Target.Broker {
+		// The broker answered for the resource at this URL.
+		r.rec.BrokerURL = r.s.Target.BrokerURL
+	}
 }
 
 func (r *stepRun) inProgress(summary string) {

@@ -300,6 +300,9 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		p.createBinding(s, b, st, d, rec.ExternalID, fmt.Sprintf("instance %s is provisioned again: binding again with the same binding_id", b.Spec.InstanceRef.Name))
 		return
 	case lost:
+		if p.lostAtMovedBroker(s, rec) {
+			return
+		}
 		p.createBinding(s, b, st, d, rec.ExternalID, "broker lost the binding (live GET answered 404): binding again with the same binding_id")
 		return
 	case !paramsChanged && !driftParams:

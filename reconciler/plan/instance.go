@@ -404,6 +404,9 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 		return
 	}
 	if hasObs && obs.NotFound && rec.Phase == manifest.PhaseReady {
+		if p.lostAtMovedBroker(s, rec) {
+			return
+		}
 		p.createInstance(s, inst, d, rec.ExternalID)
 		s.Reason = "broker lost the instance (live GET answered 404): provisioning it again with the same instance_id"
 		s.Warnings = append(s.Warnings, "the broker no longer holds instance "+rec.ExternalID+": it is provisioned again, its data is not restored")
@@ -430,8 +433,19 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 		s.Warnings = append(s.Warnings, op+" failed: "+failureMessage(rec))
 		return
 	}
+	moved := p.movedFrom(rec)
+	if moved != "" && !hasObs {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the broker's URL changed (the instance was created at %s); it cannot be checked at the new URL (not retrievable)", moved))
+	}
 	if !planChanged && !paramsChanged && !urChanged && !driftParams {
 		props := d.props
+		if moved != "" && hasObs && obs.Instance != nil {
+			s.Action = Adopt
+			s.Target = resolvedTarget(d.res)
+			s.Desired = &props
+			s.Reason = "the broker moved from " + moved + " and holds the instance at its new URL: recording it"
+			return
+		}
 		if driftPlan || rec.Properties != props {
 			// The broker holds what the manifest asks for but the record
 			// says otherwise: record it, no call.

@@ -107,6 +107,10 @@ type Target struct {
 	// ClassExternalName and PlanExternalName are for display.
 	ClassExternalName string `json:"classExternalName,omitempty"`
 	PlanExternalName  string `json:"planExternalName,omitempty"`
+	// BrokerURL is the broker's URL in the manifests planned from; the
+	// executor records it on the resources the broker answered for there,
+	// so a later URL change is noticed (see Options.ConfirmedBrokerMoves).
+	BrokerURL string `json:"-"`
 }
 
 // Step is one resource's action with everything the executor needs to run

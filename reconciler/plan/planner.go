@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,12 @@ type Options struct {
 	// Now is the planning time; it only annotates reasons (a poll past its
 	// deadline). Build never reads the clock.
 	Now time.Time
+	// ConfirmedBrokerMoves are brokers whose URL change an operator
+	// confirmed: a resource recorded at the old URL that the new URL
+	// answers 404 for is provisioned (bound) again there. Without the
+	// confirmation it is refused: a moved broker is not a broker that lost
+	// everything.
+	ConfirmedBrokerMoves []manifest.Ref
 	// SecretsNotCompared (diff --offline, usually without a secret store):
 	// a parametersFrom Secret that cannot be read is a warning and the
 	// parameters are taken as unchanged, instead of blocking the resource.
@@ -119,6 +126,40 @@ func (a BrokerAccess) unavailable() string {
 		return "not contacted: offline"
 	}
 	return ""
+}
+
+// movedFrom returns the URL rec's resource was recorded at when its
+// broker's URL has changed since ("" otherwise, or when unknown).
+func (p *planner) movedFrom(rec *manifest.StatusRecord) string {
+	b := p.set.Broker(rec.Broker)
+	if b == nil || rec.BrokerURL == "" || rec.BrokerURL == b.GetBrokerSpec().URL {
+		return ""
+	}
+	return rec.BrokerURL
+}
+
+// lostAtMovedBroker handles a resource the broker answered 404 for (live
+// GET) after its URL changed: unless an operator confirmed the move, the
+// step is blocked instead of creating the resource again at the new URL,
+// and true is returned.
+func (p *planner) lostAtMovedBroker(s *Step, rec *manifest.StatusRecord) bool {
+	old := p.movedFrom(rec)
+	if old == "" || slices.Contains(p.in.Options.ConfirmedBrokerMoves, rec.Broker) {
+		return false
+	}
+	now := p.set.Broker(rec.Broker).GetBrokerSpec().URL
+	s.Reason = "not found at the broker's new URL"
+	s.Error = fmt.Sprintf("%s answers 404 for %s %s, which was created at %s: the broker's URL changed, and a moved broker is not one that lost everything. Check the broker; if %s is really gone, confirm with `osbgit sync --confirm-broker-move %s` to create it again there",
+		now, strings.ToLower(string(s.Ref.Kind)), rec.ExternalID, old, rec.ExternalID, brokerArg(rec.Broker))
+	return true
+}
+
+// brokerArg names a broker as --confirm-broker-move takes it.
+func brokerArg(ref manifest.Ref) string {
+	if ref.Namespace != "" {
+		return ref.Namespace + "/" + ref.Name
+	}
+	return ref.Name
 }
 
 // planner carries the state of one Build.
@@ -210,6 +251,9 @@ func Build(in Input) *Plan {
 	for _, g := range groups {
 		for _, s := range g {
 			p.fillMaxPolling(s)
+			if b := p.set.Broker(s.Target.Broker); b != nil {
+				s.Target.BrokerURL = b.GetBrokerSpec().URL
+			}
 			sortRefs(s.DependsOn)
 			out.Steps = append(out.Steps, *s)
 		}

@@ -234,7 +234,7 @@ func TestBuildInstances(t *testing.T) {
 				want(t, "externalID", s.ExternalID, "00000000-0000-4000-8000-000000000001")
 				want(t, "writeAhead", s.WriteAhead, true)
 				want(t, "desired", *s.Desired, smallProp)
-				want(t, "target", s.Target, plan.Target{Broker: demo, ServiceID: "svc-postgres", PlanID: "plan-pg-small", ClassExternalName: "postgres", PlanExternalName: "small"})
+				want(t, "target", s.Target, plan.Target{Broker: demo, ServiceID: "svc-postgres", PlanID: "plan-pg-small", ClassExternalName: "postgres", PlanExternalName: "small", BrokerURL: "https://broker.example.com"})
 				want(t, "sendParameters", s.SendParameters, true)
 				want(t, "parameters.size", s.Parameters["size"], any(json.Number("10")))
 				want(t, "context", s.Context.Platform+"|"+s.Context.Namespace+"|"+s.Context.ClusterID+"|"+s.Context.InstanceName, "kubernetes|apps|test-cluster|db")
