@@ -118,6 +118,8 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer) error {
 		}
 	}
 	set, diags := manifest.Load(fsys, g.Path)
+	diags = append(diags, manifest.CheckBrokerAuthNamespaces(set, g.brokerAuthNamespaces())...)
+	diags.Sort()
 	records, rerr := manifest.LoadRecords(fsys)
 	if rerr != nil {
 		// Broken records matter to sync, not to the manifests: report and go

@@ -33,13 +33,21 @@ func TestValidateCommand(t *testing.T) {
 		},
 		{
 			name:     "config path is used and hidden dirs skipped",
-			args:     []string{"validate", "--repo", fixtures + "good/mixed"},
+			args:     []string{"validate", "--repo", fixtures + "good/mixed", "--broker-auth-namespaces", "osbgit-system,team"},
 			wantCode: exitOK,
 			wantErr:  "2 brokers, 2 instances, 1 bindings",
 		},
 		{
+			name:     "broker auth Secrets only from the namespaces the operator allows",
+			args:     []string{"validate", "--repo", fixtures + "good/mixed"},
+			wantCode: exitInvalid,
+			wantOut: []string{
+				`manifests/team/broker.yaml:11: spec.authInfo.basic.secretRef.namespace: broker auth Secrets may only come from namespace(s) "osbgit-system" (set by the operator: --broker-auth-namespaces), not "team"`,
+			},
+		},
+		{
 			name:     "--path overrides the config",
-			args:     []string{"validate", "--repo", fixtures + "good/mixed", "--path", "manifests/team"},
+			args:     []string{"validate", "--repo", fixtures + "good/mixed", "--path", "manifests/team", "--broker-auth-namespaces", "team"},
 			wantCode: exitOK,
 			wantErr:  "1 brokers, 1 instances, 0 bindings",
 		},
