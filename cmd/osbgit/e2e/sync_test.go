@@ -66,7 +66,7 @@ func TestSyncKubeSecretStore(t *testing.T) {
 	cache := t.TempDir()
 	sync := func() (int, string, string) {
 		return runOsbgit(t, env, "sync", "--repo", repo.Bare, "--secret-store", "kube", "--kubeconfig", adminKubeconfig,
-			"--cache-dir", cache, "--log-format", "json")
+			"--cache-dir", cache, "--log-format", "json", "--broker-auth-namespaces", systemNS)
 	}
 
 	code, out, errs := sync()
