@@ -67,13 +67,13 @@ func (v *validator) meta(o Object) {
 	case m.Name == "":
 		v.errorf(o, "metadata.name", "required")
 	default:
-		if errs := validation.IsDNS1123Subdomain(m.Name); len(errs) > 0 {
-			v.errorf(o, "metadata.name", "invalid name %q: %s", m.Name, strings.Join(errs, "; "))
+		if msg := NameProblem(m.Name); msg != "" {
+			v.errorf(o, "metadata.name", "invalid name %q: %s", m.Name, msg)
 		}
 	}
 	if ns := o.GetRef().Namespace; ns != "" {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			v.errorf(o, "metadata.namespace", "invalid namespace %q: %s", ns, strings.Join(errs, "; "))
+		if msg := namespaceProblem(ns); msg != "" {
+			v.errorf(o, "metadata.namespace", "invalid namespace %q: %s", ns, msg)
 		}
 	}
 	if p, ok := m.Annotations[AnnotationDeletionPolicy]; ok {

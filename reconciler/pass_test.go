@@ -86,11 +86,15 @@ func brokerState(b *osbtest.Broker) (instances map[string]string, bindings map[s
 func recordOf(t *testing.T, f *fixture, kind manifest.Kind, name string) *manifest.StatusRecord {
 	t.Helper()
 	ref := manifest.Ref{Kind: kind, Namespace: "apps", Name: name}
-	data := f.repo.Show(manifest.StatusPath(ref))
+	p, err := manifest.StatusPath(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := f.repo.Show(p)
 	if data == "" {
 		return nil
 	}
-	rec, err := manifest.UnmarshalStatusRecord(manifest.StatusPath(ref), []byte(data))
+	rec, err := manifest.UnmarshalStatusRecord(p, []byte(data))
 	if err != nil {
 		t.Fatalf("record %s: %v", ref, err)
 	}
