@@ -109,7 +109,7 @@ func checkRecordRef(ref Ref, kinds []Kind) error {
 	return nil
 }
 
-// recordFile joins dir and the record file of name, and checks the result
+// recordFile joins dir and the record file of ref's name, and checks the result
 // is a clean path naming a file directly in dir. checkRecordRef already
 // guarantees it; this is the last line should a name rule ever loosen.
 func recordFile(ref Ref, dir string) (string, error) {

@@ -13,16 +13,8 @@ import (
 // the messages name both files, and once team-a removes its manifest
 // team-b's instance is still there (before: adopted, then deprovisioned).
 func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"team-b/prod-db.yaml": teamInstanceYAML("team-b", "prod-db", "")}
-	})
-	f.sync(f.reconciler(Options{}))
+	f, victim := newTeamBFixture(t)
 	victimPath := teamRecordPath("team-b", "prod-db")
-	victim, err := manifest.UnmarshalStatusRecord(victimPath, []byte(f.repo.Show(victimPath)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.repo.Push("team-a claims it", map[string]string{
 		"team-a/thief.yaml": teamInstanceYAML("team-a", "thief", "  externalID: "+victim.ExternalID+"\n"),
 	}, nil)
@@ -41,7 +33,7 @@ func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
 	if n := len(f.broker.MutatingCalls()); n != 0 {
 		t.Fatalf("%d mutating calls while the claim stands: %+v", n, f.broker.MutatingCalls())
 	}
-	if rec := recordOf(t, f, manifest.KindServiceInstance, "thief"); rec != nil && rec.ExternalID != "" {
+	if rec := teamRecord(t, f, "team-a", "thief"); rec != nil && rec.ExternalID != "" {
 		t.Fatalf("team-a's record took the ID: %+v", rec)
 	}
 	// team-a removes the manifest (prune is on): nothing is deprovisioned.
@@ -54,7 +46,7 @@ func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
 		t.Fatalf("%d deprovision calls", n)
 	}
 	// The claim gone, team-b's record loses its error.
-	if rec, _ := manifest.UnmarshalStatusRecord(victimPath, []byte(f.repo.Show(victimPath))); rec == nil || rec.Error != nil || rec.ExternalID != victim.ExternalID {
+	if rec := teamRecord(t, f, "team-b", "prod-db"); rec == nil || rec.Error != nil || rec.ExternalID != victim.ExternalID {
 		t.Fatalf("team-b's record after the claim is gone: %+v", rec)
 	}
 }
@@ -63,11 +55,7 @@ func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
 // record holds (an instance created outside osbgit) is adopted, also when
 // other records exist.
 func TestUnrecordedExternalIDIsStillAdopted(t *testing.T) {
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"team-b/prod-db.yaml": teamInstanceYAML("team-b", "prod-db", "")}
-	})
-	f.sync(f.reconciler(Options{}))
+	f, _ := newTeamBFixture(t)
 	f.broker.PutInstance(osbtest.Instance{ID: "made-by-hand", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall,
 		OrganizationGUID: "o", SpaceGUID: "s", State: osbtest.StateReady})
 	f.repo.Push("team-a adopts its own", map[string]string{
@@ -78,8 +66,7 @@ func TestUnrecordedExternalIDIsStillAdopted(t *testing.T) {
 	if n := f.broker.Count(osbtest.EndpointProvision); n != 0 {
 		t.Fatalf("%d provision calls for an adopted instance", n)
 	}
-	rec, err := manifest.UnmarshalStatusRecord("legacy", []byte(f.repo.Show(teamRecordPath("team-a", "legacy"))))
-	if err != nil || rec.ExternalID != "made-by-hand" || rec.Phase != manifest.PhaseReady {
-		t.Fatalf("record after adoption: %+v (%v)", rec, err)
+	if rec := teamRecord(t, f, "team-a", "legacy"); rec == nil || rec.ExternalID != "made-by-hand" || rec.Phase != manifest.PhaseReady {
+		t.Fatalf("record after adoption: %+v", rec)
 	}
 }

@@ -35,6 +35,37 @@ func teamRecordPath(ns, name string) string {
 	return ".osbgit/status/" + ns + "/serviceinstance/" + name + ".yaml"
 }
 
+// newTeamBFixture is a repo whose first pass provisioned team-b's
+// prod-db; it returns prod-db's record.
+func newTeamBFixture(t *testing.T) (*fixture, *manifest.StatusRecord) {
+	t.Helper()
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"team-b/prod-db.yaml": teamInstanceYAML("team-b", "prod-db", "")}
+	})
+	f.sync(f.reconciler(Options{}))
+	rec := teamRecord(t, f, "team-b", "prod-db")
+	if rec == nil || rec.ExternalID == "" {
+		t.Fatalf("team-b's prod-db record after the first pass: %+v", rec)
+	}
+	return f, rec
+}
+
+// teamRecord reads the record of instance ns/name at main (nil if none).
+func teamRecord(t *testing.T, f *fixture, ns, name string) *manifest.StatusRecord {
+	t.Helper()
+	p := teamRecordPath(ns, name)
+	data := f.repo.Show(p)
+	if data == "" {
+		return nil
+	}
+	rec, err := manifest.UnmarshalStatusRecord(p, []byte(data))
+	if err != nil {
+		t.Fatalf("record %s: %v", p, err)
+	}
+	return rec
+}
+
 // outcomeOf returns the outcome of ref in res, failing the test without one.
 func outcomeOf(t *testing.T, res *SyncResult, ref manifest.Ref) string {
 	t.Helper()
@@ -78,16 +109,9 @@ func assertRecordFilesFit(t *testing.T, f *fixture) {
 // no record; team-b's record is left byte for byte, and team-b's prod-db
 // is not provisioned again over the following passes.
 func TestClimbingNameDoesNotTouchAnotherTeamsRecord(t *testing.T) {
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"team-b/prod-db.yaml": teamInstanceYAML("team-b", "prod-db", "")}
-	})
-	f.sync(f.reconciler(Options{}))
+	f, _ := newTeamBFixture(t)
 	victim := teamRecordPath("team-b", "prod-db")
 	before := f.repo.Show(victim)
-	if before == "" {
-		t.Fatal("team-b's prod-db has no record after the first pass")
-	}
 	climber := "../../team-b/serviceinstance/prod-db"
 	f.repo.Push("team-a adds an instance", map[string]string{"team-a/evil.yaml": teamInstanceYAML("team-a", climber, "")}, nil)
 
@@ -167,4 +191,33 @@ func TestBadNamesDoNotBlockTheStatusCommit(t *testing.T) {
 	assertRecordFilesFit(t, f)
 	// The repository stays clonable.
 	git(t, t.TempDir(), "clone", "-q", f.repo.Bare, "c")
+}
+
+// TestRecordPathDecidesWhoseRecordItIs: a record file whose ref was edited
+// in Git to name another resource is still the record of the resource its
+// path names: no new instance for either, nothing written at the other
+// resource's path, and the pass goes on (before: the whole pass failed).
+func TestRecordPathDecidesWhoseRecordItIs(t *testing.T) {
+	f, victim := newTeamBFixture(t)
+	p := teamRecordPath("team-b", "prod-db")
+	edited := strings.Replace(f.repo.Show(p), "namespace: team-b\n  name: prod-db", "namespace: team-c\n  name: other", 1)
+	if edited == f.repo.Show(p) {
+		t.Fatalf("ref not found in the record:\n%s", edited)
+	}
+	f.repo.Push("edit a record's ref", map[string]string{p: edited}, nil)
+	f.broker.ResetCalls()
+	res := f.sync(f.reconciler(Options{}))
+	owner := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "team-b", Name: "prod-db"}
+	if got := outcomeOf(t, res, owner); !strings.HasPrefix(got, "unchanged") {
+		t.Errorf("team-b's prod-db: %s", got)
+	}
+	if n := len(f.broker.MutatingCalls()); n != 0 {
+		t.Fatalf("%d mutating calls: %+v", n, f.broker.MutatingCalls())
+	}
+	if ins, _ := brokerState(f.broker); len(ins) != 1 {
+		t.Fatalf("broker holds %v, want %s only", ins, victim.ExternalID)
+	}
+	if got := f.repo.Files(".osbgit/status/team-c"); len(got) != 0 {
+		t.Fatalf("records written at the edited ref's path: %v", got)
+	}
 }
