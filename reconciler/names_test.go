@@ -54,16 +54,7 @@ func newTeamBFixture(t *testing.T) (*fixture, *manifest.StatusRecord) {
 // teamRecord reads the record of instance ns/name at main (nil if none).
 func teamRecord(t *testing.T, f *fixture, ns, name string) *manifest.StatusRecord {
 	t.Helper()
-	p := teamRecordPath(ns, name)
-	data := f.repo.Show(p)
-	if data == "" {
-		return nil
-	}
-	rec, err := manifest.UnmarshalStatusRecord(p, []byte(data))
-	if err != nil {
-		t.Fatalf("record %s: %v", p, err)
-	}
-	return rec
+	return recordIn(t, f, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: ns, Name: name})
 }
 
 // outcomeOf returns the outcome of ref in res, failing the test without one.
