@@ -16,7 +16,9 @@ type catalogValidation struct {
 // WithRecords tells ValidateWithCatalogs which resources already exist (a
 // status record with Provisioned set): their parameters are checked against
 // the plan's update schema instead of the create schema, and a plan change
-// is checked against plan_updateable and a class change refused.
+// is checked against plan_updateable and a class change refused. It also
+// refuses a spec.externalID that another resource's record holds
+// (externalIDClaims).
 func WithRecords(r *Records) ValidateOption {
 	return func(c *catalogValidation) { c.records = r }
 }
@@ -104,6 +106,9 @@ func ValidateWithCatalogs(set *Set, catalogs Catalogs, opts ...ValidateOption) D
 			continue
 		}
 		checkParams(b, b.Spec.Parameters, len(b.Spec.ParametersFrom) > 0, PlanSchema(res.Plan, SchemaBindingCreate), SchemaBindingCreate, add)
+	}
+	if cv.records != nil {
+		out = append(out, externalIDClaims(set, cv.records.Status)...)
 	}
 	out.Sort()
 	return out

@@ -218,7 +218,7 @@ func TestRecordFastPathRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := UnmarshalRecord(rec.RecordPath(), b)
+	back, err := UnmarshalRecord(pathOf(t, rec), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +228,11 @@ func TestRecordFastPathRoundTrip(t *testing.T) {
 	}
 	// An unknown field and a duplicate key still fail with file:line.
 	bad := append(append([]byte(nil), b...), "bogus: 1\n"...)
-	if _, err := UnmarshalRecord(rec.RecordPath(), bad); err == nil || !strings.Contains(err.Error(), "unknown field \"bogus\"") {
+	if _, err := UnmarshalRecord(pathOf(t, rec), bad); err == nil || !strings.Contains(err.Error(), "unknown field \"bogus\"") {
 		t.Errorf("unknown field: %v", err)
 	}
 	dup := append(append([]byte(nil), b...), "phase: Ready\n"...)
-	if _, err := UnmarshalRecord(rec.RecordPath(), dup); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+	if _, err := UnmarshalRecord(pathOf(t, rec), dup); err == nil || !strings.Contains(err.Error(), "duplicate key") {
 		t.Errorf("duplicate key: %v", err)
 	}
 }

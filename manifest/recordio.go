@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"runtime"
 	"sort"
 	"strings"
@@ -28,7 +27,7 @@ func MarshalRecord(r Record) ([]byte, error) {
 	}
 	out, err := JSONToYAML(b)
 	if err != nil {
-		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
+		return nil, fmt.Errorf("marshal record %s: %w", recordName(r), err)
 	}
 	return out, nil
 }
@@ -44,9 +43,23 @@ func RecordJSON(r Record) ([]byte, error) {
 	r.normalize()
 	b, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("marshal record %s: %w", r.RecordPath(), err)
+		return nil, fmt.Errorf("marshal record %s: %w", recordName(r), err)
 	}
 	return b, nil
+}
+
+// recordName names r in messages: its path, else its ref.
+func recordName(r Record) string {
+	if p, err := r.RecordPath(); err == nil {
+		return p
+	}
+	switch r := r.(type) {
+	case *StatusRecord:
+		return "of " + r.Ref.String()
+	case *CatalogRecord:
+		return "of the catalog of " + r.Broker.String()
+	}
+	return fmt.Sprintf("%T", r)
 }
 
 // JSONToYAML converts one JSON document to block-style YAML keeping the
@@ -275,6 +288,9 @@ type Records struct {
 	Status map[Ref]*StatusRecord
 	// Catalogs maps a broker to its cached catalog.
 	Catalogs map[Ref]*CatalogRecord
+	// Warnings are the files that were ignored or corrected while loading
+	// (see LoadRecordFiles), one sentence each, for the log.
+	Warnings []string
 }
 
 // CatalogsByKey returns the cached catalogs keyed as Catalogs expects
@@ -292,9 +308,8 @@ func (r *Records) CatalogsByKey() Catalogs {
 }
 
 // LoadRecords reads every *.yaml record under .osbgit/status and
-// .osbgit/catalog of fsys. A missing .osbgit/ gives empty Records. A record
-// whose content does not match its path (ref vs file name) is an error, as is
-// any file that does not decode strictly; all problems are returned joined.
+// .osbgit/catalog of fsys. A missing .osbgit/ gives empty Records. Files
+// are taken as LoadRecordFiles says; all errors are returned joined.
 func LoadRecords(fsys fs.FS) (*Records, error) {
 	var files []string
 	for _, dir := range []string{StatusDir, CatalogDir} {
@@ -318,29 +333,52 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 }
 
 // LoadRecordFiles is LoadRecords over a list of paths (relative to the repo
-// root; paths that are not *.yaml/*.yml under .osbgit/status or
-// .osbgit/catalog are ignored) and a function reading one. Files are read
-// one at a time in path order (status records first) and decoded by up to
-// GOMAXPROCS goroutines; the result and the errors do not depend on that.
+// root) and a function reading one. Files are read one at a time in path
+// order (status records first) and decoded by up to GOMAXPROCS goroutines;
+// the result and the errors do not depend on that.
+//
+// A record's path decides whose record it is (RecordRefOf): the ref it
+// holds is only a copy, and one that differs is replaced by the path's,
+// with a warning. So no content can make osbgit treat a file as another
+// resource's record, or write that resource's record anywhere but where it
+// was read. (Ignoring such a file instead would turn a one-field edit into
+// a forgotten resource, provisioned again.) A *.yaml or *.yml file under
+// .osbgit/status or .osbgit/catalog at a path osbgit never writes (an
+// invalid name, a wrong depth) is ignored with a warning; a record that
+// does not decode strictly, or whose kind does not match its directory, is
+// an error.
 func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
 	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}}
-	var files []string
+	type recordFile struct {
+		path string
+		ref  Ref // whose record the path is
+	}
+	var files []recordFile
 	for _, dir := range []string{StatusDir, CatalogDir} {
 		start := len(files)
 		for _, p := range paths {
-			if strings.HasPrefix(p, dir+"/") && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
-				files = append(files, p)
+			if !strings.HasPrefix(p, dir+"/") || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				continue
 			}
+			ref, _, ok := RecordRefOf(p)
+			if !ok {
+				recs.Warnings = append(recs.Warnings, fmt.Sprintf("%s: ignored: not a record path (records are %s/<namespace>/<kind>/<name>.yaml and %s/[<namespace>/]<name>.yaml, with valid names)", p, StatusDir, CatalogDir))
+				continue
+			}
+			files = append(files, recordFile{p, ref})
 		}
-		sort.Strings(files[start:])
+		added := files[start:]
+		sort.Slice(added, func(i, j int) bool { return added[i].path < added[j].path })
 	}
+	sort.Strings(recs.Warnings)
 	type decoded struct {
-		rec Record
-		err error
+		rec     Record
+		err     error
+		warning string
 	}
 	out := make([]decoded, len(files))
-	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
-		p := files[i]
+	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i].path) }, func(i int, data []byte, err error) {
+		p, ref := files[i].path, files[i].ref
 		if err != nil {
 			out[i].err = fmt.Errorf("read record: %w", err)
 			return
@@ -350,14 +388,32 @@ func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*R
 			out[i].err = err
 			return
 		}
-		if want := rec.RecordPath(); want != path.Clean(p) {
-			out[i].err = fmt.Errorf("%s: record belongs at %s", p, want)
-			return
+		var held *Ref
+		switch r := rec.(type) {
+		case *StatusRecord:
+			if !strings.HasPrefix(p, StatusDir+"/") {
+				out[i].err = fmt.Errorf("%s: kind: want %s in %s/", p, KindCatalogRecord, CatalogDir)
+				return
+			}
+			held = &r.Ref
+		case *CatalogRecord:
+			if !strings.HasPrefix(p, CatalogDir+"/") {
+				out[i].err = fmt.Errorf("%s: kind: want %s in %s/", p, KindStatusRecord, StatusDir)
+				return
+			}
+			held = &r.Broker
+		}
+		if *held != ref {
+			out[i].warning = fmt.Sprintf("%s: the record names %q, but its path makes it the record of %s: taken as the latter's", p, held.String(), ref)
+			*held = ref
 		}
 		out[i].rec = rec
 	})
 	var errs []error
 	for _, d := range out {
+		if d.warning != "" {
+			recs.Warnings = append(recs.Warnings, d.warning)
+		}
 		if d.err != nil {
 			errs = append(errs, d.err)
 			continue

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/osbgit/osbgit/osbclient"
 )
@@ -34,30 +36,160 @@ const (
 	ClusterScopeDir = "_cluster"
 )
 
+// MaxNameLength is the longest metadata.name osbgit accepts. Kubernetes
+// allows 253 characters, but a resource's record is the file <name>.yaml,
+// and a file name longer than 255 bytes makes every later git clone of the
+// repository fail.
+const MaxNameLength = 255 - len(".yaml")
+
+// NameProblem says why name cannot be the metadata.name of a broker,
+// instance or binding ("" when it can): it must be a DNS-1123 subdomain
+// (Kubernetes' rule) of at most MaxNameLength characters. Validation
+// refuses such names and StatusPath and CatalogPath refuse to build a path
+// from them, so both agree on which resources can have a record.
+func NameProblem(name string) string {
+	var problems []string
+	tooLong := len(name) > MaxNameLength
+	if tooLong {
+		problems = append(problems, fmt.Sprintf("must be no more than %d characters (osbgit records it in the file <name>.yaml, and a file name must fit in 255 bytes)", MaxNameLength))
+	}
+	for _, p := range validation.IsDNS1123Subdomain(name) {
+		if tooLong && strings.HasPrefix(p, "must be no more than") {
+			continue
+		}
+		problems = append(problems, p)
+	}
+	return strings.Join(problems, "; ")
+}
+
+// namespaceProblem says why ns cannot be a namespace ("" when it can).
+func namespaceProblem(ns string) string {
+	return strings.Join(validation.IsDNS1123Label(ns), "; ")
+}
+
+// ErrNoRecordPath is wrapped by the errors of StatusPath and CatalogPath:
+// the ref is not one a valid manifest can have, so it has no record.
+var ErrNoRecordPath = errors.New("no record path")
+
+// Kinds that have status records and cached catalogs.
+var (
+	statusRecordKinds  = []Kind{KindClusterServiceBroker, KindServiceBroker, KindServiceInstance, KindServiceBinding}
+	catalogRecordKinds = []Kind{KindClusterServiceBroker, KindServiceBroker}
+)
+
+// statusKindOf is the kind whose status records live in the kind
+// directory dir ("" for none).
+func statusKindOf(dir string) Kind {
+	for _, k := range statusRecordKinds {
+		if strings.ToLower(string(k)) == dir {
+			return k
+		}
+	}
+	return ""
+}
+
+// checkRecordRef reports why ref cannot have a record: a kind without
+// records, a namespace where the kind has none (or none where it needs
+// one), or a name or namespace validation refuses.
+func checkRecordRef(ref Ref, kinds []Kind) error {
+	if !slices.Contains(kinds, ref.Kind) {
+		return fmt.Errorf("%w for %s: kind %q has none", ErrNoRecordPath, ref, ref.Kind)
+	}
+	switch {
+	case ref.Kind.ClusterScoped() && ref.Namespace != "":
+		return fmt.Errorf("%w for %s: %s is cluster-scoped", ErrNoRecordPath, ref, ref.Kind)
+	case !ref.Kind.ClusterScoped():
+		if msg := namespaceProblem(ref.Namespace); msg != "" {
+			return fmt.Errorf("%w for %s: invalid namespace %q: %s", ErrNoRecordPath, ref, ref.Namespace, msg)
+		}
+	}
+	if msg := NameProblem(ref.Name); msg != "" {
+		return fmt.Errorf("%w for %s: invalid name %q: %s", ErrNoRecordPath, ref, ref.Name, msg)
+	}
+	return nil
+}
+
+// recordFile joins dir and the record file of ref's name, and checks the result
+// is a clean path naming a file directly in dir. checkRecordRef already
+// guarantees it; this is the last line should a name rule ever loosen.
+func recordFile(ref Ref, dir string) (string, error) {
+	p := dir + "/" + ref.Name + ".yaml"
+	if path.Clean(p) != p || path.Dir(p) != dir || len(path.Base(p)) > 255 {
+		return "", fmt.Errorf("%w for %s: %q is not a file of %s/", ErrNoRecordPath, ref, p, dir)
+	}
+	return p, nil
+}
+
 // StatusPath is where the record of ref lives:
-// .osbgit/status/<namespace or _cluster>/<lowercase kind>/<name>.yaml.
-func StatusPath(ref Ref) string {
+// .osbgit/status/<namespace or _cluster>/<lowercase kind>/<name>.yaml. It
+// refuses (ErrNoRecordPath) a ref whose kind has no status record or whose
+// namespace or name validation refuses, so a path it returns never leaves
+// its own <namespace>/<kind>/ directory and always fits a file system;
+// callers skip such a ref (validation has reported it).
+func StatusPath(ref Ref) (string, error) {
+	if err := checkRecordRef(ref, statusRecordKinds); err != nil {
+		return "", err
+	}
 	ns := ref.Namespace
 	if ns == "" {
 		ns = ClusterScopeDir
 	}
-	return path.Join(StatusDir, ns, strings.ToLower(string(ref.Kind)), ref.Name+".yaml")
+	return recordFile(ref, StatusDir+"/"+ns+"/"+strings.ToLower(string(ref.Kind)))
 }
 
 // CatalogPath is where the cached catalog of a broker lives:
 // .osbgit/catalog/<name>.yaml for a ClusterServiceBroker and
-// .osbgit/catalog/<namespace>/<name>.yaml for a ServiceBroker.
-func CatalogPath(broker Ref) string {
-	if broker.Namespace == "" {
-		return path.Join(CatalogDir, broker.Name+".yaml")
+// .osbgit/catalog/<namespace>/<name>.yaml for a ServiceBroker. Like
+// StatusPath it refuses (ErrNoRecordPath) any other ref.
+func CatalogPath(broker Ref) (string, error) {
+	if err := checkRecordRef(broker, catalogRecordKinds); err != nil {
+		return "", err
 	}
-	return path.Join(CatalogDir, broker.Namespace, broker.Name+".yaml")
+	if broker.Namespace == "" {
+		return recordFile(broker, CatalogDir)
+	}
+	return recordFile(broker, CatalogDir+"/"+broker.Namespace)
+}
+
+// RecordRefOf is the inverse of StatusPath and CatalogPath: the resource
+// (status true) or broker (status false) whose record lives at p. ok is
+// false for every other path, which osbgit never writes and never reads.
+func RecordRefOf(p string) (ref Ref, status, ok bool) {
+	parts := strings.Split(p, "/")
+	name, isYAML := strings.CutSuffix(parts[len(parts)-1], ".yaml")
+	if !isYAML {
+		return Ref{}, false, false
+	}
+	var want string
+	var err error
+	switch {
+	case len(parts) == 5 && strings.HasPrefix(p, StatusDir+"/"):
+		ns := parts[2]
+		if ns == ClusterScopeDir {
+			ns = ""
+		}
+		ref, status = Ref{Kind: statusKindOf(parts[3]), Namespace: ns, Name: name}, true
+		want, err = StatusPath(ref)
+	case len(parts) == 3 && strings.HasPrefix(p, CatalogDir+"/"):
+		ref = Ref{Kind: KindClusterServiceBroker, Name: name}
+		want, err = CatalogPath(ref)
+	case len(parts) == 4 && strings.HasPrefix(p, CatalogDir+"/"):
+		ref = Ref{Kind: KindServiceBroker, Namespace: parts[2], Name: name}
+		want, err = CatalogPath(ref)
+	default:
+		return Ref{}, false, false
+	}
+	if err != nil || want != p {
+		return Ref{}, false, false
+	}
+	return ref, status, true
 }
 
 // Record is a file under .osbgit/: *StatusRecord or *CatalogRecord.
 type Record interface {
-	// RecordPath is the record's path relative to the repo root.
-	RecordPath() string
+	// RecordPath is the record's path relative to the repo root; an error
+	// (ErrNoRecordPath) when its ref cannot have a record.
+	RecordPath() (string, error)
 	normalize()
 }
 
@@ -347,7 +479,7 @@ func NewStatusRecord(ref Ref) *StatusRecord {
 }
 
 // RecordPath implements Record.
-func (r *StatusRecord) RecordPath() string { return StatusPath(r.Ref) }
+func (r *StatusRecord) RecordPath() (string, error) { return StatusPath(r.Ref) }
 
 func (r *StatusRecord) normalize() {
 	r.APIVersion, r.Kind = ConfigAPIVersion, KindStatusRecord
@@ -432,7 +564,7 @@ func (r *CatalogRecord) Equivalent(o *CatalogRecord) bool {
 }
 
 // RecordPath implements Record.
-func (r *CatalogRecord) RecordPath() string { return CatalogPath(r.Broker) }
+func (r *CatalogRecord) RecordPath() (string, error) { return CatalogPath(r.Broker) }
 
 func (r *CatalogRecord) normalize() {
 	r.APIVersion, r.Kind = ConfigAPIVersion, KindCatalogRecord

@@ -60,7 +60,7 @@ func TestStatusRecordRoundTrip(t *testing.T) {
 			if !bytes.HasSuffix(b1, []byte("\n")) || bytes.HasSuffix(b1, []byte("\n\n")) {
 				t.Errorf("want exactly one trailing newline:\n%s", b1)
 			}
-			back, err := UnmarshalRecord(tt.rec.RecordPath(), b1)
+			back, err := UnmarshalRecord(pathOf(t, tt.rec), b1)
 			if err != nil {
 				t.Fatalf("unmarshal: %v\n%s", err, b1)
 			}
@@ -104,12 +104,12 @@ func TestPaths(t *testing.T) {
 		{Ref{Kind: KindServiceBroker, Namespace: "team", Name: "ups"}, ".osbgit/status/team/servicebroker/ups.yaml", ".osbgit/catalog/team/ups.yaml", "team/ups"},
 	}
 	for _, tt := range tests {
-		if got := StatusPath(tt.ref); got != tt.status {
-			t.Errorf("StatusPath(%v) = %q, want %q", tt.ref, got, tt.status)
+		if got, err := StatusPath(tt.ref); got != tt.status || err != nil {
+			t.Errorf("StatusPath(%v) = %q, %v, want %q", tt.ref, got, err, tt.status)
 		}
 		if tt.catalog != "" {
-			if got := CatalogPath(tt.ref); got != tt.catalog {
-				t.Errorf("CatalogPath(%v) = %q, want %q", tt.ref, got, tt.catalog)
+			if got, err := CatalogPath(tt.ref); got != tt.catalog || err != nil {
+				t.Errorf("CatalogPath(%v) = %q, %v, want %q", tt.ref, got, err, tt.catalog)
 			}
 			if got := CatalogKey(tt.ref); got != tt.catalogKey {
 				t.Errorf("CatalogKey(%v) = %q, want %q", tt.ref, got, tt.catalogKey)
@@ -142,7 +142,7 @@ func TestCatalogRecordRedactsAndRoundTrips(t *testing.T) {
 	if bytes.Contains(b1, []byte("s3cr3t")) {
 		t.Fatalf("secret leaked into record:\n%s", b1)
 	}
-	back, err := UnmarshalCatalogRecord(rec.RecordPath(), b1)
+	back, err := UnmarshalCatalogRecord(pathOf(t, rec), b1)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b1)
 	}
@@ -243,7 +243,7 @@ func TestLargeCatalogRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := UnmarshalCatalogRecord(rec.RecordPath(), b)
+	back, err := UnmarshalCatalogRecord(pathOf(t, rec), b)
 	if err != nil {
 		t.Fatal(err)
 	}

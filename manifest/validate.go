@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -67,13 +68,13 @@ func (v *validator) meta(o Object) {
 	case m.Name == "":
 		v.errorf(o, "metadata.name", "required")
 	default:
-		if errs := validation.IsDNS1123Subdomain(m.Name); len(errs) > 0 {
-			v.errorf(o, "metadata.name", "invalid name %q: %s", m.Name, strings.Join(errs, "; "))
+		if msg := NameProblem(m.Name); msg != "" {
+			v.errorf(o, "metadata.name", "invalid name %q: %s", m.Name, msg)
 		}
 	}
 	if ns := o.GetRef().Namespace; ns != "" {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			v.errorf(o, "metadata.namespace", "invalid namespace %q: %s", ns, strings.Join(errs, "; "))
+		if msg := namespaceProblem(ns); msg != "" {
+			v.errorf(o, "metadata.namespace", "invalid namespace %q: %s", ns, msg)
 		}
 	}
 	if p, ok := m.Annotations[AnnotationDeletionPolicy]; ok {
@@ -530,6 +531,80 @@ func (v *validator) uniqueExternalIDs() {
 			seen[id] = o
 		}
 	}
+}
+
+// externalIDClaims refuses what uniqueExternalIDs cannot see: a manifest
+// whose spec.externalID is an ID the status record of another resource of
+// its kind group (instances, bindings) holds. Adopting it would let one
+// team's manifest update, bind or deprovision another team's instance, so
+// both are refused, each diagnostic naming the manifest's file:line and the
+// other's record. (The resource whose manifest is gone cannot be blocked by
+// a diagnostic; its message still shows in validate and diff.) A manifest
+// whose own record holds an ID another record holds too is refused the
+// same way. An ID no record holds is still adopted: that is how instances
+// created outside osbgit come under its management.
+func externalIDClaims(set *Set, records map[Ref]*StatusRecord) Diagnostics {
+	var out Diagnostics
+	add := func(o Object, field, format string, args ...any) {
+		out = append(out, Diagnostic{File: o.GetSource().File, Line: o.FieldLine(field), Field: field,
+			Severity: SeverityError, Message: fmt.Sprintf(format, args...), Ref: o.GetRef()})
+	}
+	recordOf := func(ref Ref) string {
+		p, _ := StatusPath(ref) // records are keyed by the refs of their paths
+		return p
+	}
+	for _, group := range []struct {
+		kind Kind
+		objs []Object
+	}{{KindServiceInstance, objectsOf(set.Instances)}, {KindServiceBinding, objectsOf(set.Bindings)}} {
+		holders := map[string][]Ref{}
+		for ref, rec := range records {
+			if ref.Kind != group.kind {
+				continue
+			}
+			for _, id := range []string{rec.ExternalID, rec.PredecessorExternalID} {
+				if id != "" && !slices.Contains(holders[id], ref) {
+					holders[id] = append(holders[id], ref)
+				}
+			}
+		}
+		for _, o := range group.objs {
+			ref := o.GetRef()
+			if id := externalIDOf(o); id != "" {
+				at := Source{File: o.GetSource().File, Line: o.FieldLine("spec.externalID")}
+				for _, h := range holders[id] {
+					if h == ref {
+						continue
+					}
+					add(o, "spec.externalID", "external ID %q is held by the record of %s (%s): a manifest cannot adopt what another resource manages; both are left alone until one of them changes", id, h, recordOf(h))
+					if held, ok := set.Get(h); ok {
+						add(held, idField(held), "its external ID %q (record %s) is claimed by %s (%s): both are left alone until one of them changes", id, recordOf(h), ref, at)
+					} else {
+						out = append(out, Diagnostic{File: recordOf(h), Field: "externalID", Severity: SeverityError, Ref: h,
+							Message: fmt.Sprintf("external ID %q of this record (manifest removed) is claimed by %s (%s)", id, ref, at)})
+					}
+				}
+			}
+			if rec := records[ref]; rec != nil && rec.ExternalID != "" {
+				for _, h := range holders[rec.ExternalID] {
+					if h != ref {
+						add(o, idField(o), "its record (%s) holds external ID %q, which the record of %s (%s) holds too: left alone until one record is corrected", recordOf(ref), rec.ExternalID, h, recordOf(h))
+					}
+				}
+			}
+		}
+	}
+	out.Sort()
+	return out
+}
+
+// idField is where a diagnostic about o's external ID points: its
+// spec.externalID when set, else its name.
+func idField(o Object) string {
+	if externalIDOf(o) != "" {
+		return "spec.externalID"
+	}
+	return "metadata.name"
 }
 
 func (v *validator) uniqueSecretNames() {

@@ -262,6 +262,9 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range records.Warnings {
+		r.Log.Warn(w)
+	}
 	gate, authDiags, err := r.brokerGate(fr, snap.Set, po.workTree != nil)
 	if err != nil {
 		return nil, err
@@ -477,7 +480,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if len(writeAhead) == 0 {
 			break
 		}
-		files, err := recordChanges(p.records, writeAhead, nil, false)
+		files, err := recordChanges(r.Log, p.records, writeAhead, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -533,7 +536,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			catalogRecs[ref] = nil
 		}
 	}
-	files, err := recordChanges(p.records, res.Exec.Records, catalogRecs, true)
+	files, err := recordChanges(r.Log, p.records, res.Exec.Records, catalogRecs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -757,8 +760,10 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 // writes nothing. statusChanged says the status records are known to differ
 // from base's (the executor's Result.Records): they are not compared again.
 // Records are compared and rendered on all cores (a cold converge renders
-// thousands).
-func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
+// thousands). A record whose ref has no record path (a name validation
+// refuses) is left out with a warning, so it can neither land outside its
+// own directory nor fail the commit of the others.
+func recordChanges(log logrus.FieldLogger, base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
 	type change struct {
 		path           string
 		oldRec, newRec manifest.Record
@@ -783,12 +788,22 @@ func recordChanges(base *manifest.Records, status map[manifest.Ref]*manifest.Sta
 		changes = append(changes, c)
 	}
 	for ref, rec := range status {
+		p, err := manifest.StatusPath(ref)
+		if err != nil {
+			log.WithError(err).Warn("status record not written")
+			continue
+		}
 		old, ok := base.Status[ref]
-		add(manifest.StatusPath(ref), old, ok, rec, rec != nil, !statusChanged)
+		add(p, old, ok, rec, rec != nil, !statusChanged)
 	}
 	for ref, rec := range catalogs {
+		p, err := manifest.CatalogPath(ref)
+		if err != nil {
+			log.WithError(err).Warn("catalog record not written")
+			continue
+		}
 		old, ok := base.Catalogs[ref]
-		add(manifest.CatalogPath(ref), old, ok, rec, rec != nil, true)
+		add(p, old, ok, rec, rec != nil, true)
 	}
 	parallel.For(len(changes), func(i int) {
 		c := &changes[i]

@@ -85,12 +85,21 @@ func brokerState(b *osbtest.Broker) (instances map[string]string, bindings map[s
 
 func recordOf(t *testing.T, f *fixture, kind manifest.Kind, name string) *manifest.StatusRecord {
 	t.Helper()
-	ref := manifest.Ref{Kind: kind, Namespace: "apps", Name: name}
-	data := f.repo.Show(manifest.StatusPath(ref))
+	return recordIn(t, f, manifest.Ref{Kind: kind, Namespace: "apps", Name: name})
+}
+
+// recordIn reads the status record of ref at main (nil if none).
+func recordIn(t *testing.T, f *fixture, ref manifest.Ref) *manifest.StatusRecord {
+	t.Helper()
+	p, err := manifest.StatusPath(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := f.repo.Show(p)
 	if data == "" {
 		return nil
 	}
-	rec, err := manifest.UnmarshalStatusRecord(manifest.StatusPath(ref), []byte(data))
+	rec, err := manifest.UnmarshalStatusRecord(p, []byte(data))
 	if err != nil {
 		t.Fatalf("record %s: %v", ref, err)
 	}

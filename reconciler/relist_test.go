@@ -33,7 +33,7 @@ func TestRelistDecisions(t *testing.T) {
 	if n := f.broker.Count(osbtest.EndpointCatalog); n != 1 {
 		t.Fatalf("first pass fetched the catalog %d times, want 1", n)
 	}
-	if f.repo.Show(manifest.CatalogPath(manifest.Ref{Kind: manifest.KindClusterServiceBroker, Name: "test-broker"})) == "" {
+	if p, _ := manifest.CatalogPath(manifest.Ref{Kind: manifest.KindClusterServiceBroker, Name: "test-broker"}); f.repo.Show(p) == "" {
 		t.Fatal("catalog record not committed")
 	}
 

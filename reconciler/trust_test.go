@@ -87,7 +87,10 @@ func TestDiffOfAPullRequestSendsNoCredentialElsewhere(t *testing.T) {
 		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", ""), "osbgit.yaml": osbgitYAML}
 	})
 	f.sync(f.reconciler(Options{}))
-	dbRecord := manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
+	dbRecord, err := manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if f.repo.Show(dbRecord) == "" {
 		t.Fatal("no record after the first sync")
 	}

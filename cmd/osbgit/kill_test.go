@@ -250,11 +250,15 @@ func (k *killFixture) syncInProcess() (int, string) {
 // record reads the status record of an apps/ resource at main (nil if none).
 func (k *killFixture) record(kind manifest.Kind, name string) *manifest.StatusRecord {
 	ref := manifest.Ref{Kind: kind, Namespace: "apps", Name: name}
-	data := k.repo.Show(manifest.StatusPath(ref))
+	p, err := manifest.StatusPath(ref)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	data := k.repo.Show(p)
 	if data == "" {
 		return nil
 	}
-	rec, err := manifest.UnmarshalStatusRecord(manifest.StatusPath(ref), []byte(data))
+	rec, err := manifest.UnmarshalStatusRecord(p, []byte(data))
 	if err != nil {
 		k.t.Fatalf("record %s: %v", ref, err)
 	}

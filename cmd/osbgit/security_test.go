@@ -391,7 +391,8 @@ func TestBrokerTLSVerifiedByDefault(t *testing.T) {
 			if !strings.Contains(msg, "tls") || !strings.Contains(msg, "certificate") || !strings.Contains(msg, "broker") {
 				t.Errorf("the output does not say the broker's certificate was refused:\n%s\n%s", out.String(), msg)
 			}
-			rec := repo.Show(manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"}))
+			p, _ := manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
+			rec := repo.Show(p)
 			if strings.Contains(rec, "phase: Ready") {
 				t.Errorf("instance recorded Ready through an unverified broker:\n%s", rec)
 			}
@@ -553,7 +554,8 @@ func TestHostileManifestsStayInStore(t *testing.T) {
 		if n == "h7" {
 			kind = manifest.KindServiceInstance
 		}
-		rec := f.repo.Show(manifest.StatusPath(manifest.Ref{Kind: kind, Namespace: "apps", Name: n}))
+		p, _ := manifest.StatusPath(manifest.Ref{Kind: kind, Namespace: "apps", Name: n})
+		rec := f.repo.Show(p)
 		if !strings.Contains(rec, name+":") {
 			t.Errorf("record of %s does not name the file and line of the error:\n%s", n, rec)
 		}

@@ -67,7 +67,8 @@ func TestScriptMatchesSampleRepo(t *testing.T) {
 		"orders_record":         {Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "orders-db"},
 		"orders_binding_record": {Kind: manifest.KindServiceBinding, Namespace: "apps", Name: "orders-db-binding"},
 	} {
-		if got, want := scriptVar(t, script, name), manifest.StatusPath(ref); got != want {
+		want, err := manifest.StatusPath(ref)
+		if got := scriptVar(t, script, name); err != nil || got != want {
 			t.Errorf("demo.sh %s=%s, but the record of %s is at %s", name, got, ref, want)
 		}
 	}

@@ -234,14 +234,19 @@ func (r *stepRun) broker() manifest.Ref {
 // Actions without broker calls
 
 // blocked records Step.Error (invalid manifest, ...): nothing else changes.
+// A resource whose name cannot have a record (validation refused it, and
+// the error says so) gets none: its name must not build a path.
 func (r *stepRun) blocked() {
+	r.out.Status, r.out.Err = StatusFailed, fmt.Errorf("%s: %s", r.s.Ref, r.s.Error)
+	r.out.Summary = "blocked: " + r.s.Error
 	if r.rec == nil {
+		if _, err := manifest.StatusPath(r.s.Ref); err != nil {
+			return
+		}
 		r.rec = manifest.NewStatusRecord(r.s.Ref)
 	}
 	r.touched = true
 	r.rec.Error = &manifest.RecordError{Message: r.s.Error}
-	r.out.Status, r.out.Err = StatusFailed, fmt.Errorf("%s: %s", r.s.Ref, r.s.Error)
-	r.out.Summary = "blocked: " + r.s.Error
 }
 
 // none leaves the record alone, except that a stale Error is cleared.
