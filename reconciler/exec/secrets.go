@@ -36,7 +36,7 @@ func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manif
 		return nil, errors.New("no secret store configured")
 	}
 	ns, name := r.secretTarget()
-	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, secretstore.ReadFunc(ctx, r.e.Secrets), ns)
+	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, r.learningReader(ctx), ns)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for Secret %s/%s: %w", ns, name, err)
 	}
@@ -81,6 +81,47 @@ func (r *stepRun) deleteSecret(ctx context.Context) error {
 		return fmt.Errorf("delete Secret %s/%s: %w", ns, name, err)
 	}
 	return nil
+}
+
+// learningReader reads addKeysFrom Secrets, teaching Executor.Redact every
+// value read: they end up beside the credentials.
+func (r *stepRun) learningReader(ctx context.Context) func(namespace, name string) (map[string][]byte, error) {
+	read := secretstore.ReadFunc(ctx, r.e.Secrets)
+	return func(namespace, name string) (map[string][]byte, error) {
+		data, err := read(namespace, name)
+		r.learnValues(data)
+		return data, err
+	}
+}
+
+// learnValues teaches Executor.Redact the values of a Secret's data.
+func (r *stepRun) learnValues(data map[string][]byte) {
+	for _, v := range data {
+		r.e.Redact.Add(string(v))
+	}
+}
+
+// learnStoredCredentials teaches Executor.Redact the credentials of the
+// step's binding as the secret store holds them, before a call about the
+// binding: a broker answering an unbind or a poll may quote them, and a
+// process that did not bind (a later CronJob pass) has not seen them.
+// A Secret that cannot be read is skipped (the call's own failure, if
+// any, says more).
+func (r *stepRun) learnStoredCredentials(ctx context.Context) {
+	if !r.binding || r.e.Redact == nil || r.e.Secrets == nil || r.rec == nil || r.rec.SecretRef == nil {
+		return
+	}
+	ref := r.rec.SecretRef
+	ns := ref.Namespace
+	if ns == "" {
+		ns = r.s.Ref.Namespace
+	}
+	data, err := r.e.Secrets.Get(ctx, ns, ref.Name)
+	if err != nil {
+		r.logger().WithError(err).Debug("binding Secret not read; its values are not scrubbed from broker answers")
+		return
+	}
+	r.learnValues(data)
 }
 
 func metaNow(t time.Time) metav1.Time { return metav1.NewTime(t.UTC().Truncate(time.Second)) }

@@ -11,6 +11,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // Condition reasons the executor writes. The planner may branch on them
@@ -181,6 +182,7 @@ func (r *stepRun) run(ctx context.Context) {
 		if !r.lookupClient() {
 			break
 		}
+		r.learnStoredCredentials(ctx)
 		switch s.Action {
 		case plan.Create:
 			r.create(ctx)
@@ -394,6 +396,24 @@ func (r *stepRun) count(c *Counts) {
 
 // ---------------------------------------------------------------------------
 // Record helpers
+
+// scrubRecord removes every value set knows from the record's free text:
+// condition and error messages (which quote broker answers) and the
+// dashboard URL. Names, IDs, the plan and the operation key (sent back
+// verbatim when polling) are left alone: scrubbing a value that happens to
+// equal a plan name would garble them.
+func scrubRecord(rec *manifest.StatusRecord, set *redact.Set) {
+	if rec == nil || set.Len() == 0 {
+		return
+	}
+	for i := range rec.Conditions {
+		rec.Conditions[i].Message = set.Scrub(rec.Conditions[i].Message)
+	}
+	if rec.Error != nil {
+		rec.Error.Message = set.Scrub(rec.Error.Message)
+	}
+	rec.DashboardURL = set.Scrub(rec.DashboardURL)
+}
 
 func (r *stepRun) setCond(t manifest.ConditionType, st manifest.ConditionStatus, reason, msg string) {
 	r.rec.Conditions = manifest.SetCondition(r.rec.Conditions, manifest.Condition{Type: t, Status: st, Reason: reason, Message: msg}, r.e.now())
