@@ -197,8 +197,9 @@ type Executor struct {
 	// steps ended so far and the total: the CLI draws progress with it.
 	OnStep func(done, total int, o Outcome)
 	// Redact learns the binding credentials the run receives (bind and
-	// fetch-binding answers, addKeysFrom Secrets, and the stored Secret
-	// of a binding a step is about to call the broker for), and scrubs
+	// fetch-binding answers, addKeysFrom Secrets, and, before a step calls
+	// the broker, the stored Secret of its binding or of its instance's
+	// bindings: read from Secrets once per run), and scrubs
 	// the free text of every record the run changes (condition and
 	// error messages, dashboard URL) of everything it knows. Nil learns
 	// and scrubs nothing.
@@ -382,8 +383,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			e.OnStep(int(ended.Add(1)), n, r.out)
 		}
 	}
+	creds := newCredentialIndex(e, p)
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems, log)
+		r := newStepRun(e, p, i, writeAhead, sems, log, creds)
 		runs[i] = r
 		wg.Add(1)
 		go func() {

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -89,39 +91,72 @@ func (r *stepRun) learningReader(ctx context.Context) func(namespace, name strin
 	read := secretstore.ReadFunc(ctx, r.e.Secrets)
 	return func(namespace, name string) (map[string][]byte, error) {
 		data, err := read(namespace, name)
-		r.learnValues(data)
+		r.e.Redact.AddSecretData(data)
 		return data, err
 	}
 }
 
-// learnValues teaches Executor.Redact the values of a Secret's data.
-func (r *stepRun) learnValues(data map[string][]byte) {
-	for _, v := range data {
-		r.e.Redact.Add(string(v))
+// CredentialSecrets indexes where the credentials of recorded bindings are
+// stored, by the refs a broker answer may quote them for: each binding's
+// own Secret under the binding's ref, and the Secrets of an instance's
+// bindings under the instance's ref. Before asking a broker about a
+// resource, osbgit learns these (redact.SecretLearner), so a process
+// that did not bind (a later CronJob pass, a diff) still scrubs them.
+func CredentialSecrets(records map[manifest.Ref]*manifest.StatusRecord) map[manifest.Ref][]manifest.SecretRef {
+	out := map[manifest.Ref][]manifest.SecretRef{}
+	for ref, rec := range records {
+		if ref.Kind != manifest.KindServiceBinding || rec == nil || rec.SecretRef == nil {
+			continue
+		}
+		sec := *rec.SecretRef
+		if sec.Namespace == "" {
+			sec.Namespace = ref.Namespace
+		}
+		out[ref] = append(out[ref], sec)
+		if rec.InstanceName != "" {
+			inst := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: ref.Namespace, Name: rec.InstanceName}
+			out[inst] = append(out[inst], sec)
+		}
 	}
+	return out
 }
 
-// learnStoredCredentials teaches Executor.Redact the credentials of the
-// step's binding as the secret store holds them, before a call about the
-// binding: a broker answering an unbind or a poll may quote them, and a
-// process that did not bind (a later CronJob pass) has not seen them.
-// A Secret that cannot be read is skipped (the call's own failure, if
-// any, says more).
+// credentialIndex is CredentialSecrets of a plan's records, with the
+// learner that reads them.
+type credentialIndex struct {
+	learner *redact.SecretLearner
+	secrets map[manifest.Ref][]manifest.SecretRef
+}
+
+// newCredentialIndex indexes the recorded Secrets of p's bindings; nil
+// when there is no set or no store.
+func newCredentialIndex(e *Executor, p *plan.Plan) *credentialIndex {
+	if e.Redact == nil || e.Secrets == nil {
+		return nil
+	}
+	recs := map[manifest.Ref]*manifest.StatusRecord{}
+	for i := range p.Steps {
+		if s := &p.Steps[i]; s.Record != nil {
+			recs[s.Ref] = s.Record
+		}
+	}
+	return &credentialIndex{learner: &redact.SecretLearner{Set: e.Redact, Get: e.Secrets.Get}, secrets: CredentialSecrets(recs)}
+}
+
+// learnStoredCredentials teaches Executor.Redact, before the step calls
+// the broker, the stored credentials the broker may quote: a binding's
+// own, or those of an instance's bindings. A Secret that cannot be read is
+// skipped (the call's own failure, if any, says more).
 func (r *stepRun) learnStoredCredentials(ctx context.Context) {
-	if !r.binding || r.e.Redact == nil || r.e.Secrets == nil || r.rec == nil || r.rec.SecretRef == nil {
+	if r.creds == nil {
 		return
 	}
-	ref := r.rec.SecretRef
-	ns := ref.Namespace
-	if ns == "" {
-		ns = r.s.Ref.Namespace
+	for _, ref := range r.creds.secrets[r.s.Ref] {
+		if err := r.creds.learner.Learn(ctx, ref.Namespace, ref.Name); err != nil {
+			r.logger().WithError(err).WithField("secret", ref.Namespace+"/"+ref.Name).
+				Debug("binding Secret not read; its values are not scrubbed from broker answers")
+		}
 	}
-	data, err := r.e.Secrets.Get(ctx, ns, ref.Name)
-	if err != nil {
-		r.logger().WithError(err).Debug("binding Secret not read; its values are not scrubbed from broker answers")
-		return
-	}
-	r.learnValues(data)
 }
 
 func metaNow(t time.Time) metav1.Time { return metav1.NewTime(t.UTC().Truncate(time.Second)) }

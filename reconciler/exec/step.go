@@ -94,7 +94,9 @@ type stepRun struct {
 
 	client  BrokerClient
 	binding bool
-	out     Outcome
+	// creds finds the stored credentials to learn before calling.
+	creds *credentialIndex
+	out   Outcome
 	// completed is the operation type that completed in this step.
 	completed manifest.OperationType
 	mitigated bool
@@ -112,9 +114,9 @@ type stepRun struct {
 	rebinding bool
 }
 
-func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger) *stepRun {
+func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, creds *credentialIndex) *stepRun {
 	s := &p.Steps[i]
-	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding}
+	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding, creds: creds}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
 	r.base = s.Record
 	if needsWriteAhead(s) {
