@@ -72,14 +72,15 @@ type Config struct {
 	// Echo makes a careless broker that quotes what it received, for
 	// tests of a platform's scrubbing. Every error answer's description
 	// and every last_operation description end with each value the
-	// request and earlier requests about the same instance (or its
-	// bindings) carried — the Authorization header, its password or
-	// token, the string leaves of parameters and context — and the
-	// credentials of the instance's bindings, each raw, JSON-escaped,
-	// URL-encoded and base64; provision, update and fetch-instance
-	// answers carry them in dashboard_url's userinfo and query. The
-	// broker's checks and state are unchanged; the call log and Logf do
-	// not see the echo. Off by default.
+	// request carried — the Authorization header, its password or token,
+	// the string leaves of parameters and context (for a request without
+	// a body, such as a poll, those of the latest request with one about
+	// the same instance or its bindings) — and the credentials of the
+	// instance's bindings, each raw, JSON-escaped, URL-encoded and
+	// base64; provision, update and fetch-instance answers carry them in
+	// dashboard_url's userinfo and query. The broker's checks and state
+	// are unchanged; the call log and Logf do not see the echo. Off by
+	// default.
 	Echo bool
 	// Logf, when set, receives one line per request (method, path, status,
 	// refusal reason). It never receives credentials.
@@ -165,7 +166,8 @@ type Broker struct {
 	// answers "failed".
 	aborted map[string]string
 	opSeq   int
-	// echoes remembers, by instance ID, the values Config.Echo quotes.
+	// echoes remembers, by instance ID, the parameter and context values
+	// of the latest request with a body (Config.Echo).
 	echoes map[string][]string
 
 	calls []Call

@@ -16,8 +16,8 @@ import (
 const echoDashboardBase = "https://dashboard.osbtest.invalid/instances/"
 
 // echo makes res quote, in every form a careless broker might, what this
-// request and earlier requests about the same instance (or its bindings)
-// carried, and the credentials of the instance's bindings (Config.Echo).
+// request (or the operation it polls) carried and the credentials of the
+// instance's bindings (Config.Echo).
 // The call log and Logf keep the description without the echo.
 func (b *Broker) echo(rt route, r *http.Request, body []byte, res *result) {
 	if res == nil || len(res.body) == 0 {
@@ -51,9 +51,10 @@ func (b *Broker) echo(rt route, r *http.Request, body []byte, res *result) {
 
 // echoValues collects the values an echoing broker quotes: the
 // Authorization header (whole, and its password or token), the string
-// leaves of the body's parameters and context, the same from earlier
-// requests about the instance, and its bindings' credentials. Sorted,
-// without duplicates.
+// leaves of the body's parameters and context — this request's, or for a
+// request without a body those of the latest request with one about the
+// same instance (the operation a poll follows) — and the credentials of
+// the instance's bindings. Sorted, without duplicates.
 func (b *Broker) echoValues(rt route, r *http.Request, body []byte) []string {
 	var vals []string
 	if a := r.Header.Get("Authorization"); a != "" {
@@ -68,23 +69,25 @@ func (b *Broker) echoValues(rt route, r *http.Request, body []byte) []string {
 		Parameters any `json:"parameters"`
 		Context    any `json:"context"`
 	}
+	var sent []string
 	if len(body) > 0 && json.Unmarshal(body, &req) == nil {
-		vals = appendLeaves(vals, req.Parameters)
-		vals = appendLeaves(vals, req.Context)
+		sent = appendLeaves(appendLeaves(nil, req.Parameters), req.Context)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if rt.instanceID != "" {
-		vals = append(vals, b.echoes[rt.instanceID]...)
-		slices.Sort(vals)
-		vals = slices.Compact(vals)
-		b.echoes[rt.instanceID] = slices.Clone(vals)
+		if len(body) > 0 {
+			b.echoes[rt.instanceID] = sent
+		} else {
+			sent = b.echoes[rt.instanceID]
+		}
 		for _, bn := range b.bindings {
 			if bn.instanceID == rt.instanceID {
 				vals = appendLeaves(vals, map[string]any(bn.creds))
 			}
 		}
 	}
+	vals = append(vals, sent...)
 	slices.Sort(vals)
 	return slices.Compact(vals)
 }

@@ -17,9 +17,10 @@ func echoForms(v string) map[string]string {
 }
 
 // TestEchoQuotesWhatItReceived: with Config.Echo, error descriptions,
-// last_operation descriptions and dashboard URLs quote the auth, the
-// parameters and context received about the instance, and its bindings'
-// credentials, in four forms; without it nothing is quoted.
+// last_operation descriptions (what the polled operation's request
+// carried) and dashboard URLs quote the auth, the parameters and context
+// received, and the instance's bindings' credentials, in four forms;
+// without it nothing is quoted.
 func TestEchoQuotesWhatItReceived(t *testing.T) {
 	const param = `param "secret"/x+y`
 	const pass = "broker-pass-&echo"
@@ -35,12 +36,12 @@ func TestEchoQuotesWhatItReceived(t *testing.T) {
 
 	// An error answer about the instance: a refused update.
 	upd := h.do(http.MethodPatch, instPath("i-1"), map[string]any{"service_id": ServiceDB, "plan_id": "no-such-plan",
-		"parameters": map[string]any{"p": param}})
+		"parameters": map[string]any{"p": param}, "context": map[string]any{"platform": "kubernetes", "namespace": "ns-echo"}})
 	if upd.Status != http.StatusBadRequest {
 		t.Fatalf("update: %d %s", upd.Status, upd.Body)
 	}
 	desc := upd.Str("description")
-	for _, v := range []string{param, pass, "u:" + pass, "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+pass)), cred, "kubernetes"} {
+	for _, v := range []string{param, pass, "u:" + pass, "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+pass)), cred, "ns-echo"} {
 		for form, f := range echoForms(v) {
 			if !strings.Contains(desc, f) {
 				t.Errorf("error description lacks %s form of %q (%q):\n%s", form, v, f, desc)
