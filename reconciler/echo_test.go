@@ -68,8 +68,8 @@ func (c *logCapture) Fire(e *logrus.Entry) error {
 // while provisions, an update, a drift check and an unbind fail. No
 // planted value, in any of those forms, shows in any committed record
 // (the whole Git history), any log line (JSON and text), or the text and
-// JSON diff; the last pass runs in a new process, which never saw the
-// binding's credentials but must still hide them. The recorded dashboard
+// JSON diff; a diff and the last pass run in new processes, which never
+// saw the binding's credentials but must still hide them. The recorded dashboard
 // URL has its userinfo and query values redacted.
 func TestBrokerEchoesAreScrubbed(t *testing.T) {
 	b, srv := osbtest.NewServer(t, osbtest.Config{Username: echoBrokerUser, Password: echoBrokerPass, Echo: true})
@@ -156,9 +156,13 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 		}
 	}
 
-	// A diff whose drift check fails: the broker's error quotes everything.
+	// A diff in a new process whose drift checks fail: the broker's
+	// errors quote everything, the binding's credentials included, which
+	// this process only knows from the secret store.
 	b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointGetInstance, Status: 500, Times: 1})
-	diff(r1)
+	b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointGetBinding, Status: 500, Times: 1})
+	rd, logsd := newReconciler()
+	diff(rd)
 
 	// Pass 2, same process: db's update is refused, slow's provision
 	// failed (its last_operation says so), bad fails again.
@@ -180,8 +184,8 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 	}
 	history := gittest.Git(t, repo.Bare, "log", "-p", "--all", "--format=%H%n%B")
 	hay := map[string]string{
-		"Git history": history, "JSON logs": logs1.json.String() + logs2.json.String(),
-		"text logs": logs1.text.String() + logs2.text.String(), "diffs": strings.Join(diffs, "\n"),
+		"Git history": history, "JSON logs": logs1.json.String() + logsd.json.String() + logs2.json.String(),
+		"text logs": logs1.text.String() + logsd.text.String() + logs2.text.String(), "diffs": strings.Join(diffs, "\n"),
 	}
 	for where, text := range hay {
 		if !strings.Contains(text, redact.Placeholder) {
