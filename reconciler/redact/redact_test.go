@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +33,12 @@ func TestFormsEachEncoding(t *testing.T) {
 	}
 	forms := Forms(secret)
 	for name, f := range want {
-		if !contains(forms, f) {
+		if !slices.Contains(forms, f) {
 			t.Errorf("%s form %q missing from %q", name, f, forms)
 		}
 	}
 	// A value whose base64 differs between the alphabets.
-	if f := Forms("\xfb\xff\xbf?>"); !contains(f, "+/+/Pz4=") || !contains(f, "-_-_Pz4=") || !contains(f, "-_-_Pz4") {
+	if f := Forms("\xfb\xff\xbf?>"); !slices.Contains(f, "+/+/Pz4=") || !slices.Contains(f, "-_-_Pz4=") || !slices.Contains(f, "-_-_Pz4") {
 		t.Errorf("base64 forms of a value with 62/63 digits: %q", f)
 	}
 	seen := map[string]bool{}
@@ -251,15 +252,6 @@ func TestConcurrentAddAndScrub(t *testing.T) {
 	if got := s.Scrub("cred-3-199"); got != Placeholder {
 		t.Errorf("after all adds: %q", got)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // BenchmarkScrub measures Scrub of a 200-byte message with 10,000 known
