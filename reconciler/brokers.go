@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // SecretReader reads a Secret's keys. secretstore.Store satisfies it; diff
@@ -39,6 +41,11 @@ type BrokerClients struct {
 	// Timeout bounds each broker request (osbclient's default, 60s, when
 	// zero).
 	Timeout time.Duration
+	// Redact learns every broker credential read (password, token, and
+	// the Authorization header values made of them), so that a broker
+	// quoting them is scrubbed everywhere, not only in osbclient's own
+	// errors. Nil learns nothing.
+	Redact *redact.Set
 
 	mu      sync.Mutex
 	clients map[manifest.Ref]cachedClient
@@ -80,6 +87,8 @@ func (bc *BrokerClients) Client(ctx context.Context, b manifest.Broker) (*osbcli
 					ai.Basic.SecretRef.Namespace, ai.Basic.SecretRef.Name, manifest.BasicAuthUsernameKey, manifest.BasicAuthPasswordKey)
 			}
 			cfg.Username, cfg.Password = string(user), string(pass)
+			userPass := cfg.Username + ":" + cfg.Password
+			bc.Redact.Add(cfg.Password, userPass, "Basic "+base64.StdEncoding.EncodeToString([]byte(userPass)))
 		case ai.Bearer != nil && ai.Bearer.SecretRef != nil:
 			data, err := bc.read(ctx, ref, ai.Bearer.SecretRef)
 			if err != nil {
@@ -91,6 +100,7 @@ func (bc *BrokerClients) Client(ctx context.Context, b manifest.Broker) (*osbcli
 					ai.Bearer.SecretRef.Namespace, ai.Bearer.SecretRef.Name, manifest.BearerTokenKey)
 			}
 			cfg.BearerToken = string(tok)
+			bc.Redact.Add(cfg.BearerToken, "Bearer "+cfg.BearerToken)
 		}
 	}
 	key := configKey(cfg)
@@ -156,8 +166,10 @@ func BrokerSpecHash(spec *manifest.BrokerSpec) string {
 }
 
 // parametersReader adapts a SecretReader to manifest.SecretReader for
-// parametersFrom, reading each Secret once per pass.
-func parametersReader(ctx context.Context, sr SecretReader) manifest.SecretReader {
+// parametersFrom, reading each Secret once per pass. Every value it
+// returns is taught to set (its JSON leaves): a broker may quote a
+// parameter in its answers.
+func parametersReader(ctx context.Context, sr SecretReader, set *redact.Set) manifest.SecretReader {
 	var mu sync.Mutex
 	cache := map[string]map[string][]byte{}
 	errs := map[string]error{}
@@ -188,6 +200,7 @@ func parametersReader(ctx context.Context, sr SecretReader) manifest.SecretReade
 			sort.Strings(keys)
 			return nil, fmt.Errorf("secret %s/%s has no key %q (keys: %s)", namespace, name, key, strings.Join(keys, ", "))
 		}
+		set.AddJSON(v)
 		return v, nil
 	}
 }

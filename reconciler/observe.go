@@ -6,7 +6,9 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // observer is what live checks need from a broker client.
@@ -88,6 +90,13 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	if len(probes) == 0 {
 		return out
 	}
+	// A broker answering about a resource may quote its stored
+	// credentials: learn them first (each Secret once).
+	learner := &redact.SecretLearner{Set: r.Redact}
+	if r.Secrets != nil {
+		learner.Get = r.Secrets.Get
+	}
+	creds := exec.CredentialSecrets(records)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -100,6 +109,9 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			for _, sec := range creds[pr.ref] {
+				_ = learner.Learn(ctx, sec.Namespace, sec.Name) // unreadable: the probe goes on
+			}
 			obs := r.probe(ctx, pr)
 			mu.Lock()
 			out[pr.ref] = obs
@@ -133,7 +145,9 @@ func (r *Reconciler) probe(ctx context.Context, pr probe) plan.Observation {
 		case err != nil:
 			return plan.Observation{Err: err.Error()}
 		}
-		// Only what drift needs: the credentials stay out of the plan.
+		// Only what drift needs: the credentials stay out of the plan
+		// (and are scrubbed wherever a broker quotes them).
+		r.Redact.AddLeaves(resp.Credentials)
 		return plan.Observation{Binding: &osbclient.GetBindingResponse{Parameters: resp.Parameters}}
 	}
 	// plan_id is optional and left out: the point is to learn the plan

@@ -20,6 +20,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -112,6 +113,13 @@ type Reconciler struct {
 	// Progress, when set, is called as each step of a sync ends (from
 	// several goroutines).
 	Progress func(done, total int, o exec.Outcome)
+	// Redact is the set of secret values this reconciler knows: broker
+	// auth, parametersFrom values and binding credentials are added as
+	// they are read or received, and the records a pass writes are
+	// scrubbed of them. Share it with the logger (redact.Formatter) and
+	// whatever shows results (render, errors). Nil: init creates one,
+	// kept across passes.
+	Redact *redact.Set
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -129,12 +137,18 @@ func (r *Reconciler) init(ctx context.Context) error {
 	if r.NewID == nil {
 		r.NewID = func() string { return uuid.NewString() }
 	}
+	if r.Redact == nil {
+		r.Redact = redact.New()
+	}
 	if r.Clients == nil {
 		var sr SecretReader
 		if r.Secrets != nil {
 			sr = r.Secrets
 		}
 		r.Clients = &BrokerClients{Secrets: sr}
+	}
+	if r.Clients.Redact == nil {
+		r.Clients.Redact = r.Redact
 	}
 	if r.State == nil {
 		r.State = &PassState{}
@@ -309,7 +323,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Records:      records.Status,
 		Catalogs:     catalogs,
 		Brokers:      access,
-		Secrets:      parametersReader(ctx, r.Secrets),
+		Secrets:      parametersReader(ctx, r.Secrets, r.Redact),
 		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,
@@ -521,6 +535,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		Log:         r.Log,
 		InlinePoll:  r.Options.InlinePoll,
 		OnStep:      r.Progress,
+		Redact:      r.Redact,
 	}
 	ex.Identity = r.identity(p.fetch.Head)
 	res.Exec = ex.Run(ctx, p.plan, writeAhead)

@@ -65,7 +65,7 @@ func newCatalogCommand(g *globalOptions) *cobra.Command {
 				found = true
 				v := catalogView{Broker: c.Broker, Live: c.Fetched}
 				if c.Err != nil {
-					v.Error = c.Err.Error()
+					v.Error = g.secrets.Scrub(c.Err.Error())
 					g.log.WithError(c.Err).Warn("catalog not refreshed")
 				}
 				if c.Record != nil {

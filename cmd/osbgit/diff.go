@@ -66,9 +66,9 @@ pending, 2 error.`,
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
-				err = render.JSON(out, res.Plan)
+				err = render.JSON(out, res.Plan, render.JSONOptions{Redact: g.secrets})
 			} else {
-				err = render.Text(out, res.Plan, render.TextOptions{Color: useColor(color, out)})
+				err = render.Text(out, res.Plan, render.TextOptions{Color: useColor(color, out), Redact: g.secrets})
 			}
 			if err != nil {
 				return withExitCode(exitError, err)

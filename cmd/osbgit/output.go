@@ -10,6 +10,7 @@ import (
 
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // isTerminal reports whether w is a character device.
@@ -65,8 +66,9 @@ func useColor(mode string, w io.Writer) bool {
 	return isTerminal(w)
 }
 
-// printSyncSummary prints one line per resource acted on and the counts.
-func printSyncSummary(w io.Writer, res *reconciler.SyncResult) {
+// printSyncSummary prints one line per resource acted on and the counts;
+// failures quote brokers, so they are scrubbed of secrets.
+func printSyncSummary(w io.Writer, res *reconciler.SyncResult, secrets *redact.Set) {
 	if res.Exec == nil {
 		return
 	}
@@ -74,7 +76,7 @@ func printSyncSummary(w io.Writer, res *reconciler.SyncResult) {
 		status := "ok"
 		switch {
 		case o.Err != nil:
-			status = "FAILED: " + o.Err.Error()
+			status = "FAILED: " + secrets.Scrub(o.Err.Error())
 		case o.InProgress:
 			status = "in progress"
 		}

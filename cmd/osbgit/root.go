@@ -10,6 +10,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // Exit codes shared by every command. diff follows kubectl/flux: 0 in sync,
@@ -65,6 +67,11 @@ type globalOptions struct {
 	CacheDir               string
 
 	log *logrus.Logger
+	// secrets is every secret value this process knows (Git credentials,
+	// broker auth, parametersFrom values, binding credentials): shared by
+	// the logger, the reconciler and everything the commands print, so a
+	// broker that quotes one in an answer is scrubbed everywhere.
+	secrets *redact.Set
 }
 
 // command constructors register here from their own files' init functions, so
@@ -72,7 +79,7 @@ type globalOptions struct {
 var subcommands []func(*globalOptions) *cobra.Command
 
 func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
-	g := &globalOptions{}
+	g := &globalOptions{secrets: redact.New()}
 	root := &cobra.Command{
 		Use:           "osbgit",
 		Short:         "GitOps reconciler for the Open Service Broker API",
@@ -86,6 +93,9 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 			if err != nil {
 				return err
 			}
+			// Whatever the format, no entry shows a secret this process
+			// knows.
+			l.SetFormatter(&redact.Formatter{Set: g.secrets, Next: l.Formatter})
 			g.log = l
 			return nil
 		},
@@ -117,9 +127,10 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	return root, g
 }
 
-// run executes the CLI and returns the process exit code.
+// run executes the CLI and returns the process exit code. The error it
+// prints is scrubbed of every secret value the command learnt.
 func run(args []string, stdout, stderr io.Writer) int {
-	root, _ := newRootCommand(stdout, stderr)
+	root, g := newRootCommand(stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -128,11 +139,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var ec *exitCodeError
 	if errors.As(err, &ec) {
 		if ec.err != nil {
-			fmt.Fprintln(stderr, "error:", ec.err)
+			fmt.Fprintln(stderr, "error:", g.secrets.Scrub(ec.err.Error()))
 		}
 		return ec.code
 	}
-	fmt.Fprintln(stderr, "error:", err)
+	fmt.Fprintln(stderr, "error:", g.secrets.Scrub(err.Error()))
 	return exitError
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -29,15 +30,18 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
 // Planted values of the security sweep: none may ever show outside the
-// secret store and the broker.
+// secret store and the broker, in any form (redact.Forms: raw,
+// JSON-escaped, URL-encoded, base64, ...). Some have characters every
+// encoding changes.
 const (
-	sweepBrokerPass  = "sweep-broker-pass-Q7f3k"
+	sweepBrokerPass  = `sweep-broker-pass/+"Q7f3k`
 	sweepBearerToken = "sweep-bearer-token-Zr8Lp2"
-	sweepParamSecret = "sweep-param-secret-Hx4Mw9"
+	sweepParamSecret = `sweep-param "secret"/Hx4+Mw9 &`
 	sweepGitPass     = "sweep-git-pass-Vb6Tn1"
 	sweepGitUser     = "sweep-git-user"
 )
@@ -96,8 +100,11 @@ func newSweep(t *testing.T, format string) *sweep {
 		planted: map[string]string{"broker password": sweepBrokerPass, "bearer token": sweepBearerToken,
 			"parametersFrom value": sweepParamSecret, "git password": sweepGitPass}}
 	var srv1, srv2 *httptest.Server
-	s.basic, srv1 = osbtest.NewServer(t, osbtest.Config{Username: "u", Password: sweepBrokerPass})
-	s.bearer, srv2 = osbtest.NewServer(t, osbtest.Config{BearerToken: sweepBearerToken})
+	// Both brokers echo everything they received, and the credentials
+	// they handed out, in every error and last_operation description and
+	// in dashboard URLs.
+	s.basic, srv1 = osbtest.NewServer(t, osbtest.Config{Username: "u", Password: sweepBrokerPass, Echo: true})
+	s.bearer, srv2 = osbtest.NewServer(t, osbtest.Config{BearerToken: sweepBearerToken, Echo: true})
 	s.basicU, s.bearerU = srv1.URL, srv2.URL
 	st, err := secretstore.NewDir(s.store)
 	if err != nil {
@@ -112,7 +119,7 @@ func newSweep(t *testing.T, format string) *sweep {
 			t.Fatal(err)
 		}
 	}
-	s.putParams(`{"adminPassword": "` + sweepParamSecret + `"}`)
+	s.putParams(sweepParamSecret)
 	s.repo = gittest.New(t, s.files(true, "small", true))
 	s.url = sweepGitServer(t, s.repo.Bare)
 	s.pwFile = filepath.Join(t.TempDir(), "git-password")
@@ -123,14 +130,18 @@ func newSweep(t *testing.T, format string) *sweep {
 }
 
 // putParams writes the parametersFrom Secret apps/db-params (a hand-made
-// Secret, as a person would create it).
-func (s *sweep) putParams(json string) {
+// Secret, as a person would create it) with adminPassword set to password.
+func (s *sweep) putParams(password string) {
 	s.t.Helper()
+	value, err := json.Marshal(password)
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	dir := filepath.Join(s.store, "apps", "db-params")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "params"), []byte(json), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "params"), []byte(`{"adminPassword": `+string(value)+`}`), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -244,7 +255,8 @@ func (s *sweep) plantCredentials() {
 
 // check searches everything collected, every file osbgit wrote outside
 // the secret store (its cache: pass state, decoded manifests) and the
-// whole Git history for the planted values.
+// whole Git history for the planted values, in every form redact.Forms
+// lists (raw, JSON-escaped, Go-quoted, URL-encoded, base64).
 func (s *sweep) check() {
 	s.t.Helper()
 	hay := append([]string{}, s.seen...)
@@ -263,23 +275,32 @@ func (s *sweep) check() {
 		s.t.Fatalf("only %d planted values: the scenario did not bind", len(s.planted))
 	}
 	for what, v := range s.planted {
-		if i := strings.Index(all, v); i >= 0 {
-			lo := max(0, strings.LastIndex(all[:i], "\n"))
-			s.t.Errorf("the %s shows up: %q", what, strings.TrimSpace(all[lo:min(len(all), i+len(v)+80)]))
+		for _, f := range redact.Forms(v) {
+			if i := strings.Index(all, f); i >= 0 {
+				lo := max(0, strings.LastIndex(all[:i], "\n"))
+				s.t.Errorf("the %s shows up as %q: %q", what, f, strings.TrimSpace(all[lo:min(len(all), i+len(f)+80)]))
+			}
 		}
+	}
+	if !strings.Contains(all, redact.Placeholder) || !strings.Contains(all, "REDACTED@dashboard.osbtest.invalid") {
+		s.t.Errorf("nothing was scrubbed: the brokers' echo never reached osbgit")
 	}
 }
 
 // TestSecurityNoCredentialAnywhere runs a full scenario through the CLI —
 // validate, diff (text and JSON), sync creating instances and bindings
 // (credentials, parametersFrom), catalog, an update, a failing broker call,
-// unbind, deprovision — once with JSON logs and once with text logs, at
-// debug level, against a Git remote over HTTP with basic auth (password
-// from a file, then in the URL). It collects every output and log line,
-// every error, the pass state and cache files, every record and the whole
-// Git history, and finds none of the planted values: broker password,
-// bearer token, binding credentials (password, uri), the parametersFrom
-// value, the Git password.
+// a failing drift check, a failing unbind, unbind, deprovision — once with
+// JSON logs and once with text logs, at debug level, against a Git remote
+// over HTTP with basic auth (password from a file, then in the URL) and
+// brokers that echo everything they received and the credentials they
+// handed out (osbtest Config.Echo: raw, JSON-escaped, URL-encoded and
+// base64, in error and last_operation descriptions and dashboard URLs).
+// It collects every output and log line, every error, the pass state and
+// cache files, every record and the whole Git history, and finds none of
+// the planted values in any of their forms: broker password, bearer
+// token, binding credentials (password, uri), the parametersFrom value,
+// the Git password.
 func TestSecurityNoCredentialAnywhere(t *testing.T) {
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
@@ -299,8 +320,14 @@ func TestSecurityNoCredentialAnywhere(t *testing.T) {
 			s.run(true, "catalog", "-o", "json")
 			s.run(true, "diff", "--offline")
 
+			// A drift check the broker refuses, quoting everything.
+			s.basic.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointGetInstance, Status: 500, Times: 1})
+			s.bearer.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointGetInstance, Status: 500, Times: 1})
+			s.run(false, "diff", "--drift")
+			s.run(true, "diff", "--drift", "-o", "json")
+
 			// Update: plan and the parametersFrom value change.
-			s.putParams(`{"adminPassword": "` + sweepParamSecret + `-2"}`)
+			s.putParams(sweepParamSecret + "-2")
 			s.planted["parametersFrom value (updated)"] = sweepParamSecret + "-2"
 			s.push("db large", s.files(true, "large", true))
 			s.run(false, "diff")
@@ -319,9 +346,14 @@ func TestSecurityNoCredentialAnywhere(t *testing.T) {
 			}
 			s.run(false, "sync", "--no-state")
 
-			// Unbind, then deprovision.
+			// Unbind, refused once with the credentials quoted, then
+			// deprovision.
 			s.push("unbind", s.files(true, "small", false))
 			s.run(true, "diff")
+			s.basic.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUnbind, Status: 500, Times: 1})
+			if code := s.run(false, "sync", "--no-state"); code != exitChanges {
+				t.Errorf("sync with a failing unbind exited %d, want %d", code, exitChanges)
+			}
 			if code := s.run(true, "sync"); code != exitOK {
 				t.Fatalf("unbind sync exited %d:\n%s", code, s.seen[len(s.seen)-1])
 			}
@@ -587,4 +619,44 @@ func snapshot(t *testing.T, root, skip string) map[string]string {
 		return nil
 	})
 	return out
+}
+
+// TestGitCredentialsLearnt: the Git password and token (files or
+// environment) and the password of a --repo URL are in the process's
+// redact set with the user:password pairs and Authorization values made
+// of them, so any text quoting them, in any form, is scrubbed.
+func TestGitCredentialsLearnt(t *testing.T) {
+	dir := t.TempDir()
+	pwFile, tokFile := filepath.Join(dir, "pw"), filepath.Join(dir, "tok")
+	os.WriteFile(pwFile, []byte("file-git-pass-1\n"), 0o600)
+	os.WriteFile(tokFile, []byte("file-git-token-2\n"), 0o600)
+	t.Setenv("OSBGIT_GIT_PASSWORD", "")
+	t.Setenv("OSBGIT_GIT_TOKEN", "")
+	cases := []struct {
+		name string
+		g    globalOptions
+		want []string
+	}{
+		{"files", globalOptions{Repo: "https://git.example/r.git", GitUsername: "u", GitPasswordFile: pwFile, GitTokenFile: tokFile},
+			[]string{"file-git-pass-1", "u:file-git-pass-1", "Basic " + base64.StdEncoding.EncodeToString([]byte("u:file-git-pass-1")),
+				"file-git-token-2", "Bearer file-git-token-2"}},
+		{"URL", globalOptions{Repo: "https://url-user:url%2Fpass-3@git.example/r.git"},
+			[]string{"url/pass-3", "url-user:url/pass-3", "url-user:url%2Fpass-3"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := tc.g
+			g.secrets = redact.New()
+			if _, err := g.gitAuth(); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range tc.want {
+				for _, f := range redact.Forms(v) {
+					if got := g.secrets.Scrub("<" + f + ">"); got != "<"+redact.Placeholder+">" {
+						t.Errorf("%q (a form of %q) scrubbed to %q", f, v, got)
+					}
+				}
+			}
+		})
+	}
 }

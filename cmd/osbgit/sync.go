@@ -73,7 +73,7 @@ record says why), 2 error (nothing may have been done).`,
 			if res.Refused != "" {
 				return withExitCode(exitError, fmt.Errorf("pass refused: %s", res.Refused))
 			}
-			printSyncSummary(out, res)
+			printSyncSummary(out, res, g.secrets)
 			if res.Exec != nil {
 				for _, o := range res.Exec.Outcomes {
 					if o.Err != nil {

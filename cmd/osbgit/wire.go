@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,10 +73,11 @@ func readSecretFile(flag, path string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-// gitAuth gathers Git credentials from flags, files and environment.
-func (g *globalOptions) gitAuth() (gitrepo.Auth, error) {
-	a := gitrepo.Auth{Username: g.GitUsername, CAFile: g.GitCAFile, SSHKeyFile: g.GitSSHKey, KnownHostsFile: g.GitKnownHosts}
-	var err error
+// gitAuth gathers Git credentials from flags, files and environment, and
+// teaches g.secrets every one of them (and those in a --repo URL).
+func (g *globalOptions) gitAuth() (a gitrepo.Auth, err error) {
+	defer func() { g.learnGitSecrets(a) }()
+	a = gitrepo.Auth{Username: g.GitUsername, CAFile: g.GitCAFile, SSHKeyFile: g.GitSSHKey, KnownHostsFile: g.GitKnownHosts}
 	if g.GitPasswordFile != "" {
 		if a.Password, err = readSecretFile("git-password-file", g.GitPasswordFile); err != nil {
 			return a, err
@@ -90,6 +93,28 @@ func (g *globalOptions) gitAuth() (gitrepo.Auth, error) {
 		a.Token = v
 	}
 	return a, nil
+}
+
+// learnGitSecrets adds the Git password and token of a, and the password
+// of a --repo URL's userinfo, to g.secrets, with the user:password pairs
+// and Authorization header values made of them.
+func (g *globalOptions) learnGitSecrets(a gitrepo.Auth) {
+	basic := func(user, pass string) {
+		if pass == "" {
+			return
+		}
+		g.secrets.Add(pass, user+":"+pass, "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	}
+	basic(a.Username, a.Password)
+	if a.Token != "" {
+		g.secrets.Add(a.Token, "Bearer "+a.Token)
+	}
+	if u, err := url.Parse(g.Repo); err == nil && u.User != nil {
+		if pass, ok := u.User.Password(); ok {
+			basic(u.User.Username(), pass)
+			g.secrets.Add(u.User.String())
+		}
+	}
 }
 
 // cacheRoot is --cache-dir, else $XDG_CACHE_HOME/osbgit, else ~/.cache/osbgit.
@@ -270,6 +295,7 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 		Log:     g.log,
 		Options: pf.options(cmd, g),
 		Clients: &reconciler.BrokerClients{UserAgent: "osbgit/" + version},
+		Redact:  g.secrets,
 	}
 	if store != nil {
 		r.Secrets = store

@@ -69,6 +69,19 @@ type Config struct {
 	// schemas.service_binding.create; JSON Schema, draft-04 unless $schema
 	// says otherwise), which otherwise refuses invalid parameters with 400.
 	IgnoreParameterSchemas bool
+	// Echo makes a careless broker that quotes what it received, for
+	// tests of a platform's scrubbing. Every error answer's description
+	// and every last_operation description end with each value the
+	// request carried — the Authorization header, its password or token,
+	// the string leaves of parameters and context (for a request without
+	// a body, such as a poll, those of the latest request with one about
+	// the same instance or its bindings) — and the credentials of the
+	// instance's bindings, each raw, JSON-escaped, URL-encoded and
+	// base64; provision, update and fetch-instance answers carry them in
+	// dashboard_url's userinfo and query. The broker's checks and state
+	// are unchanged; the call log and Logf do not see the echo. Off by
+	// default.
+	Echo bool
 	// Logf, when set, receives one line per request (method, path, status,
 	// refusal reason). It never receives credentials.
 	Logf func(format string, args ...any)
@@ -153,6 +166,9 @@ type Broker struct {
 	// answers "failed".
 	aborted map[string]string
 	opSeq   int
+	// echoes remembers, by instance ID, the parameter and context values
+	// of the latest request with a body (Config.Echo).
+	echoes map[string][]string
 
 	calls []Call
 
@@ -202,6 +218,7 @@ func (b *Broker) resetState() {
 	b.instances = map[string]*instance{}
 	b.bindings = map[string]*binding{}
 	b.aborted = map[string]string{}
+	b.echoes = map[string][]string{}
 }
 
 // Instances returns a copy of every instance the broker holds, keyed by ID:
@@ -406,6 +423,9 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.sleep(r.Context(), f.Delay)
 		}
 		res = f.apply(res)
+	}
+	if b.cfg.Echo {
+		b.echo(rt, r, body, res)
 	}
 	if call.RequestID != "" {
 		res.header.Set(HeaderRequestIdentity, call.RequestID)

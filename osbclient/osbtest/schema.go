@@ -48,25 +48,7 @@ func (b *Broker) checkParams(what, planID string, s *osbclient.InputParametersSc
 // message (e.g. a pattern mismatch) with <redacted>: parameters may hold
 // secrets, and error descriptions end up in platform logs and records.
 func redactValues(msg string, params any) string {
-	var walk func(v any)
-	var values []string
-	walk = func(v any) {
-		switch t := v.(type) {
-		case string:
-			if t != "" {
-				values = append(values, t)
-			}
-		case map[string]any:
-			for _, e := range t {
-				walk(e)
-			}
-		case []any:
-			for _, e := range t {
-				walk(e)
-			}
-		}
-	}
-	walk(params)
+	values := appendLeaves(nil, params)
 	// Longest first, so a value containing another is replaced whole.
 	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
 	for _, v := range values {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 func (r *stepRun) createType() manifest.OperationType {
@@ -108,7 +109,7 @@ func (r *stepRun) startCreate(ctx context.Context, predecessor string, mayExist 
 		return
 	}
 	if st.dashboard != "" {
-		rec.DashboardURL = st.dashboard
+		rec.DashboardURL = redact.URL(st.dashboard)
 	}
 	if !st.async {
 		lo.State = manifest.OperationSucceeded
@@ -253,7 +254,7 @@ func (r *stepRun) update(ctx context.Context) {
 	}
 	rec.InProgress = cloneProps(r.s.Desired)
 	if st.dashboard != "" {
-		rec.DashboardURL = st.dashboard
+		rec.DashboardURL = redact.URL(st.dashboard)
 	}
 	if !st.async {
 		lo.State = manifest.OperationSucceeded

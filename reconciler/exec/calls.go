@@ -228,6 +228,7 @@ func (r *stepRun) bindCall(ctx context.Context, predecessor string) (started, er
 		return r.call(ctx, CallInfo{Op: osbclient.OpBind, InstanceID: req.InstanceID, BindingID: req.BindingID}, func(ctx context.Context) error {
 			res, err := r.client.Bind(ctx, req)
 			if err == nil {
+				r.e.Redact.AddLeaves(res.Response.Credentials)
 				out = started{async: res.Async, operation: res.Response.Operation, creds: res.Response.Credentials}
 			}
 			return err
@@ -299,6 +300,7 @@ func (r *stepRun) getBindingCall(ctx context.Context) (map[string]any, error) {
 	err := r.call(ctx, CallInfo{Op: osbclient.OpGetBinding, InstanceID: req.InstanceID, BindingID: req.BindingID}, func(ctx context.Context) error {
 		res, err := r.client.GetBinding(ctx, req)
 		if err == nil {
+			r.e.Redact.AddLeaves(res.Credentials)
 			creds = res.Credentials
 		}
 		return err

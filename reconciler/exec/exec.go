@@ -72,7 +72,11 @@
 // that re-records an unchanged state changes no byte, and messages carry no
 // request ID, so a repeated failure does not rewrite the record either. No
 // credential value ever reaches a record, a log line, an Outcome or an
-// error.
+// error from osbgit's side; what a broker quotes in its answers is
+// scrubbed (Executor.Redact) from the records and Outcomes a run returns,
+// and the dashboard URL a broker returns is recorded with its userinfo,
+// query values and fragment redacted (redact.URL). Log lines are the
+// logger's to scrub (redact.Formatter with the same set).
 package exec
 
 import (
@@ -90,6 +94,7 @@ import (
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -191,6 +196,14 @@ type Executor struct {
 	// goroutine, so it must be safe for concurrent use) with the number of
 	// steps ended so far and the total: the CLI draws progress with it.
 	OnStep func(done, total int, o Outcome)
+	// Redact learns the binding credentials the run receives (bind and
+	// fetch-binding answers, addKeysFrom Secrets, and, before a step calls
+	// the broker, the stored Secret of its binding or of its instance's
+	// bindings: read from Secrets once per run), and scrubs
+	// the free text of every record the run changes (condition and
+	// error messages, dashboard URL) of everything it knows. Nil learns
+	// and scrubs nothing.
+	Redact *redact.Set
 }
 
 // Status is how a step ended.
@@ -370,8 +383,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			e.OnStep(int(ended.Add(1)), n, r.out)
 		}
 	}
+	creds := newCredentialIndex(e, p)
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems, log)
+		r := newStepRun(e, p, i, writeAhead, sems, log, creds)
 		runs[i] = r
 		wg.Add(1)
 		go func() {
@@ -406,7 +420,10 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 	changed := make([]bool, n)
 	errs := make([]error, n)
 	parallel.For(n, func(i int) {
-		if r := runs[i]; r.touched {
+		r := runs[i]
+		r.out.Err, r.out.Summary = e.Redact.ScrubError(r.out.Err), e.Redact.Scrub(r.out.Summary)
+		if r.touched {
+			scrubRecord(r.rec, e.Redact)
 			changed[i], errs[i] = recordChanged(r.base, r.rec)
 		}
 	})

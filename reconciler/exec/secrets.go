@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -36,7 +38,7 @@ func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manif
 		return nil, errors.New("no secret store configured")
 	}
 	ns, name := r.secretTarget()
-	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, secretstore.ReadFunc(ctx, r.e.Secrets), ns)
+	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, r.learningReader(ctx), ns)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for Secret %s/%s: %w", ns, name, err)
 	}
@@ -81,6 +83,80 @@ func (r *stepRun) deleteSecret(ctx context.Context) error {
 		return fmt.Errorf("delete Secret %s/%s: %w", ns, name, err)
 	}
 	return nil
+}
+
+// learningReader reads addKeysFrom Secrets, teaching Executor.Redact every
+// value read: they end up beside the credentials.
+func (r *stepRun) learningReader(ctx context.Context) func(namespace, name string) (map[string][]byte, error) {
+	read := secretstore.ReadFunc(ctx, r.e.Secrets)
+	return func(namespace, name string) (map[string][]byte, error) {
+		data, err := read(namespace, name)
+		r.e.Redact.AddSecretData(data)
+		return data, err
+	}
+}
+
+// CredentialSecrets indexes where the credentials of recorded bindings are
+// stored, by the refs a broker answer may quote them for: each binding's
+// own Secret under the binding's ref, and the Secrets of an instance's
+// bindings under the instance's ref. Before asking a broker about a
+// resource, osbgit learns these (redact.SecretLearner), so a process
+// that did not bind (a later CronJob pass, a diff) still scrubs them.
+func CredentialSecrets(records map[manifest.Ref]*manifest.StatusRecord) map[manifest.Ref][]manifest.SecretRef {
+	out := map[manifest.Ref][]manifest.SecretRef{}
+	for ref, rec := range records {
+		if ref.Kind != manifest.KindServiceBinding || rec == nil || rec.SecretRef == nil {
+			continue
+		}
+		sec := *rec.SecretRef
+		if sec.Namespace == "" {
+			sec.Namespace = ref.Namespace
+		}
+		out[ref] = append(out[ref], sec)
+		if rec.InstanceName != "" {
+			inst := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: ref.Namespace, Name: rec.InstanceName}
+			out[inst] = append(out[inst], sec)
+		}
+	}
+	return out
+}
+
+// credentialIndex is CredentialSecrets of a plan's records, with the
+// learner that reads them.
+type credentialIndex struct {
+	learner *redact.SecretLearner
+	secrets map[manifest.Ref][]manifest.SecretRef
+}
+
+// newCredentialIndex indexes the recorded Secrets of p's bindings; nil
+// when there is no set or no store.
+func newCredentialIndex(e *Executor, p *plan.Plan) *credentialIndex {
+	if e.Redact == nil || e.Secrets == nil {
+		return nil
+	}
+	recs := map[manifest.Ref]*manifest.StatusRecord{}
+	for i := range p.Steps {
+		if s := &p.Steps[i]; s.Record != nil {
+			recs[s.Ref] = s.Record
+		}
+	}
+	return &credentialIndex{learner: &redact.SecretLearner{Set: e.Redact, Get: e.Secrets.Get}, secrets: CredentialSecrets(recs)}
+}
+
+// learnStoredCredentials teaches Executor.Redact, before the step calls
+// the broker, the stored credentials the broker may quote: a binding's
+// own, or those of an instance's bindings. A Secret that cannot be read is
+// skipped (the call's own failure, if any, says more).
+func (r *stepRun) learnStoredCredentials(ctx context.Context) {
+	if r.creds == nil {
+		return
+	}
+	for _, ref := range r.creds.secrets[r.s.Ref] {
+		if err := r.creds.learner.Learn(ctx, ref.Namespace, ref.Name); err != nil {
+			r.logger().WithError(err).WithField("secret", ref.Namespace+"/"+ref.Name).
+				Debug("binding Secret not read; its values are not scrubbed from broker answers")
+		}
+	}
 }
 
 func metaNow(t time.Time) metav1.Time { return metav1.NewTime(t.UTC().Truncate(time.Second)) }

@@ -11,6 +11,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // Condition reasons the executor writes. The planner may branch on them
@@ -93,7 +94,9 @@ type stepRun struct {
 
 	client  BrokerClient
 	binding bool
-	out     Outcome
+	// creds finds the stored credentials to learn before calling.
+	creds *credentialIndex
+	out   Outcome
 	// completed is the operation type that completed in this step.
 	completed manifest.OperationType
 	mitigated bool
@@ -111,9 +114,9 @@ type stepRun struct {
 	rebinding bool
 }
 
-func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger) *stepRun {
+func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, creds *credentialIndex) *stepRun {
 	s := &p.Steps[i]
-	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding}
+	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding, creds: creds}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
 	r.base = s.Record
 	if needsWriteAhead(s) {
@@ -181,6 +184,7 @@ func (r *stepRun) run(ctx context.Context) {
 		if !r.lookupClient() {
 			break
 		}
+		r.learnStoredCredentials(ctx)
 		switch s.Action {
 		case plan.Create:
 			r.create(ctx)
@@ -399,6 +403,24 @@ func (r *stepRun) count(c *Counts) {
 
 // ---------------------------------------------------------------------------
 // Record helpers
+
+// scrubRecord removes every value set knows from the record's free text:
+// condition and error messages (which quote broker answers) and the
+// dashboard URL. Names, IDs, the plan and the operation key (sent back
+// verbatim when polling) are left alone: scrubbing a value that happens to
+// equal a plan name would garble them.
+func scrubRecord(rec *manifest.StatusRecord, set *redact.Set) {
+	if rec == nil || set.Len() == 0 {
+		return
+	}
+	for i := range rec.Conditions {
+		rec.Conditions[i].Message = set.Scrub(rec.Conditions[i].Message)
+	}
+	if rec.Error != nil {
+		rec.Error.Message = set.Scrub(rec.Error.Message)
+	}
+	rec.DashboardURL = set.Scrub(rec.DashboardURL)
+}
 
 func (r *stepRun) setCond(t manifest.ConditionType, st manifest.ConditionStatus, reason, msg string) {
 	r.rec.Conditions = manifest.SetCondition(r.rec.Conditions, manifest.Condition{Type: t, Status: st, Reason: reason, Message: msg}, r.e.now())

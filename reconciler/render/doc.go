@@ -7,7 +7,12 @@
 // plan.SensitiveValue instead, Step.Parameters is never read except to
 // scrub, and as a second line of defence every string both views print is
 // scrubbed of the secret-derived string values of the plan's steps (values
-// of 4 characters or more).
+// of 4 characters or more). Free text that may quote a broker's answer or
+// an error (reasons, warnings, errors, diagnostics, the refusal, operation
+// keys) is also scrubbed of every value in TextOptions.Redact /
+// JSONOptions.Redact — the pass's redact.Set: broker auth, Git
+// credentials, parametersFrom values, binding credentials — in raw and
+// encoded forms (redact.Forms); parameter changes a person wrote are not.
 //
 // # Text
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // FormatVersion is the format_version of the JSON view.
@@ -120,23 +121,36 @@ func timeString(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// NewDocument builds the JSON view of p, scrubbed of secret values.
-func NewDocument(p *plan.Plan) Document {
-	sc := newScrubber(p)
+// JSONOptions tune the JSON view.
+type JSONOptions struct {
+	// Redact, when set, is scrubbed from the view's free text (see
+	// TextOptions.Redact).
+	Redact *redact.Set
+}
+
+// NewDocument builds the JSON view of p, scrubbed of secret values. At most
+// one JSONOptions is used (several are a programming error; the first
+// wins).
+func NewDocument(p *plan.Plan, opts ...JSONOptions) Document {
+	var o JSONOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	sc := newScrubber(p, o.Redact)
 	doc := Document{FormatVersion: FormatVersion, Resources: []Resource{}, Diagnostics: []Diagnostic{}}
 	if p == nil {
 		return doc
 	}
 	doc.Revision = p.Revision
 	doc.HasChanges = p.HasChanges()
-	doc.Refused = sc.s(p.Refused)
+	doc.Refused = sc.text(p.Refused)
 	doc.Summary = summarize(p)
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		r := Resource{
 			Ref:                viewRef(s.Ref),
 			Action:             string(s.Action),
-			Reason:             sc.s(s.Reason),
+			Reason:             sc.text(s.Reason),
 			ExternalID:         s.ExternalID,
 			InstanceExternalID: s.InstanceExternalID,
 			PredecessorID:      s.PredecessorBindingID,
@@ -147,7 +161,7 @@ func NewDocument(p *plan.Plan) Document {
 			DependsOn:          []Ref{},
 			PollDeadline:       timeString(s.PollDeadline),
 			Warnings:           []string{},
-			Error:              sc.s(s.Error),
+			Error:              sc.text(s.Error),
 		}
 		if s.Target.Broker.Kind != "" && s.Target.Broker != s.Ref {
 			b := viewRef(s.Target.Broker)
@@ -163,14 +177,14 @@ func NewDocument(p *plan.Plan) Document {
 			r.DependsOn = append(r.DependsOn, viewRef(d))
 		}
 		if op := s.Operation; op != nil {
-			r.Operation = &Operation{Type: string(op.Type), Operation: op.Operation, PlanID: op.PlanID,
+			r.Operation = &Operation{Type: string(op.Type), Operation: sc.text(op.Operation), PlanID: op.PlanID,
 				StartTime: timeString(op.StartTime.Time), OrphanMitigation: op.OrphanMitigation}
 		}
 		if s.SecretName != "" {
 			r.Secret = &SecretRef{Namespace: s.SecretNamespace, Name: s.SecretName}
 		}
 		for _, w := range s.Warnings {
-			r.Warnings = append(r.Warnings, sc.s(w))
+			r.Warnings = append(r.Warnings, sc.text(w))
 		}
 		if s.Source != nil {
 			r.Source = &SourceLocator{File: s.Source.File, Line: s.Source.Line}
@@ -178,7 +192,7 @@ func NewDocument(p *plan.Plan) Document {
 		doc.Resources = append(doc.Resources, r)
 	}
 	for _, d := range p.Diagnostics {
-		v := Diagnostic{File: d.File, Line: d.Line, Field: d.Field, Severity: string(d.Severity), Message: sc.s(d.Message)}
+		v := Diagnostic{File: d.File, Line: d.Line, Field: d.Field, Severity: string(d.Severity), Message: sc.text(d.Message)}
 		if d.Ref.Kind != "" {
 			r := viewRef(d.Ref)
 			v.Ref = &r
@@ -214,12 +228,13 @@ func summarize(p *plan.Plan) Summary {
 	return s
 }
 
-// JSON writes the JSON view of p (schema in the package doc) to w.
-func JSON(w io.Writer, p *plan.Plan) error {
+// JSON writes the JSON view of p (schema in the package doc) to w; opts
+// as for NewDocument.
+func JSON(w io.Writer, p *plan.Plan, opts ...JSONOptions) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(NewDocument(p)); err != nil {
+	if err := enc.Encode(NewDocument(p, opts...)); err != nil {
 		return fmt.Errorf("render plan as JSON: %w", err)
 	}
 	return nil

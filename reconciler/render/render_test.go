@@ -12,6 +12,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 var (
@@ -242,6 +243,55 @@ func TestScrub(t *testing.T) {
 		}
 		if !strings.Contains(out, "oops: (sensitive) in a reason") || !strings.Contains(out, "visible") {
 			t.Errorf("%s over- or under-scrubbed:\n%s", name, out)
+		}
+	}
+}
+
+// TestScrubPassSecrets: values the pass knows (a broker echo in a reason,
+// a warning, an error, a diagnostic, the refusal, an operation key), in
+// any encoding, are scrubbed from both views' free text; a parameter
+// change that happens to equal one is shown as written.
+func TestScrubPassSecrets(t *testing.T) {
+	const echoed = `bind-cred "x"/y+z`
+	set := redact.New()
+	set.Add(echoed, "large")
+	forms := redact.Forms(echoed)
+	p := &plan.Plan{
+		Refused: "refused: " + forms[1],
+		Steps: []plan.Step{{
+			Ref: inst, Action: plan.Poll, Reason: "retrying after: broker said " + forms[0],
+			Warnings:  []string{"warn " + forms[len(forms)-1]},
+			Error:     "broker: " + forms[2],
+			Operation: &manifest.LastOperation{Type: manifest.OperationProvision, Operation: "op-" + forms[3]},
+			Changes:   []plan.Change{{Path: "plan", Op: plan.ChangeModify, Old: "small", New: "large"}},
+		}},
+		Diagnostics: manifest.Diagnostics{{File: "apps/db.yaml", Line: 3, Severity: manifest.SeverityError, Message: "echo " + forms[4]}},
+	}
+	var txt, js bytes.Buffer
+	if err := Text(&txt, p, TextOptions{Redact: set}); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSON(&js, p, JSONOptions{Redact: set}); err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	if err := Text(&plain, p, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain.String(), echoed) {
+		t.Fatalf("the test plan does not carry the value:\n%s", plain.String())
+	}
+	for name, out := range map[string]string{"text": txt.String(), "json": js.String()} {
+		for _, f := range forms {
+			if strings.Contains(out, f) {
+				t.Errorf("%s shows form %q:\n%s", name, f, out)
+			}
+		}
+		if strings.Count(out, redact.Placeholder) < 6 {
+			t.Errorf("%s: fewer placeholders than scrubbed fields:\n%s", name, out)
+		}
+		if !strings.Contains(out, "large") {
+			t.Errorf("%s scrubbed the plan change:\n%s", name, out)
 		}
 	}
 }

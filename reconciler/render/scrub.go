@@ -1,80 +1,51 @@
 package render
 
 import (
-	"encoding/json"
-	"sort"
-	"strings"
-
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
-// minScrubLen is the shortest secret value scrubbed from output: shorter
-// strings would garble ordinary text and are not worth hiding by search.
-const minScrubLen = 4
-
-// scrubber replaces secret-derived values in strings. The plan never puts
-// them in the strings it shows; this is a second line of defence against a
-// message that quotes one by mistake.
+// scrubber hides secret values in what the views print. It has two sets:
+//   - the plan's own secret-derived parameter values (the string leaves of
+//     Step.Parameters under Step.SecretParameterKeys), replaced by
+//     plan.SensitiveValue in every string printed. The plan never puts
+//     them in the strings it shows; this is a second line of defence
+//     against a message that quotes one by mistake.
+//   - the pass's set (Options.Redact: broker auth, Git credentials,
+//     parametersFrom values, binding credentials), replaced by
+//     redact.Placeholder in free text only — reasons, warnings, errors,
+//     diagnostics, the refusal, operation keys — which may quote a
+//     broker's answer or an error. Parameter values a person wrote
+//     (changes) are not scrubbed of it: a parametersFrom value that
+//     happens to equal a plan name must not garble the plan change.
 type scrubber struct {
-	r *strings.Replacer
+	params *redact.Set
+	pass   *redact.Set
 }
 
-// newScrubber collects the string leaves of every step's secret-derived
-// parameters (Step.SecretParameterKeys of Step.Parameters).
-func newScrubber(p *plan.Plan) scrubber {
+// newScrubber collects the plan's secret-derived parameter values.
+func newScrubber(p *plan.Plan, pass *redact.Set) scrubber {
+	sc := scrubber{pass: pass}
 	if p == nil {
-		return scrubber{}
-	}
-	seen := map[string]bool{}
-	var vals []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch t := v.(type) {
-		case string:
-			if len(t) >= minScrubLen && !seen[t] {
-				seen[t] = true
-				vals = append(vals, t)
-			}
-		case json.Number:
-			walk(t.String())
-		case map[string]any:
-			for _, sub := range t {
-				walk(sub)
-			}
-		case []any:
-			for _, sub := range t {
-				walk(sub)
-			}
-		}
+		return sc
 	}
 	for _, s := range p.Steps {
 		for _, k := range s.SecretParameterKeys {
 			if v, ok := s.Parameters[k]; ok {
-				walk(v)
+				if sc.params == nil {
+					sc.params = &redact.Set{Placeholder: plan.SensitiveValue}
+				}
+				sc.params.AddLeaves(v)
 			}
 		}
 	}
-	if len(vals) == 0 {
-		return scrubber{}
-	}
-	// Longest first, so a value containing another is replaced whole.
-	sort.Slice(vals, func(i, j int) bool {
-		if len(vals[i]) != len(vals[j]) {
-			return len(vals[i]) > len(vals[j])
-		}
-		return vals[i] < vals[j]
-	})
-	pairs := make([]string, 0, 2*len(vals))
-	for _, v := range vals {
-		pairs = append(pairs, v, plan.SensitiveValue)
-	}
-	return scrubber{r: strings.NewReplacer(pairs...)}
+	return sc
 }
 
-// s returns str with secret values replaced.
-func (sc scrubber) s(str string) string {
-	if sc.r == nil || str == "" {
-		return str
-	}
-	return sc.r.Replace(str)
-}
+// s returns str with the plan's secret parameter values replaced: for
+// every string shown.
+func (sc scrubber) s(str string) string { return sc.params.Scrub(str) }
+
+// text returns free text (a reason, a message) with every secret value
+// known replaced: the pass's and the plan's.
+func (sc scrubber) text(str string) string { return sc.params.Scrub(sc.pass.Scrub(str)) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
 // TextOptions tune the human view.
@@ -17,6 +18,11 @@ type TextOptions struct {
 	Color bool
 	// ShowUnchanged also lists resources that are in sync.
 	ShowUnchanged bool
+	// Redact, when set, holds the secret values the pass knows (the
+	// Reconciler's set): they are scrubbed from the view's free text —
+	// reasons, warnings, errors, diagnostics, the refusal, operation
+	// keys — which may quote a broker's answer.
+	Redact *redact.Set
 }
 
 // ANSI color codes.
@@ -116,7 +122,7 @@ func (t *textWriter) paint(code, s string) string {
 
 // Text writes the human view of p to w (see the package doc for the shape).
 func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
-	t := &textWriter{w: bufio.NewWriter(w), color: opts.Color, sc: newScrubber(p)}
+	t := &textWriter{w: bufio.NewWriter(w), color: opts.Color, sc: newScrubber(p, opts.Redact)}
 	if p == nil {
 		p = &plan.Plan{}
 	}
@@ -137,7 +143,7 @@ func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
 		t.line(0, "")
 		t.line(0, "Diagnostics:")
 		for _, d := range p.Diagnostics {
-			msg := d.String()
+			msg := t.sc.text(d.String())
 			if d.Severity == manifest.SeverityError {
 				msg = t.paint(ansiRed, "error: ") + msg
 			}
@@ -146,7 +152,7 @@ func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
 	}
 	t.line(0, "")
 	if p.Refused != "" {
-		t.line(0, t.paint(ansiRed+ansiBold, "Refused: ")+p.Refused+" (nothing runs)")
+		t.line(0, t.paint(ansiRed+ansiBold, "Refused: ")+t.sc.text(p.Refused)+" (nothing runs)")
 	}
 	c := p.Counts()
 	sum := summarize(p)
@@ -188,7 +194,7 @@ func (t *textWriter) step(s *plan.Step) {
 	}
 	t.line(2, head)
 	if s.Reason != "" {
-		t.line(6, s.Reason)
+		t.line(6, t.sc.text(s.Reason))
 	}
 	if s.ExternalID != "" && s.Action != plan.None && s.Action != plan.Forget {
 		id := "id: " + s.ExternalID
@@ -221,7 +227,7 @@ func (t *textWriter) step(s *plan.Step) {
 	if op := s.Operation; op != nil {
 		o := "operation: " + string(op.Type)
 		if op.Operation != "" {
-			o += fmt.Sprintf(" %q", op.Operation)
+			o += fmt.Sprintf(" %q", t.sc.text(op.Operation))
 		}
 		if op.PlanID != "" {
 			o += ", plan_id " + op.PlanID
@@ -242,10 +248,10 @@ func (t *textWriter) step(s *plan.Step) {
 		t.line(6, "after: "+strings.Join(deps, ", "))
 	}
 	for _, w := range s.Warnings {
-		t.line(6, t.paint(ansiYellow, "warning: ")+w)
+		t.line(6, t.paint(ansiYellow, "warning: ")+t.sc.text(w))
 	}
 	if s.Error != "" {
-		t.line(6, t.paint(ansiRed, "error: ")+s.Error)
+		t.line(6, t.paint(ansiRed, "error: ")+t.sc.text(s.Error))
 	}
 }
 
