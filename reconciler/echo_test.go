@@ -200,17 +200,17 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 			}
 		}
 	}
-	db := repo.Show(manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"}))
+	db := repo.Show(statusPath(t, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"}))
 	if !strings.Contains(db, "dashboardURL: https://REDACTED@dashboard.osbtest.invalid/instances/") || !strings.Contains(db, "v0=REDACTED") {
 		t.Errorf("db's dashboard URL is not redacted:\n%s", db)
 	}
 	for _, name := range []string{"bad", "slow"} {
-		rec := repo.Show(manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}))
+		rec := repo.Show(statusPath(t, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}))
 		if !strings.Contains(rec, "provision failed") || !strings.Contains(rec, redact.Placeholder) {
 			t.Errorf("%s's record does not say why (scrubbed):\n%s", name, rec)
 		}
 	}
-	bind := repo.Show(manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceBinding, Namespace: "apps", Name: "db-bind"}))
+	bind := repo.Show(statusPath(t, manifest.Ref{Kind: manifest.KindServiceBinding, Namespace: "apps", Name: "db-bind"}))
 	if !strings.Contains(bind, "HTTP 500") || !strings.Contains(bind, redact.Placeholder) {
 		t.Errorf("db-bind's record does not say the unbind failed (scrubbed):\n%s", bind)
 	}

@@ -88,13 +88,20 @@ func recordOf(t *testing.T, f *fixture, kind manifest.Kind, name string) *manife
 	return recordIn(t, f, manifest.Ref{Kind: kind, Namespace: "apps", Name: name})
 }
 
-// recordIn reads the status record of ref at main (nil if none).
-func recordIn(t *testing.T, f *fixture, ref manifest.Ref) *manifest.StatusRecord {
+// statusPath is ref's record path; ref must be valid.
+func statusPath(t testing.TB, ref manifest.Ref) string {
 	t.Helper()
 	p, err := manifest.StatusPath(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// recordIn reads the status record of ref at main (nil if none).
+func recordIn(t *testing.T, f *fixture, ref manifest.Ref) *manifest.StatusRecord {
+	t.Helper()
+	p := statusPath(t, ref)
 	data := f.repo.Show(p)
 	if data == "" {
 		return nil

@@ -87,10 +87,7 @@ func TestDiffOfAPullRequestSendsNoCredentialElsewhere(t *testing.T) {
 		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", ""), "osbgit.yaml": osbgitYAML}
 	})
 	f.sync(f.reconciler(Options{}))
-	dbRecord, err := manifest.StatusPath(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbRecord := statusPath(t, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
 	if f.repo.Show(dbRecord) == "" {
 		t.Fatal("no record after the first sync")
 	}
