@@ -19,10 +19,11 @@ type notContacted map[manifest.Ref]string
 // contactGate returns the brokers of set the pass must not call. A pass
 // planning from the trusted head itself calls every broker.
 func (r *Reconciler) contactGate(fr gitrepo.FetchResult, set *manifest.Set, workTree bool) (notContacted, error) {
-	if !workTree && fr.Head == fr.TrustedHead {
+	trusted := r.trustedBranch()
+	if !workTree && (fr.Head == fr.TrustedHead || trusted == r.Source.Branch()) {
+		// The trusted branch itself.
 		return nil, nil
 	}
-	trusted := r.trustedBranch()
 	gate := notContacted{}
 	if fr.TrustedHead == "" {
 		for _, b := range set.Brokers() {
