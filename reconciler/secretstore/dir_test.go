@@ -67,6 +67,7 @@ func TestDirLayoutAndPermissions(t *testing.T) {
 	}
 	want := map[string]string{
 		".":                                 "drwx------",
+		lockDir:                             "drwx------",
 		"team-a":                            "drwx------",
 		"team-a/db-creds":                   "drwx------",
 		"team-a/db-creds/username":          "-rw-------",
@@ -74,6 +75,7 @@ func TestDirLayoutAndPermissions(t *testing.T) {
 		"team-a/db-creds/.dotted":           "-rw-------",
 		"team-a/db-creds/.osbgit-meta.json": "-rw-------",
 	}
+	want[lockFileName(idOf("team-a", "db-creds").stripe())] = "-rw-------"
 	if diff := cmp.Diff(want, tree(t, root)); diff != "" {
 		t.Errorf("layout (-want +got):\n%s", diff)
 	}
