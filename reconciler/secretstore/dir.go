@@ -78,10 +78,12 @@ var errUnsafePath = errors.New("unsafe path in secret store")
 // missing (not Unix), only the in-process locks remain and sharing a store
 // between processes is unsupported.
 //
-// The hidden directories a killed Put or Delete leaves are named after the
-// Secret (secretID), and removed under the Secret's lock by its next Put,
-// or by the first Put or Delete a later process makes in the namespace
-// (sweep).
+// A process killed mid-Put or mid-Delete leaves a state the next Put of the
+// same Secret repairs; the steps and what a crash after each leaves are
+// listed at put and delete. Its leftovers are hidden entries named after the
+// Secret (secretID), removed under the Secret's lock by its next Put, or
+// by the first Put or Delete a later process makes in the namespace (sweep),
+// so they are never taken for a user's directory.
 //
 // Namespace, name and key are validated before they become path
 // components, all access goes through os.Root (nothing resolves outside
@@ -90,7 +92,9 @@ var errUnsafePath = errors.New("unsafe path in secret store")
 //
 // Labels and annotations are kept in a hidden .osbgit-meta.json per Secret;
 // a directory without it (created by hand, e.g. broker auth) can be read but
-// Put and Delete refuse it, like the Kube backend refuses unmanaged Secrets.
+// Put and Delete refuse it, like the Kube backend refuses unmanaged Secrets,
+// unless it holds nothing but temp files a killed write left (see
+// ownership).
 type Dir struct {
 	path string
 	// locks are the in-process half of the stripe locks (see Dir):
@@ -218,6 +222,38 @@ func (d *Dir) sweep(ctx context.Context, store, ns *os.Root, namespace string) {
 	d.swept[namespace] = true
 }
 
+// lockForWrite sweeps the namespace (see sweep) and takes the lock of
+// Secret namespace/name exclusively, in that order: sweep must be called
+// holding no lock.
+func (d *Dir) lockForWrite(ctx context.Context, store, ns *os.Root, namespace, name string) (secretID, func(), error) {
+	d.sweep(ctx, store, ns, namespace)
+	id := idOf(namespace, name)
+	unlock, err := d.lock(ctx, store, id.stripe(), true)
+	return id, unlock, err
+}
+
+// crashHook, set only by tests (in a child process they then kill), is
+// called at each of the steps below.
+var crashHook func(step string)
+
+// The steps of Put and Delete after which a killed process leaves a state
+// on disk no other step leaves (see put and delete).
+const (
+	stepCreateDirMade     = "create: hidden directory made"
+	stepCreateWritten     = "create: hidden directory written"
+	stepCreateRenamed     = "create: renamed into place"
+	stepUpdateTempWritten = "update: temp file written"
+	stepUpdateKeyReplaced = "update: first key replaced"
+	stepLeftoverEmptied   = "adopt: leftover emptied"
+	stepDeleteRenamed     = "delete: renamed away"
+)
+
+func crashPoint(step string) {
+	if crashHook != nil {
+		crashHook(step)
+	}
+}
+
 // dirMeta is the content of metaFile.
 type dirMeta struct {
 	Labels      map[string]string `json:"labels,omitempty"`
@@ -281,18 +317,27 @@ func lstatDir(parent *os.Root, name, what string) (fs.FileInfo, error) {
 }
 
 // ensureDir makes directory name in parent with mode 0700 unless it exists,
-// and checks that it is a real directory.
+// and checks that it is a real directory. A process killed between Mkdir
+// and Chmod leaves the mode Mkdir gave (0700 less the umask); if the umask
+// stripped owner bits, which would lock every later run out, they are
+// added back.
 func ensureDir(parent *os.Root, name, what string) error {
-	_, err := lstatDir(parent, name, what)
+	info, err := lstatDir(parent, name, what)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = parent.Mkdir(name, dirPerm); err == nil {
 			return parent.Chmod(name, dirPerm) // exact, whatever the umask
 		}
 		if errors.Is(err, fs.ErrExist) {
-			_, err = lstatDir(parent, name, what) // made concurrently
+			info, err = lstatDir(parent, name, what) // made concurrently
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if perm := info.Mode().Perm(); perm&dirPerm != dirPerm {
+		return parent.Chmod(name, perm|dirPerm)
+	}
+	return nil
 }
 
 // openNamespace opens <namespace> in the store. With create, a missing one
@@ -470,20 +515,35 @@ func readMeta(sec *os.Root) (dirMeta, error) {
 	return m, nil
 }
 
-// managedMeta reads the metadata of a Secret directory and checks that it
-// is osbgit's.
-func managedMeta(sec *os.Root, namespace, name string) (dirMeta, error) {
-	m, err := readMeta(sec)
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, &NotManagedError{Namespace: namespace, Name: name}
+// ownership says whose Secret directory sec is. With osbgit's metadata it
+// is osbgit's, and the metadata is returned. Without metadata, holding
+// nothing but temp files (or nothing at all), it is a leftover: no user's
+// data is in it, and an interrupted write (of an earlier version, or of
+// removeLeftover itself) may have left it, so Put and Delete remove it
+// rather than refuse the Secret forever. Anything else is someone else's:
+// NotManagedError.
+func ownership(sec *os.Root, namespace, name string) (m dirMeta, leftover bool, err error) {
+	m, err = readMeta(sec)
+	if err == nil && isManaged(m.Labels) {
+		return m, false, nil
 	}
+	notManaged := &NotManagedError{Namespace: namespace, Name: name}
+	if err == nil {
+		return m, false, notManaged
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return m, false, err
+	}
+	entries, err := readDir(sec)
 	if err != nil {
-		return m, err
+		return m, false, err
 	}
-	if !isManaged(m.Labels) {
-		return m, &NotManagedError{Namespace: namespace, Name: name}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			return m, false, notManaged
+		}
 	}
-	return m, nil
+	return m, true, nil
 }
 
 // readDir lists the directory r.
@@ -496,6 +556,21 @@ func readDir(r *os.Root) ([]fs.DirEntry, error) {
 	return f.ReadDir(-1)
 }
 
+// removeLeftover removes Secret directory name, which ownership found to
+// be a leftover: its temp files one by one, then the directory itself, so
+// a file someone added meanwhile makes the removal fail instead of being
+// deleted. A crash in between leaves a smaller leftover.
+func removeLeftover(ns, sec *os.Root, name string) error {
+	if err := removeStaleTemps(sec); err != nil {
+		return fmt.Errorf("remove leftover secret directory: %w", err)
+	}
+	crashPoint(stepLeftoverEmptied)
+	if err := ns.Remove(name); err != nil {
+		return fmt.Errorf("remove leftover secret directory: %w", err)
+	}
+	return nil
+}
+
 // writeAtomic writes data to name inside r: a new temp file with mode 0600
 // is written, synced and renamed over name, so name always holds either the
 // old or the new value.
@@ -504,6 +579,7 @@ func writeAtomic(r *os.Root, name string, data []byte) error {
 	if err := writeNew(r, tmp, data); err != nil {
 		return err
 	}
+	crashPoint(stepUpdateTempWritten)
 	if err := r.Rename(tmp, name); err != nil {
 		r.Remove(tmp)
 		return err
@@ -556,6 +632,33 @@ func (d *Dir) Put(ctx context.Context, namespace, name string, s Secret) error {
 	return nil
 }
 
+// put's steps, and what a process killed after each leaves:
+//
+//  1. The store root is made if missing (MkdirAll, in one step per
+//     level). The namespace and the lock directory are made if missing by
+//     Mkdir then Chmod: killed in between, a directory with the umask's
+//     mode, fixed by the next ensureDir. A lock file is created empty and
+//     never written: whatever a crash leaves in it, it works.
+//  2. sweep, then the Secret's lock. The kernel drops a dead holder's lock.
+//  3. A new Secret (createSecretDir): a hidden directory named after the
+//     Secret is made (stepCreateDirMade) and its metadata and keys are
+//     written and synced (stepCreateWritten); killed so far, that hidden
+//     directory is left, and the next Put of the Secret removes it before
+//     making its own (or the next process's sweep does). Then it is
+//     renamed into place whole (stepCreateRenamed): the Secret is complete;
+//     a power loss before the namespace is synced may undo the rename, and
+//     the next Put creates it again.
+//  4. An existing Secret of osbgit's (updateSecretDir): the temp files of
+//     an earlier, killed write are removed; each changed key is written to
+//     a temp file (stepUpdateTempWritten), synced and renamed over the key
+//     (stepUpdateKeyReplaced); dropped keys are removed; the metadata is
+//     rewritten the same way. Killed in between, the Secret holds some keys
+//     old and some new, each whole, and maybe a temp file; the metadata is
+//     always there, so the next Put sees the Secret as osbgit's, removes
+//     the temp files and rewrites what still differs.
+//  5. A leftover under the Secret's name (see ownership): its temp files
+//     are removed (stepLeftoverEmptied), then the empty directory; killed
+//     in between, it is a leftover still. Then as 3.
 func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 	if err := validateRef(namespace, name); err != nil {
 		return err
@@ -581,9 +684,7 @@ func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 		return err
 	}
 	defer ns.Close()
-	d.sweep(ctx, store, ns, namespace)
-	id := idOf(namespace, name)
-	unlock, err := d.lock(ctx, store, id.stripe(), true)
+	id, unlock, err := d.lockForWrite(ctx, store, ns, namespace, name)
 	if err != nil {
 		return err
 	}
@@ -600,9 +701,15 @@ func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
 		return err
 	}
 	defer sec.Close()
-	cur, err := managedMeta(sec, namespace, name)
+	cur, leftover, err := ownership(sec, namespace, name)
 	if err != nil {
 		return err
+	}
+	if leftover {
+		if err := removeLeftover(ns, sec, name); err != nil {
+			return err
+		}
+		return createSecretDir(ns, id, name, s.Data, metaRaw)
 	}
 	return updateSecretDir(sec, cur, s.Data, meta, metaRaw)
 }
@@ -635,6 +742,7 @@ func createSecretDir(ns *os.Root, id secretID, name string, data map[string][]by
 			ns.RemoveAll(tmp)
 		}
 	}()
+	crashPoint(stepCreateDirMade)
 	if err := ns.Chmod(tmp, dirPerm); err != nil {
 		return err
 	}
@@ -646,9 +754,11 @@ func createSecretDir(ns *os.Root, id secretID, name string, data map[string][]by
 	if err := writeNewFiles(ns, tmp, files); err != nil {
 		return err
 	}
+	crashPoint(stepCreateWritten)
 	if err := ns.Rename(tmp, name); err != nil {
 		return err
 	}
+	crashPoint(stepCreateRenamed)
 	return syncDir(ns)
 }
 
@@ -681,6 +791,9 @@ func updateSecretDir(sec *os.Root, cur dirMeta, data map[string][]byte, meta dir
 		}
 		if err := writeAtomic(sec, k, data[k]); err != nil {
 			return fmt.Errorf("write key %q: %w", k, err)
+		}
+		if !changed {
+			crashPoint(stepUpdateKeyReplaced)
 		}
 		changed = true
 	}
@@ -762,6 +875,13 @@ func (d *Dir) Delete(ctx context.Context, namespace, name string) error {
 	return nil
 }
 
+// delete's steps, and what a process killed after each leaves: sweep and
+// the Secret's lock as in put; a killed Delete's hidden directory of this
+// Secret (id.delDir) is removed, then the Secret is renamed to it
+// (stepDeleteRenamed): from there on the Secret is gone for readers, and
+// what a crash leaves of that directory is removed by the next Put of the
+// Secret or the next process's sweep. A leftover under the Secret's name
+// (see ownership) is removed as in put.
 func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 	if err := validateRef(namespace, name); err != nil {
 		return err
@@ -785,9 +905,7 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 		return err
 	}
 	defer ns.Close()
-	d.sweep(ctx, store, ns, namespace)
-	id := idOf(namespace, name)
-	unlock, err := d.lock(ctx, store, id.stripe(), true)
+	id, unlock, err := d.lockForWrite(ctx, store, ns, namespace, name)
 	if err != nil {
 		return err
 	}
@@ -803,9 +921,12 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = managedMeta(sec, namespace, name)
+	_, leftover, err := ownership(sec, namespace, name)
+	if err == nil && leftover {
+		err = removeLeftover(ns, sec, name)
+	}
 	sec.Close()
-	if err != nil {
+	if err != nil || leftover {
 		return err
 	}
 	tomb := id.delDir()
@@ -815,6 +936,7 @@ func (d *Dir) delete(ctx context.Context, namespace, name string) error {
 	if err := ns.Rename(name, tomb); err != nil {
 		return err
 	}
+	crashPoint(stepDeleteRenamed)
 	if err := ns.RemoveAll(tomb); err != nil {
 		return fmt.Errorf("secret removed, but cleaning up %s failed: %w", tomb, err)
 	}

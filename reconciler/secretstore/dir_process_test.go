@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +27,11 @@ const (
 	// operations it makes.
 	envWriter = "OSBGIT_DIRSTORE_WRITER"
 	envOps    = "OSBGIT_DIRSTORE_OPS"
+	// crash mode: the operation ("put" of crashWant, or "delete") and the
+	// crashStep at which the child stops, holding the Secret's lock, until
+	// it is killed.
+	envOp   = "OSBGIT_DIRSTORE_OP"
+	envStep = "OSBGIT_DIRSTORE_STEP"
 )
 
 func TestMain(m *testing.M) {
@@ -40,6 +47,8 @@ func runChild(mode string) int {
 		switch mode {
 		case "race":
 			err = childRace(d)
+		case "crash":
+			err = childCrash(d)
 		default:
 			err = fmt.Errorf("unknown child mode %q", mode)
 		}
@@ -269,5 +278,201 @@ func assertPrivate(t *testing.T, root string) {
 		if mode != "drwx------" && mode != "-rw-------" {
 			t.Errorf("%s: mode %s", rel, mode)
 		}
+	}
+}
+
+// crashWant is what the crash child puts.
+var crashWant = BindingSecret(map[string][]byte{"user": []byte("new-user"), "pass": []byte("new-pass"), "port": []byte("new-port")}, "ns", "b", "new")
+
+// crashOld is the Secret already there for the update and delete cases.
+var crashOld = BindingSecret(map[string][]byte{"user": []byte("old-user"), "pass": []byte("old-pass"), "host": []byte("old-host")}, "ns", "b", "old")
+
+// childCrash runs one Put of crashWant or one Delete of ns/s, and at
+// crash step envStep says so on stdout, then waits to be killed.
+func childCrash(d *Dir) error {
+	step := os.Getenv(envStep)
+	crashHook = func(s string) {
+		if s == step {
+			fmt.Printf("reached %s\n", s)
+			io.Copy(io.Discard, os.Stdin) // until killed (or the test is gone)
+			os.Exit(3)
+		}
+	}
+	var err error
+	switch op := os.Getenv(envOp); op {
+	case "put":
+		err = d.Put(context.Background(), "ns", "s", crashWant)
+	case "delete":
+		err = d.Delete(context.Background(), "ns", "s")
+	default:
+		err = fmt.Errorf("unknown operation %q", op)
+	}
+	return fmt.Errorf("finished without reaching %q: %v", step, err)
+}
+
+// A process killed at any step of Put or Delete, holding the Secret's
+// lock, leaves a state the next process's Put repairs: it is not blocked
+// by the dead process's lock, and the Secret ends complete, private and
+// without leftovers.
+func TestDirKilledMidWriteIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	id := idOf("ns", "s")
+	exists := func(t *testing.T, root, rel string) bool {
+		_, err := os.Lstat(filepath.Join(root, "ns", rel))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	tests := []struct {
+		step  string
+		op    string
+		setup func(t *testing.T, d *Dir, root string)
+		// left checks the state the kill left.
+		left func(t *testing.T, d *Dir, root string) error
+	}{
+		{
+			step: stepCreateDirMade, op: "put",
+			left: func(t *testing.T, d *Dir, root string) error {
+				if !exists(t, root, id.newDir()) || exists(t, root, "s") {
+					return errors.New("want the hidden directory only")
+				}
+				return nil
+			},
+		},
+		{
+			step: stepCreateWritten, op: "put",
+			left: func(t *testing.T, d *Dir, root string) error {
+				if !exists(t, root, filepath.Join(id.newDir(), "user")) || exists(t, root, "s") {
+					return errors.New("want the hidden directory, written")
+				}
+				return nil
+			},
+		},
+		{
+			step: stepCreateRenamed, op: "put",
+			left: func(t *testing.T, d *Dir, root string) error {
+				got, err := d.Get(ctx, "ns", "s")
+				if err != nil || !cmp.Equal(got, crashWant.Data) {
+					return fmt.Errorf("want the Secret in place: %v %v", got, err)
+				}
+				return nil
+			},
+		},
+		{
+			step: stepUpdateTempWritten, op: "put",
+			setup: func(t *testing.T, d *Dir, root string) { mustPut(t, d, crashOld) },
+			left: func(t *testing.T, d *Dir, root string) error {
+				entries, err := os.ReadDir(filepath.Join(root, "ns", "s"))
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), tmpPrefix) {
+						return nil
+					}
+				}
+				return errors.New("want a temp file in the Secret")
+			},
+		},
+		{
+			step: stepUpdateKeyReplaced, op: "put",
+			setup: func(t *testing.T, d *Dir, root string) { mustPut(t, d, crashOld) },
+			left: func(t *testing.T, d *Dir, root string) error {
+				got, err := d.Get(ctx, "ns", "s")
+				if err != nil || string(got["pass"]) != "new-pass" || string(got["user"]) != "old-user" {
+					return fmt.Errorf("want keys old and new: %q %v", got, err)
+				}
+				return nil
+			},
+		},
+		{
+			step: stepLeftoverEmptied, op: "put",
+			setup: func(t *testing.T, d *Dir, root string) {
+				mustWrite(t, filepath.Join(root, "ns", "s", tmpPrefix+"X"), "old-pass")
+			},
+			left: func(t *testing.T, d *Dir, root string) error {
+				if entries, err := os.ReadDir(filepath.Join(root, "ns", "s")); err != nil || len(entries) != 0 {
+					return fmt.Errorf("want an empty directory: %v %v", entries, err)
+				}
+				return nil
+			},
+		},
+		{
+			step: stepDeleteRenamed, op: "delete",
+			setup: func(t *testing.T, d *Dir, root string) { mustPut(t, d, crashOld) },
+			left: func(t *testing.T, d *Dir, root string) error {
+				if _, err := d.Get(ctx, "ns", "s"); !errors.Is(err, ErrNotFound) || !exists(t, root, id.delDir()) {
+					return fmt.Errorf("want the Secret gone, its hidden directory left: %v", err)
+				}
+				return nil
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.step, func(t *testing.T) {
+			d, root := newTestDir(t)
+			if tt.setup != nil {
+				tt.setup(t, d, root)
+			}
+			c := startChild(t, "crash", envStore+"="+root, envOp+"="+tt.op, envStep+"="+tt.step)
+			if line := c.line(t); line != "reached "+tt.step {
+				t.Fatalf("child said %q", line)
+			}
+			// The child holds the Secret's lock: a writer gives up when
+			// its context ends.
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			store, err := d.openStore(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			if unlock, err := d.lock(cancelled, store, id.stripe(), true); !errors.Is(err, context.Canceled) {
+				if err == nil {
+					unlock()
+				}
+				t.Errorf("lock held by the child: err = %v, want context.Canceled", err)
+			}
+			if err := c.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-c.done
+			if err := tt.left(t, d, root); err != nil {
+				t.Fatalf("state after the kill: %v", err)
+			}
+			assertNextPutRepairs(t, root)
+		})
+	}
+}
+
+// assertNextPutRepairs checks that the next process's Put of crashWant
+// succeeds and leaves it complete, private and without leftovers.
+func assertNextPutRepairs(t *testing.T, root string) {
+	t.Helper()
+	ctx := context.Background()
+	next, err := NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Put(ctx, "ns", "s", crashWant); err != nil {
+		t.Fatalf("next Put: %v", err)
+	}
+	got, err := next.Get(ctx, "ns", "s")
+	if err != nil || !cmp.Equal(got, crashWant.Data) {
+		t.Errorf("Get after the next Put = %q, %v", got, err)
+	}
+	meta, err := os.ReadFile(filepath.Join(root, "ns", "s", metaFile))
+	if err != nil || !strings.Contains(string(meta), `"new"`) {
+		t.Errorf("metadata = %s, %v", meta, err)
+	}
+	assertNoTemps(t, root)
+	assertPrivate(t, root)
+}
+
+func mustPut(t *testing.T, d *Dir, s Secret) {
+	t.Helper()
+	if err := d.Put(context.Background(), "ns", "s", s); err != nil {
+		t.Fatal(err)
 	}
 }
