@@ -2,7 +2,10 @@
 
 package secretstore
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
 // writeNewFiles creates the files of a directory this process has just
 // made (a new Secret's hidden directory), each synced, then syncs the
@@ -19,4 +22,11 @@ func writeNewFiles(parent *os.Root, dir string, files []namedData) error {
 		}
 	}
 	return syncDir(d)
+}
+
+// lockFile is a no-op where flock is unavailable: only the in-process
+// locks remain, and sharing a store between processes is unsupported. The
+// release closes f.
+func lockFile(ctx context.Context, f *os.File, exclusive bool) (func(), error) {
+	return func() { f.Close() }, nil
 }

@@ -67,6 +67,7 @@ func TestDirLayoutAndPermissions(t *testing.T) {
 	}
 	want := map[string]string{
 		".":                                 "drwx------",
+		lockDir:                             "drwx------",
 		"team-a":                            "drwx------",
 		"team-a/db-creds":                   "drwx------",
 		"team-a/db-creds/username":          "-rw-------",
@@ -74,6 +75,7 @@ func TestDirLayoutAndPermissions(t *testing.T) {
 		"team-a/db-creds/.dotted":           "-rw-------",
 		"team-a/db-creds/.osbgit-meta.json": "-rw-------",
 	}
+	want[lockFileName(idOf("team-a", "db-creds").stripe())] = "-rw-------"
 	if diff := cmp.Diff(want, tree(t, root)); diff != "" {
 		t.Errorf("layout (-want +got):\n%s", diff)
 	}
@@ -693,5 +695,132 @@ func TestDirConcurrentPutsOfOneSecret(t *testing.T) {
 	}
 	if len(entries) != 1 || entries[0].Name() != "s" {
 		t.Errorf("namespace holds %v, want just s", entries)
+	}
+}
+
+// The states a killed Put or Delete can leave, and those earlier versions
+// could (a Secret's directory holding only temp files, or nothing), built
+// by hand: the next process's Put repairs each, and its Delete removes the
+// Secret.
+func TestDirRepairsWhatACrashLeaves(t *testing.T) {
+	ctx := context.Background()
+	id := idOf("ns", "s")
+	managed := `{"labels":{"app.kubernetes.io/managed-by":"osbgit"},"annotations":{"osbgit.dev/binding-external-id":"old"}}`
+	mkdir := func(t *testing.T, p string, mode fs.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, root string)
+	}{
+		{"hidden directory half written", func(t *testing.T, root string) {
+			mustWrite(t, filepath.Join(root, "ns", id.newDir(), metaFile), managed)
+			mustWrite(t, filepath.Join(root, "ns", id.newDir(), "user"), "half")
+		}},
+		{"hidden directory made under a umask stripping owner bits", func(t *testing.T, root string) {
+			mkdir(t, filepath.Join(root, "ns", id.newDir()), 0o600)
+		}},
+		{"deleted Secret half removed", func(t *testing.T, root string) {
+			mustWrite(t, filepath.Join(root, "ns", id.delDir(), "pass"), "old-pass")
+		}},
+		{"update interrupted: keys old and new, a temp file", func(t *testing.T, root string) {
+			dir := filepath.Join(root, "ns", "s")
+			mustWrite(t, filepath.Join(dir, metaFile), managed)
+			mustWrite(t, filepath.Join(dir, "pass"), "new-pass")
+			mustWrite(t, filepath.Join(dir, "user"), "old-user")
+			mustWrite(t, filepath.Join(dir, "host"), "old-host")
+			mustWrite(t, filepath.Join(dir, tmpPrefix+"X"), "new-po")
+		}},
+		{"Secret directory holding only temp files", func(t *testing.T, root string) {
+			mustWrite(t, filepath.Join(root, "ns", "s", tmpPrefix+"X"), "new-user")
+			mustWrite(t, filepath.Join(root, "ns", "s", tmpPrefix+"Y"), "new-p")
+		}},
+		{"Secret directory empty", func(t *testing.T, root string) {
+			mkdir(t, filepath.Join(root, "ns", "s"), 0o700)
+		}},
+		{"namespace made under a umask stripping owner bits", func(t *testing.T, root string) {
+			mkdir(t, filepath.Join(root, "ns"), 0o600)
+		}},
+		{"lock directory made under a umask stripping owner bits", func(t *testing.T, root string) {
+			mkdir(t, filepath.Join(root, lockDir), 0o600)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, root := newTestDir(t)
+			tt.plant(t, root)
+			assertNextPutRepairs(t, root)
+
+			_, root = newTestDir(t)
+			tt.plant(t, root)
+			next, err := NewDir(root) // the next process
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := next.Delete(ctx, "ns", "s"); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if _, err := next.Get(ctx, "ns", "s"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get after Delete = %v", err)
+			}
+			assertNoTemps(t, root)
+		})
+	}
+}
+
+// A Secret directory without osbgit's metadata is a leftover only if it
+// holds nothing but regular temp files: with anything else in it, it is
+// refused and left as it is.
+func TestDirRefusesWhatIsNotALeftover(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, dir string)
+	}{
+		{"a key and a temp file", func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, "password"), "hand-made")
+			mustWrite(t, filepath.Join(dir, tmpPrefix+"X"), "x")
+		}},
+		{"a hidden file of the user's", func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, ".hidden"), "hand-made")
+		}},
+		{"a directory named like a temp file", func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, tmpPrefix+"X", "data"), "hand-made")
+		}},
+		{"a symlink named like a temp file", func(t *testing.T, dir string) {
+			victim := filepath.Join(dir, "..", "..", "victim")
+			mustWrite(t, victim, "hand-made")
+			mustSymlink(t, victim, filepath.Join(dir, tmpPrefix+"X"))
+		}},
+		{"temp files and another tool's metadata", func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, metaFile), `{"labels":{"app.kubernetes.io/managed-by":"helm"}}`)
+			mustWrite(t, filepath.Join(dir, tmpPrefix+"X"), "x")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, root := newTestDir(t)
+			dir := filepath.Join(root, "ns", "s")
+			tt.plant(t, dir)
+			before := tree(t, dir)
+			for op, err := range map[string]error{
+				"put":    d.Put(ctx, "ns", "s", crashWant),
+				"delete": d.Delete(ctx, "ns", "s"),
+			} {
+				var nm *NotManagedError
+				if !errors.As(err, &nm) {
+					t.Errorf("%s: err = %v, want NotManagedError", op, err)
+				}
+			}
+			if diff := cmp.Diff(before, tree(t, dir)); diff != "" {
+				t.Errorf("directory changed (-before +after):\n%s", diff)
+			}
+		})
 	}
 }

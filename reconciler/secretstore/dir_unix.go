@@ -3,6 +3,7 @@
 package secretstore
 
 import (
+	"context"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -57,4 +58,54 @@ func writeNewAt(dirfd int, name string, data []byte) error {
 		return &os.PathError{Op: "write", Path: name, Err: err}
 	}
 	return nil
+}
+
+// lockFile takes an flock on f, exclusive or shared, waiting until it is
+// granted or ctx ends, and returns its release, which closes f. On error f
+// is closed (once a wait given up on ends). The kernel releases the lock
+// when the holder dies, so a killed process never blocks the next one.
+//
+// The wait is a blocking flock in a goroutine, woken by the kernel the
+// moment the lock is free (polling, as the Git cache's lock does, would
+// add its interval to every contended Put).
+func lockFile(ctx context.Context, f *os.File, exclusive bool) (func(), error) {
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	fd := int(f.Fd())
+	release := func() { f.Close() } // closing drops the lock
+	err := flock(fd, how|unix.LOCK_NB)
+	if err == nil {
+		return release, nil
+	}
+	if err != unix.EWOULDBLOCK {
+		f.Close()
+		return nil, err
+	}
+	granted := make(chan error, 1)
+	go func() { granted <- flock(fd, how) }()
+	select {
+	case err := <-granted:
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return release, nil
+	case <-ctx.Done():
+		go func() {
+			<-granted
+			f.Close()
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// flock is unix.Flock, retried when a signal interrupts it.
+func flock(fd, how int) error {
+	for {
+		if err := unix.Flock(fd, how); err != unix.EINTR {
+			return err
+		}
+	}
 }
