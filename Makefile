@@ -51,6 +51,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalRecord$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzResolvedTag$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/plan/
+	$(GO) test -run '^$$' -fuzz '^FuzzStatusPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/redact/
 
 ## tidy: go mod tidy
 tidy:
