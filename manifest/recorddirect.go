@@ -52,6 +52,8 @@ func decodeStatusDirect(root *yaml.Node, rec *StatusRecord) bool {
 			rec.PredecessorExternalID = d.str(v)
 		case "broker":
 			d.ref(v, &rec.Broker)
+		case "brokerURL":
+			rec.BrokerURL = d.str(v)
 		case "instanceName":
 			rec.InstanceName = d.str(v)
 		case "instanceExternalID":
