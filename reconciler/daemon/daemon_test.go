@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -91,77 +92,89 @@ func TestListenReportsPortInUse(t *testing.T) {
 }
 
 // TestScheduleTicks: passes run at start and then on every tick, never two
-// at once.
+// at once. (Fake time: testing/synctest.)
 func TestScheduleTicks(t *testing.T) {
-	p := newFakePasser()
-	start(t, Config{Passer: p, Schedule: every(40 * time.Millisecond)})
-	if tr := p.waitStarted(t); tr != TriggerStart {
-		t.Fatalf("first trigger %q", tr)
-	}
-	for i := 0; i < 4; i++ {
-		if tr := p.waitStarted(t); tr != TriggerSchedule {
-			t.Fatalf("pass %d trigger %q, want schedule", i+2, tr)
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		begin := time.Now()
+		start(t, Config{Passer: p, Schedule: every(40 * time.Millisecond)})
+		if tr := p.waitStarted(t); tr != TriggerStart {
+			t.Fatalf("first trigger %q", tr)
 		}
-	}
+		for i := 0; i < 4; i++ {
+			if tr := p.waitStarted(t); tr != TriggerSchedule {
+				t.Fatalf("pass %d trigger %q, want schedule", i+2, tr)
+			}
+		}
+		if took := time.Since(begin); took != 4*40*time.Millisecond {
+			t.Fatalf("five passes took %v, want four periods", took)
+		}
+	})
 }
 
 // TestTicksDuringAPassAreSkipped: a pass longer than the period does not
 // queue up the ticks it spans.
 func TestTicksDuringAPassAreSkipped(t *testing.T) {
-	p := newFakePasser()
-	p.gate = make(chan struct{})
-	start(t, Config{Passer: p, Schedule: every(20 * time.Millisecond)})
-	p.waitStarted(t)
-	time.Sleep(300 * time.Millisecond) // ~15 ticks go by
-	close(p.gate)
-	p.waitStarted(t) // the next tick's pass
-	n := p.count()
-	time.Sleep(60 * time.Millisecond) // three periods
-	if got := p.count() - n; got > 4 {
-		t.Fatalf("%d passes in three periods after a long pass: missed ticks were queued", got)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.maxRun != 1 {
-		t.Fatalf("%d passes ran at once", p.maxRun)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{})
+		start(t, Config{Passer: p, Schedule: every(20 * time.Millisecond)})
+		p.waitStarted(t)
+		time.Sleep(300 * time.Millisecond) // 15 ticks go by (fake time)
+		close(p.gate)
+		p.waitStarted(t) // the next tick's pass
+		n := p.count()
+		time.Sleep(60 * time.Millisecond) // three periods
+		synctest.Wait()
+		if got := p.count() - n; got > 3 {
+			t.Fatalf("%d passes in three periods after a long pass: missed ticks were queued", got)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.maxRun != 1 {
+			t.Fatalf("%d passes ran at once", p.maxRun)
+		}
+	})
 }
 
 // TestWakeUpAtNextWake: a pass leaving operations in flight is followed by
 // one at its NextWake, not at the next tick.
 func TestWakeUpAtNextWake(t *testing.T) {
-	p := newFakePasser()
-	const retryAfter = 150 * time.Millisecond
-	var passTimes = make(chan time.Time, 10)
-	p.answer = func(n int) (PassReport, error) {
-		passTimes <- time.Now()
-		if n <= 2 {
-			return PassReport{InFlight: 1, NextWake: time.Now().Add(retryAfter),
-				Actions: map[string]map[string]int{"create": {"in_progress": 1}}}, nil
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		const retryAfter = 150 * time.Millisecond
+		var passTimes = make(chan time.Time, 10)
+		p.answer = func(n int) (PassReport, error) {
+			passTimes <- time.Now()
+			if n <= 2 {
+				return PassReport{InFlight: 1, NextWake: time.Now().Add(retryAfter),
+					Actions: map[string]map[string]int{"create": {"in_progress": 1}}}, nil
+			}
+			return PassReport{Actions: map[string]map[string]int{"poll": {"succeeded": 1}}}, nil
 		}
-		return PassReport{Actions: map[string]map[string]int{"poll": {"succeeded": 1}}}, nil
-	}
-	r := start(t, Config{Passer: p, Schedule: never, MinWake: 10 * time.Millisecond})
-	want := []Trigger{TriggerStart, TriggerWake, TriggerWake}
-	var times []time.Time
-	for i, w := range want {
-		if tr := p.waitStarted(t); tr != w {
-			t.Fatalf("pass %d trigger %q, want %q", i+1, tr, w)
+		r := start(t, Config{Passer: p, Schedule: never, MinWake: 10 * time.Millisecond})
+		want := []Trigger{TriggerStart, TriggerWake, TriggerWake}
+		var times []time.Time
+		for i, w := range want {
+			if tr := p.waitStarted(t); tr != w {
+				t.Fatalf("pass %d trigger %q, want %q", i+1, tr, w)
+			}
+			times = append(times, <-passTimes)
 		}
-		times = append(times, <-passTimes)
-	}
-	for i := 1; i < len(times); i++ {
-		if gap := times[i].Sub(times[i-1]); gap < retryAfter-10*time.Millisecond {
-			t.Fatalf("pass %d ran %v after the previous one, before its NextWake (%v)", i+1, gap, retryAfter)
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap != retryAfter {
+				t.Fatalf("pass %d ran %v after the previous one, want at its NextWake (%v)", i+1, gap, retryAfter)
+			}
 		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	if n := p.count(); n != 3 {
-		t.Fatalf("%d passes; nothing in flight after pass 3, so no more were due", n)
-	}
-	if got := counterValue(t, r.d.Metrics(), MetricInFlight, nil); got != 0 {
-		t.Fatalf("in-flight gauge %v after the operation finished", got)
-	}
+		time.Sleep(30 * time.Minute) // anything due would have run
+		synctest.Wait()
+		if n := p.count(); n != 3 {
+			t.Fatalf("%d passes; nothing in flight after pass 3, so no more were due", n)
+		}
+		if got := counterValue(t, r.d.Metrics(), MetricInFlight, nil); got != 0 {
+			t.Fatalf("in-flight gauge %v after the operation finished", got)
+		}
+	})
 }
 
 func TestWakeAt(t *testing.T) {
@@ -368,12 +381,12 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 // TestGracefulStop: on stop the webhook receiver closes at once, the
-// running pass finishes with a live context within the grace, no new pass
-// starts, and Run returns nil.
+// running pass finishes with a live context within the grace, and Run
+// returns nil with both servers down.
 func TestGracefulStop(t *testing.T) {
 	p := newFakePasser()
 	p.gate = make(chan struct{})
-	r := start(t, Config{Passer: p, Schedule: every(20 * time.Millisecond), MetricsAddr: "127.0.0.1:0",
+	r := start(t, Config{Passer: p, Schedule: never, MetricsAddr: "127.0.0.1:0",
 		WebhookAddr: "127.0.0.1:0", WebhookSecret: []byte(testSecret), ShutdownGrace: 10 * time.Second})
 	p.waitStarted(t)
 	r.cancel()
@@ -381,21 +394,12 @@ func TestGracefulStop(t *testing.T) {
 	if got := r.d.trigger(TriggerWebhook); got != triggerStopping {
 		t.Fatalf("trigger while stopping: %v", got)
 	}
-	time.Sleep(100 * time.Millisecond) // ticks go by: nothing starts
-	select {
-	case err := <-r.done:
-		t.Fatalf("Run returned (%v) while a pass was running within its grace", err)
-	default:
-	}
 	close(p.gate)
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.triggers) != 1 {
-		t.Fatalf("passes %v: a pass started after stop", p.triggers)
-	}
 	if p.ctxErrs[0] != nil {
 		t.Fatalf("the running pass's context was cancelled within the grace: %v", p.ctxErrs[0])
 	}
@@ -407,50 +411,80 @@ func TestGracefulStop(t *testing.T) {
 	}
 }
 
+// TestNoPassStartsAfterStop: while the running pass uses its grace, ticks
+// go by and nothing starts; Run waits for the pass, then returns nil.
+func TestNoPassStartsAfterStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{})
+		r := start(t, Config{Passer: p, Schedule: every(20 * time.Millisecond), ShutdownGrace: 10 * time.Second})
+		p.waitStarted(t)
+		r.cancel()
+		time.Sleep(5 * time.Second) // 250 ticks, within the grace
+		synctest.Wait()
+		select {
+		case err := <-r.done:
+			t.Fatalf("Run returned (%v) while a pass was running within its grace", err)
+		default:
+		}
+		close(p.gate)
+		if err := r.stop(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if got := p.snapshot(); len(got) != 1 {
+			t.Fatalf("passes %v: a pass started after stop", got)
+		}
+	})
+}
+
 // TestShutdownGraceExpires: a pass still running when the grace is over
 // gets its context cancelled; Run returns nil once it returns.
 func TestShutdownGraceExpires(t *testing.T) {
-	p := newFakePasser()
-	p.gate = make(chan struct{}) // never closed: the pass ends only on ctx
-	r := start(t, Config{Passer: p, Schedule: never, ShutdownGrace: 100 * time.Millisecond})
-	p.waitStarted(t)
-	stopped := time.Now()
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if took := time.Since(stopped); took < 100*time.Millisecond {
-		t.Fatalf("Run returned after %v, before the grace", took)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !errors.Is(p.ctxErrs[0], context.Canceled) {
-		t.Fatalf("pass context error %v, want Canceled", p.ctxErrs[0])
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{}) // never closed: the pass ends only on ctx
+		r := start(t, Config{Passer: p, Schedule: never, ShutdownGrace: 100 * time.Millisecond})
+		p.waitStarted(t)
+		stopped := time.Now()
+		if err := r.stop(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if took := time.Since(stopped); took != 100*time.Millisecond {
+			t.Fatalf("Run returned after %v, want at the end of the grace (100ms)", took)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !errors.Is(p.ctxErrs[0], context.Canceled) {
+			t.Fatalf("pass context error %v, want Canceled", p.ctxErrs[0])
+		}
+	})
 }
 
 // TestPassIgnoringCancellationIsAbandoned: Run does not hang on a pass
 // that ignores its context.
 func TestPassIgnoringCancellationIsAbandoned(t *testing.T) {
-	p := newFakePasser()
-	p.gate = make(chan struct{})
-	p.ignoreCtx = true
-	t.Cleanup(func() { close(p.gate) })
-	d, err := New(Config{Passer: p, Schedule: never, ShutdownGrace: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.abandonAfter = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	p.waitStarted(t)
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errPassAbandoned) {
-			t.Fatalf("Run: %v, want errPassAbandoned", err)
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{})
+		p.ignoreCtx = true
+		defer close(p.gate)
+		d, err := New(Config{Passer: p, Schedule: never, ShutdownGrace: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run hung on a pass ignoring its context")
-	}
+		d.abandonAfter = 50 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		p.waitStarted(t)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, errPassAbandoned) {
+				t.Fatalf("Run: %v, want errPassAbandoned", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run hung on a pass ignoring its context")
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -249,6 +250,19 @@ func post(t *testing.T, url string, headers map[string]string, body string) int 
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
+}
+
+// serveHook hands a hook to the daemon's receiver in memory (no network,
+// so it works inside a synctest bubble) and returns the status code.
+func serveHook(d *Daemon, method, path string, headers map[string]string, body string) int {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = "127.0.0.1:40000"
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	d.WebhookHandler().ServeHTTP(rec, req)
+	return rec.Code
 }
 
 // get fetches url and returns the status code and body.

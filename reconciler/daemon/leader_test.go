@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -57,6 +58,10 @@ func leaseHolder(t *testing.T, cs *fake.Clientset) string {
 // without a pass; when the leader stops it releases the Lease and the
 // standby takes over within a retry period or so.
 func TestLeaderElectionOneLeaderAndTakeover(t *testing.T) {
+	synctest.Test(t, testLeaderElectionOneLeaderAndTakeover)
+}
+
+func testLeaderElectionOneLeaderAndTakeover(t *testing.T) {
 	cs := fake.NewClientset()
 	pa, pb := newFakePasser(), newFakePasser()
 	ra := start(t, Config{Passer: pa, Schedule: every(50 * time.Millisecond), LeaderElection: testElection(cs, "a")})
@@ -65,9 +70,10 @@ func TestLeaderElectionOneLeaderAndTakeover(t *testing.T) {
 		t.Fatalf("leader's first trigger %q, want elected", tr)
 	}
 	rb := start(t, Config{Passer: pb, Schedule: every(50 * time.Millisecond), LeaderElection: testElection(cs, "b"),
-		WebhookAddr: "127.0.0.1:0", WebhookSecret: []byte(testSecret)})
+		WebhookSecret: []byte(testSecret)})
 
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(10 * time.Second) // b keeps trying for several lease durations (fake time)
+	synctest.Wait()
 	if n := pb.count(); n != 0 {
 		t.Fatalf("standby ran %d passes", n)
 	}
@@ -83,7 +89,7 @@ func TestLeaderElectionOneLeaderAndTakeover(t *testing.T) {
 	if code := readyz(rb.d); code != http.StatusOK {
 		t.Fatalf("standby /readyz %d, want 200", code)
 	}
-	if code := post(t, "http://"+rb.d.WebhookAddr()+"/hook", map[string]string{HeaderGitLabToken: testSecret}, "{}"); code != http.StatusAccepted {
+	if code := serveHook(rb.d, http.MethodPost, "/hook", map[string]string{HeaderGitLabToken: testSecret}, "{}"); code != http.StatusAccepted {
 		t.Fatalf("hook to the standby: %d, want 202", code)
 	}
 	if got := counterValue(t, rb.d.Metrics(), MetricWebhookRequests, map[string]string{"result": hookStandby}); got != 1 {
@@ -104,7 +110,8 @@ func TestLeaderElectionOneLeaderAndTakeover(t *testing.T) {
 	if got := counterValue(t, rb.d.Metrics(), MetricLeader, nil); got != 1 {
 		t.Fatalf("leader gauge of b after takeover: %v", got)
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second) // b's ticks go by
+	synctest.Wait()
 	if pa.count() != stoppedA {
 		t.Fatal("a ran a pass after it stopped")
 	}
@@ -126,6 +133,10 @@ func TestLeaderElectionOneLeaderAndTakeover(t *testing.T) {
 // TestLeaderElectionLeaseLost: a leader whose Lease is taken stops starting
 // passes and Run returns ErrLeadershipLost.
 func TestLeaderElectionLeaseLost(t *testing.T) {
+	synctest.Test(t, testLeaderElectionLeaseLost)
+}
+
+func testLeaderElectionLeaseLost(t *testing.T) {
 	cs := fake.NewClientset()
 	// The fake tracker does not check resourceVersion on update; the API
 	// server would reject a's stale writes once the Lease changed hands.
@@ -164,7 +175,8 @@ func TestLeaderElectionLeaseLost(t *testing.T) {
 		t.Fatal("Run did not return after losing the lease")
 	}
 	n := p.count()
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(time.Second) // ticks go by
+	synctest.Wait()
 	if p.count() != n {
 		t.Fatal("passes still start after the lease was lost")
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 func TestVerifyHook(t *testing.T) {
@@ -82,43 +82,47 @@ func TestWebhookHTTP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newFakePasser()
-			r := start(t, Config{Passer: p, Schedule: never, WebhookAddr: "127.0.0.1:0",
-				WebhookSecret: []byte(testSecret), WebhookMaxBody: 1024})
-			if tr := p.waitStarted(t); tr != TriggerStart {
-				t.Fatalf("first pass trigger %q", tr)
-			}
-			req, err := http.NewRequest(tc.method, "http://"+r.d.WebhookAddr()+tc.path, strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.headers {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tc.wantCode {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantCode)
-			}
-			if tc.wantPass {
-				if tr := p.waitStarted(t); tr != TriggerWebhook {
-					t.Fatalf("pass trigger %q, want webhook", tr)
+			synctest.Test(t, func(t *testing.T) {
+				p := newFakePasser()
+				r := start(t, Config{Passer: p, Schedule: never, WebhookSecret: []byte(testSecret), WebhookMaxBody: 1024})
+				if tr := p.waitStarted(t); tr != TriggerStart {
+					t.Fatalf("first pass trigger %q", tr)
 				}
-			} else {
-				time.Sleep(100 * time.Millisecond)
-				if n := p.countOf(TriggerWebhook); n != 0 {
-					t.Fatalf("%d webhook passes, want none", n)
+				if code := serveHook(r.d, tc.method, tc.path, tc.headers, tc.body); code != tc.wantCode {
+					t.Fatalf("status %d, want %d", code, tc.wantCode)
 				}
-			}
-			if tc.wantHook != "" {
-				if got := counterValue(t, r.d.Metrics(), MetricWebhookRequests, map[string]string{"result": tc.wantHook}); got != 1 {
-					t.Fatalf("%s{result=%q} = %v, want 1", MetricWebhookRequests, tc.wantHook, got)
+				if tc.wantPass {
+					if tr := p.waitStarted(t); tr != TriggerWebhook {
+						t.Fatalf("pass trigger %q, want webhook", tr)
+					}
+				} else {
+					synctest.Wait() // the daemon has done all the hook made it do
+					if n := p.countOf(TriggerWebhook); n != 0 {
+						t.Fatalf("%d webhook passes, want none", n)
+					}
 				}
-			}
+				if tc.wantHook != "" {
+					if got := counterValue(t, r.d.Metrics(), MetricWebhookRequests, map[string]string{"result": tc.wantHook}); got != 1 {
+						t.Fatalf("%s{result=%q} = %v, want 1", MetricWebhookRequests, tc.wantHook, got)
+					}
+				}
+			})
 		})
+	}
+}
+
+// TestWebhookServedOverHTTP: the receiver listens where it is told and a
+// verified hook over real HTTP starts a pass.
+func TestWebhookServedOverHTTP(t *testing.T) {
+	p := newFakePasser()
+	r := start(t, Config{Passer: p, Schedule: never, WebhookAddr: "127.0.0.1:0", WebhookSecret: []byte(testSecret)})
+	p.waitStarted(t)
+	body := `{"ref":"refs/heads/main"}`
+	if code := post(t, "http://"+r.d.WebhookAddr()+"/hook", map[string]string{HeaderGitHubSignature: sign(testSecret, body)}, body); code != http.StatusAccepted {
+		t.Fatalf("hook: %d, want 202", code)
+	}
+	if tr := p.waitStarted(t); tr != TriggerWebhook {
+		t.Fatalf("trigger %q, want webhook", tr)
 	}
 }
 
@@ -189,51 +193,49 @@ func TestWebhookNeedsSecret(t *testing.T) {
 // TestWebhookBurstCoalesces: 20 hooks while a pass runs cause exactly one
 // follow-up pass.
 func TestWebhookBurstCoalesces(t *testing.T) {
-	p := newFakePasser()
-	p.gate = make(chan struct{})
-	r := start(t, Config{Passer: p, Schedule: never, WebhookAddr: "127.0.0.1:0", WebhookSecret: []byte(testSecret)})
-	if tr := p.waitStarted(t); tr != TriggerStart {
-		t.Fatalf("trigger %q", tr)
-	}
-	url := "http://" + r.d.WebhookAddr() + "/hook"
-	body := `{"ref":"refs/heads/main"}`
-	var wg sync.WaitGroup
-	codes := make(chan int, 20)
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes <- post(t, url, map[string]string{HeaderGitHubSignature: sign(testSecret, body)}, body)
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	for c := range codes {
-		if c != http.StatusAccepted {
-			t.Fatalf("hook answered %d, want 202", c)
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{})
+		r := start(t, Config{Passer: p, Schedule: never, WebhookSecret: []byte(testSecret)})
+		if tr := p.waitStarted(t); tr != TriggerStart {
+			t.Fatalf("trigger %q", tr)
 		}
-	}
-	close(p.gate) // the blocked pass (and any later one) completes
-	if tr := p.waitStarted(t); tr != TriggerWebhook {
-		t.Fatalf("follow-up trigger %q, want webhook", tr)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if got := p.snapshot(); len(got) != 2 {
-		t.Fatalf("passes %v, want [start webhook]", got)
-	}
-	if got := counterValue(t, r.d.Metrics(), MetricCoalescedTriggers, nil); got != 19 {
-		t.Fatalf("coalesced triggers %v, want 19", got)
-	}
-	// Idle again: one hook, one pass.
-	post(t, url, map[string]string{HeaderGitHubSignature: sign(testSecret, body)}, body)
-	p.waitStarted(t)
-	time.Sleep(100 * time.Millisecond)
-	if n := p.count(); n != 3 {
-		t.Fatalf("%d passes, want 3", n)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.maxRun != 1 {
-		t.Fatalf("%d passes ran at once", p.maxRun)
-	}
+		body := `{"ref":"refs/heads/main"}`
+		headers := map[string]string{HeaderGitHubSignature: sign(testSecret, body)}
+		var wg sync.WaitGroup
+		codes := make(chan int, 20)
+		for range 20 {
+			wg.Go(func() { codes <- serveHook(r.d, http.MethodPost, "/hook", headers, body) })
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c != http.StatusAccepted {
+				t.Fatalf("hook answered %d, want 202", c)
+			}
+		}
+		close(p.gate) // the blocked pass (and any later one) completes
+		if tr := p.waitStarted(t); tr != TriggerWebhook {
+			t.Fatalf("follow-up trigger %q, want webhook", tr)
+		}
+		synctest.Wait()
+		if got := p.snapshot(); len(got) != 2 {
+			t.Fatalf("passes %v, want [start webhook]", got)
+		}
+		if got := counterValue(t, r.d.Metrics(), MetricCoalescedTriggers, nil); got != 19 {
+			t.Fatalf("coalesced triggers %v, want 19", got)
+		}
+		// Idle again: one hook, one pass.
+		serveHook(r.d, http.MethodPost, "/hook", headers, body)
+		p.waitStarted(t)
+		synctest.Wait()
+		if n := p.count(); n != 3 {
+			t.Fatalf("%d passes, want 3", n)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.maxRun != 1 {
+			t.Fatalf("%d passes ran at once", p.maxRun)
+		}
+	})
 }
