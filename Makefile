@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/osbgit
 PKGS      := ./...
 
-.PHONY: all build test lint bench demo e2e fuzz clean tidy
+.PHONY: all build test test-short lint bench demo e2e fuzz clean tidy
 
 all: build
 
@@ -15,6 +15,10 @@ build:
 ## test: unit and integration tests (real git, real HTTP), with the race detector
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: the inner loop: every package with -short (slow cases skipped), no race detector
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
 
 ## e2e: end-to-end tests against a real kube-apiserver + etcd (envtest): the kube secret store, sync and run --leader-elect as subprocesses, the example RBAC. kube-apiserver and etcd are built from the Go module proxy on first use (~10 min on 2 cores) and cached outside the tree (.ci/k8s-test-assets.sh)
 e2e:

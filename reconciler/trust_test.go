@@ -246,6 +246,7 @@ func TestDiffIsNotBlindWhenTheBrokerCannotBeAsked(t *testing.T) {
 	}
 	for _, b := range breakages {
 		t.Run(b.name+"/no cached catalog", func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t, files)
 			url := b.apply(t, f)
 			f.repo.Push("broker", files(url), nil)
@@ -260,6 +261,7 @@ func TestDiffIsNotBlindWhenTheBrokerCannotBeAsked(t *testing.T) {
 			}
 		})
 		t.Run(b.name+"/cached catalog", func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t, files)
 			f.sync(f.reconciler(Options{}))
 			url := b.apply(t, f)
