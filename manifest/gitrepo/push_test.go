@@ -3,7 +3,6 @@ package gitrepo
 import (
 	"bytes"
 	"fmt"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 
@@ -35,13 +34,7 @@ func importHistory(t testing.TB, bare string, n int) {
 		content := fmt.Sprintf("n: %d\n", i)
 		fmt.Fprintf(&b, "M 100644 inline manifests/history/h%03d.yaml\ndata %d\n%s\n", i%50, len(content), content)
 	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
-	cmd.Dir = bare
-	cmd.Env = gitEnv()
-	cmd.Stdin = &b
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git fast-import: %v: %s", err, out)
-	}
+	runFastImport(t, bare, &b)
 }
 
 // TestPushReadsOnlyWhatItWrites: a write reads the base commit and the trees
