@@ -43,6 +43,13 @@
 // a shallow clone works after the remote moved; the re-applied commit is
 // built on the freshly fetched head.
 //
+// Fetches and pushes go through go-git's transport. Where go-git's
+// Remote.FetchContext and Remote.PushContext fall short (an incremental
+// fetch into a shallow clone, a push whose cost must not grow with the
+// history), this package drives go-git's upload-pack and receive-pack
+// sessions itself; fetchLocked and push name the tests that fail with the
+// library.
+//
 // # Credentials
 //
 // See Auth for how credentials are sent. Credentials in an http(s) URL are

@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os/exec"
 	"path/filepath"
@@ -52,14 +53,20 @@ func fastImport(t testing.TB, bare, msg string, files map[string]string) string 
 	for _, p := range paths {
 		fmt.Fprintf(&b, "M 100644 inline %s\ndata %d\n%s\n", p, len(files[p]), files[p])
 	}
+	runFastImport(t, bare, &b)
+	return runGit(t, bare, "rev-parse", "refs/heads/main")
+}
+
+// runFastImport feeds a git fast-import stream to the bare repository.
+func runFastImport(t testing.TB, bare string, stream io.Reader) {
+	t.Helper()
 	cmd := exec.Command("git", "fast-import", "--quiet")
 	cmd.Dir = bare
 	cmd.Env = gitEnv()
-	cmd.Stdin = &b
+	cmd.Stdin = stream
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("git fast-import: %v: %s", err, out)
 	}
-	return runGit(t, bare, "rev-parse", "refs/heads/main")
 }
 
 // readAll lists rev's manifests and reads every blob; it returns the count

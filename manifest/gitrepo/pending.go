@@ -2,22 +2,17 @@ package gitrepo
 
 import (
 	"bytes"
-	"compress/zlib"
-	"encoding/binary"
-	"fmt"
 	"io"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/hash"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
 // pendingObjects holds the objects a write creates, in memory and in front
 // of the repository's storage, until the push succeeds. Nothing is written
 // to the repository before the push: a rejected push leaves no garbage, and
-// the objects are compressed once, into the pack the push sends, instead of
-// being written as loose objects and read back to build that pack (which
-// cost more than the push itself for a change of thousands of records).
+// no object is written loose and read back to build the pack.
 type pendingObjects struct {
 	storer.EncodedObjectStorer // the repository's storage: what already exists
 	objects                    map[plumbing.Hash]plumbing.EncodedObject
@@ -65,73 +60,15 @@ func (p *pendingObjects) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 	return p.EncodedObjectStorer.EncodedObjectSize(h)
 }
 
-// pack encodes the pending objects as a pack file, whole objects in the
-// order they were made (no deltas: records are small and differ little from
-// their predecessors once compressed), each deflated at level.
-//
-// Pushes to a local repository use zlib.NoCompression: compressing
-// thousands of small records cost more than the rest of the write, the
-// receiving git keeps the pack as sent only until its next repack (which
-// compresses and deltifies properly), and records barely compress anyway
-// (about 1.6x). Pushes over the network use zlib.BestSpeed.
-func (p *pendingObjects) pack(level int) ([]byte, error) {
+// pack encodes the pending objects as a pack with go-git's encoder, whole
+// objects in the order they were made (no delta search: records are small
+// and the receiving git deltifies on its next repack).
+func (p *pendingObjects) pack() ([]byte, error) {
 	var buf bytes.Buffer
-	// Sized once: a stored (level 0) pack is the objects plus a few bytes
-	// each, and growing the buffer object by object copied it many times.
-	size := 12 + 20
-	for _, o := range p.objects {
-		size += int(o.Size()) + 32
+	if _, err := packfile.NewEncoder(&buf, p, false).Encode(p.order, 0); err != nil {
+		return nil, err
 	}
-	if level == zlib.NoCompression {
-		buf.Grow(size + size/64)
-	} else {
-		buf.Grow(size / 2)
-	}
-	buf.WriteString("PACK")
-	var word [4]byte
-	binary.BigEndian.PutUint32(word[:], 2) // version
-	buf.Write(word[:])
-	binary.BigEndian.PutUint32(word[:], uint32(len(p.order)))
-	buf.Write(word[:])
-	zw, err := zlib.NewWriterLevel(&buf, level)
-	if err != nil {
-		return nil, fmt.Errorf("encoding pack: %w", err)
-	}
-	for _, h := range p.order {
-		o := p.objects[h]
-		writePackEntryHeader(&buf, o.Type(), o.Size())
-		rd, err := o.Reader()
-		if err != nil {
-			return nil, fmt.Errorf("encoding pack: object %s: %w", h, err)
-		}
-		zw.Reset(&buf)
-		_, err = io.Copy(zw, rd)
-		rd.Close()
-		if err == nil {
-			err = zw.Close()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("encoding pack: object %s: %w", h, err)
-		}
-	}
-	sum := hash.New(hash.CryptoType)
-	sum.Write(buf.Bytes())
-	buf.Write(sum.Sum(nil))
 	return buf.Bytes(), nil
-}
-
-// writePackEntryHeader writes a pack entry's type and inflated size: the
-// type in bits 4-6 of the first byte, the size in little-endian groups of
-// 4 then 7 bits, each byte's top bit saying another follows.
-func writePackEntryHeader(buf *bytes.Buffer, t plumbing.ObjectType, size int64) {
-	c := byte(t)<<4 | byte(size&0x0f)
-	size >>= 4
-	for size > 0 {
-		buf.WriteByte(c | 0x80)
-		c = byte(size & 0x7f)
-		size >>= 7
-	}
-	buf.WriteByte(c)
 }
 
 // keepPack stores a pushed pack in st, the local copy of a remote: through

@@ -433,3 +433,31 @@ func TestManifestAuthor(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchMergeBehindShallowBoundary: a new head whose tree holds objects
+// that exist only behind the shallow clone's boundary (here a merge of an
+// old commit that takes its contents) must arrive whole with the
+// incremental fetch. A fetch that sends our heads as haves without
+// declaring the boundary (go-git's fetch at depth 0 into a shallow clone)
+// lets the server assume we have the old commit's objects: reading the new
+// head then fails with "object not found".
+func TestFetchMergeBehindShallowBoundary(t *testing.T) {
+	const path = "manifests/instances/db.yaml"
+	tr, _, o := httpRepo(t, baseFiles)
+	old := tr.head("main")
+	edited := tr.commit("edit db", map[string]string{path: "kind: ServiceInstance\nname: db\nplan: large\n"})
+	r := mustOpen(t, o, WithCacheDir(t.TempDir()))
+	mustFetch(t, r)
+	if sh, _ := r.st.Shallow(); len(sh) == 0 {
+		t.Fatal("cache is not shallow; the test needs a depth-1 clone")
+	}
+	merge := runGit(t, tr.bare, "commit-tree", "-p", edited, "-p", old, "-m", "merge the old commit, taking its tree", old+"^{tree}")
+	runGit(t, tr.bare, "update-ref", "refs/heads/main", merge)
+	if res := mustFetch(t, r); res.Head != merge {
+		t.Fatalf("fetch = %+v, want head %s", res, merge)
+	}
+	data, err := fs.ReadFile(mustTreeFS(t, r, ""), path)
+	if err != nil || string(data) != baseFiles[path] {
+		t.Fatalf("file = %q, %v; want %q", data, err, baseFiles[path])
+	}
+}

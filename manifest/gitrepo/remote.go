@@ -156,12 +156,17 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 //
 // The first fetch into an empty local copy is a go-git fetch at the
 // configured depth (a shallow clone). Later fetches use one upload-pack
-// session: its ref advertisement is the ls-remote, and when a head is
-// missing locally the same session asks for it with our heads as "haves"
-// and our shallow boundary declared, without deepening, so the server
-// sends only the objects of the new commits. (go-git's own fetch either
-// deepens, which re-sends whole trees, or, without a depth, does not declare
-// the shallow boundary.)
+// session of go-git's transport: its ref advertisement is the ls-remote,
+// and when a head is missing locally the same session asks for it with our
+// heads as "haves" and our shallow boundary declared, without deepening,
+// so the server sends only the objects of the new commits.
+//
+// This negotiation is ours because go-git's fetch cannot do it: at depth 1
+// it deepens, and the server re-sends the whole tree of every new head
+// (TestFetchIntoCacheAndReuse fails with it: 12 objects instead of 5); at
+// depth 0 it does not declare the shallow boundary, so the server leaves
+// out objects it believes are behind our heads
+// (TestFetchMergeBehindShallowBoundary fails with it).
 func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 	if r.src.kind != kindRemote {
 		if err := r.reopenLocal(); err != nil {
@@ -200,6 +205,7 @@ func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 		}
 	}
 	updated := false
+	setRefs := want // refs to set from the advertisement
 	if len(missing) > 0 {
 		updated = true
 		incremental := false
@@ -213,10 +219,10 @@ func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 			if err := r.fetchSpecs(ctx, want); err != nil {
 				return FetchResult{}, err
 			}
-			want = nil // go-git set the refs from its own listing
+			setRefs = nil // go-git set them from its own listing
 		}
 	}
-	for name, h := range want {
+	for name, h := range setRefs {
 		if ref, err := r.st.Reference(name); err == nil && ref.Hash() == h {
 			continue
 		}
@@ -366,16 +372,10 @@ func (r *Repo) branches() []string {
 	return out
 }
 
-// fetchSpecs runs one go-git fetch of the given branches (all configured
-// branches when want is nil) at the configured depth. Caller holds r.mu.
+// fetchSpecs runs one go-git fetch of the given branches at the
+// configured depth; go-git sets their local refs. Caller holds r.mu.
 func (r *Repo) fetchSpecs(ctx context.Context, want map[plumbing.ReferenceName]plumbing.Hash) error {
-	var specs []config.RefSpec
-	if want == nil {
-		for _, b := range r.branches() {
-			n := plumbing.NewBranchReferenceName(b)
-			specs = append(specs, config.RefSpec(fmt.Sprintf("+%s:%s", n, n)))
-		}
-	}
+	specs := make([]config.RefSpec, 0, len(want))
 	for n := range want {
 		specs = append(specs, config.RefSpec(fmt.Sprintf("+%s:%s", n, n)))
 	}
@@ -394,13 +394,6 @@ func (r *Repo) fetchSpecs(ctx context.Context, want map[plumbing.ReferenceName]p
 	})
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
-	}
-	var noMatch git.NoMatchingRefSpecError
-	if want == nil && errors.As(err, &noMatch) {
-		// A status branch that does not exist: fetch the manifest
-		// branch alone.
-		n := plumbing.NewBranchReferenceName(r.branch)
-		return r.fetchSpecs(ctx, map[plumbing.ReferenceName]plumbing.Hash{n: plumbing.ZeroHash})
 	}
 	return err
 }

@@ -2,7 +2,6 @@ package gitrepo
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -507,31 +506,25 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 	return h, w.pending, true, nil
 }
 
-// push updates branch on the remote from old to commit, sending exactly the
-// objects the commit added (never a force update: the server applies the
-// update only if the ref still equals old). Because only new objects are
-// sent and the base's history is never walked, it works from a shallow
-// clone even after the remote moved — the failure Flux hit with go-git's
-// generic push. A moved branch yields a *ConflictError.
+// push updates branch on the remote from old to commit in one receive-pack
+// session of go-git's transport, sending exactly the objects the write made
+// (packed by go-git's encoder) with a compare-and-swap update: the
+// advertised ref must still be old, and receive-pack applies the update only
+// if the ref still equals old under its lock. It never force-pushes. A moved
+// branch yields a *ConflictError.
+//
+// Remote.PushContext would do the same with RequireRemoteRefs, but it first
+// lists every object reachable from the remote's refs to decide what to
+// send, so a push's cost grows with the history (go-git #1102):
+// TestPushReadsOnlyWhatItWrites fails with it. Because the base's history is
+// never walked here, a push from a shallow clone works too.
 func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) (err error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
-	// The pack is built while the session starts and the server
-	// advertises its refs (a process start, or a network round trip).
-	level := zlib.BestSpeed
-	if r.src.kind != kindRemote {
-		level = zlib.NoCompression
+	pack, err := objs.pack()
+	if err != nil {
+		return err
 	}
-	type packed struct {
-		data []byte
-		err  error
-	}
-	packc := make(chan packed, 1)
-	go func() {
-		data, err := objs.pack(level)
-		packc <- packed{data, err}
-	}()
-	name := plumbing.NewBranchReferenceName(branch)
 	ep, err := r.endpoint()
 	if err != nil {
 		return err
@@ -557,6 +550,7 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	if err != nil {
 		return err
 	}
+	name := plumbing.NewBranchReferenceName(branch)
 	cur := plumbing.ZeroHash
 	if ref, err := refs.Reference(name); err == nil {
 		cur = ref.Hash()
@@ -573,11 +567,6 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
-	pk := <-packc
-	if pk.err != nil {
-		return pk.err
-	}
-	pack := pk.data
 	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err == nil {
