@@ -16,7 +16,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // SecretReader returns the value of key in Secret namespace/name. It is how
@@ -128,7 +128,7 @@ const (
 
 // PlanSchema returns the plan's schema of kind k, or nil when it declares
 // none.
-func PlanSchema(p osbclient.Plan, k SchemaKind) json.RawMessage {
+func PlanSchema(p osbwire.Plan, k SchemaKind) json.RawMessage {
 	ip := schemaOf(p.Schemas, int(k))
 	if ip == nil || len(bytes.TrimSpace(ip.Parameters)) == 0 || string(bytes.TrimSpace(ip.Parameters)) == "null" {
 		return nil

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
-func sampleCatalog() osbclient.Catalog {
-	var c osbclient.Catalog
+func sampleCatalog() osbwire.Catalog {
+	var c osbwire.Catalog
 	raw := `{"services":[{"name":"db","id":"Svc.ID","description":"d","bindable":true,
 	  "plans":[{"id":"p-small","name":"small","description":"s"},{"id":"p-big","name":"big","description":"b","free":false}]}]}`
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
@@ -20,11 +20,11 @@ func sampleCatalog() osbclient.Catalog {
 	return c
 }
 
-func catalogOf(services ...string) *osbclient.Catalog {
-	c := &osbclient.Catalog{}
+func catalogOf(services ...string) *osbwire.Catalog {
+	c := &osbwire.Catalog{}
 	for _, s := range services {
-		c.Services = append(c.Services, osbclient.Service{Name: s, ID: s + "-id", Bindable: true,
-			Plans: []osbclient.Plan{{ID: s + "-plan", Name: "std"}}})
+		c.Services = append(c.Services, osbwire.Service{Name: s, ID: s + "-id", Bindable: true,
+			Plans: []osbwire.Plan{{ID: s + "-plan", Name: "std"}}})
 	}
 	return c
 }
@@ -154,14 +154,14 @@ func TestK8sNameForExternalID(t *testing.T) {
 }
 
 func TestSelectors(t *testing.T) {
-	svc := osbclient.Service{Name: "mysql", ID: "MySQL"}
-	plan := osbclient.Plan{Name: "small", ID: "p1"}
+	svc := osbwire.Service{Name: "mysql", ID: "MySQL"}
+	plan := osbwire.Plan{Name: "small", ID: "p1"}
 	paid := false
-	paidPlan := osbclient.Plan{Name: "big", ID: "p2", Free: &paid}
+	paidPlan := osbwire.Plan{Name: "big", ID: "p2", Free: &paid}
 	tests := []struct {
 		sel     string
 		props   []string
-		plan    *osbclient.Plan
+		plan    *osbwire.Plan
 		want    bool
 		wantErr string
 	}{

@@ -16,7 +16,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
@@ -109,7 +109,7 @@ type Reconciler struct {
 	Cache *DecodeCache
 	// Identity, when set, is the originating identity of broker calls;
 	// by default the author of the manifest commit is used.
-	Identity func(rev string) *osbclient.OriginatingIdentity
+	Identity func(rev string) *osbwire.OriginatingIdentity
 	// Progress, when set, is called as each step of a sync ends (from
 	// several goroutines).
 	Progress func(done, total int, o exec.Outcome)
@@ -607,7 +607,7 @@ type authorSource interface {
 // identity is the originating identity of the pass's broker calls: the
 // author of the last manifest commit (kubernetes profile: username = the
 // author's email, or name), unless Reconciler.Identity overrides it.
-func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
+func (r *Reconciler) identity(rev string) *osbwire.OriginatingIdentity {
 	if r.Identity != nil {
 		return r.Identity(rev)
 	}
@@ -627,7 +627,7 @@ func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
 	if user == "" {
 		return nil
 	}
-	return &osbclient.OriginatingIdentity{Username: user, Extra: map[string][]string{
+	return &osbwire.OriginatingIdentity{Username: user, Extra: map[string][]string{
 		"osbgit.dev/git-author":   {strings.TrimSpace(p.Name + " <" + p.Email + ">")},
 		"osbgit.dev/git-revision": {rev},
 	}}

@@ -92,6 +92,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
@@ -102,16 +103,16 @@ import (
 // declared here, where it is used, so tests and the pass can supply any
 // implementation; *osbclient.Client satisfies it.
 type BrokerClient interface {
-	Provision(ctx context.Context, r *osbclient.ProvisionRequest) (*osbclient.ProvisionResult, error)
-	UpdateInstance(ctx context.Context, r *osbclient.UpdateInstanceRequest) (*osbclient.UpdateInstanceResult, error)
-	Deprovision(ctx context.Context, r *osbclient.DeprovisionRequest) (*osbclient.DeprovisionResult, error)
-	LastOperation(ctx context.Context, r *osbclient.LastOperationRequest) (*osbclient.LastOperationResponse, error)
-	Bind(ctx context.Context, r *osbclient.BindRequest) (*osbclient.BindResult, error)
-	Unbind(ctx context.Context, r *osbclient.UnbindRequest) (*osbclient.UnbindResult, error)
+	Provision(ctx context.Context, r *osbwire.ProvisionRequest) (*osbclient.ProvisionResult, error)
+	UpdateInstance(ctx context.Context, r *osbwire.UpdateInstanceRequest) (*osbclient.UpdateInstanceResult, error)
+	Deprovision(ctx context.Context, r *osbwire.DeprovisionRequest) (*osbclient.DeprovisionResult, error)
+	LastOperation(ctx context.Context, r *osbwire.LastOperationRequest) (*osbwire.LastOperationResponse, error)
+	Bind(ctx context.Context, r *osbwire.BindRequest) (*osbclient.BindResult, error)
+	Unbind(ctx context.Context, r *osbwire.UnbindRequest) (*osbclient.UnbindResult, error)
 	// GetBinding fetches the credentials of an asynchronously created (or
 	// adopted) binding: an async bind's 202 carries none.
-	GetBinding(ctx context.Context, r *osbclient.GetBindingRequest) (*osbclient.GetBindingResponse, error)
-	BindingLastOperation(ctx context.Context, r *osbclient.BindingLastOperationRequest) (*osbclient.LastOperationResponse, error)
+	GetBinding(ctx context.Context, r *osbwire.GetBindingRequest) (*osbwire.GetBindingResponse, error)
+	BindingLastOperation(ctx context.Context, r *osbwire.BindingLastOperationRequest) (*osbwire.LastOperationResponse, error)
 }
 
 var _ BrokerClient = (*osbclient.Client)(nil)
@@ -176,7 +177,7 @@ type Executor struct {
 	// Identity is sent as X-Broker-API-Originating-Identity on calls a user
 	// caused (provision, update, deprovision, bind, unbind), never on
 	// orphan mitigation. Nil sends none.
-	Identity *osbclient.OriginatingIdentity
+	Identity *osbwire.OriginatingIdentity
 	// InlinePoll is how long a step keeps polling an asynchronous operation
 	// before it records it as in progress and returns (a later pass polls
 	// again): a CronJob pass does not block on long operations. 0 records
