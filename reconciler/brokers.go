@@ -17,20 +17,15 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
-
-// SecretReader reads a Secret's keys. secretstore.Store satisfies it; diff
-// and catalog need only this much of the store.
-type SecretReader interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-}
 
 // BrokerClients builds and caches one osbclient.Client per broker. A client
 // is rebuilt when the broker spec or its auth Secret changes, so `run` mode
 // keeps connections alive across passes.
 type BrokerClients struct {
 	// Secrets supplies broker auth (keys username/password or token).
-	Secrets SecretReader
+	Secrets secrets.Reader
 	// UserAgent and OnRequest are passed to every client.
 	UserAgent string
 	OnRequest func(osbclient.RequestInfo)
@@ -169,7 +164,7 @@ func BrokerSpecHash(spec *manifest.BrokerSpec) string {
 // parametersFrom, reading each Secret once per pass. Every value it
 // returns is taught to set (its JSON leaves): a broker may quote a
 // parameter in its answers.
-func parametersReader(ctx context.Context, sr SecretReader, set *redact.Set) manifest.SecretReader {
+func parametersReader(ctx context.Context, sr secrets.Reader, set *redact.Set) manifest.SecretReader {
 	var mu sync.Mutex
 	cache := map[string]map[string][]byte{}
 	errs := map[string]error{}

@@ -7,9 +7,8 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbwire"
-	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/plan"
-	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // observer is what live checks need from a broker client.
@@ -93,11 +92,11 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	}
 	// A broker answering about a resource may quote its stored
 	// credentials: learn them first (each Secret once).
-	learner := &redact.SecretLearner{Set: r.Redact}
+	var stored secrets.Reader
 	if r.Secrets != nil {
-		learner.Get = r.Secrets.Get
+		stored = r.Secrets
 	}
-	creds := exec.CredentialSecrets(records)
+	learner := secrets.NewLearner(r.Redact, stored, records)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -110,9 +109,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			for _, sec := range creds[pr.ref] {
-				_ = learner.Learn(ctx, sec.Namespace, sec.Name) // unreadable: the probe goes on
-			}
+			_ = learner.Learn(ctx, pr.ref) // unreadable: the probe goes on
 			obs := r.probe(ctx, pr)
 			mu.Lock()
 			out[pr.ref] = obs

@@ -21,7 +21,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // Source is the Git repository a pass reads manifests from and writes
@@ -35,14 +35,6 @@ type Source interface {
 	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
 	Branch() string
 	StatusBranch() string
-}
-
-// SecretStore is where binding credentials go and where broker auth and
-// parametersFrom Secrets are read. secretstore.Store satisfies it.
-type SecretStore interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
-	Delete(ctx context.Context, namespace, name string) error
 }
 
 // Options are the command-line settings of a pass; a nil pointer or zero
@@ -89,8 +81,10 @@ const DefaultClusterID = "osbgit"
 // Reconciler runs passes over one repository. Its zero value is not usable:
 // set Source (and Secrets for sync); the rest has defaults.
 type Reconciler struct {
-	Source  Source
-	Secrets SecretStore
+	Source Source
+	// Secrets is where binding credentials go and where broker auth and
+	// parametersFrom Secrets are read (reconciler/secretstore).
+	Secrets secrets.Store
 	// Clients builds broker clients; defaults to one reading auth from
 	// Secrets.
 	Clients *BrokerClients
@@ -141,7 +135,7 @@ func (r *Reconciler) init(ctx context.Context) error {
 		r.Redact = redact.New()
 	}
 	if r.Clients == nil {
-		var sr SecretReader
+		var sr secrets.Reader
 		if r.Secrets != nil {
 			sr = r.Secrets
 		}

@@ -96,7 +96,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // BrokerClient is the subset of *osbclient.Client the executor calls. It is
@@ -120,15 +120,6 @@ var _ BrokerClient = (*osbclient.Client)(nil)
 // BrokerLookup returns the client of a broker (ClusterServiceBroker or
 // ServiceBroker ref). An error fails only the steps that need that broker.
 type BrokerLookup func(broker manifest.Ref) (BrokerClient, error)
-
-// SecretStore is where binding credentials are written (and addKeysFrom
-// Secrets read); secretstore.Store satisfies it. Its errors never hold a
-// secret value.
-type SecretStore interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
-	Delete(ctx context.Context, namespace, name string) error
-}
 
 // CallInfo describes a broker call about to be made, for Executor.BeforeCall.
 type CallInfo struct {
@@ -162,8 +153,9 @@ const (
 type Executor struct {
 	// Brokers returns the client of a broker.
 	Brokers BrokerLookup
-	// Secrets receives binding credentials.
-	Secrets SecretStore
+	// Secrets receives binding credentials (and is where addKeysFrom
+	// Secrets and stored credentials are read).
+	Secrets secrets.Store
 	// Concurrency is the maximum number of calls in flight per broker
 	// (DefaultConcurrency when <= 0).
 	Concurrency int
@@ -384,9 +376,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			e.OnStep(int(ended.Add(1)), n, r.out)
 		}
 	}
-	creds := newCredentialIndex(e, p)
+	learner := newLearner(e, p)
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems, log, creds)
+		r := newStepRun(e, p, i, writeAhead, sems, log, learner)
 		runs[i] = r
 		wg.Add(1)
 		go func() {
