@@ -19,11 +19,63 @@ import (
 	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
-// SecretReader returns the value of key in Secret namespace/name. It is how
-// this package reads secrets without knowing the store; errors should wrap
-// fs.ErrNotExist (or similar) for a missing Secret or key and must not
-// contain the value.
-type SecretReader func(namespace, name, key string) ([]byte, error)
+// SecretKey names one key of a Secret: what a parametersFrom entry reads
+// (from the namespace of the object that names it).
+type SecretKey struct {
+	Namespace, Name, Key string
+}
+
+// SecretValue is one parametersFrom value as read before planning: the
+// key's bytes, or why they could not be read (no secret store, a missing
+// Secret or key, a store error; never holding the value).
+type SecretValue struct {
+	Value []byte
+	Err   error
+}
+
+// SecretValues are the parametersFrom values read before planning
+// (ParameterSecrets lists what to read), so that resolving parameters does
+// no I/O.
+type SecretValues map[SecretKey]SecretValue
+
+// ParameterSecrets lists, sorted and each once, the Secret keys that the
+// parametersFrom entries of the set's instances and bindings read.
+func ParameterSecrets(set *Set) []SecretKey {
+	if set == nil {
+		return nil
+	}
+	seen := map[SecretKey]bool{}
+	var out []SecretKey
+	add := func(namespace string, from []ParametersFromSource) {
+		for _, src := range from {
+			if src.SecretKeyRef == nil {
+				continue
+			}
+			k := SecretKey{Namespace: namespace, Name: src.SecretKeyRef.Name, Key: src.SecretKeyRef.Key}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	for _, i := range set.Instances {
+		add(i.Namespace, i.Spec.ParametersFrom)
+	}
+	for _, b := range set.Bindings {
+		add(b.Namespace, b.Spec.ParametersFrom)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Key < b.Key
+	})
+	return out
+}
 
 // ResolveParameters merges an object's inline parameters with its
 // parametersFrom sources (read from namespace, the object's namespace). Each
@@ -31,10 +83,12 @@ type SecretReader func(namespace, name, key string) ([]byte, error)
 // given twice (inline and in a source, or in two sources) is an error, as in
 // Service Catalog. secretKeys lists, sorted, the top-level keys that came
 // from Secrets so that diffs and logs can redact them (RedactParameters).
-// Errors name the source and key but never contain a secret value. params
-// is not modified; numbers stay json.Number. Without sources the result is
-// params itself (an empty map for nil): callers must not modify it.
-func ResolveParameters(namespace string, params map[string]any, from []ParametersFromSource, read SecretReader) (out map[string]any, secretKeys []string, err error) {
+// Errors name the source and key but never contain a secret value; a
+// source whose value is not in secrets, or could not be read, is an error
+// matching ErrSecretUnreadable. params is not modified; numbers stay
+// json.Number. Without sources the result is params itself (an empty map
+// for nil): callers must not modify it. It does no I/O.
+func ResolveParameters(namespace string, params map[string]any, from []ParametersFromSource, secrets SecretValues) (out map[string]any, secretKeys []string, err error) {
 	if len(from) == 0 {
 		if params == nil {
 			params = map[string]any{}
@@ -53,14 +107,14 @@ func ResolveParameters(namespace string, params map[string]any, from []Parameter
 			return nil, nil, fmt.Errorf("%s: secretKeyRef is required", where)
 		}
 		ref := src.SecretKeyRef
-		if read == nil {
+		v, ok := secrets[SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key}]
+		if !ok {
 			return nil, nil, fmt.Errorf("%s: %w: no secret store to read Secret %s/%s", where, ErrSecretUnreadable, namespace, ref.Name)
 		}
-		data, rerr := read(namespace, ref.Name, ref.Key)
-		if rerr != nil {
-			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, unreadable{rerr})
+		if v.Err != nil {
+			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, unreadable{v.Err})
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
+		dec := json.NewDecoder(bytes.NewReader(v.Value))
 		dec.UseNumber()
 		var obj map[string]any
 		if derr := dec.Decode(&obj); derr != nil || obj == nil || dec.More() {

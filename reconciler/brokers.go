@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -158,46 +156,6 @@ func BrokerSpecHash(spec *manifest.BrokerSpec) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// parametersReader adapts a SecretReader to manifest.SecretReader for
-// parametersFrom, reading each Secret once per pass. Every value it
-// returns is taught to set (its JSON leaves): a broker may quote a
-// parameter in its answers.
-func parametersReader(ctx context.Context, sr secrets.Reader, set *redact.Set) manifest.SecretReader {
-	var mu sync.Mutex
-	cache := map[string]map[string][]byte{}
-	errs := map[string]error{}
-	return func(namespace, name, key string) ([]byte, error) {
-		if sr == nil {
-			return nil, fmt.Errorf("secret %s/%s: no secret store configured (use --secret-store)", namespace, name)
-		}
-		id := namespace + "/" + name
-		mu.Lock()
-		data, ok := cache[id]
-		err := errs[id]
-		mu.Unlock()
-		if !ok && err == nil {
-			data, err = sr.Get(ctx, namespace, name)
-			mu.Lock()
-			cache[id], errs[id] = data, err
-			mu.Unlock()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
-		}
-		v, ok := data[key]
-		if !ok {
-			keys := make([]string, 0, len(data))
-			for k := range data {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			return nil, fmt.Errorf("secret %s/%s has no key %q (keys: %s)", namespace, name, key, strings.Join(keys, ", "))
-		}
-		set.AddJSON(v)
-		return v, nil
-	}
 }
 
 // errNoClient marks a broker whose client could not be built (auth secret

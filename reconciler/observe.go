@@ -92,11 +92,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	}
 	// A broker answering about a resource may quote its stored
 	// credentials: learn them first (each Secret once).
-	var stored secrets.Reader
-	if r.Secrets != nil {
-		stored = r.Secrets
-	}
-	learner := secrets.NewLearner(r.Redact, stored, records)
+	learner := secrets.NewLearner(r.Redact, r.Secrets, records)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)

@@ -135,11 +135,7 @@ func (r *Reconciler) init(ctx context.Context) error {
 		r.Redact = redact.New()
 	}
 	if r.Clients == nil {
-		var sr secrets.Reader
-		if r.Secrets != nil {
-			sr = r.Secrets
-		}
-		r.Clients = &BrokerClients{Secrets: sr}
+		r.Clients = &BrokerClients{Secrets: r.Secrets}
 	}
 	if r.Clients.Redact == nil {
 		r.Clients.Redact = r.Redact
@@ -317,7 +313,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Records:      records.Status,
 		Catalogs:     catalogs,
 		Brokers:      access,
-		Secrets:      parametersReader(ctx, r.Secrets, r.Redact),
+		Secrets:      readParameterSecrets(ctx, snap.Set, r.Secrets, r.Redact),
 		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,

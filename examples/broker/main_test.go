@@ -127,13 +127,10 @@ func TestCatalogServesSampleRepo(t *testing.T) {
 		if inst.Name != "analytics-db" {
 			continue
 		}
-		read := func(ns, name, key string) ([]byte, error) {
-			if ns == "apps" && name == "analytics-db-params" && key == "parameters" {
-				return []byte(`{"adminPassword":"a-long-random-password"}`), nil
-			}
-			return nil, os.ErrNotExist
+		secrets := manifest.SecretValues{
+			{Namespace: "apps", Name: "analytics-db-params", Key: "parameters"}: {Value: []byte(`{"adminPassword":"a-long-random-password"}`)},
 		}
-		params, _, err := manifest.ResolveParameters(inst.Namespace, inst.Spec.Parameters, inst.Spec.ParametersFrom, read)
+		params, _, err := manifest.ResolveParameters(inst.Namespace, inst.Spec.Parameters, inst.Spec.ParametersFrom, secrets)
 		if err != nil {
 			t.Fatal(err)
 		}

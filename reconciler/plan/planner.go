@@ -14,8 +14,9 @@ import (
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 )
 
-// Input is everything the planner looks at. Build does no I/O: secrets are
-// read through Secrets and IDs come from NewID, both supplied by the caller.
+// Input is everything the planner looks at. Build does no I/O: the caller
+// reads the parametersFrom Secrets before (Secrets) and supplies IDs
+// (NewID).
 type Input struct {
 	// Set holds the manifests at the planned revision; nil or empty means
 	// "no manifests" (every recorded resource counts as removed, subject to
@@ -38,10 +39,11 @@ type Input struct {
 	// be asked and has no cached catalog leaves its resources undecided:
 	// its step carries the error, so a diff never reports "in sync" blind.
 	Brokers map[manifest.Ref]BrokerAccess
-	// Secrets resolves parametersFrom; nil fails every parametersFrom
-	// (the resource gets an error, the others proceed). Build calls it
-	// from several goroutines.
-	Secrets manifest.SecretReader
+	// Secrets are the parametersFrom values, read by the caller for
+	// the keys manifest.ParameterSecrets lists. A resource whose value
+	// is missing or unreadable gets an error (or, with
+	// Options.SecretsNotCompared, a warning); the others proceed.
+	Secrets manifest.SecretValues
 	// NewID generates the OSB instance_id / binding_id of new resources.
 	// Nil falls back to a deterministic name-based ID (DeterministicID).
 	NewID func() string

@@ -158,7 +158,7 @@ func (c pc) input(t *testing.T) plan.Input {
 	}
 	in := plan.Input{
 		Set: set, Diagnostics: diags, Records: recs, Catalogs: catalogs(t), Observations: c.obs,
-		Secrets: mapSecrets(c.secrets), NewID: seqIDs(),
+		Secrets: readSecrets(set, mapSecrets(c.secrets)), NewID: seqIDs(),
 		Options: plan.Options{MaxDeletions: 10, ClusterID: "test-cluster", Revision: "rev1",
 			Now: t0.Add(time.Hour), DefaultMaxPollingDuration: 24 * time.Hour},
 	}
