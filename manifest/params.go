@@ -2,10 +2,12 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,17 +46,11 @@ func ParameterSecrets(set *Set) []SecretKey {
 	if set == nil {
 		return nil
 	}
-	seen := map[SecretKey]bool{}
 	var out []SecretKey
 	add := func(namespace string, from []ParametersFromSource) {
 		for _, src := range from {
-			if src.SecretKeyRef == nil {
-				continue
-			}
-			k := SecretKey{Namespace: namespace, Name: src.SecretKeyRef.Name, Key: src.SecretKeyRef.Key}
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, k)
+			if ref := src.SecretKeyRef; ref != nil {
+				out = append(out, SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key})
 			}
 		}
 	}
@@ -64,17 +60,10 @@ func ParameterSecrets(set *Set) []SecretKey {
 	for _, b := range set.Bindings {
 		add(b.Namespace, b.Spec.ParametersFrom)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.Key < b.Key
+	slices.SortFunc(out, func(a, b SecretKey) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name), strings.Compare(a.Key, b.Key))
 	})
-	return out
+	return slices.Compact(out)
 }
 
 // ResolveParameters merges an object's inline parameters with its
