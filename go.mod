@@ -3,9 +3,10 @@ module github.com/osbgit/osbgit
 go 1.26.0
 
 require (
+	github.com/bombsimon/logrusr/v4 v4.2.0
 	github.com/go-git/go-billy/v5 v5.9.2
 	github.com/go-git/go-git/v5 v5.19.3
-	github.com/go-logr/logr v1.4.3
+	github.com/go-logr/logr v1.4.4
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/prometheus/client_golang v1.25.0

@@ -33,23 +33,6 @@ func SpecHash(o Object) (string, error) {
 	}{o.GetRef().Kind, DeletionPolicy(o), spec})
 }
 
-// BrokerSpecHash is the hex sha256 of the parts of a broker spec that decide
-// what catalog the broker returns and how it is reached: url, authInfo,
-// caBundle, insecureSkipTLSVerify and catalogRestrictions. The relist fields
-// are left out (relistRequests is compared on its own, and changing
-// relistDuration must not force a relist). A catalog record fetched with a
-// different hash is stale.
-func BrokerSpecHash(b Broker) (string, error) {
-	s := b.GetBrokerSpec()
-	return hashJSON(struct {
-		URL                   string               `json:"url"`
-		AuthInfo              *BrokerAuthInfo      `json:"authInfo,omitempty"`
-		CABundle              []byte               `json:"caBundle,omitempty"`
-		InsecureSkipTLSVerify bool                 `json:"insecureSkipTLSVerify,omitempty"`
-		CatalogRestrictions   *CatalogRestrictions `json:"catalogRestrictions,omitempty"`
-	}{s.URL, s.AuthInfo, s.CABundle, s.InsecureSkipTLSVerify, s.CatalogRestrictions})
-}
-
 func hashJSON(v any) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

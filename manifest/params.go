@@ -2,10 +2,12 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,14 +18,53 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
-// SecretReader returns the value of key in Secret namespace/name. It is how
-// this package reads secrets without knowing the store; errors should wrap
-// fs.ErrNotExist (or similar) for a missing Secret or key and must not
-// contain the value.
-type SecretReader func(namespace, name, key string) ([]byte, error)
+// SecretKey names one key of a Secret: what a parametersFrom entry reads
+// (from the namespace of the object that names it).
+type SecretKey struct {
+	Namespace, Name, Key string
+}
+
+// SecretValue is one parametersFrom value as read before planning: the
+// key's bytes, or why they could not be read (no secret store, a missing
+// Secret or key, a store error; never holding the value).
+type SecretValue struct {
+	Value []byte
+	Err   error
+}
+
+// SecretValues are the parametersFrom values read before planning
+// (ParameterSecrets lists what to read), so that resolving parameters does
+// no I/O.
+type SecretValues map[SecretKey]SecretValue
+
+// ParameterSecrets lists, sorted and each once, the Secret keys that the
+// parametersFrom entries of the set's instances and bindings read.
+func ParameterSecrets(set *Set) []SecretKey {
+	if set == nil {
+		return nil
+	}
+	var out []SecretKey
+	add := func(namespace string, from []ParametersFromSource) {
+		for _, src := range from {
+			if ref := src.SecretKeyRef; ref != nil {
+				out = append(out, SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key})
+			}
+		}
+	}
+	for _, i := range set.Instances {
+		add(i.Namespace, i.Spec.ParametersFrom)
+	}
+	for _, b := range set.Bindings {
+		add(b.Namespace, b.Spec.ParametersFrom)
+	}
+	slices.SortFunc(out, func(a, b SecretKey) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name), strings.Compare(a.Key, b.Key))
+	})
+	return slices.Compact(out)
+}
 
 // ResolveParameters merges an object's inline parameters with its
 // parametersFrom sources (read from namespace, the object's namespace). Each
@@ -31,10 +72,12 @@ type SecretReader func(namespace, name, key string) ([]byte, error)
 // given twice (inline and in a source, or in two sources) is an error, as in
 // Service Catalog. secretKeys lists, sorted, the top-level keys that came
 // from Secrets so that diffs and logs can redact them (RedactParameters).
-// Errors name the source and key but never contain a secret value. params
-// is not modified; numbers stay json.Number. Without sources the result is
-// params itself (an empty map for nil): callers must not modify it.
-func ResolveParameters(namespace string, params map[string]any, from []ParametersFromSource, read SecretReader) (out map[string]any, secretKeys []string, err error) {
+// Errors name the source and key but never contain a secret value; a
+// source whose value is not in secrets, or could not be read, is an error
+// matching ErrSecretUnreadable. params is not modified; numbers stay
+// json.Number. Without sources the result is params itself (an empty map
+// for nil): callers must not modify it. It does no I/O.
+func ResolveParameters(namespace string, params map[string]any, from []ParametersFromSource, secrets SecretValues) (out map[string]any, secretKeys []string, err error) {
 	if len(from) == 0 {
 		if params == nil {
 			params = map[string]any{}
@@ -53,14 +96,14 @@ func ResolveParameters(namespace string, params map[string]any, from []Parameter
 			return nil, nil, fmt.Errorf("%s: secretKeyRef is required", where)
 		}
 		ref := src.SecretKeyRef
-		if read == nil {
+		v, ok := secrets[SecretKey{Namespace: namespace, Name: ref.Name, Key: ref.Key}]
+		if !ok {
 			return nil, nil, fmt.Errorf("%s: %w: no secret store to read Secret %s/%s", where, ErrSecretUnreadable, namespace, ref.Name)
 		}
-		data, rerr := read(namespace, ref.Name, ref.Key)
-		if rerr != nil {
-			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, unreadable{rerr})
+		if v.Err != nil {
+			return nil, nil, fmt.Errorf("%s: read key %q of Secret %s/%s: %w", where, ref.Key, namespace, ref.Name, unreadable{v.Err})
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
+		dec := json.NewDecoder(bytes.NewReader(v.Value))
 		dec.UseNumber()
 		var obj map[string]any
 		if derr := dec.Decode(&obj); derr != nil || obj == nil || dec.More() {
@@ -128,7 +171,7 @@ const (
 
 // PlanSchema returns the plan's schema of kind k, or nil when it declares
 // none.
-func PlanSchema(p osbclient.Plan, k SchemaKind) json.RawMessage {
+func PlanSchema(p osbwire.Plan, k SchemaKind) json.RawMessage {
 	ip := schemaOf(p.Schemas, int(k))
 	if ip == nil || len(bytes.TrimSpace(ip.Parameters)) == 0 || string(bytes.TrimSpace(ip.Parameters)) == "null" {
 		return nil

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // Record kinds (apiVersion ConfigAPIVersion) of the files under .osbgit/.
@@ -530,13 +530,13 @@ type CatalogRecord struct {
 	RelistRequests int64 `json:"relistRequests,omitempty"`
 	// Catalog is the catalog, every dashboard_client.secret replaced by
 	// Redacted and JSON blobs (metadata, schemas) in canonical form.
-	Catalog osbclient.Catalog `json:"catalog"`
+	Catalog osbwire.Catalog `json:"catalog"`
 }
 
 // NewCatalogRecord builds the record of a freshly fetched catalog: it deep
 // copies cat, redacts dashboard client secrets, canonicalizes JSON blobs and
 // computes the hash. cat itself is not modified.
-func NewCatalogRecord(broker Ref, cat osbclient.Catalog, fetchedAt time.Time, brokerSpecHash string, relistRequests int64) (*CatalogRecord, error) {
+func NewCatalogRecord(broker Ref, cat osbwire.Catalog, fetchedAt time.Time, brokerSpecHash string, relistRequests int64) (*CatalogRecord, error) {
 	c, err := redactCatalog(cat)
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", broker, err)
@@ -573,14 +573,14 @@ func (r *CatalogRecord) normalize() {
 
 // redactCatalog deep-copies cat through JSON, blanks dashboard secrets and
 // canonicalizes raw JSON fields.
-func redactCatalog(cat osbclient.Catalog) (osbclient.Catalog, error) {
+func redactCatalog(cat osbwire.Catalog) (osbwire.Catalog, error) {
 	b, err := json.Marshal(cat)
 	if err != nil {
-		return osbclient.Catalog{}, fmt.Errorf("encode: %w", err)
+		return osbwire.Catalog{}, fmt.Errorf("encode: %w", err)
 	}
-	var c osbclient.Catalog
+	var c osbwire.Catalog
 	if err := json.Unmarshal(b, &c); err != nil {
-		return osbclient.Catalog{}, fmt.Errorf("copy: %w", err)
+		return osbwire.Catalog{}, fmt.Errorf("copy: %w", err)
 	}
 	canon := func(r *json.RawMessage) error {
 		if len(*r) == 0 {
@@ -607,7 +607,7 @@ func redactCatalog(cat osbclient.Catalog) (osbclient.Catalog, error) {
 				return c, fmt.Errorf("plan %q metadata: %w", p.Name, err)
 			}
 			if sc := p.Schemas; sc != nil {
-				for _, ip := range []*osbclient.InputParametersSchema{schemaOf(sc, 0), schemaOf(sc, 1), schemaOf(sc, 2)} {
+				for _, ip := range []*osbwire.InputParametersSchema{schemaOf(sc, 0), schemaOf(sc, 1), schemaOf(sc, 2)} {
 					if ip != nil {
 						if err := canon(&ip.Parameters); err != nil {
 							return c, fmt.Errorf("plan %q schema: %w", p.Name, err)
@@ -622,7 +622,7 @@ func redactCatalog(cat osbclient.Catalog) (osbclient.Catalog, error) {
 
 // schemaOf returns instance create (0), instance update (1) or binding
 // create (2) schema wrappers, nil when absent.
-func schemaOf(s *osbclient.Schemas, which int) *osbclient.InputParametersSchema {
+func schemaOf(s *osbwire.Schemas, which int) *osbwire.InputParametersSchema {
 	if s == nil {
 		return nil
 	}
@@ -645,7 +645,7 @@ func schemaOf(s *osbclient.Schemas, which int) *osbclient.InputParametersSchema 
 }
 
 // CatalogHash is the hex sha256 of the canonical JSON of cat.
-func CatalogHash(cat osbclient.Catalog) (string, error) {
+func CatalogHash(cat osbwire.Catalog) (string, error) {
 	b, err := json.Marshal(cat)
 	if err != nil {
 		return "", fmt.Errorf("encode catalog: %w", err)

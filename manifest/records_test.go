@@ -10,7 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -119,7 +119,7 @@ func TestPaths(t *testing.T) {
 }
 
 func TestCatalogRecordRedactsAndRoundTrips(t *testing.T) {
-	var cat osbclient.Catalog
+	var cat osbwire.Catalog
 	raw := `{"services":[{"name":"mongo","id":"svc-1","description":"d","bindable":true,
 	  "dashboard_client":{"id":"dc","secret":"s3cr3t","redirect_uri":"https://x"},
 	  "metadata":{"z":1,"a":{"y":1.50,"b":[1,2]}},
@@ -224,14 +224,14 @@ func TestRefString(t *testing.T) {
 // TestLargeCatalogRecord makes sure a big catalog (more YAML nodes than a
 // manifest document may have) still round-trips as a record.
 func TestLargeCatalogRecord(t *testing.T) {
-	var cat osbclient.Catalog
+	var cat osbwire.Catalog
 	schema := json.RawMessage(`{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer","minimum":1},"c":{"type":"array","items":{"type":"string"}}}}`)
 	for i := 0; i < 300; i++ {
-		svc := osbclient.Service{Name: fmt.Sprintf("svc-%d", i), ID: fmt.Sprintf("id-%d", i), Description: "d", Bindable: true,
+		svc := osbwire.Service{Name: fmt.Sprintf("svc-%d", i), ID: fmt.Sprintf("id-%d", i), Description: "d", Bindable: true,
 			Metadata: json.RawMessage(`{"displayName":"x","tags":["a","b"]}`)}
 		for j := 0; j < 20; j++ {
-			svc.Plans = append(svc.Plans, osbclient.Plan{ID: fmt.Sprintf("p-%d-%d", i, j), Name: fmt.Sprintf("plan-%d", j), Description: "p",
-				Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{Create: &osbclient.InputParametersSchema{Parameters: schema}}}})
+			svc.Plans = append(svc.Plans, osbwire.Plan{ID: fmt.Sprintf("p-%d-%d", i, j), Name: fmt.Sprintf("plan-%d", j), Description: "p",
+				Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{Create: &osbwire.InputParametersSchema{Parameters: schema}}}})
 		}
 		cat.Services = append(cat.Services, svc)
 	}

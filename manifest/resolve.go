@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // Resolved is the broker, service and plan an instance's plan reference
@@ -16,9 +16,9 @@ type Resolved struct {
 	BrokerRef Ref
 	// Service is the catalog entry of the class (restrictions applied: its
 	// Plans are the allowed ones).
-	Service osbclient.Service
+	Service osbwire.Service
 	// Plan is the selected plan.
-	Plan osbclient.Plan
+	Plan osbwire.Plan
 }
 
 // ResolveError is a resolution failure, with the spec field it concerns.
@@ -100,7 +100,7 @@ func Resolve(inst *ServiceInstance, brokers []Broker, catalogs Catalogs) (Resolv
 
 	type match struct {
 		broker Ref
-		svc    osbclient.Service
+		svc    osbwire.Service
 	}
 	var matches []match
 	var missing, restricted, searched []Ref
@@ -212,7 +212,7 @@ func refList(refs []Ref) string {
 	return strings.Join(s, ", ")
 }
 
-func planNames(svc osbclient.Service) string {
+func planNames(svc osbwire.Service) string {
 	var n []string
 	for _, p := range svc.Plans {
 		n = append(n, p.Name)

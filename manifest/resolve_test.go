@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
-func sampleCatalog() osbclient.Catalog {
-	var c osbclient.Catalog
+func sampleCatalog() osbwire.Catalog {
+	var c osbwire.Catalog
 	raw := `{"services":[{"name":"db","id":"Svc.ID","description":"d","bindable":true,
 	  "plans":[{"id":"p-small","name":"small","description":"s"},{"id":"p-big","name":"big","description":"b","free":false}]}]}`
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
@@ -20,11 +22,11 @@ func sampleCatalog() osbclient.Catalog {
 	return c
 }
 
-func catalogOf(services ...string) *osbclient.Catalog {
-	c := &osbclient.Catalog{}
+func catalogOf(services ...string) *osbwire.Catalog {
+	c := &osbwire.Catalog{}
 	for _, s := range services {
-		c.Services = append(c.Services, osbclient.Service{Name: s, ID: s + "-id", Bindable: true,
-			Plans: []osbclient.Plan{{ID: s + "-plan", Name: "std"}}})
+		c.Services = append(c.Services, osbwire.Service{Name: s, ID: s + "-id", Bindable: true,
+			Plans: []osbwire.Plan{{ID: s + "-plan", Name: "std"}}})
 	}
 	return c
 }
@@ -154,14 +156,14 @@ func TestK8sNameForExternalID(t *testing.T) {
 }
 
 func TestSelectors(t *testing.T) {
-	svc := osbclient.Service{Name: "mysql", ID: "MySQL"}
-	plan := osbclient.Plan{Name: "small", ID: "p1"}
+	svc := osbwire.Service{Name: "mysql", ID: "MySQL"}
+	plan := osbwire.Plan{Name: "small", ID: "p1"}
 	paid := false
-	paidPlan := osbclient.Plan{Name: "big", ID: "p2", Free: &paid}
+	paidPlan := osbwire.Plan{Name: "big", ID: "p2", Free: &paid}
 	tests := []struct {
 		sel     string
 		props   []string
-		plan    *osbclient.Plan
+		plan    *osbwire.Plan
 		want    bool
 		wantErr string
 	}{
@@ -231,19 +233,14 @@ func TestFilterCatalog(t *testing.T) {
 }
 
 func TestResolveParameters(t *testing.T) {
-	secrets := map[string]string{
-		"ns/s1/k":   `{"password": "hunter2", "port": 5432.0}`,
-		"ns/s2/k":   `{"user": "admin"}`,
-		"ns/dup/k":  `{"size": 3}`,
-		"ns/bad/k":  `["not", "an", "object"]`,
-		"ns/null/k": `null`,
-	}
-	read := func(ns, name, key string) ([]byte, error) {
-		v, ok := secrets[ns+"/"+name+"/"+key]
-		if !ok {
-			return nil, fs.ErrNotExist
-		}
-		return []byte(v), nil
+	val := func(v string) SecretValue { return SecretValue{Value: []byte(v)} }
+	secrets := SecretValues{
+		{"ns", "s1", "k"}:   val(`{"password": "hunter2", "port": 5432.0}`),
+		{"ns", "s2", "k"}:   val(`{"user": "admin"}`),
+		{"ns", "dup", "k"}:  val(`{"size": 3}`),
+		{"ns", "bad", "k"}:  val(`["not", "an", "object"]`),
+		{"ns", "null", "k"}: val(`null`),
+		{"ns", "gone", "k"}: {Err: fs.ErrNotExist},
 	}
 	src := func(names ...string) []ParametersFromSource {
 		var out []ParametersFromSource
@@ -259,6 +256,8 @@ func TestResolveParameters(t *testing.T) {
 		want     string
 		wantKeys string
 		wantErr  string
+		// unreadable: the error matches ErrSecretUnreadable.
+		unreadable bool
 	}{
 		{name: "inline only", want: `{"size":10}`},
 		{name: "merged", from: src("s1", "s2"), want: `{"password":"hunter2","port":5432.0,"size":10,"user":"admin"}`, wantKeys: "password,port,user"},
@@ -266,15 +265,19 @@ func TestResolveParameters(t *testing.T) {
 		{name: "duplicate across sources", from: src("s2", "s2"), wantErr: `spec.parametersFrom[1]: parameter "user" is also set by spec.parametersFrom[0]`},
 		{name: "not an object", from: src("bad"), wantErr: "must hold a JSON object"},
 		{name: "null", from: src("null"), wantErr: "must hold a JSON object"},
-		{name: "missing secret", from: src("nope"), wantErr: "Secret ns/nope"},
+		{name: "not read", from: src("nope"), wantErr: "Secret ns/nope", unreadable: true},
+		{name: "unreadable", from: src("gone"), wantErr: `read key "k" of Secret ns/gone: file does not exist`, unreadable: true},
 		{name: "no secretKeyRef", from: []ParametersFromSource{{}}, wantErr: "secretKeyRef is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, keys, err := ResolveParameters("ns", inline, tt.from, read)
+			got, keys, err := ResolveParameters("ns", inline, tt.from, secrets)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				if errors.Is(err, ErrSecretUnreadable) != tt.unreadable {
+					t.Errorf("errors.Is(%v, ErrSecretUnreadable) != %v", err, tt.unreadable)
 				}
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Error("error leaks a secret value")
@@ -298,7 +301,33 @@ func TestResolveParameters(t *testing.T) {
 		})
 	}
 	if _, _, err := ResolveParameters("ns", nil, src("s1"), nil); err == nil {
-		t.Error("nil reader with parametersFrom must fail")
+		t.Error("no values with parametersFrom must fail")
+	}
+}
+
+// TestParameterSecrets: the keys a pass reads before planning are those of
+// every instance's and binding's parametersFrom, each once, in order.
+func TestParameterSecrets(t *testing.T) {
+	from := func(refs ...SecretKeyReference) []ParametersFromSource {
+		var out []ParametersFromSource
+		for _, r := range refs {
+			out = append(out, ParametersFromSource{SecretKeyRef: &r})
+		}
+		return append(out, ParametersFromSource{}) // no secretKeyRef: nothing to read
+	}
+	inst := &ServiceInstance{}
+	inst.Namespace = "b-ns"
+	inst.Spec.ParametersFrom = from(SecretKeyReference{Name: "s", Key: "k2"}, SecretKeyReference{Name: "s", Key: "k1"})
+	bind := &ServiceBinding{}
+	bind.Namespace = "a-ns"
+	bind.Spec.ParametersFrom = from(SecretKeyReference{Name: "t", Key: "k"}, SecretKeyReference{Name: "t", Key: "k"})
+	got := ParameterSecrets(&Set{Instances: []*ServiceInstance{inst}, Bindings: []*ServiceBinding{bind}})
+	want := []SecretKey{{"a-ns", "t", "k"}, {"b-ns", "s", "k1"}, {"b-ns", "s", "k2"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if ParameterSecrets(nil) != nil {
+		t.Error("a nil set reads nothing")
 	}
 }
 

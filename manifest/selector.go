@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // Catalog restriction selectors (spec.catalogRestrictions) use Service
@@ -193,7 +193,7 @@ func (s Selector) Matches(fields map[string][]string) bool {
 }
 
 // ClassFields are the selector properties of a service.
-func ClassFields(svc osbclient.Service) map[string][]string {
+func ClassFields(svc osbwire.Service) map[string][]string {
 	return map[string][]string{
 		PropName:         classNames(svc.ID),
 		PropExternalName: {svc.Name},
@@ -202,7 +202,7 @@ func ClassFields(svc osbclient.Service) map[string][]string {
 }
 
 // PlanFields are the selector properties of a plan of svc.
-func PlanFields(svc osbclient.Service, p osbclient.Plan) map[string][]string {
+func PlanFields(svc osbwire.Service, p osbwire.Plan) map[string][]string {
 	names := classNames(svc.ID)
 	return map[string][]string{
 		PropName:                    classNames(p.ID),
@@ -262,7 +262,7 @@ func K8sNameForExternalID(id string) string {
 // of cat holding only the services accepted by every serviceClass selector,
 // each with only the plans accepted by every servicePlan selector; services
 // left without plans are dropped. A nil r returns cat unchanged.
-func FilterCatalog(cat *osbclient.Catalog, r *CatalogRestrictions) (*osbclient.Catalog, error) {
+func FilterCatalog(cat *osbwire.Catalog, r *CatalogRestrictions) (*osbwire.Catalog, error) {
 	if cat == nil || r == nil || (len(r.ServiceClass) == 0 && len(r.ServicePlan) == 0) {
 		return cat, nil
 	}
@@ -281,12 +281,12 @@ func FilterCatalog(cat *osbclient.Catalog, r *CatalogRestrictions) (*osbclient.C
 		}
 		pls = append(pls, sel)
 	}
-	out := &osbclient.Catalog{}
+	out := &osbwire.Catalog{}
 	for _, svc := range cat.Services {
 		if !allMatch(cls, ClassFields(svc)) {
 			continue
 		}
-		var plans []osbclient.Plan
+		var plans []osbwire.Plan
 		for _, p := range svc.Plans {
 			if allMatch(pls, PlanFields(svc, p)) {
 				plans = append(plans, p)

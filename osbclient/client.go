@@ -25,6 +25,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -192,10 +194,10 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	if c.apiVersion == "" {
-		c.apiVersion = APIVersion
+		c.apiVersion = osbwire.APIVersion
 	}
 	if !slices.Contains(supportedAPIVersions, c.apiVersion) {
-		return nil, fail("API version %q not supported (want %s to %s)", c.apiVersion, MinAPIVersion, APIVersion)
+		return nil, fail("API version %q not supported (want %s to %s)", c.apiVersion, MinAPIVersion, osbwire.APIVersion)
 	}
 	c.apiMinor, _ = strconv.Atoi(strings.TrimPrefix(c.apiVersion, "2."))
 	if c.userAgent == "" {
@@ -277,10 +279,10 @@ func (c *Client) APIVersion() string { return c.apiVersion }
 
 // GetCatalog fetches GET /v2/catalog. The answer must be 200 with a
 // "services" array.
-func (c *Client) GetCatalog(ctx context.Context) (*Catalog, error) {
+func (c *Client) GetCatalog(ctx context.Context) (*osbwire.Catalog, error) {
 	k := c.newCall(OpGetCatalog, http.MethodGet, "catalog")
 	var body struct {
-		Services *[]Service `json:"services"`
+		Services *[]osbwire.Service `json:"services"`
 	}
 	if _, err := run(ctx, k, &body, exchange{ok: okFetch, check: func() error {
 		if body.Services == nil {
@@ -290,14 +292,14 @@ func (c *Client) GetCatalog(ctx context.Context) (*Catalog, error) {
 	}}); err != nil {
 		return nil, err
 	}
-	return &Catalog{Services: *body.Services}, nil
+	return &osbwire.Catalog{Services: *body.Services}, nil
 }
 
 // Provision sends PUT /v2/service_instances/:instance_id. service_id,
 // plan_id, organization_guid and space_guid are required. 200, 201 and 202
 // are successes (Async for 202); see Error.OrphanMitigationRequired for
 // failures.
-func (c *Client) Provision(ctx context.Context, r *ProvisionRequest) (*ProvisionResult, error) {
+func (c *Client) Provision(ctx context.Context, r *osbwire.ProvisionRequest) (*ProvisionResult, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpProvision, http.MethodPut)
 	}
@@ -323,7 +325,7 @@ func (c *Client) Provision(ctx context.Context, r *ProvisionRequest) (*Provision
 // UpdateInstance sends PATCH /v2/service_instances/:instance_id. service_id
 // is required; plan_id and parameters are sent only when set. 200 (or 201)
 // and 202 are successes.
-func (c *Client) UpdateInstance(ctx context.Context, r *UpdateInstanceRequest) (*UpdateInstanceResult, error) {
+func (c *Client) UpdateInstance(ctx context.Context, r *osbwire.UpdateInstanceRequest) (*UpdateInstanceResult, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpUpdateInstance, http.MethodPatch)
 	}
@@ -348,7 +350,7 @@ func (c *Client) UpdateInstance(ctx context.Context, r *UpdateInstanceRequest) (
 // Deprovision sends DELETE /v2/service_instances/:instance_id with
 // service_id and plan_id (both required) in the query. 410 Gone is a
 // success with Gone set: the instance does not exist.
-func (c *Client) Deprovision(ctx context.Context, r *DeprovisionRequest) (*DeprovisionResult, error) {
+func (c *Client) Deprovision(ctx context.Context, r *osbwire.DeprovisionRequest) (*DeprovisionResult, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpDeprovision, http.MethodDelete)
 	}
@@ -374,7 +376,7 @@ func (c *Client) Deprovision(ctx context.Context, r *DeprovisionRequest) (*Depro
 // GetInstance fetches GET /v2/service_instances/:instance_id (OSB 2.14+;
 // only for services with instances_retrievable). 404 is an error
 // (IsNotFound).
-func (c *Client) GetInstance(ctx context.Context, r *GetInstanceRequest) (*GetInstanceResponse, error) {
+func (c *Client) GetInstance(ctx context.Context, r *osbwire.GetInstanceRequest) (*osbwire.GetInstanceResponse, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpGetInstance, http.MethodGet)
 	}
@@ -387,7 +389,7 @@ func (c *Client) GetInstance(ctx context.Context, r *GetInstanceRequest) (*GetIn
 	}
 	k.optional("service_id", r.ServiceID)
 	k.optional("plan_id", r.PlanID)
-	out := &GetInstanceResponse{}
+	out := &osbwire.GetInstanceResponse{}
 	if _, err := run(ctx, k, out, exchange{ok: okFetch, emptyOK: true}); err != nil {
 		return nil, err
 	}
@@ -399,7 +401,7 @@ func (c *Client) GetInstance(ctx context.Context, r *GetInstanceRequest) (*GetIn
 // returned as Gone with no error: success for a deprovision, failure for
 // anything else, which only the caller knows. RetryAfter is parsed from
 // the Retry-After header.
-func (c *Client) LastOperation(ctx context.Context, r *LastOperationRequest) (*LastOperationResponse, error) {
+func (c *Client) LastOperation(ctx context.Context, r *osbwire.LastOperationRequest) (*osbwire.LastOperationResponse, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpLastOperation, http.MethodGet)
 	}
@@ -415,7 +417,7 @@ func (c *Client) LastOperation(ctx context.Context, r *LastOperationRequest) (*L
 
 // Bind sends PUT /v2/service_instances/:instance_id/service_bindings/:binding_id.
 // service_id and plan_id are required. 200, 201 and 202 are successes.
-func (c *Client) Bind(ctx context.Context, r *BindRequest) (*BindResult, error) {
+func (c *Client) Bind(ctx context.Context, r *osbwire.BindRequest) (*BindResult, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpBind, http.MethodPut)
 	}
@@ -441,7 +443,7 @@ func (c *Client) Bind(ctx context.Context, r *BindRequest) (*BindResult, error) 
 // Unbind sends DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
 // with service_id and plan_id (both required) in the query. 410 Gone is a
 // success with Gone set.
-func (c *Client) Unbind(ctx context.Context, r *UnbindRequest) (*UnbindResult, error) {
+func (c *Client) Unbind(ctx context.Context, r *osbwire.UnbindRequest) (*UnbindResult, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpUnbind, http.MethodDelete)
 	}
@@ -468,7 +470,7 @@ func (c *Client) Unbind(ctx context.Context, r *UnbindRequest) (*UnbindResult, e
 // GetBinding fetches GET /v2/service_instances/:instance_id/service_bindings/:binding_id
 // (OSB 2.14+; only for services with bindings_retrievable). 404 is an error
 // (IsNotFound). The response holds credentials: never log it.
-func (c *Client) GetBinding(ctx context.Context, r *GetBindingRequest) (*GetBindingResponse, error) {
+func (c *Client) GetBinding(ctx context.Context, r *osbwire.GetBindingRequest) (*osbwire.GetBindingResponse, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpGetBinding, http.MethodGet)
 	}
@@ -481,7 +483,7 @@ func (c *Client) GetBinding(ctx context.Context, r *GetBindingRequest) (*GetBind
 	}
 	k.optional("service_id", r.ServiceID)
 	k.optional("plan_id", r.PlanID)
-	out := &GetBindingResponse{}
+	out := &osbwire.GetBindingResponse{}
 	if _, err := run(ctx, k, out, exchange{ok: okFetch, emptyOK: true}); err != nil {
 		return nil, err
 	}
@@ -491,7 +493,7 @@ func (c *Client) GetBinding(ctx context.Context, r *GetBindingRequest) (*GetBind
 // BindingLastOperation polls
 // GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation
 // (OSB 2.14+). 410 and Retry-After are handled as in LastOperation.
-func (c *Client) BindingLastOperation(ctx context.Context, r *BindingLastOperationRequest) (*LastOperationResponse, error) {
+func (c *Client) BindingLastOperation(ctx context.Context, r *osbwire.BindingLastOperationRequest) (*osbwire.LastOperationResponse, error) {
 	if r == nil {
 		return nil, c.nilRequest(OpBindingLastOperation, http.MethodGet)
 	}
@@ -510,24 +512,24 @@ func (c *Client) BindingLastOperation(ctx context.Context, r *BindingLastOperati
 }
 
 // lastOperation runs a prepared instance or binding last_operation call.
-func (c *Client) lastOperation(ctx context.Context, k *call) (*LastOperationResponse, error) {
-	out := &LastOperationResponse{}
+func (c *Client) lastOperation(ctx context.Context, k *call) (*osbwire.LastOperationResponse, error) {
+	out := &osbwire.LastOperationResponse{}
 	status, err := run(ctx, k, out, exchange{ok: okFetch, goneOK: true, check: func() error {
-		s := LastOperationState(strings.ToLower(strings.TrimSpace(string(out.State))))
+		s := osbwire.LastOperationState(strings.ToLower(strings.TrimSpace(string(out.State))))
 		switch s {
-		case StateInProgress, StateSucceeded, StateFailed:
+		case osbwire.StateInProgress, osbwire.StateSucceeded, osbwire.StateFailed:
 			out.State = s
 			return nil
 		}
 		return fmt.Errorf("state %q is not %q, %q or %q", truncate(string(out.State), 64),
-			StateInProgress, StateSucceeded, StateFailed)
+			osbwire.StateInProgress, osbwire.StateSucceeded, osbwire.StateFailed)
 	}})
 	if err != nil {
 		return nil, err
 	}
 	out.RetryAfter = k.retryAfter
 	if status == http.StatusGone {
-		*out = LastOperationResponse{Gone: true, RetryAfter: k.retryAfter}
+		*out = osbwire.LastOperationResponse{Gone: true, RetryAfter: k.retryAfter}
 	}
 	return out, nil
 }
@@ -632,19 +634,19 @@ func (k *call) needVersion(minor int) error {
 
 // setIdentity prepares X-Broker-API-Originating-Identity. Its platform must
 // equal the context's, and osbgit's identities are kubernetes-profile.
-func (k *call) setIdentity(id *OriginatingIdentity, ctxt *Context) error {
+func (k *call) setIdentity(id *osbwire.OriginatingIdentity, ctxt *osbwire.Context) error {
 	if id == nil {
 		return nil
 	}
-	if ctxt != nil && ctxt.Platform != "" && ctxt.Platform != PlatformKubernetes {
+	if ctxt != nil && ctxt.Platform != "" && ctxt.Platform != osbwire.PlatformKubernetes {
 		return k.fail(KindRequest, 0, fmt.Errorf("originating identity is %s but context.platform is %q",
-			PlatformKubernetes, ctxt.Platform))
+			osbwire.PlatformKubernetes, ctxt.Platform))
 	}
 	b, err := json.Marshal(id)
 	if err != nil {
 		return k.fail(KindRequest, 0, fmt.Errorf("encoding originating identity: %w", err))
 	}
-	k.identity = PlatformKubernetes + " " + base64.StdEncoding.EncodeToString(b)
+	k.identity = osbwire.PlatformKubernetes + " " + base64.StdEncoding.EncodeToString(b)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestNewConfigErrors(t *testing.T) {
@@ -120,9 +121,9 @@ func TestHappyPaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := &osbclient.ProvisionResult{StatusCode: tc.status, Async: tc.async, Response: osbclient.ProvisionResponse{
+			want := &osbclient.ProvisionResult{StatusCode: tc.status, Async: tc.async, Response: osbwire.ProvisionResponse{
 				DashboardURL: "https://dash/x", Operation: "task 10",
-				Metadata: &osbclient.ResourceMetadata{Labels: map[string]any{"a": "b"}},
+				Metadata: &osbwire.ResourceMetadata{Labels: map[string]any{"a": "b"}},
 			}}
 			if diff := cmp.Diff(want, res); diff != "" {
 				t.Errorf("status %d (-want +got):\n%s", tc.status, diff)
@@ -145,7 +146,7 @@ func TestHappyPaths(t *testing.T) {
 	t.Run("provision null operation and empty body", func(t *testing.T) {
 		b := newBroker(t, reply(201, `{"dashboard_url":null,"operation":null}`))
 		res, err := calls()[1].do(ctx, newClient(t, b.URL))
-		if err != nil || res.(*osbclient.ProvisionResult).Response != (osbclient.ProvisionResponse{}) {
+		if err != nil || res.(*osbclient.ProvisionResult).Response != (osbwire.ProvisionResponse{}) {
 			t.Fatalf("res %+v err %v", res, err)
 		}
 		b = newBroker(t, reply(201, ""))
@@ -155,7 +156,7 @@ func TestHappyPaths(t *testing.T) {
 	})
 	t.Run("update", func(t *testing.T) {
 		b := newBroker(t, reply(202, `{"operation":"upd-1"}`))
-		res, err := newClient(t, b.URL).UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s"})
+		res, err := newClient(t, b.URL).UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func TestHappyPaths(t *testing.T) {
 			t.Errorf("body %s query %q", r.Body, r.RawQuery)
 		}
 		b = newBroker(t, reply(200, `{}`))
-		res, err = newClient(t, b.URL).UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s"})
+		res, err = newClient(t, b.URL).UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s"})
 		if err != nil || res.Async || res.StatusCode != 200 {
 			t.Fatalf("res %+v err %v", res, err)
 		}
@@ -202,8 +203,8 @@ func TestHappyPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &osbclient.GetInstanceResponse{ServiceID: "svc-1", PlanID: "plan-1", DashboardURL: "d",
-			Parameters: map[string]any{"a": float64(1)}, MaintenanceInfo: &osbclient.MaintenanceInfo{Version: "1"}}
+		want := &osbwire.GetInstanceResponse{ServiceID: "svc-1", PlanID: "plan-1", DashboardURL: "d",
+			Parameters: map[string]any{"a": float64(1)}, MaintenanceInfo: &osbwire.MaintenanceInfo{Version: "1"}}
 		if diff := cmp.Diff(want, res); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
@@ -211,22 +212,22 @@ func TestHappyPaths(t *testing.T) {
 	t.Run("last operation", func(t *testing.T) {
 		for _, tc := range []struct {
 			body  string
-			state osbclient.LastOperationState
+			state osbwire.LastOperationState
 		}{
-			{`{"state":"in progress","description":"10%"}`, osbclient.StateInProgress},
-			{`{"state":"succeeded"}`, osbclient.StateSucceeded},
-			{`{"state":"Failed","instance_usable":true,"update_repeatable":false}`, osbclient.StateFailed},
+			{`{"state":"in progress","description":"10%"}`, osbwire.StateInProgress},
+			{`{"state":"succeeded"}`, osbwire.StateSucceeded},
+			{`{"state":"Failed","instance_usable":true,"update_repeatable":false}`, osbwire.StateFailed},
 		} {
 			b := newBroker(t, reply(200, tc.body, "Retry-After", "7"))
 			res, err := calls()[5].do(ctx, newClient(t, b.URL))
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := res.(*osbclient.LastOperationResponse)
+			r := res.(*osbwire.LastOperationResponse)
 			if r.State != tc.state || r.RetryAfter != 7*time.Second || r.Gone {
 				t.Errorf("%s: %+v", tc.body, r)
 			}
-			if tc.state == osbclient.StateFailed && (r.InstanceUsable == nil || !*r.InstanceUsable || r.UpdateRepeatable == nil || *r.UpdateRepeatable) {
+			if tc.state == osbwire.StateFailed && (r.InstanceUsable == nil || !*r.InstanceUsable || r.UpdateRepeatable == nil || *r.UpdateRepeatable) {
 				t.Errorf("flags: %+v", r)
 			}
 		}
@@ -239,7 +240,7 @@ func TestHappyPaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(&osbclient.LastOperationResponse{Gone: true, RetryAfter: 3 * time.Second}, res); diff != "" {
+			if diff := cmp.Diff(&osbwire.LastOperationResponse{Gone: true, RetryAfter: 3 * time.Second}, res); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", cc.op, diff)
 			}
 		}
@@ -251,10 +252,10 @@ func TestHappyPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &osbclient.BindResult{StatusCode: 201, Response: osbclient.BindResponse{
+		want := &osbclient.BindResult{StatusCode: 201, Response: osbwire.BindResponse{
 			Credentials: map[string]any{"uri": "mysql://u:p@h/db", "port": float64(3306)},
-			Endpoints:   []osbclient.Endpoint{{Host: "h", Ports: []string{"3306"}}},
-			Metadata:    &osbclient.BindingMetadata{ExpiresAt: "2030-01-01T00:00:00Z"},
+			Endpoints:   []osbwire.Endpoint{{Host: "h", Ports: []string{"3306"}}},
+			Metadata:    &osbwire.BindingMetadata{ExpiresAt: "2030-01-01T00:00:00Z"},
 		}}
 		if diff := cmp.Diff(want, res); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
@@ -292,7 +293,7 @@ func TestHappyPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &osbclient.GetBindingResponse{Credentials: map[string]any{"password": "x"}, Parameters: map[string]any{"p": "v"}, SyslogDrainURL: "s"}
+		want := &osbwire.GetBindingResponse{Credentials: map[string]any{"password": "x"}, Parameters: map[string]any{"p": "v"}, SyslogDrainURL: "s"}
 		if diff := cmp.Diff(want, res); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
@@ -345,7 +346,7 @@ func TestWire(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got osbclient.OriginatingIdentity
+				var got osbwire.OriginatingIdentity
 				if err := json.Unmarshal(raw, &got); err != nil {
 					t.Fatal(err)
 				}
@@ -361,8 +362,8 @@ func TestWire(t *testing.T) {
 
 func TestOriginatingIdentityExactEncoding(t *testing.T) {
 	b := newBroker(t, reply(201, `{}`))
-	id := &osbclient.OriginatingIdentity{Username: "bob", UID: "42", Extra: map[string][]string{"k": {"v"}}}
-	_, err := newClient(t, b.URL).Provision(context.Background(), &osbclient.ProvisionRequest{
+	id := &osbwire.OriginatingIdentity{Username: "bob", UID: "42", Extra: map[string][]string{"k": {"v"}}}
+	_, err := newClient(t, b.URL).Provision(context.Background(), &osbwire.ProvisionRequest{
 		InstanceID: "i", ServiceID: "s", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "sp", Identity: id})
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +474,7 @@ func TestPathEscapingAndBasePath(t *testing.T) {
 	if _, err := c.GetCatalog(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.BindingLastOperation(ctx, &osbclient.BindingLastOperationRequest{
+	if _, err := c.BindingLastOperation(ctx, &osbwire.BindingLastOperationRequest{
 		InstanceID: "a/b c?d%e#f", BindingID: "ü+&=", Operation: "x/y?z"}); err != nil {
 		t.Fatal(err)
 	}
@@ -497,9 +498,9 @@ func TestValidation(t *testing.T) {
 	})
 	old := newClient(t, b.URL, func(c *osbclient.Config) { c.APIVersion = "2.13" })
 	ctx := context.Background()
-	prov := func(mod func(*osbclient.ProvisionRequest)) func() error {
+	prov := func(mod func(*osbwire.ProvisionRequest)) func() error {
 		return func() error {
-			r := &osbclient.ProvisionRequest{InstanceID: "i", ServiceID: "s", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "sp"}
+			r := &osbwire.ProvisionRequest{InstanceID: "i", ServiceID: "s", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "sp"}
 			mod(r)
 			_, err := c.Provision(ctx, r)
 			return err
@@ -510,69 +511,69 @@ func TestValidation(t *testing.T) {
 		call func() error
 		want string
 	}{
-		{"provision no instance", prov(func(r *osbclient.ProvisionRequest) { r.InstanceID = "" }), "missing instance_id"},
-		{"provision no service/plan", prov(func(r *osbclient.ProvisionRequest) { r.ServiceID, r.PlanID = "", "" }), "missing service_id, plan_id"},
-		{"provision no org/space", prov(func(r *osbclient.ProvisionRequest) { r.OrganizationGUID, r.SpaceGUID = "", "" }), "missing organization_guid, space_guid"},
-		{"provision dot-dot id", prov(func(r *osbclient.ProvisionRequest) { r.InstanceID = ".." }), `"." and ".." are not valid as instance_id`},
-		{"provision platform mismatch", prov(func(r *osbclient.ProvisionRequest) {
+		{"provision no instance", prov(func(r *osbwire.ProvisionRequest) { r.InstanceID = "" }), "missing instance_id"},
+		{"provision no service/plan", prov(func(r *osbwire.ProvisionRequest) { r.ServiceID, r.PlanID = "", "" }), "missing service_id, plan_id"},
+		{"provision no org/space", prov(func(r *osbwire.ProvisionRequest) { r.OrganizationGUID, r.SpaceGUID = "", "" }), "missing organization_guid, space_guid"},
+		{"provision dot-dot id", prov(func(r *osbwire.ProvisionRequest) { r.InstanceID = ".." }), `"." and ".." are not valid as instance_id`},
+		{"provision platform mismatch", prov(func(r *osbwire.ProvisionRequest) {
 			r.Identity = ident
-			r.Context = &osbclient.Context{Platform: "cloudfoundry"}
+			r.Context = &osbwire.Context{Platform: "cloudfoundry"}
 		}), `context.platform is "cloudfoundry"`},
-		{"provision unencodable parameters", prov(func(r *osbclient.ProvisionRequest) { r.Parameters = map[string]any{"f": func() {}} }), "encoding request body"},
+		{"provision unencodable parameters", prov(func(r *osbwire.ProvisionRequest) { r.Parameters = map[string]any{"f": func() {}} }), "encoding request body"},
 		{"provision nil", func() error { _, err := c.Provision(ctx, nil); return err }, "nil request"},
 		{"update no service", func() error {
-			_, err := c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{InstanceID: "i"})
+			_, err := c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{InstanceID: "i"})
 			return err
 		}, "missing service_id"},
 		{"update platform mismatch", func() error {
-			_, err := c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s", Identity: ident, Context: &osbclient.Context{Platform: "cf"}})
+			_, err := c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{InstanceID: "i", ServiceID: "s", Identity: ident, Context: &osbwire.Context{Platform: "cf"}})
 			return err
 		}, "context.platform"},
 		{"update nil", func() error { _, err := c.UpdateInstance(ctx, nil); return err }, "nil request"},
 		{"deprovision no plan", func() error {
-			_, err := c.Deprovision(ctx, &osbclient.DeprovisionRequest{InstanceID: "i", ServiceID: "s"})
+			_, err := c.Deprovision(ctx, &osbwire.DeprovisionRequest{InstanceID: "i", ServiceID: "s"})
 			return err
 		}, "missing plan_id"},
 		{"deprovision nil", func() error { _, err := c.Deprovision(ctx, nil); return err }, "nil request"},
-		{"get instance no id", func() error { _, err := c.GetInstance(ctx, &osbclient.GetInstanceRequest{}); return err }, "missing instance_id"},
+		{"get instance no id", func() error { _, err := c.GetInstance(ctx, &osbwire.GetInstanceRequest{}); return err }, "missing instance_id"},
 		{"get instance nil", func() error { _, err := c.GetInstance(ctx, nil); return err }, "nil request"},
 		{"get instance on 2.13", func() error {
-			_, err := old.GetInstance(ctx, &osbclient.GetInstanceRequest{InstanceID: "i"})
+			_, err := old.GetInstance(ctx, &osbwire.GetInstanceRequest{InstanceID: "i"})
 			return err
 		}, "needs OSB API 2.14"},
-		{"last op no id", func() error { _, err := c.LastOperation(ctx, &osbclient.LastOperationRequest{}); return err }, "missing instance_id"},
+		{"last op no id", func() error { _, err := c.LastOperation(ctx, &osbwire.LastOperationRequest{}); return err }, "missing instance_id"},
 		{"last op nil", func() error { _, err := c.LastOperation(ctx, nil); return err }, "nil request"},
 		{"bind no binding id", func() error {
-			_, err := c.Bind(ctx, &osbclient.BindRequest{InstanceID: "i", ServiceID: "s", PlanID: "p"})
+			_, err := c.Bind(ctx, &osbwire.BindRequest{InstanceID: "i", ServiceID: "s", PlanID: "p"})
 			return err
 		}, "missing binding_id"},
 		{"bind dot binding id", func() error {
-			_, err := c.Bind(ctx, &osbclient.BindRequest{InstanceID: "i", BindingID: ".", ServiceID: "s", PlanID: "p"})
+			_, err := c.Bind(ctx, &osbwire.BindRequest{InstanceID: "i", BindingID: ".", ServiceID: "s", PlanID: "p"})
 			return err
 		}, "binding_id"},
 		{"bind platform mismatch", func() error {
-			_, err := c.Bind(ctx, &osbclient.BindRequest{InstanceID: "i", BindingID: "b", ServiceID: "s", PlanID: "p", Identity: ident, Context: &osbclient.Context{Platform: "cf"}})
+			_, err := c.Bind(ctx, &osbwire.BindRequest{InstanceID: "i", BindingID: "b", ServiceID: "s", PlanID: "p", Identity: ident, Context: &osbwire.Context{Platform: "cf"}})
 			return err
 		}, "context.platform"},
 		{"bind nil", func() error { _, err := c.Bind(ctx, nil); return err }, "nil request"},
-		{"unbind no ids", func() error { _, err := c.Unbind(ctx, &osbclient.UnbindRequest{}); return err }, "missing instance_id, binding_id, service_id, plan_id"},
+		{"unbind no ids", func() error { _, err := c.Unbind(ctx, &osbwire.UnbindRequest{}); return err }, "missing instance_id, binding_id, service_id, plan_id"},
 		{"unbind nil", func() error { _, err := c.Unbind(ctx, nil); return err }, "nil request"},
 		{"get binding no binding", func() error {
-			_, err := c.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "i"})
+			_, err := c.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "i"})
 			return err
 		}, "missing binding_id"},
 		{"get binding nil", func() error { _, err := c.GetBinding(ctx, nil); return err }, "nil request"},
 		{"get binding on 2.13", func() error {
-			_, err := old.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "i", BindingID: "b"})
+			_, err := old.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "i", BindingID: "b"})
 			return err
 		}, "needs OSB API 2.14"},
 		{"binding last op no ids", func() error {
-			_, err := c.BindingLastOperation(ctx, &osbclient.BindingLastOperationRequest{})
+			_, err := c.BindingLastOperation(ctx, &osbwire.BindingLastOperationRequest{})
 			return err
 		}, "missing instance_id, binding_id"},
 		{"binding last op nil", func() error { _, err := c.BindingLastOperation(ctx, nil); return err }, "nil request"},
 		{"binding last op on 2.13", func() error {
-			_, err := old.BindingLastOperation(ctx, &osbclient.BindingLastOperationRequest{InstanceID: "i", BindingID: "b"})
+			_, err := old.BindingLastOperation(ctx, &osbwire.BindingLastOperationRequest{InstanceID: "i", BindingID: "b"})
 			return err
 		}, "needs OSB API 2.14"},
 	}
@@ -599,7 +600,7 @@ func TestValidation(t *testing.T) {
 		t.Errorf("%d invalid requests reached the broker", n)
 	}
 	// An identity with no platform in the context, or no context, is fine.
-	if err := prov(func(r *osbclient.ProvisionRequest) { r.Identity, r.Context = ident, &osbclient.Context{} })(); err != nil {
+	if err := prov(func(r *osbwire.ProvisionRequest) { r.Identity, r.Context = ident, &osbwire.Context{} })(); err != nil {
 		t.Errorf("identity with empty context platform: %v", err)
 	}
 }
@@ -620,7 +621,7 @@ func TestOnRequestHook(t *testing.T) {
 	if _, err := c.GetCatalog(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Deprovision(ctx, &osbclient.DeprovisionRequest{InstanceID: "i-1", ServiceID: "s", PlanID: "p"})
+	_, err := c.Deprovision(ctx, &osbwire.DeprovisionRequest{InstanceID: "i-1", ServiceID: "s", PlanID: "p"})
 	if err == nil {
 		t.Fatal("want error")
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // ErrorKind classifies why an OSB call failed. Callers branch on it (and on
@@ -245,25 +247,25 @@ func hasStatus(err error, status int) bool {
 // IsAsyncRequired reports a 422 AsyncRequired answer: repeat the call with
 // accepts_incomplete=true.
 func IsAsyncRequired(err error) bool {
-	return statusWithCode(err, http.StatusUnprocessableEntity, ErrorCodeAsyncRequired)
+	return statusWithCode(err, http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired)
 }
 
 // IsConcurrencyError reports a 422 ConcurrencyError answer: another operation
 // on the resource is in progress; retry later, no orphan mitigation.
 func IsConcurrencyError(err error) bool {
-	return statusWithCode(err, http.StatusUnprocessableEntity, ErrorCodeConcurrencyError)
+	return statusWithCode(err, http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError)
 }
 
 // IsRequiresApp reports a 422 RequiresApp answer to a bind: the broker wants
 // an app_guid.
 func IsRequiresApp(err error) bool {
-	return statusWithCode(err, http.StatusUnprocessableEntity, ErrorCodeRequiresApp)
+	return statusWithCode(err, http.StatusUnprocessableEntity, osbwire.ErrorCodeRequiresApp)
 }
 
 // IsMaintenanceInfoConflict reports a 422 MaintenanceInfoConflict answer: the
 // platform's maintenance_info is stale; refetch the catalog.
 func IsMaintenanceInfoConflict(err error) bool {
-	return statusWithCode(err, http.StatusUnprocessableEntity, ErrorCodeMaintenanceInfoConflict)
+	return statusWithCode(err, http.StatusUnprocessableEntity, osbwire.ErrorCodeMaintenanceInfoConflict)
 }
 
 // IsConflict reports a 409 answer (the resource exists with other attributes),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // seen is one request as the test broker received it.
@@ -115,9 +116,9 @@ type callCase struct {
 	do       func(context.Context, *osbclient.Client) (any, error)
 }
 
-var ident = &osbclient.OriginatingIdentity{Username: "alice@example.com", UID: "u-1", Groups: []string{"dev"}}
+var ident = &osbwire.OriginatingIdentity{Username: "alice@example.com", UID: "u-1", Groups: []string{"dev"}}
 
-var kctx = &osbclient.Context{Platform: osbclient.PlatformKubernetes, Namespace: "ns1", ClusterID: "cluster-1", InstanceName: "db"}
+var kctx = &osbwire.Context{Platform: osbwire.PlatformKubernetes, Namespace: "ns1", ClusterID: "cluster-1", InstanceName: "db"}
 
 // calls returns every client call, with valid requests.
 func calls() []callCase {
@@ -127,7 +128,7 @@ func calls() []callCase {
 		{op: osbclient.OpProvision, method: "PUT", path: "/v2/service_instances/inst-1",
 			query: url.Values{"accepts_incomplete": {"true"}}, hasBody: true, mutating: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.Provision(ctx, &osbclient.ProvisionRequest{
+				return c.Provision(ctx, &osbwire.ProvisionRequest{
 					InstanceID: "inst-1", AcceptsIncomplete: true, ServiceID: "svc-1", PlanID: "plan-1",
 					OrganizationGUID: "cluster-1", SpaceGUID: "ns1", Context: kctx,
 					Parameters: map[string]any{"size": "small"}, Identity: ident,
@@ -136,59 +137,59 @@ func calls() []callCase {
 		{op: osbclient.OpUpdateInstance, method: "PATCH", path: "/v2/service_instances/inst-1",
 			query: url.Values{"accepts_incomplete": {"true"}}, hasBody: true, mutating: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{
+				return c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{
 					InstanceID: "inst-1", AcceptsIncomplete: true, ServiceID: "svc-1", PlanID: "plan-2",
-					PreviousValues: &osbclient.PreviousValues{PlanID: "plan-1"}, Identity: ident,
+					PreviousValues: &osbwire.PreviousValues{PlanID: "plan-1"}, Identity: ident,
 				})
 			}},
 		{op: osbclient.OpDeprovision, method: "DELETE", path: "/v2/service_instances/inst-1",
 			query:    url.Values{"accepts_incomplete": {"true"}, "service_id": {"svc-1"}, "plan_id": {"plan-1"}},
 			mutating: true, deletes: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.Deprovision(ctx, &osbclient.DeprovisionRequest{
+				return c.Deprovision(ctx, &osbwire.DeprovisionRequest{
 					InstanceID: "inst-1", AcceptsIncomplete: true, ServiceID: "svc-1", PlanID: "plan-1", Identity: ident,
 				})
 			}},
 		{op: osbclient.OpGetInstance, method: "GET", path: "/v2/service_instances/inst-1",
 			query: url.Values{"service_id": {"svc-1"}, "plan_id": {"plan-1"}},
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.GetInstance(ctx, &osbclient.GetInstanceRequest{InstanceID: "inst-1", ServiceID: "svc-1", PlanID: "plan-1"})
+				return c.GetInstance(ctx, &osbwire.GetInstanceRequest{InstanceID: "inst-1", ServiceID: "svc-1", PlanID: "plan-1"})
 			}},
 		{op: osbclient.OpLastOperation, method: "GET", path: "/v2/service_instances/inst-1/last_operation",
 			query:  url.Values{"service_id": {"svc-1"}, "plan_id": {"plan-1"}, "operation": {"op 1&x=y"}},
 			lastOp: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.LastOperation(ctx, &osbclient.LastOperationRequest{
+				return c.LastOperation(ctx, &osbwire.LastOperationRequest{
 					InstanceID: "inst-1", ServiceID: "svc-1", PlanID: "plan-1", Operation: "op 1&x=y",
 				})
 			}},
 		{op: osbclient.OpBind, method: "PUT", path: "/v2/service_instances/inst-1/service_bindings/bind-1",
 			query: url.Values{"accepts_incomplete": {"true"}}, hasBody: true, mutating: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.Bind(ctx, &osbclient.BindRequest{
+				return c.Bind(ctx, &osbwire.BindRequest{
 					InstanceID: "inst-1", BindingID: "bind-1", AcceptsIncomplete: true, ServiceID: "svc-1", PlanID: "plan-1",
-					Context: kctx, BindResource: &osbclient.BindResource{AppGUID: "ns1"}, Identity: ident,
+					Context: kctx, BindResource: &osbwire.BindResource{AppGUID: "ns1"}, Identity: ident,
 				})
 			}},
 		{op: osbclient.OpUnbind, method: "DELETE", path: "/v2/service_instances/inst-1/service_bindings/bind-1",
 			query:    url.Values{"accepts_incomplete": {"true"}, "service_id": {"svc-1"}, "plan_id": {"plan-1"}},
 			mutating: true, deletes: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.Unbind(ctx, &osbclient.UnbindRequest{
+				return c.Unbind(ctx, &osbwire.UnbindRequest{
 					InstanceID: "inst-1", BindingID: "bind-1", AcceptsIncomplete: true, ServiceID: "svc-1", PlanID: "plan-1", Identity: ident,
 				})
 			}},
 		{op: osbclient.OpGetBinding, method: "GET", path: "/v2/service_instances/inst-1/service_bindings/bind-1",
 			query: url.Values{"service_id": {"svc-1"}, "plan_id": {"plan-1"}},
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "inst-1", BindingID: "bind-1", ServiceID: "svc-1", PlanID: "plan-1"})
+				return c.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "inst-1", BindingID: "bind-1", ServiceID: "svc-1", PlanID: "plan-1"})
 			}},
 		{op: osbclient.OpBindingLastOperation, method: "GET",
 			path:   "/v2/service_instances/inst-1/service_bindings/bind-1/last_operation",
 			query:  url.Values{"service_id": {"svc-1"}, "plan_id": {"plan-1"}, "operation": {"bop"}},
 			lastOp: true,
 			do: func(ctx context.Context, c *osbclient.Client) (any, error) {
-				return c.BindingLastOperation(ctx, &osbclient.BindingLastOperationRequest{
+				return c.BindingLastOperation(ctx, &osbwire.BindingLastOperationRequest{
 					InstanceID: "inst-1", BindingID: "bind-1", ServiceID: "svc-1", PlanID: "plan-1", Operation: "bop",
 				})
 			}},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // These tests run the client against osbtest, the strict in-memory broker:
@@ -41,7 +42,7 @@ func TestIntegrationSyncLifecycle(t *testing.T) {
 		t.Fatal("empty catalog")
 	}
 
-	prov := &osbclient.ProvisionRequest{
+	prov := &osbwire.ProvisionRequest{
 		InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall,
 		OrganizationGUID: "cluster-1", SpaceGUID: "ns1", Context: kctx,
 		Parameters: map[string]any{"size": 1}, Identity: ident,
@@ -64,14 +65,14 @@ func TestIntegrationSyncLifecycle(t *testing.T) {
 		t.Errorf("conflicting provision: %v", err)
 	}
 
-	gi, err := c.GetInstance(ctx, &osbclient.GetInstanceRequest{InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall})
+	gi, err := c.GetInstance(ctx, &osbwire.GetInstanceRequest{InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall})
 	if err != nil || gi.PlanID != osbtest.PlanDBSmall {
 		t.Fatalf("get instance: %+v %v", gi, err)
 	}
-	up, err := c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{
+	up, err := c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{
 		InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge,
 		Parameters: map[string]any{"size": 3}, Context: kctx, Identity: ident,
-		PreviousValues: &osbclient.PreviousValues{PlanID: osbtest.PlanDBSmall},
+		PreviousValues: &osbwire.PreviousValues{PlanID: osbtest.PlanDBSmall},
 	})
 	if err != nil || up.Async {
 		t.Fatalf("update: %+v %v", up, err)
@@ -80,30 +81,30 @@ func TestIntegrationSyncLifecycle(t *testing.T) {
 		t.Errorf("instance after update: %+v", in)
 	}
 
-	br, err := c.Bind(ctx, &osbclient.BindRequest{
+	br, err := c.Bind(ctx, &osbwire.BindRequest{
 		InstanceID: "inst-1", BindingID: "bind-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge,
-		Context: kctx, BindResource: &osbclient.BindResource{AppGUID: "ns1"}, Identity: ident,
+		Context: kctx, BindResource: &osbwire.BindResource{AppGUID: "ns1"}, Identity: ident,
 	})
 	if err != nil || br.StatusCode != 201 || len(br.Response.Credentials) == 0 {
 		t.Fatalf("bind: %+v %v", br, err)
 	}
-	gb, err := c.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "inst-1", BindingID: "bind-1"})
+	gb, err := c.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "inst-1", BindingID: "bind-1"})
 	if err != nil || len(gb.Credentials) == 0 {
 		t.Fatalf("get binding: %v", err)
 	}
-	_, err = c.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "inst-1", BindingID: "nope"})
+	_, err = c.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "inst-1", BindingID: "nope"})
 	if !osbclient.IsNotFound(err) {
 		t.Errorf("get missing binding: %v", err)
 	}
 
-	unbind := &osbclient.UnbindRequest{InstanceID: "inst-1", BindingID: "bind-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge, Identity: ident}
+	unbind := &osbwire.UnbindRequest{InstanceID: "inst-1", BindingID: "bind-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge, Identity: ident}
 	if ur, err := c.Unbind(ctx, unbind); err != nil || ur.StatusCode != 200 || ur.Gone {
 		t.Fatalf("unbind: %+v %v", ur, err)
 	}
 	if ur, err := c.Unbind(ctx, unbind); err != nil || !ur.Gone {
 		t.Fatalf("second unbind: %+v %v", ur, err)
 	}
-	deprov := &osbclient.DeprovisionRequest{InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge, Identity: ident}
+	deprov := &osbwire.DeprovisionRequest{InstanceID: "inst-1", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBLarge, Identity: ident}
 	if dr, err := c.Deprovision(ctx, deprov); err != nil || dr.StatusCode != 200 {
 		t.Fatalf("deprovision: %+v %v", dr, err)
 	}
@@ -126,7 +127,7 @@ func TestIntegrationAsyncLifecycle(t *testing.T) {
 	ctx := context.Background()
 	b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: 2, RetryAfter: 2 * time.Second})
 
-	prov := &osbclient.ProvisionRequest{
+	prov := &osbwire.ProvisionRequest{
 		InstanceID: "inst-a", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBAsync,
 		OrganizationGUID: "cluster-1", SpaceGUID: "ns1", Context: kctx, Identity: ident,
 	}
@@ -139,15 +140,15 @@ func TestIntegrationAsyncLifecycle(t *testing.T) {
 	if err != nil || !pr.Async || pr.Response.Operation == "" {
 		t.Fatalf("provision: %+v %v", pr, err)
 	}
-	poll := func(op, plan string, retryAfter time.Duration) *osbclient.LastOperationResponse {
+	poll := func(op, plan string, retryAfter time.Duration) *osbwire.LastOperationResponse {
 		t.Helper()
 		for range 10 {
-			lo, err := c.LastOperation(ctx, &osbclient.LastOperationRequest{
+			lo, err := c.LastOperation(ctx, &osbwire.LastOperationRequest{
 				InstanceID: "inst-a", ServiceID: osbtest.ServiceDB, PlanID: plan, Operation: op})
 			if err != nil {
 				t.Fatalf("poll: %v", err)
 			}
-			if lo.Gone || lo.State != osbclient.StateInProgress {
+			if lo.Gone || lo.State != osbwire.StateInProgress {
 				return lo
 			}
 			if lo.RetryAfter != retryAfter {
@@ -157,74 +158,74 @@ func TestIntegrationAsyncLifecycle(t *testing.T) {
 		t.Fatal("operation never finished")
 		return nil
 	}
-	if lo := poll(pr.Response.Operation, osbtest.PlanDBAsync, 2*time.Second); lo.State != osbclient.StateSucceeded {
+	if lo := poll(pr.Response.Operation, osbtest.PlanDBAsync, 2*time.Second); lo.State != osbwire.StateSucceeded {
 		t.Fatalf("provision ended %+v", lo)
 	}
 
 	// An update changing plans is polled with the plan from before it.
 	b.SetBehavior(osbtest.PlanDBSmall, osbtest.Behavior{Async: true, Polls: 1}, osbtest.OpUpdate)
-	up, err := c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{
+	up, err := c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{
 		InstanceID: "inst-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident,
 	})
 	if err != nil || !up.Async {
 		t.Fatalf("update: %+v %v", up, err)
 	}
 	// While it runs, another update is a concurrency error.
-	_, err = c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{InstanceID: "inst-a", ServiceID: osbtest.ServiceDB, Parameters: map[string]any{"size": 2}, Identity: ident})
+	_, err = c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{InstanceID: "inst-a", ServiceID: osbtest.ServiceDB, Parameters: map[string]any{"size": 2}, Identity: ident})
 	if !osbclient.IsConcurrencyError(err) || asOSB(t, err).OrphanMitigationRequired() {
 		t.Errorf("concurrent update: %v", err)
 	}
-	if lo := poll(up.Response.Operation, osbtest.PlanDBAsync, 0); lo.State != osbclient.StateSucceeded {
+	if lo := poll(up.Response.Operation, osbtest.PlanDBAsync, 0); lo.State != osbwire.StateSucceeded {
 		t.Fatalf("update ended %+v", lo)
 	}
 
 	// Async bind and unbind, polled on the binding endpoint.
 	b.SetBehavior(osbtest.PlanDBSmall, osbtest.Behavior{Async: true, Polls: 1}, osbtest.OpBind, osbtest.OpUnbind)
-	br, err := c.Bind(ctx, &osbclient.BindRequest{
+	br, err := c.Bind(ctx, &osbwire.BindRequest{
 		InstanceID: "inst-a", BindingID: "bind-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident,
 	})
 	if err != nil || !br.Async {
 		t.Fatalf("bind: %+v %v", br, err)
 	}
-	bpoll := func(op string) *osbclient.LastOperationResponse {
+	bpoll := func(op string) *osbwire.LastOperationResponse {
 		t.Helper()
 		for range 10 {
-			lo, err := c.BindingLastOperation(ctx, &osbclient.BindingLastOperationRequest{
+			lo, err := c.BindingLastOperation(ctx, &osbwire.BindingLastOperationRequest{
 				InstanceID: "inst-a", BindingID: "bind-a", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Operation: op})
 			if err != nil {
 				t.Fatalf("binding poll: %v", err)
 			}
-			if lo.Gone || lo.State != osbclient.StateInProgress {
+			if lo.Gone || lo.State != osbwire.StateInProgress {
 				return lo
 			}
 		}
 		t.Fatal("binding operation never finished")
 		return nil
 	}
-	if lo := bpoll(br.Response.Operation); lo.State != osbclient.StateSucceeded {
+	if lo := bpoll(br.Response.Operation); lo.State != osbwire.StateSucceeded {
 		t.Fatalf("bind ended %+v", lo)
 	}
-	if gb, err := c.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: "inst-a", BindingID: "bind-a"}); err != nil || len(gb.Credentials) == 0 {
+	if gb, err := c.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: "inst-a", BindingID: "bind-a"}); err != nil || len(gb.Credentials) == 0 {
 		t.Fatalf("get binding after async bind: %v", err)
 	}
-	ur, err := c.Unbind(ctx, &osbclient.UnbindRequest{InstanceID: "inst-a", BindingID: "bind-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident})
+	ur, err := c.Unbind(ctx, &osbwire.UnbindRequest{InstanceID: "inst-a", BindingID: "bind-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident})
 	if err != nil || !ur.Async {
 		t.Fatalf("unbind: %+v %v", ur, err)
 	}
-	if lo := bpoll(ur.Response.Operation); !lo.Gone && lo.State != osbclient.StateSucceeded {
+	if lo := bpoll(ur.Response.Operation); !lo.Gone && lo.State != osbwire.StateSucceeded {
 		t.Fatalf("unbind ended %+v", lo)
 	}
 
 	b.SetBehavior(osbtest.PlanDBSmall, osbtest.Behavior{Async: true, Polls: 0}, osbtest.OpDeprovision)
-	dr, err := c.Deprovision(ctx, &osbclient.DeprovisionRequest{InstanceID: "inst-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident})
+	dr, err := c.Deprovision(ctx, &osbwire.DeprovisionRequest{InstanceID: "inst-a", AcceptsIncomplete: true, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall, Identity: ident})
 	if err != nil || !dr.Async {
 		t.Fatalf("deprovision: %+v %v", dr, err)
 	}
-	if lo := poll(dr.Response.Operation, osbtest.PlanDBSmall, 0); !lo.Gone && lo.State != osbclient.StateSucceeded {
+	if lo := poll(dr.Response.Operation, osbtest.PlanDBSmall, 0); !lo.Gone && lo.State != osbwire.StateSucceeded {
 		t.Fatalf("deprovision ended %+v", lo)
 	}
 	// Once gone, last_operation answers 410, reported as Gone.
-	lo, err := c.LastOperation(ctx, &osbclient.LastOperationRequest{InstanceID: "inst-a"})
+	lo, err := c.LastOperation(ctx, &osbwire.LastOperationRequest{InstanceID: "inst-a"})
 	if err != nil || !lo.Gone {
 		t.Fatalf("poll after deprovision: %+v %v", lo, err)
 	}
@@ -232,8 +233,8 @@ func TestIntegrationAsyncLifecycle(t *testing.T) {
 
 func TestIntegrationFaults(t *testing.T) {
 	ctx := context.Background()
-	provReq := func(id string) *osbclient.ProvisionRequest {
-		return &osbclient.ProvisionRequest{
+	provReq := func(id string) *osbwire.ProvisionRequest {
+		return &osbwire.ProvisionRequest{
 			InstanceID: id, ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall,
 			OrganizationGUID: "cluster-1", SpaceGUID: "ns1", Identity: ident,
 		}
@@ -284,7 +285,7 @@ func TestIntegrationFaults(t *testing.T) {
 			waitFor(t, func() bool { _, ok := b.Instance("inst-f"); return ok == tt.instance })
 			// Orphan mitigation: delete until success (200 or 410).
 			if tt.om {
-				dr, err := c.Deprovision(ctx, &osbclient.DeprovisionRequest{InstanceID: "inst-f", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall})
+				dr, err := c.Deprovision(ctx, &osbwire.DeprovisionRequest{InstanceID: "inst-f", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall})
 				if err != nil || dr.Gone == tt.instance {
 					t.Errorf("mitigation: %+v %v", dr, err)
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // TestErrorsNeverShowCredentials drives every error path with each way of
@@ -115,7 +116,7 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 			// Invalid requests, also when an ID contains a secret.
 			var hookPath string
 			hook := func(c *osbclient.Config) { c.OnRequest = func(ri osbclient.RequestInfo) { hookPath = ri.Path } }
-			_, err = newClient(t, u, mod, hook).Provision(context.Background(), &osbclient.ProvisionRequest{InstanceID: pass + token + uiPass})
+			_, err = newClient(t, u, mod, hook).Provision(context.Background(), &osbwire.ProvisionRequest{InstanceID: pass + token + uiPass})
 			check(t, "invalid", err, auth.secrets)
 			check(t, "hook path", fmt.Errorf("%s", hookPath), auth.secrets)
 		})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // TestStatusMatrix sends every call against every status class and checks
@@ -90,7 +91,7 @@ func checkGone(t *testing.T, res any, want bool) {
 		got = r.Gone
 	case *osbclient.UnbindResult:
 		got = r.Gone
-	case *osbclient.LastOperationResponse:
+	case *osbwire.LastOperationResponse:
 		got = r.Gone
 	}
 	if got != want {
@@ -216,7 +217,7 @@ func TestRetryAfter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ra := res.(*osbclient.LastOperationResponse).RetryAfter; ra < 85*time.Second || ra > 90*time.Second {
+			if ra := res.(*osbwire.LastOperationResponse).RetryAfter; ra < 85*time.Second || ra > 90*time.Second {
 				t.Errorf("RetryAfter %s", ra)
 			}
 		}

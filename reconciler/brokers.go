@@ -9,28 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
-
-// SecretReader reads a Secret's keys. secretstore.Store satisfies it; diff
-// and catalog need only this much of the store.
-type SecretReader interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-}
 
 // BrokerClients builds and caches one osbclient.Client per broker. A client
 // is rebuilt when the broker spec or its auth Secret changes, so `run` mode
 // keeps connections alive across passes.
 type BrokerClients struct {
 	// Secrets supplies broker auth (keys username/password or token).
-	Secrets SecretReader
+	Secrets secrets.Reader
 	// UserAgent and OnRequest are passed to every client.
 	UserAgent string
 	OnRequest func(osbclient.RequestInfo)
@@ -163,46 +156,6 @@ func BrokerSpecHash(spec *manifest.BrokerSpec) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// parametersReader adapts a SecretReader to manifest.SecretReader for
-// parametersFrom, reading each Secret once per pass. Every value it
-// returns is taught to set (its JSON leaves): a broker may quote a
-// parameter in its answers.
-func parametersReader(ctx context.Context, sr SecretReader, set *redact.Set) manifest.SecretReader {
-	var mu sync.Mutex
-	cache := map[string]map[string][]byte{}
-	errs := map[string]error{}
-	return func(namespace, name, key string) ([]byte, error) {
-		if sr == nil {
-			return nil, fmt.Errorf("secret %s/%s: no secret store configured (use --secret-store)", namespace, name)
-		}
-		id := namespace + "/" + name
-		mu.Lock()
-		data, ok := cache[id]
-		err := errs[id]
-		mu.Unlock()
-		if !ok && err == nil {
-			data, err = sr.Get(ctx, namespace, name)
-			mu.Lock()
-			cache[id], errs[id] = data, err
-			mu.Unlock()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
-		}
-		v, ok := data[key]
-		if !ok {
-			keys := make([]string, 0, len(data))
-			for k := range data {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			return nil, fmt.Errorf("secret %s/%s has no key %q (keys: %s)", namespace, name, key, strings.Join(keys, ", "))
-		}
-		set.AddJSON(v)
-		return v, nil
-	}
 }
 
 // errNoClient marks a broker whose client could not be built (auth secret

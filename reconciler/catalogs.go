@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // RelistReason says why a broker's catalog is fetched this pass; "" means the
@@ -78,7 +78,7 @@ type catalogOutcome struct {
 
 // catalogGetter is what refreshing needs from a broker client.
 type catalogGetter interface {
-	GetCatalog(ctx context.Context) (*osbclient.Catalog, error)
+	GetCatalog(ctx context.Context) (*osbwire.Catalog, error)
 }
 
 // refreshCatalogs fetches the catalogs that are due (all of them when force)

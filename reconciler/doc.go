@@ -4,7 +4,8 @@
 // resulting records back.
 //
 // The Git repository and the secret store are adapters behind small
-// interfaces declared here (Source, SecretStore); cmd/osbgit wires the real
-// ones (manifest/gitrepo, reconciler/secretstore) and tests wire real ones
-// too, over a local bare repository and a directory.
+// interfaces declared by their users: Source here, secrets.Reader and
+// secrets.Store in package secrets (shared with the executor). cmd/osbgit
+// wires the real ones (manifest/gitrepo, reconciler/secretstore) and tests
+// wire real ones too, over a local bare repository and a directory.
 package reconciler

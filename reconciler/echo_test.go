@@ -17,6 +17,7 @@ import (
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/render"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -80,12 +81,12 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for ns, secrets := range map[string]map[string]map[string][]byte{
+	for ns, byName := range map[string]map[string]map[string][]byte{
 		"osbgit-system": {"broker-auth": {"username": []byte(echoBrokerUser), "password": []byte(echoBrokerPass)}},
 		"apps":          {"db-params": {"params": []byte(`{"adminPassword": "echo-param \"one\"/a+b &c", "nested": {"token": "` + echoParamTwo + `"}}`)}},
 	} {
-		for name, data := range secrets {
-			if err := store.Put(ctx, ns, name, secretstore.Secret{Data: data}); err != nil {
+		for name, data := range byName {
+			if err := store.Put(ctx, ns, name, secrets.Secret{Data: data}); err != nil {
 				t.Fatal(err)
 			}
 		}

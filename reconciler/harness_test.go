@@ -13,6 +13,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -45,7 +46,7 @@ func newFixture(t testing.TB, manifests func(brokerURL string) map[string]string
 	}
 	f.store = store
 	ctx := context.Background()
-	if err := store.Put(ctx, "osbgit-system", "broker-auth", secretstore.Secret{Data: map[string][]byte{
+	if err := store.Put(ctx, "osbgit-system", "broker-auth", secrets.Secret{Data: map[string][]byte{
 		"username": []byte(brokerUser), "password": []byte(brokerPass)}}); err != nil {
 		t.Fatal(err)
 	}

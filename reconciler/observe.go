@@ -6,15 +6,15 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
-	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/plan"
-	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // observer is what live checks need from a broker client.
 type observer interface {
-	GetInstance(ctx context.Context, r *osbclient.GetInstanceRequest) (*osbclient.GetInstanceResponse, error)
-	GetBinding(ctx context.Context, r *osbclient.GetBindingRequest) (*osbclient.GetBindingResponse, error)
+	GetInstance(ctx context.Context, r *osbwire.GetInstanceRequest) (*osbwire.GetInstanceResponse, error)
+	GetBinding(ctx context.Context, r *osbwire.GetBindingRequest) (*osbwire.GetBindingResponse, error)
 }
 
 // probe is one live GET to make.
@@ -41,17 +41,17 @@ type probe struct {
 func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
 	catalogs manifest.Catalogs, drift bool, gate notContacted) map[manifest.Ref]plan.Observation {
 	var probes []probe
-	service := func(broker manifest.Ref, serviceID string) (osbclient.Service, bool) {
+	service := func(broker manifest.Ref, serviceID string) (osbwire.Service, bool) {
 		cat := catalogs[manifest.CatalogKey(broker)]
 		if cat == nil {
-			return osbclient.Service{}, false
+			return osbwire.Service{}, false
 		}
 		for _, s := range cat.Services {
 			if s.ID == serviceID {
 				return s, true
 			}
 		}
-		return osbclient.Service{}, false
+		return osbwire.Service{}, false
 	}
 	for _, inst := range set.Instances {
 		ref := inst.GetRef()
@@ -92,11 +92,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	}
 	// A broker answering about a resource may quote its stored
 	// credentials: learn them first (each Secret once).
-	learner := &redact.SecretLearner{Set: r.Redact}
-	if r.Secrets != nil {
-		learner.Get = r.Secrets.Get
-	}
-	creds := exec.CredentialSecrets(records)
+	learner := secrets.NewLearner(r.Redact, r.Secrets, records)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -109,9 +105,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			for _, sec := range creds[pr.ref] {
-				_ = learner.Learn(ctx, sec.Namespace, sec.Name) // unreadable: the probe goes on
-			}
+			_ = learner.Learn(ctx, pr.ref) // unreadable: the probe goes on
 			obs := r.probe(ctx, pr)
 			mu.Lock()
 			out[pr.ref] = obs
@@ -138,7 +132,7 @@ func (r *Reconciler) probe(ctx context.Context, pr probe) plan.Observation {
 	}
 	var o observer = c
 	if pr.binding != "" {
-		resp, err := o.GetBinding(ctx, &osbclient.GetBindingRequest{InstanceID: pr.instance, BindingID: pr.binding, ServiceID: pr.service})
+		resp, err := o.GetBinding(ctx, &osbwire.GetBindingRequest{InstanceID: pr.instance, BindingID: pr.binding, ServiceID: pr.service})
 		switch {
 		case osbclient.IsNotFound(err):
 			return plan.Observation{NotFound: true}
@@ -148,11 +142,11 @@ func (r *Reconciler) probe(ctx context.Context, pr probe) plan.Observation {
 		// Only what drift needs: the credentials stay out of the plan
 		// (and are scrubbed wherever a broker quotes them).
 		r.Redact.AddLeaves(resp.Credentials)
-		return plan.Observation{Binding: &osbclient.GetBindingResponse{Parameters: resp.Parameters}}
+		return plan.Observation{Binding: &osbwire.GetBindingResponse{Parameters: resp.Parameters}}
 	}
 	// plan_id is optional and left out: the point is to learn the plan
 	// the broker holds, and a strict broker refuses a mismatching one.
-	resp, err := o.GetInstance(ctx, &osbclient.GetInstanceRequest{InstanceID: pr.instance, ServiceID: pr.service})
+	resp, err := o.GetInstance(ctx, &osbwire.GetInstanceRequest{InstanceID: pr.instance, ServiceID: pr.service})
 	switch {
 	case osbclient.IsNotFound(err):
 		return plan.Observation{NotFound: true}

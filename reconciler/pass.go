@@ -16,12 +16,12 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // Source is the Git repository a pass reads manifests from and writes
@@ -35,14 +35,6 @@ type Source interface {
 	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
 	Branch() string
 	StatusBranch() string
-}
-
-// SecretStore is where binding credentials go and where broker auth and
-// parametersFrom Secrets are read. secretstore.Store satisfies it.
-type SecretStore interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
-	Delete(ctx context.Context, namespace, name string) error
 }
 
 // Options are the command-line settings of a pass; a nil pointer or zero
@@ -89,8 +81,10 @@ const DefaultClusterID = "osbgit"
 // Reconciler runs passes over one repository. Its zero value is not usable:
 // set Source (and Secrets for sync); the rest has defaults.
 type Reconciler struct {
-	Source  Source
-	Secrets SecretStore
+	Source Source
+	// Secrets is where binding credentials go and where broker auth and
+	// parametersFrom Secrets are read (reconciler/secretstore).
+	Secrets secrets.Store
 	// Clients builds broker clients; defaults to one reading auth from
 	// Secrets.
 	Clients *BrokerClients
@@ -109,7 +103,7 @@ type Reconciler struct {
 	Cache *DecodeCache
 	// Identity, when set, is the originating identity of broker calls;
 	// by default the author of the manifest commit is used.
-	Identity func(rev string) *osbclient.OriginatingIdentity
+	Identity func(rev string) *osbwire.OriginatingIdentity
 	// Progress, when set, is called as each step of a sync ends (from
 	// several goroutines).
 	Progress func(done, total int, o exec.Outcome)
@@ -141,11 +135,7 @@ func (r *Reconciler) init(ctx context.Context) error {
 		r.Redact = redact.New()
 	}
 	if r.Clients == nil {
-		var sr SecretReader
-		if r.Secrets != nil {
-			sr = r.Secrets
-		}
-		r.Clients = &BrokerClients{Secrets: sr}
+		r.Clients = &BrokerClients{Secrets: r.Secrets}
 	}
 	if r.Clients.Redact == nil {
 		r.Clients.Redact = r.Redact
@@ -323,7 +313,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Records:      records.Status,
 		Catalogs:     catalogs,
 		Brokers:      access,
-		Secrets:      parametersReader(ctx, r.Secrets, r.Redact),
+		Secrets:      readParameterSecrets(ctx, snap.Set, r.Secrets, r.Redact),
 		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,
@@ -607,7 +597,7 @@ type authorSource interface {
 // identity is the originating identity of the pass's broker calls: the
 // author of the last manifest commit (kubernetes profile: username = the
 // author's email, or name), unless Reconciler.Identity overrides it.
-func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
+func (r *Reconciler) identity(rev string) *osbwire.OriginatingIdentity {
 	if r.Identity != nil {
 		return r.Identity(rev)
 	}
@@ -627,7 +617,7 @@ func (r *Reconciler) identity(rev string) *osbclient.OriginatingIdentity {
 	if user == "" {
 		return nil
 	}
-	return &osbclient.OriginatingIdentity{Username: user, Extra: map[string][]string{
+	return &osbwire.OriginatingIdentity{Username: user, Extra: map[string][]string{
 		"osbgit.dev/git-author":   {strings.TrimSpace(p.Name + " <" + p.Email + ">")},
 		"osbgit.dev/git-revision": {rev},
 	}}

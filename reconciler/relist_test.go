@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/plan"
@@ -12,6 +14,41 @@ import (
 
 func brokerWithRelist(url, extra string) string {
 	return brokerYAML(url) + extra
+}
+
+// TestBrokerSpecHash: the hash recorded with a catalog sees what decides the
+// catalog (URL, auth, TLS, restrictions) and ignores the relist settings,
+// so changing relistDuration does not force a relist.
+func TestBrokerSpecHash(t *testing.T) {
+	base := manifest.BrokerSpec{URL: "http://x"}
+	tests := []struct {
+		name string
+		edit func(*manifest.BrokerSpec)
+		same bool
+	}{
+		{"relist fields", func(s *manifest.BrokerSpec) {
+			s.RelistBehavior, s.RelistRequests = manifest.RelistManual, 3
+			s.RelistDuration = &metav1.Duration{Duration: time.Hour}
+		}, true},
+		{"url", func(s *manifest.BrokerSpec) { s.URL = "http://y" }, false},
+		{"auth secret", func(s *manifest.BrokerSpec) {
+			s.AuthInfo = &manifest.BrokerAuthInfo{Bearer: &manifest.SecretAuthConfig{SecretRef: &manifest.ObjectReference{Namespace: "ns", Name: "tok"}}}
+		}, false},
+		{"ca bundle", func(s *manifest.BrokerSpec) { s.CABundle = []byte("pem") }, false},
+		{"skip tls verify", func(s *manifest.BrokerSpec) { s.InsecureSkipTLSVerify = true }, false},
+		{"catalog restrictions", func(s *manifest.BrokerSpec) {
+			s.CatalogRestrictions = &manifest.CatalogRestrictions{ServiceClass: []string{"name==db"}}
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base
+			tc.edit(&s)
+			if got := BrokerSpecHash(&s) == BrokerSpecHash(&base); got != tc.same {
+				t.Errorf("hash unchanged = %v, want %v", got, tc.same)
+			}
+		})
+	}
 }
 
 func TestRelistDecisions(t *testing.T) {

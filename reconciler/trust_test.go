@@ -14,7 +14,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/plan"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // listener is a server that records every request it gets and answers
@@ -332,12 +332,12 @@ func TestOfflineDiffWithoutSecretsComparesTheRest(t *testing.T) {
 }
 
 // secretOf builds a Secret from key, value pairs.
-func secretOf(kv ...string) secretstore.Secret {
+func secretOf(kv ...string) secrets.Secret {
 	data := map[string][]byte{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		data[kv[i]] = []byte(kv[i+1])
 	}
-	return secretstore.Secret{Data: data}
+	return secrets.Secret{Data: data}
 }
 
 // After a broker's URL change is merged, an instance the new URL answers

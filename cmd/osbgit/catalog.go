@@ -12,18 +12,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func init() { subcommands = append(subcommands, newCatalogCommand) }
 
 // catalogView is the -o json/yaml shape of one broker's catalog.
 type catalogView struct {
-	Broker    manifest.Ref      `json:"broker"`
-	FetchedAt string            `json:"fetchedAt,omitempty"`
-	Live      bool              `json:"live"`
-	Error     string            `json:"error,omitempty"`
-	Catalog   osbclient.Catalog `json:"catalog"`
+	Broker    manifest.Ref    `json:"broker"`
+	FetchedAt string          `json:"fetchedAt,omitempty"`
+	Live      bool            `json:"live"`
+	Error     string          `json:"error,omitempty"`
+	Catalog   osbwire.Catalog `json:"catalog"`
 }
 
 func newCatalogCommand(g *globalOptions) *cobra.Command {
@@ -116,7 +116,7 @@ func printCatalogTable(w io.Writer, views []catalogView) error {
 			fmt.Fprintf(tw, "%s\t\t\t\t\t\t%s\n", brokerLabel(v.Broker), note)
 			continue
 		}
-		svcs := append([]osbclient.Service(nil), v.Catalog.Services...)
+		svcs := append([]osbwire.Service(nil), v.Catalog.Services...)
 		sort.Slice(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
 		for _, s := range svcs {
 			for _, p := range s.Plans {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -33,7 +34,7 @@ func newCLIFixture(t *testing.T) *cliFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secretstore.Secret{Data: map[string][]byte{
+	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secrets.Secret{Data: map[string][]byte{
 		"username": []byte("u"), "password": []byte(cliBrokerPass)}}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -119,7 +120,7 @@ func newKillFixture(t *testing.T, bin string) *killFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secretstore.Secret{Data: map[string][]byte{
+	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secrets.Secret{Data: map[string][]byte{
 		"username": []byte("u"), "password": []byte(killBrokerPass)}}); err != nil {
 		t.Fatal(err)
 	}

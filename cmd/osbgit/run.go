@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bombsimon/logrusr/v4"
 	"github.com/go-logr/logr"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -151,7 +152,7 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 	}
 	// client-go's leader election logs through klog: send it to our logger
 	// so that --log-format applies.
-	klog.SetLogger(logr.New(logrusSink{log: g.log}))
+	klog.SetLogger(klogLogger(g.log))
 
 	var le *daemon.LeaderElection
 	if rf.leaderElect {
@@ -304,52 +305,10 @@ func actionCounts(outcomes []exec.Outcome) map[string]map[string]int {
 	return out
 }
 
-// logrusSink is a logr.LogSink writing to logrus, for klog (client-go):
-// klog's verbose levels are dropped, errors become warnings (client-go
-// retries them) with an error field.
-type logrusSink struct {
-	log  logrus.FieldLogger
-	name string
-	kv   []any
-}
-
-// Init implements logr.LogSink.
-func (s logrusSink) Init(logr.RuntimeInfo) {}
-
-// Enabled implements logr.LogSink: only klog's V(0).
-func (s logrusSink) Enabled(level int) bool { return level <= 0 }
-
-// Info implements logr.LogSink.
-func (s logrusSink) Info(_ int, msg string, kv ...any) { s.entry(kv).Info(msg) }
-
-// Error implements logr.LogSink.
-func (s logrusSink) Error(err error, msg string, kv ...any) {
-	s.entry(kv).WithError(err).Warn(msg)
-}
-
-// WithValues implements logr.LogSink.
-func (s logrusSink) WithValues(kv ...any) logr.LogSink {
-	s.kv = append(append([]any(nil), s.kv...), kv...)
-	return s
-}
-
-// WithName implements logr.LogSink.
-func (s logrusSink) WithName(name string) logr.LogSink {
-	if s.name != "" {
-		name = s.name + "/" + name
-	}
-	s.name = name
-	return s
-}
-
-func (s logrusSink) entry(kv []any) *logrus.Entry {
-	f := logrus.Fields{"component": "client-go"}
-	if s.name != "" {
-		f["logger"] = s.name
-	}
-	all := append(append([]any(nil), s.kv...), kv...)
-	for i := 0; i+1 < len(all); i += 2 {
-		f[fmt.Sprint(all[i])] = fmt.Sprint(all[i+1])
-	}
-	return s.log.WithFields(f)
+// klogLogger is where klog (client-go's leader election) writes: our
+// logger through logrusr, each entry tagged component=client-go, so that
+// --log-format and --log-level apply (klog's V(n) shows from logrus level
+// info+n: V(0) at info, V(1) at debug).
+func klogLogger(log logrus.FieldLogger) logr.Logger {
+	return logrusr.New(log.WithField("component", "client-go"))
 }

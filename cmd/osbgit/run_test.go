@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
@@ -404,27 +402,41 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func TestLogrusSinkForKlog(t *testing.T) {
-	var buf syncBuf
-	l, err := newLogger(&buf, "json", "info")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logr.New(logrusSink{log: l}).WithName("leaderelection").WithValues("lock", "ns/osbgit")
-	log.Info("Attempting to acquire leader lease...")
-	log.V(4).Info("verbose: dropped")
-	log.Error(errors.New("connection refused"), "Error retrieving lease lock", "attempt", 2)
-	out := buf.String()
-	for _, want := range []string{
-		`"component":"client-go"`, `"logger":"leaderelection"`, `"lock":"ns/osbgit"`,
-		`"msg":"Attempting to acquire leader lease..."`, `"level":"warning"`,
-		`"error":"connection refused"`, `"attempt":"2"`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %s:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "dropped") {
-		t.Errorf("verbose klog message logged:\n%s", out)
+// TestKlogLogger: client-go's log lines reach our logger in its format,
+// tagged as client-go's, with their names and values; klog's verbose
+// levels only show at the matching logrus level.
+func TestKlogLogger(t *testing.T) {
+	for _, tt := range []struct {
+		level       string
+		wantVerbose bool
+	}{{"info", false}, {"debug", true}} {
+		t.Run(tt.level, func(t *testing.T) {
+			var buf syncBuf
+			l, err := newLogger(&buf, "json", tt.level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := klogLogger(l).WithName("leaderelection").WithValues("lock", "ns/osbgit")
+			log.Info("Attempting to acquire leader lease...")
+			log.V(1).Info("verbose: renewed")
+			log.V(4).Info("very verbose: dropped")
+			log.Error(errors.New("connection refused"), "Error retrieving lease lock", "attempt", 2)
+			out := buf.String()
+			for _, want := range []string{
+				`"component":"client-go"`, `"logger":"leaderelection"`, `"lock":"ns/osbgit"`,
+				`"msg":"Attempting to acquire leader lease..."`, `"level":"error"`,
+				`"error":"connection refused"`, `"attempt":2`,
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("log lacks %s:\n%s", want, out)
+				}
+			}
+			if got := strings.Contains(out, "verbose: renewed"); got != tt.wantVerbose {
+				t.Errorf("klog V(1) logged = %v at level %s:\n%s", got, tt.level, out)
+			}
+			if strings.Contains(out, "dropped") {
+				t.Errorf("klog V(4) logged:\n%s", out)
+			}
+		})
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -115,7 +116,7 @@ func newSweep(t *testing.T, format string) *sweep {
 		"basic-auth":  {"username": []byte("u"), "password": []byte(sweepBrokerPass)},
 		"bearer-auth": {"token": []byte(sweepBearerToken)},
 	} {
-		if err := st.Put(ctx, "osbgit-system", name, secretstore.Secret{Data: data}); err != nil {
+		if err := st.Put(ctx, "osbgit-system", name, secrets.Secret{Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -534,7 +535,7 @@ func TestHostileManifestsStayInStore(t *testing.T) {
 	sandbox := t.TempDir()
 	f.store = filepath.Join(sandbox, "a", "b", "store")
 	st, _ := secretstore.NewDir(f.store)
-	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secretstore.Secret{Data: map[string][]byte{
+	if err := st.Put(context.Background(), "osbgit-system", "broker-auth", secrets.Secret{Data: map[string][]byte{
 		"username": []byte("u"), "password": []byte(cliBrokerPass)}}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/kubestate"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -219,7 +220,7 @@ func (g *globalOptions) brokerAuthNamespaces() []string {
 
 // openSecrets opens --secret-store; empty means none (commands that must
 // write credentials refuse without one).
-func (g *globalOptions) openSecrets() (secretstore.Store, error) {
+func (g *globalOptions) openSecrets() (secrets.Store, error) {
 	if g.SecretStore == "" {
 		return nil, nil
 	}

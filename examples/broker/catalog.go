@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // IDs of the demo catalog's services and plans. They are fixed, so that a
@@ -40,30 +40,30 @@ const (
 
 // schema builds a JSON Schema (draft-04) for an object with the given
 // properties and no other.
-func schema(props string) *osbclient.InputParametersSchema {
-	return &osbclient.InputParametersSchema{Parameters: json.RawMessage(
+func schema(props string) *osbwire.InputParametersSchema {
+	return &osbwire.InputParametersSchema{Parameters: json.RawMessage(
 		`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","additionalProperties":false,"properties":` + props + `}`)}
 }
 
 // postgresSchemas are the parameter schemas of a postgres plan whose
 // instances may grow up to maxSize GiB.
-func postgresSchemas(maxSize string) *osbclient.Schemas {
+func postgresSchemas(maxSize string) *osbwire.Schemas {
 	props := `{` +
 		`"size":{"type":"integer","minimum":1,"maximum":` + maxSize + `,"description":"storage in GiB"},` +
 		`"version":{"type":"string","enum":["14","15","16","17"],"description":"PostgreSQL major version (a string)"},` +
 		`"adminPassword":{"type":"string","minLength":8,"description":"password of the admin role (pass it with parametersFrom)"}` +
 		`}`
-	return &osbclient.Schemas{
-		ServiceInstance: &osbclient.ServiceInstanceSchema{Create: schema(props), Update: schema(props)},
+	return &osbwire.Schemas{
+		ServiceInstance: &osbwire.ServiceInstanceSchema{Create: schema(props), Update: schema(props)},
 	}
 }
 
 // demoCatalog is the catalog examples/repo is written against (see
 // examples/README.md): postgres (small, large; bindable, plan_updateable),
 // redis (standard; bindable, asynchronous) and queue (basic; not bindable).
-func demoCatalog() osbclient.Catalog {
+func demoCatalog() osbwire.Catalog {
 	f := false
-	return osbclient.Catalog{Services: []osbclient.Service{
+	return osbwire.Catalog{Services: []osbwire.Service{
 		{
 			Name:                 "postgres",
 			ID:                   ServicePostgres,
@@ -74,7 +74,7 @@ func demoCatalog() osbclient.Catalog {
 			BindingsRetrievable:  true,
 			PlanUpdateable:       true,
 			Metadata:             json.RawMessage(`{"displayName":"PostgreSQL","providerDisplayName":"osbgit demo broker"}`),
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{
 					ID:          PlanPostgresSm,
 					Name:        "small",
@@ -99,12 +99,12 @@ func demoCatalog() osbclient.Catalog {
 			Tags:        []string{"cache", "redis", "demo"},
 			Bindable:    true,
 			Metadata:    json.RawMessage(`{"displayName":"Redis","providerDisplayName":"osbgit demo broker"}`),
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{
 					ID:          PlanRedisStandard,
 					Name:        "standard",
 					Description: "A 1 GiB cache; provisioning takes a few seconds.",
-					Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
+					Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{
 						Create: schema(`{"maxmemoryPolicy":{"type":"string","enum":["allkeys-lru","volatile-lru","noeviction"]}}`),
 					}},
 				},
@@ -117,13 +117,13 @@ func demoCatalog() osbclient.Catalog {
 			Tags:        []string{"messaging", "demo"},
 			Bindable:    true,
 			Metadata:    json.RawMessage(`{"displayName":"Queue","providerDisplayName":"osbgit demo broker"}`),
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{
 					ID:          PlanQueueBasic,
 					Name:        "basic",
 					Description: "A basic queue.",
 					Bindable:    &f,
-					Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
+					Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{
 						Create: schema(`{"retentionHours":{"type":"integer","minimum":1,"maximum":336,"description":"how long messages are kept"}}`),
 						Update: schema(`{"retentionHours":{"type":"integer","minimum":1,"maximum":336,"description":"how long messages are kept"}}`),
 					}},

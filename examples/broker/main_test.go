@@ -19,6 +19,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 const (
@@ -126,13 +127,10 @@ func TestCatalogServesSampleRepo(t *testing.T) {
 		if inst.Name != "analytics-db" {
 			continue
 		}
-		read := func(ns, name, key string) ([]byte, error) {
-			if ns == "apps" && name == "analytics-db-params" && key == "parameters" {
-				return []byte(`{"adminPassword":"a-long-random-password"}`), nil
-			}
-			return nil, os.ErrNotExist
+		secrets := manifest.SecretValues{
+			{Namespace: "apps", Name: "analytics-db-params", Key: "parameters"}: {Value: []byte(`{"adminPassword":"a-long-random-password"}`)},
 		}
-		params, _, err := manifest.ResolveParameters(inst.Namespace, inst.Spec.Parameters, inst.Spec.ParametersFrom, read)
+		params, _, err := manifest.ResolveParameters(inst.Namespace, inst.Spec.Parameters, inst.Spec.ParametersFrom, secrets)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,11 +149,11 @@ func TestCatalogServesSampleRepo(t *testing.T) {
 // comments promise about the catalog.
 func TestCatalogShape(t *testing.T) {
 	cat := demoCatalog()
-	svc := map[string]osbclient.Service{}
+	svc := map[string]osbwire.Service{}
 	for _, s := range cat.Services {
 		svc[s.Name] = s
 	}
-	plan := func(s, p string) osbclient.Plan {
+	plan := func(s, p string) osbwire.Plan {
 		t.Helper()
 		for _, pl := range svc[s].Plans {
 			if pl.Name == p {
@@ -163,7 +161,7 @@ func TestCatalogShape(t *testing.T) {
 			}
 		}
 		t.Fatalf("no plan %s/%s", s, p)
-		return osbclient.Plan{}
+		return osbwire.Plan{}
 	}
 	if len(svc) != 3 {
 		t.Errorf("%d services, want postgres, redis, queue", len(svc))
@@ -266,8 +264,8 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-func ctxFor(ns, name string) *osbclient.Context {
-	return &osbclient.Context{Platform: osbclient.PlatformKubernetes, Namespace: ns, ClusterID: "demo", InstanceName: name}
+func ctxFor(ns, name string) *osbwire.Context {
+	return &osbwire.Context{Platform: osbwire.PlatformKubernetes, Namespace: ns, ClusterID: "demo", InstanceName: name}
 }
 
 // TestLifecycle drives the broker the way osbgit does for the sample repo:
@@ -279,7 +277,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 
 	// postgres/small: synchronous provision, then bind.
-	pr, err := c.Provision(ctx, &osbclient.ProvisionRequest{
+	pr, err := c.Provision(ctx, &osbwire.ProvisionRequest{
 		InstanceID: "pg-1", AcceptsIncomplete: true, ServiceID: ServicePostgres, PlanID: PlanPostgresSm,
 		OrganizationGUID: "demo", SpaceGUID: "apps", Context: ctxFor("apps", "orders-db"),
 		Parameters: map[string]any{"size": 10, "version": "16"},
@@ -291,7 +289,7 @@ func TestLifecycle(t *testing.T) {
 		t.Error("provision postgres: no dashboard_url")
 	}
 	bind := func(iid, bid, svc, plan string) (*osbclient.BindResult, error) {
-		return c.Bind(ctx, &osbclient.BindRequest{InstanceID: iid, BindingID: bid, ServiceID: svc, PlanID: plan, AcceptsIncomplete: true, Context: ctxFor("apps", "x")})
+		return c.Bind(ctx, &osbwire.BindRequest{InstanceID: iid, BindingID: bid, ServiceID: svc, PlanID: plan, AcceptsIncomplete: true, Context: ctxFor("apps", "x")})
 	}
 	br, err := bind("pg-1", "pg-1-b1", ServicePostgres, PlanPostgresSm)
 	if err != nil || br.StatusCode != http.StatusCreated {
@@ -322,16 +320,16 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// The demo's change: small -> large, size 10 -> 20.
-	ur, err := c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{
+	ur, err := c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{
 		InstanceID: "pg-1", AcceptsIncomplete: true, ServiceID: ServicePostgres, PlanID: PlanPostgresLg,
 		Parameters:     map[string]any{"size": 20},
-		PreviousValues: &osbclient.PreviousValues{PlanID: PlanPostgresSm}, Context: ctxFor("apps", "orders-db"),
+		PreviousValues: &osbwire.PreviousValues{PlanID: PlanPostgresSm}, Context: ctxFor("apps", "orders-db"),
 	})
 	if err != nil || ur.Async {
 		t.Fatalf("update postgres to large: %+v %v", ur, err)
 	}
 	// A schema violation is refused, naming the parameter.
-	_, err = c.UpdateInstance(ctx, &osbclient.UpdateInstanceRequest{
+	_, err = c.UpdateInstance(ctx, &osbwire.UpdateInstanceRequest{
 		InstanceID: "pg-1", ServiceID: ServicePostgres, Parameters: map[string]any{"size": "big"},
 	})
 	var oe *osbclient.Error
@@ -340,7 +338,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// redis: 202, in progress redisPolls times with Retry-After, then ready.
-	rr, err := c.Provision(ctx, &osbclient.ProvisionRequest{
+	rr, err := c.Provision(ctx, &osbwire.ProvisionRequest{
 		InstanceID: "redis-1", AcceptsIncomplete: true, ServiceID: ServiceRedis, PlanID: PlanRedisStandard,
 		OrganizationGUID: "demo", SpaceGUID: "apps", Context: ctxFor("apps", "sessions-cache"),
 	})
@@ -351,17 +349,17 @@ func TestLifecycle(t *testing.T) {
 		t.Error("bind to a redis instance still provisioning succeeded")
 	}
 	for i := 0; ; i++ {
-		lo, err := c.LastOperation(ctx, &osbclient.LastOperationRequest{InstanceID: "redis-1", ServiceID: ServiceRedis, PlanID: PlanRedisStandard, Operation: rr.Response.Operation})
+		lo, err := c.LastOperation(ctx, &osbwire.LastOperationRequest{InstanceID: "redis-1", ServiceID: ServiceRedis, PlanID: PlanRedisStandard, Operation: rr.Response.Operation})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i < redisPolls {
-			if lo.State != osbclient.StateInProgress || lo.RetryAfter != time.Second {
+			if lo.State != osbwire.StateInProgress || lo.RetryAfter != time.Second {
 				t.Fatalf("poll %d: %+v, want in progress with Retry-After 1s", i, lo)
 			}
 			continue
 		}
-		if lo.State != osbclient.StateSucceeded {
+		if lo.State != osbwire.StateSucceeded {
 			t.Fatalf("poll %d: %+v, want succeeded", i, lo)
 		}
 		break
@@ -380,7 +378,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// queue: provisioned synchronously, not bindable.
-	if _, err := c.Provision(ctx, &osbclient.ProvisionRequest{
+	if _, err := c.Provision(ctx, &osbwire.ProvisionRequest{
 		InstanceID: "q-1", ServiceID: ServiceQueue, PlanID: PlanQueueBasic, OrganizationGUID: "demo", SpaceGUID: "apps",
 		Parameters: map[string]any{"retentionHours": 24}, Context: ctxFor("apps", "jobs-queue"),
 	}); err != nil {

@@ -3,18 +3,18 @@ package osbtest
 import (
 	"net/http"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 type binding struct {
 	id, instanceID, serviceID, planID string
 	appGUID                           string
-	bindResource                      *osbclient.BindResource
+	bindResource                      *osbwire.BindResource
 	params                            map[string]any
-	context                           *osbclient.Context
+	context                           *osbwire.Context
 	predecessor                       string
 	creds                             map[string]any
-	endpoints                         []osbclient.Endpoint
+	endpoints                         []osbwire.Endpoint
 	state                             State
 	lastOp                            *operation
 }
@@ -33,7 +33,7 @@ func (bn *binding) export() Binding {
 }
 
 // bindDiff lists the attributes in which req differs from bn.
-func bindDiff(bn *binding, req *osbclient.BindRequest) []string {
+func bindDiff(bn *binding, req *osbwire.BindRequest) []string {
 	var d []string
 	add := func(name, have, got string) {
 		if have != got {
@@ -55,7 +55,7 @@ func (b *Broker) bind(rq *request, res *result) {
 	if !ok {
 		return
 	}
-	var req osbclient.BindRequest
+	var req osbwire.BindRequest
 	if !decodeBody(rq, &req, res) {
 		return
 	}
@@ -92,7 +92,7 @@ func (b *Broker) bind(rq *request, res *result) {
 		return
 	}
 	if in.lastOp != nil && in.lastOp.inProgress() {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "%s", b.busy(in))
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "%s", b.busy(in))
 		return
 	}
 	if in.state != StateReady {
@@ -112,7 +112,7 @@ func (b *Broker) bind(rq *request, res *result) {
 	}
 	bh := b.behaviorFor(in.planID, OpBind)
 	if bh.RequiresApp && req.AppGUID == "" && (req.BindResource == nil || req.BindResource.AppGUID == "") {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeRequiresApp, "plan %s requires an app GUID (bind_resource.app_guid)", in.planID)
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeRequiresApp, "plan %s requires an app GUID (bind_resource.app_guid)", in.planID)
 		return
 	}
 	if bh.Async && !ai {
@@ -133,29 +133,29 @@ func (b *Broker) bind(rq *request, res *result) {
 		bn.creds, _ = expandAll(copyMap(bh.Credentials), iid, bid).(map[string]any)
 	} else {
 		bn.creds = DefaultCredentials(b.cfg.CredentialSeed, iid, bid)
-		bn.endpoints = []osbclient.Endpoint{{Host: "db.osbtest.invalid", Ports: []string{"5432"}, Protocol: "tcp"}}
+		bn.endpoints = []osbwire.Endpoint{{Host: "db.osbtest.invalid", Ports: []string{"5432"}, Protocol: "tcp"}}
 	}
 	b.bindings[bid] = bn
 	delete(b.aborted, "b/"+bid)
 	if !bh.Async {
-		res.json(http.StatusCreated, osbclient.BindResponse{Credentials: bn.creds, Endpoints: bn.endpoints})
+		res.json(http.StatusCreated, osbwire.BindResponse{Credentials: bn.creds, Endpoints: bn.endpoints})
 		return
 	}
 	op := b.startOp(OpBind, bh)
 	op.bind, op.prePlanID = bn, in.planID
 	bn.state, bn.lastOp = StateCreating, op
-	res.json(http.StatusAccepted, osbclient.BindResponse{Operation: op.id})
+	res.json(http.StatusAccepted, osbwire.BindResponse{Operation: op.id})
 }
 
 // rebind answers a PUT for a binding ID that already exists.
-func (b *Broker) rebind(bn *binding, iid string, req *osbclient.BindRequest, ai bool, res *result) {
+func (b *Broker) rebind(bn *binding, iid string, req *osbwire.BindRequest, ai bool, res *result) {
 	if bn.instanceID != iid {
 		res.fail(http.StatusConflict, "", "binding %s already exists for instance %s", bn.id, bn.instanceID)
 		return
 	}
 	op := bn.lastOp
 	if op != nil && op.inProgress() && op.op != OpBind {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "operation %s is in progress on binding %s", opName(op), bn.id)
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "operation %s is in progress on binding %s", opName(op), bn.id)
 		return
 	}
 	if bn.state == StateFailed {
@@ -172,9 +172,9 @@ func (b *Broker) rebind(bn *binding, iid string, req *osbclient.BindRequest, ai 
 			asyncRequired(OpBind, bn.planID, res)
 			return
 		}
-		res.json(http.StatusAccepted, osbclient.BindResponse{Operation: op.id})
+		res.json(http.StatusAccepted, osbwire.BindResponse{Operation: op.id})
 	default:
-		res.json(http.StatusOK, osbclient.BindResponse{Credentials: bn.creds, Endpoints: bn.endpoints})
+		res.json(http.StatusOK, osbwire.BindResponse{Credentials: bn.creds, Endpoints: bn.endpoints})
 	}
 }
 
@@ -209,7 +209,7 @@ func (b *Broker) unbind(rq *request, res *result) {
 				asyncRequired(OpUnbind, bn.planID, res)
 				return
 			}
-			res.json(http.StatusAccepted, osbclient.UnbindResponse{Operation: op.id})
+			res.json(http.StatusAccepted, osbwire.UnbindResponse{Operation: op.id})
 			return
 		}
 		abort = op // the spec: an unbind during binding halts it
@@ -224,7 +224,7 @@ func (b *Broker) unbind(rq *request, res *result) {
 		return
 	}
 	if abort != nil {
-		abort.state = osbclient.StateFailed
+		abort.state = osbwire.StateFailed
 		abort.description = "bind aborted by an unbind request"
 	}
 	if !bh.Async {
@@ -238,7 +238,7 @@ func (b *Broker) unbind(rq *request, res *result) {
 	op := b.startOp(OpUnbind, bh)
 	op.bind, op.prePlanID = bn, bn.planID
 	bn.state, bn.lastOp = StateDeleting, op
-	res.json(http.StatusAccepted, osbclient.UnbindResponse{Operation: op.id})
+	res.json(http.StatusAccepted, osbwire.UnbindResponse{Operation: op.id})
 }
 
 func contains(list []string, s string) bool {
@@ -278,7 +278,7 @@ func (b *Broker) getBinding(rq *request, res *result) {
 			return
 		}
 	}
-	res.json(http.StatusOK, osbclient.GetBindingResponse{Credentials: bn.creds, Endpoints: bn.endpoints, Parameters: bn.params})
+	res.json(http.StatusOK, osbwire.GetBindingResponse{Credentials: bn.creds, Endpoints: bn.endpoints, Parameters: bn.params})
 }
 
 // bindingPlans lists the plan IDs a request may name for bn: the plan it was
@@ -296,7 +296,7 @@ func (b *Broker) bindingLastOperation(rq *request, res *result) {
 	bn := b.bindings[bid]
 	if bn == nil || bn.instanceID != iid {
 		if opID := b.aborted["b/"+bid]; opID != "" && rq.query.Get("operation") == opID {
-			res.json(http.StatusOK, osbclient.LastOperationResponse{State: osbclient.StateFailed, Description: "bind aborted by an unbind request"})
+			res.json(http.StatusOK, osbwire.LastOperationResponse{State: osbwire.StateFailed, Description: "bind aborted by an unbind request"})
 			return
 		}
 		res.description = "binding " + bid + " of instance " + iid + " does not exist (gone)"

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestBind(t *testing.T) {
@@ -127,7 +127,7 @@ func TestBindBehaviors(t *testing.T) {
 		h := newHarness(t, Config{})
 		h.mustProvision("i1", PlanDBSmall)
 		h.b.SetBehavior(PlanDBSmall, Behavior{RequiresApp: true}, OpBind)
-		expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbclient.ErrorCodeRequiresApp, "app GUID")
+		expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbwire.ErrorCodeRequiresApp, "app GUID")
 		m := bindBody(ServiceDB, PlanDBSmall, nil)
 		m["bind_resource"] = map[string]any{"app_guid": "app-1"}
 		expect(t, h.do(http.MethodPut, bindPath("i1", "b1"), m), http.StatusCreated, "")
@@ -156,7 +156,7 @@ func TestAsyncBind(t *testing.T) {
 	h.mustProvision("i1", PlanDBSmall)
 	h.b.SetBehavior(PlanDBSmall, Behavior{Async: true, Polls: 1, RetryAfter: 2e9}, OpBind)
 	body := bindBody(ServiceDB, PlanDBSmall, nil)
-	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), body), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), body), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	r := h.do(http.MethodPut, bindPath("i1", "b1", "accepts_incomplete", "true"), body)
 	expect(t, r, http.StatusAccepted, "")
 	op := r.Str("operation")
@@ -168,9 +168,9 @@ func TestAsyncBind(t *testing.T) {
 		t.Fatalf("re-sent bind: %d %s", r.Status, r.Body)
 	}
 	expect(t, h.do(http.MethodPut, bindPath("i1", "b1", "accepts_incomplete", "true"), bindBody(ServiceDB, PlanDBSmall, map[string]any{"a": 1})), http.StatusConflict, "")
-	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), body), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), body), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	// The instance is busy while its binding is being created.
-	expectError(t, h.do(http.MethodPatch, instPath("i1"), map[string]any{"service_id": ServiceDB}), http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "binding b1")
+	expectError(t, h.do(http.MethodPatch, instPath("i1"), map[string]any{"service_id": ServiceDB}), http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "binding b1")
 	expect(t, h.do(http.MethodGet, bindPath("i1", "b1"), nil), http.StatusNotFound, "still being created")
 
 	p := h.pollBinding("i1", "b1", "operation", op, "service_id", ServiceDB, "plan_id", PlanDBSmall)
@@ -248,16 +248,16 @@ func TestAsyncUnbind(t *testing.T) {
 	h.mustBind("i1", "b1", PlanDBSmall)
 	h.b.SetBehavior(PlanDBSmall, Behavior{Async: true, Polls: 1}, OpUnbind)
 	q := []string{"service_id", ServiceDB, "plan_id", PlanDBSmall}
-	expectError(t, h.do(http.MethodDelete, bindPath("i1", "b1", q...), nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodDelete, bindPath("i1", "b1", q...), nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	r := h.do(http.MethodDelete, bindPath("i1", "b1", append(q, "accepts_incomplete", "true")...), nil)
 	expect(t, r, http.StatusAccepted, "")
 	op := r.Str("operation")
 	if r := h.do(http.MethodDelete, bindPath("i1", "b1", append(q, "accepts_incomplete", "true")...), nil); r.Status != 202 || r.Str("operation") != op {
 		t.Fatalf("re-sent unbind: %d %s", r.Status, r.Body)
 	}
-	expectError(t, h.do(http.MethodDelete, bindPath("i1", "b1", q...), nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodDelete, bindPath("i1", "b1", q...), nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	// A bind with the same ID while it is being deleted: ConcurrencyError.
-	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "")
+	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "")
 	if bn, _ := h.b.Binding("b1"); bn.State != StateDeleting {
 		t.Fatalf("state %s", bn.State)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // OSB header names.
@@ -42,7 +42,7 @@ type Config struct {
 	// Catalog is the catalog to serve; nil serves DefaultCatalog and
 	// installs its default behaviours (PlanDBAsync asynchronous, dashboard
 	// URLs on the database plans).
-	Catalog *osbclient.Catalog
+	Catalog *osbwire.Catalog
 	// Username and Password, when either is set, enable HTTP basic
 	// authentication.
 	Username string
@@ -115,8 +115,8 @@ type Instance struct {
 	// Parameters are the instance's current parameters (provision
 	// parameters with every successful update merged in).
 	Parameters      map[string]any
-	Context         *osbclient.Context
-	MaintenanceInfo *osbclient.MaintenanceInfo
+	Context         *osbwire.Context
+	MaintenanceInfo *osbwire.MaintenanceInfo
 	DashboardURL    string
 	State           State
 	// Operation is the operation ID of the last asynchronous operation
@@ -135,9 +135,9 @@ type Binding struct {
 	// PlanID is the instance's plan when the binding was created.
 	PlanID               string
 	AppGUID              string
-	BindResource         *osbclient.BindResource
+	BindResource         *osbwire.BindResource
 	Parameters           map[string]any
-	Context              *osbclient.Context
+	Context              *osbwire.Context
 	PredecessorBindingID string
 	Credentials          map[string]any
 	State                State
@@ -153,7 +153,7 @@ type Broker struct {
 	cfg      Config
 	minMinor int // minimum accepted minor version of API major 2
 
-	catalog   osbclient.Catalog
+	catalog   osbwire.Catalog
 	behaviors map[behaviorKey]Behavior
 
 	faults    []*faultEntry
@@ -369,7 +369,7 @@ func (b *Broker) FinishOperation(instanceID, bindingID string, fail bool) bool {
 	} else if bn := b.bindings[bindingID]; bn != nil && bn.instanceID == instanceID {
 		op = bn.lastOp
 	}
-	if op == nil || op.state != osbclient.StateInProgress {
+	if op == nil || op.state != osbwire.StateInProgress {
 		return false
 	}
 	op.behavior.Fail = fail
@@ -501,7 +501,7 @@ func (res *result) json(status int, v any) {
 
 // errorBody sets an OSB error answer.
 func (res *result) errorBody(status int, code, desc string) {
-	raw, _ := json.Marshal(osbclient.ErrorBody{Error: code, Description: desc})
+	raw, _ := json.Marshal(osbwire.ErrorBody{Error: code, Description: desc})
 	res.status = status
 	res.header.Set("Content-Type", "application/json")
 	res.body = raw
@@ -678,7 +678,7 @@ func (b *Broker) checkVersion(r *http.Request, res *result) bool {
 	}
 	major, minor, ok := parseVersion(v)
 	if !ok {
-		res.fail(http.StatusPreconditionFailed, "", "malformed %s %q; want MAJOR.MINOR such as %s", HeaderAPIVersion, v, osbclient.APIVersion)
+		res.fail(http.StatusPreconditionFailed, "", "malformed %s %q; want MAJOR.MINOR such as %s", HeaderAPIVersion, v, osbwire.APIVersion)
 		return false
 	}
 	if major != 2 || minor < b.minMinor {
@@ -736,7 +736,7 @@ func (b *Broker) checkIdentity(rq *request, res *result) bool {
 		res.fail(http.StatusBadRequest, "", "malformed %s: value does not decode to a JSON object", HeaderOriginatingIdentity)
 		return false
 	}
-	if platform == osbclient.PlatformKubernetes {
+	if platform == osbwire.PlatformKubernetes {
 		if u, _ := obj["username"].(string); u == "" {
 			res.fail(http.StatusBadRequest, "", "malformed %s: the kubernetes profile requires a non-empty \"username\"", HeaderOriginatingIdentity)
 			return false
@@ -783,7 +783,7 @@ func decodeBody(rq *request, v any, res *result) bool {
 
 // checkContext validates a context object and its agreement with the
 // originating identity's platform.
-func checkContext(rq *request, c *osbclient.Context, res *result) bool {
+func checkContext(rq *request, c *osbwire.Context, res *result) bool {
 	if c == nil {
 		return true
 	}
@@ -865,7 +865,7 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-func cloneContext(c *osbclient.Context) *osbclient.Context {
+func cloneContext(c *osbwire.Context) *osbwire.Context {
 	if c == nil {
 		return nil
 	}
@@ -874,7 +874,7 @@ func cloneContext(c *osbclient.Context) *osbclient.Context {
 	return &cp
 }
 
-func cloneMaint(m *osbclient.MaintenanceInfo) *osbclient.MaintenanceInfo {
+func cloneMaint(m *osbwire.MaintenanceInfo) *osbwire.MaintenanceInfo {
 	if m == nil {
 		return nil
 	}
@@ -882,7 +882,7 @@ func cloneMaint(m *osbclient.MaintenanceInfo) *osbclient.MaintenanceInfo {
 	return &cp
 }
 
-func cloneBindResource(br *osbclient.BindResource) *osbclient.BindResource {
+func cloneBindResource(br *osbwire.BindResource) *osbwire.BindResource {
 	if br == nil {
 		return nil
 	}

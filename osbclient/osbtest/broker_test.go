@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestLifecycleSync(t *testing.T) {
@@ -37,7 +37,7 @@ func TestLifecycleSync(t *testing.T) {
 
 func TestLifecycleAsync(t *testing.T) {
 	h := newHarness(t, Config{})
-	expectError(t, h.provision("i1", PlanDBAsync, nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "accepts_incomplete")
+	expectError(t, h.provision("i1", PlanDBAsync, nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "accepts_incomplete")
 	r := h.provision("i1", PlanDBAsync, nil, "accepts_incomplete", "true")
 	expect(t, r, http.StatusAccepted, "")
 	op := r.Str("operation")
@@ -47,12 +47,12 @@ func TestLifecycleAsync(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		p := h.poll("i1", "operation", op, "service_id", ServiceDB, "plan_id", PlanDBAsync)
 		expect(t, p, http.StatusOK, "")
-		if p.Str("state") != string(osbclient.StateInProgress) {
+		if p.Str("state") != string(osbwire.StateInProgress) {
 			t.Fatalf("poll %d: %s", i, p.Body)
 		}
 	}
 	p := h.poll("i1", "operation", op)
-	if p.Str("state") != string(osbclient.StateSucceeded) {
+	if p.Str("state") != string(osbwire.StateSucceeded) {
 		t.Fatalf("final poll: %s", p.Body)
 	}
 	if in, _ := h.b.Instance("i1"); in.State != StateReady {

@@ -3,7 +3,7 @@ package osbtest
 import (
 	"encoding/json"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // IDs of the services and plans of DefaultCatalog. They are readable rather
@@ -50,14 +50,14 @@ const DefaultDashboardURL = "https://dashboard.osbtest.invalid/instances/{instan
 // See the Service* and Plan* constants. A broker created with no Catalog
 // serves it and makes PlanDBAsync asynchronous and the database plans
 // return DefaultDashboardURL (see New).
-func DefaultCatalog() osbclient.Catalog {
+func DefaultCatalog() osbwire.Catalog {
 	t, f := true, false
 	maxPoll := 600
-	schema := func(props string) *osbclient.InputParametersSchema {
-		return &osbclient.InputParametersSchema{Parameters: json.RawMessage(
+	schema := func(props string) *osbwire.InputParametersSchema {
+		return &osbwire.InputParametersSchema{Parameters: json.RawMessage(
 			`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","properties":` + props + `}`)}
 	}
-	return osbclient.Catalog{Services: []osbclient.Service{
+	return osbwire.Catalog{Services: []osbwire.Service{
 		{
 			Name:                 "osbtest-db",
 			ID:                   ServiceDB,
@@ -68,18 +68,18 @@ func DefaultCatalog() osbclient.Catalog {
 			BindingsRetrievable:  true,
 			PlanUpdateable:       true,
 			Metadata:             json.RawMessage(`{"displayName":"osbtest database"}`),
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{
 					ID:               PlanDBSmall,
 					Name:             "small",
 					Description:      "A small synchronous database.",
 					BindingRotatable: &t,
-					Schemas: &osbclient.Schemas{
-						ServiceInstance: &osbclient.ServiceInstanceSchema{
+					Schemas: &osbwire.Schemas{
+						ServiceInstance: &osbwire.ServiceInstanceSchema{
 							Create: schema(`{"size":{"type":"integer"},"region":{"type":"string"}}`),
 							Update: schema(`{"size":{"type":"integer"}}`),
 						},
-						ServiceBinding: &osbclient.ServiceBindingSchema{
+						ServiceBinding: &osbwire.ServiceBindingSchema{
 							Create: schema(`{"role":{"type":"string"}}`),
 						},
 					},
@@ -89,7 +89,7 @@ func DefaultCatalog() osbclient.Catalog {
 					Name:            "large",
 					Description:     "A large synchronous database.",
 					Free:            &f,
-					MaintenanceInfo: &osbclient.MaintenanceInfo{Version: "1.0.0", Description: "initial release"},
+					MaintenanceInfo: &osbwire.MaintenanceInfo{Version: "1.0.0", Description: "initial release"},
 				},
 				{
 					ID:                     PlanDBAsync,
@@ -110,7 +110,7 @@ func DefaultCatalog() osbclient.Catalog {
 			ID:          ServiceQueue,
 			Description: "A message queue; instances and bindings are not retrievable.",
 			Bindable:    true,
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{ID: PlanQueueStandard, Name: "standard", Description: "A standard queue."},
 				{ID: PlanQueueNoBind, Name: "nobind", Description: "A queue that cannot be bound.", Bindable: &f},
 			},
@@ -121,7 +121,7 @@ func DefaultCatalog() osbclient.Catalog {
 			Description:          "A DNS zone; not bindable.",
 			Bindable:             false,
 			InstancesRetrievable: true,
-			Plans: []osbclient.Plan{
+			Plans: []osbwire.Plan{
 				{ID: PlanDNSZone, Name: "zone", Description: "One DNS zone."},
 			},
 		},
@@ -138,7 +138,7 @@ func (b *Broker) installDefaultBehaviors() {
 }
 
 // findPlan looks a plan up in the catalog. Call with b.mu held.
-func (b *Broker) findPlan(serviceID, planID string) (*osbclient.Service, *osbclient.Plan) {
+func (b *Broker) findPlan(serviceID, planID string) (*osbwire.Service, *osbwire.Plan) {
 	for i := range b.catalog.Services {
 		s := &b.catalog.Services[i]
 		if s.ID != serviceID {
@@ -159,31 +159,31 @@ func (b *Broker) findPlan(serviceID, planID string) (*osbclient.Service, *osbcli
 // gone, as with a real broker that removed a plan). It panics if the catalog
 // cannot be encoded as JSON (e.g. invalid json.RawMessage metadata), since
 // it could never be served.
-func (b *Broker) SetCatalog(c osbclient.Catalog) {
+func (b *Broker) SetCatalog(c osbwire.Catalog) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.catalog = cloneCatalog(c)
 }
 
 // Catalog returns a copy of the catalog the broker serves.
-func (b *Broker) Catalog() osbclient.Catalog {
+func (b *Broker) Catalog() osbwire.Catalog {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return cloneCatalog(b.catalog)
 }
 
 // cloneCatalog deep-copies a catalog through its JSON form.
-func cloneCatalog(c osbclient.Catalog) osbclient.Catalog {
+func cloneCatalog(c osbwire.Catalog) osbwire.Catalog {
 	raw, err := json.Marshal(c)
 	if err != nil {
 		panic("osbtest: catalog cannot be encoded: " + err.Error())
 	}
-	var out osbclient.Catalog
+	var out osbwire.Catalog
 	if err := json.Unmarshal(raw, &out); err != nil {
 		panic("osbtest: catalog cannot be decoded: " + err.Error())
 	}
 	if out.Services == nil {
-		out.Services = []osbclient.Service{}
+		out.Services = []osbwire.Service{}
 	}
 	return out
 }

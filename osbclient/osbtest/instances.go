@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // operation is an asynchronous operation on an instance or binding.
@@ -13,7 +13,7 @@ type operation struct {
 	id          string // "" when the 202 carried no operation
 	behavior    Behavior
 	pollsLeft   int
-	state       osbclient.LastOperationState
+	state       osbwire.LastOperationState
 	description string
 	// prePlanID is the instance's plan when the operation started: what an
 	// update poll must send as plan_id.
@@ -28,19 +28,19 @@ type operation struct {
 	// Pending update, applied on success.
 	newPlanID    string
 	newParams    map[string]any
-	newContext   *osbclient.Context
-	newMaint     *osbclient.MaintenanceInfo
+	newContext   *osbwire.Context
+	newMaint     *osbwire.MaintenanceInfo
 	newDashboard string
 }
 
-func (op *operation) inProgress() bool { return op.state == osbclient.StateInProgress }
+func (op *operation) inProgress() bool { return op.state == osbwire.StateInProgress }
 
 type instance struct {
 	id, serviceID, planID string
 	org, space            string
 	params                map[string]any
-	context               *osbclient.Context
-	maint                 *osbclient.MaintenanceInfo
+	context               *osbwire.Context
+	maint                 *osbwire.MaintenanceInfo
 	dashboard             string
 	state                 State
 	lastOp                *operation
@@ -89,7 +89,7 @@ func opName(op *operation) string {
 
 // startOp creates an asynchronous operation. Call with b.mu held.
 func (b *Broker) startOp(kind Op, bh Behavior) *operation {
-	op := &operation{op: kind, behavior: bh, pollsLeft: bh.Polls, state: osbclient.StateInProgress}
+	op := &operation{op: kind, behavior: bh, pollsLeft: bh.Polls, state: osbwire.StateInProgress}
 	if op.pollsLeft < -1 {
 		op.pollsLeft = -1
 	}
@@ -104,13 +104,13 @@ func (b *Broker) startOp(kind Op, bh Behavior) *operation {
 func (b *Broker) complete(op *operation) {
 	fail := op.behavior.Fail
 	if fail {
-		op.state = osbclient.StateFailed
+		op.state = osbwire.StateFailed
 		op.description = op.behavior.FailDescription
 		if op.description == "" {
 			op.description = string(op.op) + " failed (osbtest Behavior.Fail)"
 		}
 	} else {
-		op.state = osbclient.StateSucceeded
+		op.state = osbwire.StateSucceeded
 		op.description = string(op.op) + " succeeded"
 	}
 	switch op.op {
@@ -175,13 +175,13 @@ func (b *Broker) pollAnswer(op *operation, res *result) {
 			if op.behavior.RetryAfter > 0 {
 				res.header.Set("Retry-After", retryAfterSeconds(op.behavior.RetryAfter))
 			}
-			res.json(http.StatusOK, osbclient.LastOperationResponse{
-				State: osbclient.StateInProgress, Description: string(op.op) + " in progress",
+			res.json(http.StatusOK, osbwire.LastOperationResponse{
+				State: osbwire.StateInProgress, Description: string(op.op) + " in progress",
 			})
 			return
 		}
 	}
-	res.json(http.StatusOK, osbclient.LastOperationResponse{State: op.state, Description: op.description})
+	res.json(http.StatusOK, osbwire.LastOperationResponse{State: op.state, Description: op.description})
 }
 
 // checkOperationParam enforces the operation query parameter of a poll.
@@ -212,11 +212,11 @@ func syncFailure(kind Op, bh Behavior, res *result) {
 }
 
 func asyncRequired(kind Op, planID string, res *result) {
-	res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired,
+	res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired,
 		"%s for plan %s is asynchronous only: the request must include accepts_incomplete=true", kind, planID)
 }
 
-func maintVersion(m *osbclient.MaintenanceInfo) string {
+func maintVersion(m *osbwire.MaintenanceInfo) string {
 	if m == nil {
 		return ""
 	}
@@ -224,17 +224,17 @@ func maintVersion(m *osbclient.MaintenanceInfo) string {
 }
 
 // checkMaintenance refuses a maintenance_info that does not match the plan's.
-func checkMaintenance(req *osbclient.MaintenanceInfo, plan *osbclient.Plan, res *result) bool {
+func checkMaintenance(req *osbwire.MaintenanceInfo, plan *osbwire.Plan, res *result) bool {
 	if req == nil {
 		return true
 	}
 	if plan.MaintenanceInfo == nil {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeMaintenanceInfoConflict,
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeMaintenanceInfoConflict,
 			"maintenance_info.version %q was sent but plan %s declares no maintenance_info", req.Version, plan.ID)
 		return false
 	}
 	if req.Version != plan.MaintenanceInfo.Version {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeMaintenanceInfoConflict,
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeMaintenanceInfoConflict,
 			"maintenance_info.version %q does not match plan %s's version %q", req.Version, plan.ID, plan.MaintenanceInfo.Version)
 		return false
 	}
@@ -243,7 +243,7 @@ func checkMaintenance(req *osbclient.MaintenanceInfo, plan *osbclient.Plan, res 
 
 // lookupPlan resolves service and plan IDs against the catalog (400 if
 // unknown or mismatched).
-func (b *Broker) lookupPlan(serviceID, planID string, res *result) (*osbclient.Service, *osbclient.Plan, bool) {
+func (b *Broker) lookupPlan(serviceID, planID string, res *result) (*osbwire.Service, *osbwire.Plan, bool) {
 	svc, plan := b.findPlan(serviceID, planID)
 	switch {
 	case svc == nil:
@@ -293,7 +293,7 @@ func objectDiff(name string, have, got map[string]any) []string {
 }
 
 // contextMap renders a context as a generic object for objectDiff.
-func contextMap(c *osbclient.Context) map[string]any {
+func contextMap(c *osbwire.Context) map[string]any {
 	if c == nil {
 		return nil
 	}
@@ -303,7 +303,7 @@ func contextMap(c *osbclient.Context) map[string]any {
 }
 
 // provisionDiff lists the attributes in which req differs from in.
-func provisionDiff(in *instance, req *osbclient.ProvisionRequest) []string {
+func provisionDiff(in *instance, req *osbwire.ProvisionRequest) []string {
 	var d []string
 	add := func(name, have, got string) {
 		if have != got {
@@ -325,7 +325,7 @@ func (b *Broker) provision(rq *request, res *result) {
 	if !ok {
 		return
 	}
-	var req osbclient.ProvisionRequest
+	var req osbwire.ProvisionRequest
 	if !decodeBody(rq, &req, res) {
 		return
 	}
@@ -368,20 +368,20 @@ func (b *Broker) provision(rq *request, res *result) {
 	b.instances[id] = in
 	delete(b.aborted, "i/"+id)
 	if !bh.Async {
-		res.json(http.StatusCreated, osbclient.ProvisionResponse{DashboardURL: in.dashboard})
+		res.json(http.StatusCreated, osbwire.ProvisionResponse{DashboardURL: in.dashboard})
 		return
 	}
 	op := b.startOp(OpProvision, bh)
 	op.inst, op.prePlanID = in, in.planID
 	in.state, in.lastOp = StateCreating, op
-	res.json(http.StatusAccepted, osbclient.ProvisionResponse{DashboardURL: in.dashboard, Operation: op.id})
+	res.json(http.StatusAccepted, osbwire.ProvisionResponse{DashboardURL: in.dashboard, Operation: op.id})
 }
 
 // reprovision answers a PUT for an instance that already exists.
-func (b *Broker) reprovision(in *instance, req *osbclient.ProvisionRequest, ai bool, res *result) {
+func (b *Broker) reprovision(in *instance, req *osbwire.ProvisionRequest, ai bool, res *result) {
 	op := in.lastOp
 	if op != nil && op.inProgress() && op.op != OpProvision {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "%s", b.busy(in))
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "%s", b.busy(in))
 		return
 	}
 	if in.state == StateFailed {
@@ -398,9 +398,9 @@ func (b *Broker) reprovision(in *instance, req *osbclient.ProvisionRequest, ai b
 			asyncRequired(OpProvision, in.planID, res)
 			return
 		}
-		res.json(http.StatusAccepted, osbclient.ProvisionResponse{DashboardURL: in.dashboard, Operation: op.id})
+		res.json(http.StatusAccepted, osbwire.ProvisionResponse{DashboardURL: in.dashboard, Operation: op.id})
 	default:
-		res.json(http.StatusOK, osbclient.ProvisionResponse{DashboardURL: in.dashboard})
+		res.json(http.StatusOK, osbwire.ProvisionResponse{DashboardURL: in.dashboard})
 	}
 }
 
@@ -420,7 +420,7 @@ func (b *Broker) update(rq *request, res *result) {
 	if !ok {
 		return
 	}
-	var req osbclient.UpdateInstanceRequest
+	var req osbwire.UpdateInstanceRequest
 	if !decodeBody(rq, &req, res) {
 		return
 	}
@@ -448,11 +448,11 @@ func (b *Broker) update(rq *request, res *result) {
 			asyncRequired(OpUpdate, op.newPlanOr(in.planID), res)
 			return
 		}
-		res.json(http.StatusAccepted, osbclient.UpdateInstanceResponse{DashboardURL: op.newDashboard, Operation: op.id})
+		res.json(http.StatusAccepted, osbwire.UpdateInstanceResponse{DashboardURL: op.newDashboard, Operation: op.id})
 		return
 	}
 	if why := b.busy(in); why != "" {
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "%s", why)
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "%s", why)
 		return
 	}
 	if in.state == StateFailed {
@@ -521,7 +521,7 @@ func (b *Broker) update(rq *request, res *result) {
 	}
 	if !bh.Async {
 		in.applyUpdate(op)
-		res.json(http.StatusOK, osbclient.UpdateInstanceResponse{DashboardURL: op.newDashboard})
+		res.json(http.StatusOK, osbwire.UpdateInstanceResponse{DashboardURL: op.newDashboard})
 		return
 	}
 	async := b.startOp(OpUpdate, bh)
@@ -529,7 +529,7 @@ func (b *Broker) update(rq *request, res *result) {
 	async.newPlanID, async.newParams, async.newContext, async.newMaint, async.newDashboard =
 		op.newPlanID, op.newParams, op.newContext, op.newMaint, op.newDashboard
 	in.state, in.lastOp = StateUpdating, async
-	res.json(http.StatusAccepted, osbclient.UpdateInstanceResponse{DashboardURL: async.newDashboard, Operation: async.id})
+	res.json(http.StatusAccepted, osbwire.UpdateInstanceResponse{DashboardURL: async.newDashboard, Operation: async.id})
 }
 
 func (op *operation) newPlanOr(plan string) string {
@@ -594,12 +594,12 @@ func (b *Broker) deprovision(rq *request, res *result) {
 				asyncRequired(OpDeprovision, in.planID, res)
 				return
 			}
-			res.json(http.StatusAccepted, osbclient.DeprovisionResponse{Operation: op.id})
+			res.json(http.StatusAccepted, osbwire.DeprovisionResponse{Operation: op.id})
 			return
 		case OpProvision:
 			abort = op // the spec: a delete during provisioning halts it
 		default:
-			res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "%s", b.busy(in))
+			res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "%s", b.busy(in))
 			return
 		}
 	}
@@ -613,7 +613,7 @@ func (b *Broker) deprovision(rq *request, res *result) {
 		return
 	}
 	if abort != nil {
-		abort.state = osbclient.StateFailed
+		abort.state = osbwire.StateFailed
 		abort.description = "provision aborted by a deprovision request"
 	}
 	if !bh.Async {
@@ -627,7 +627,7 @@ func (b *Broker) deprovision(rq *request, res *result) {
 	op := b.startOp(OpDeprovision, bh)
 	op.inst, op.prePlanID = in, in.planID
 	in.state, in.lastOp = StateDeleting, op
-	res.json(http.StatusAccepted, osbclient.DeprovisionResponse{Operation: op.id})
+	res.json(http.StatusAccepted, osbwire.DeprovisionResponse{Operation: op.id})
 }
 
 // checkIDQuery checks optional service_id/plan_id query parameters against
@@ -677,10 +677,10 @@ func (b *Broker) getInstance(rq *request, res *result) {
 		res.fail(http.StatusNotFound, "", "instance %s failed to provision", id)
 		return
 	case in.state == StateUpdating:
-		res.fail(http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "instance %s is being updated and cannot be fetched now", id)
+		res.fail(http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "instance %s is being updated and cannot be fetched now", id)
 		return
 	}
-	res.json(http.StatusOK, osbclient.GetInstanceResponse{
+	res.json(http.StatusOK, osbwire.GetInstanceResponse{
 		ServiceID: in.serviceID, PlanID: in.planID, DashboardURL: in.dashboard,
 		Parameters: in.params, MaintenanceInfo: in.maint,
 	})
@@ -691,7 +691,7 @@ func (b *Broker) lastOperation(rq *request, res *result) {
 	in := b.instances[id]
 	if in == nil {
 		if opID := b.aborted["i/"+id]; opID != "" && rq.query.Get("operation") == opID {
-			res.json(http.StatusOK, osbclient.LastOperationResponse{State: osbclient.StateFailed, Description: "provision aborted by a deprovision request"})
+			res.json(http.StatusOK, osbwire.LastOperationResponse{State: osbwire.StateFailed, Description: "provision aborted by a deprovision request"})
 			return
 		}
 		res.description = "instance " + id + " does not exist (gone)"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestCatalog(t *testing.T) {
@@ -18,7 +18,7 @@ func TestCatalog(t *testing.T) {
 	if len(svcs) != 3 {
 		t.Fatalf("services: %s", r.Body)
 	}
-	h.b.SetCatalog(osbclient.Catalog{})
+	h.b.SetCatalog(osbwire.Catalog{})
 	r = h.do(http.MethodGet, "/v2/catalog", nil)
 	if string(r.Body) != `{"services":[]}` {
 		t.Fatalf("empty catalog body %s", r.Body)
@@ -107,7 +107,7 @@ func TestProvisionAsyncResend(t *testing.T) {
 	if r.Str("operation") != op {
 		t.Fatalf("re-sent PUT got operation %q, want %q", r.Str("operation"), op)
 	}
-	expectError(t, h.provision("i1", PlanDBAsync, nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.provision("i1", PlanDBAsync, nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	expect(t, h.provision("i1", PlanDBAsync, map[string]any{"x": 1}, "accepts_incomplete", "true"), http.StatusConflict, "parameters")
 	if in, _ := h.b.Instance("i1"); in.State != StateCreating || in.Operation != op || in.LastOperation != OpProvision {
 		t.Fatalf("instance %+v", in)
@@ -115,10 +115,10 @@ func TestProvisionAsyncResend(t *testing.T) {
 	// Fetching is 404 while provisioning.
 	expect(t, h.do(http.MethodGet, instPath("i1"), nil), http.StatusNotFound, "still being provisioned")
 	// Binding waits for the instance.
-	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBAsync, nil)), http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "in progress")
+	expectError(t, h.do(http.MethodPut, bindPath("i1", "b1"), bindBody(ServiceDB, PlanDBAsync, nil)), http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "in progress")
 	// Updating waits too.
 	expectError(t, h.do(http.MethodPatch, instPath("i1", "accepts_incomplete", "true"), map[string]any{"service_id": ServiceDB}),
-		http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, op)
+		http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, op)
 }
 
 func TestProvisionSyncFailure(t *testing.T) {
@@ -224,9 +224,9 @@ func TestUpdate(t *testing.T) {
 		{"wrong previous plan", "i1", map[string]any{"service_id": ServiceDB, "previous_values": map[string]any{"plan_id": PlanDBLarge}}, http.StatusBadRequest, "", "previous_values.plan_id"},
 		{"wrong previous service", "i1", map[string]any{"service_id": ServiceDB, "previous_values": map[string]any{"service_id": ServiceQueue}}, http.StatusBadRequest, "", "previous_values.service_id"},
 		{"context without platform", "i1", map[string]any{"service_id": ServiceDB, "context": map[string]any{}}, http.StatusBadRequest, "", "context.platform"},
-		{"maintenance on plan without", "i1", map[string]any{"service_id": ServiceDB, "maintenance_info": map[string]any{"version": "1.0.0"}}, http.StatusUnprocessableEntity, osbclient.ErrorCodeMaintenanceInfoConflict, "declares no maintenance_info"},
-		{"maintenance mismatch", "i1", map[string]any{"service_id": ServiceDB, "plan_id": PlanDBLarge, "maintenance_info": map[string]any{"version": "0.9.0"}}, http.StatusUnprocessableEntity, osbclient.ErrorCodeMaintenanceInfoConflict, `does not match plan osbtest-db-large's version "1.0.0"`},
-		{"async required", "i1", map[string]any{"service_id": ServiceDB, "plan_id": PlanDBAsync}, http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "accepts_incomplete=true"},
+		{"maintenance on plan without", "i1", map[string]any{"service_id": ServiceDB, "maintenance_info": map[string]any{"version": "1.0.0"}}, http.StatusUnprocessableEntity, osbwire.ErrorCodeMaintenanceInfoConflict, "declares no maintenance_info"},
+		{"maintenance mismatch", "i1", map[string]any{"service_id": ServiceDB, "plan_id": PlanDBLarge, "maintenance_info": map[string]any{"version": "0.9.0"}}, http.StatusUnprocessableEntity, osbwire.ErrorCodeMaintenanceInfoConflict, `does not match plan osbtest-db-large's version "1.0.0"`},
+		{"async required", "i1", map[string]any{"service_id": ServiceDB, "plan_id": PlanDBAsync}, http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "accepts_incomplete=true"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,22 +269,22 @@ func TestAsyncUpdatePolledWithPreUpdatePlan(t *testing.T) {
 	if in, _ := h.b.Instance("i1"); in.PlanID != PlanDBSmall || in.State != StateUpdating || in.Parameters["size"] != 1.0 {
 		t.Fatalf("instance during update: %+v", in)
 	}
-	expectError(t, h.do(http.MethodGet, instPath("i1"), nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "being updated")
+	expectError(t, h.do(http.MethodGet, instPath("i1"), nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "being updated")
 	// Re-sent identical PATCH: 202 same op; without accepts_incomplete: 422.
 	r = h.do(http.MethodPatch, instPath("i1", "accepts_incomplete", "true"), body)
 	if r.Status != http.StatusAccepted || r.Str("operation") != op {
 		t.Fatalf("re-sent PATCH: %d %s", r.Status, r.Body)
 	}
-	expectError(t, h.do(http.MethodPatch, instPath("i1"), body), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodPatch, instPath("i1"), body), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	// A different PATCH: ConcurrencyError.
 	expectError(t, h.do(http.MethodPatch, instPath("i1", "accepts_incomplete", "true"), map[string]any{"service_id": ServiceDB}),
-		http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "in progress")
+		http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "in progress")
 	// Deprovision during the update: ConcurrencyError.
 	expectError(t, h.do(http.MethodDelete, instPath("i1", "accepts_incomplete", "true", "service_id", ServiceDB, "plan_id", PlanDBSmall), nil),
-		http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "")
+		http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "")
 	// Re-provision during the update: ConcurrencyError.
 	expectError(t, h.provision("i1", PlanDBSmall, map[string]any{"size": 1}, "accepts_incomplete", "true"),
-		http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "")
+		http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "")
 
 	// Polling with the post-update plan is the Service Catalog bug: 400.
 	expect(t, h.poll("i1", "operation", op, "service_id", ServiceDB, "plan_id", PlanDBLarge), http.StatusBadRequest,
@@ -377,7 +377,7 @@ func TestAsyncDeprovision(t *testing.T) {
 	r := h.provision("i1", PlanDBAsync, nil, "accepts_incomplete", "true")
 	h.b.FinishOperation("i1", "", false)
 	q := []string{"service_id", ServiceDB, "plan_id", PlanDBAsync}
-	expectError(t, h.do(http.MethodDelete, instPath("i1", q...), nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodDelete, instPath("i1", q...), nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	r = h.do(http.MethodDelete, instPath("i1", append(q, "accepts_incomplete", "true")...), nil)
 	expect(t, r, http.StatusAccepted, "")
 	op := r.Str("operation")
@@ -389,7 +389,7 @@ func TestAsyncDeprovision(t *testing.T) {
 	if r.Status != http.StatusAccepted || r.Str("operation") != op {
 		t.Fatalf("re-sent DELETE: %d %s", r.Status, r.Body)
 	}
-	expectError(t, h.do(http.MethodDelete, instPath("i1", q...), nil), http.StatusUnprocessableEntity, osbclient.ErrorCodeAsyncRequired, "")
+	expectError(t, h.do(http.MethodDelete, instPath("i1", q...), nil), http.StatusUnprocessableEntity, osbwire.ErrorCodeAsyncRequired, "")
 	states := []string{}
 	for i := 0; i < 3; i++ {
 		states = append(states, h.poll("i1", append(q, "operation", op)...).Str("state"))

@@ -12,13 +12,13 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // checkParams validates parameters against a plan's parameter schema (nil:
 // no schema, anything goes), answering 400 with every violation. A schema
 // that does not compile is a broken catalog: 500. Call with b.mu held.
-func (b *Broker) checkParams(what, planID string, s *osbclient.InputParametersSchema, params map[string]any, res *result) bool {
+func (b *Broker) checkParams(what, planID string, s *osbwire.InputParametersSchema, params map[string]any, res *result) bool {
 	if b.cfg.IgnoreParameterSchemas || s == nil || len(bytes.TrimSpace(s.Parameters)) == 0 {
 		return true
 	}
@@ -133,7 +133,7 @@ func stripLocation(msg string) string {
 
 // instanceSchema returns the plan's service_instance create (update=false) or
 // update schema, or nil.
-func instanceSchema(p *osbclient.Plan, update bool) *osbclient.InputParametersSchema {
+func instanceSchema(p *osbwire.Plan, update bool) *osbwire.InputParametersSchema {
 	if p == nil || p.Schemas == nil || p.Schemas.ServiceInstance == nil {
 		return nil
 	}
@@ -144,7 +144,7 @@ func instanceSchema(p *osbclient.Plan, update bool) *osbclient.InputParametersSc
 }
 
 // bindingSchema returns the plan's service_binding create schema, or nil.
-func bindingSchema(p *osbclient.Plan) *osbclient.InputParametersSchema {
+func bindingSchema(p *osbwire.Plan) *osbwire.InputParametersSchema {
 	if p == nil || p.Schemas == nil || p.Schemas.ServiceBinding == nil {
 		return nil
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestParameterSchemas(t *testing.T) {
@@ -53,17 +53,17 @@ func TestParameterSchemas(t *testing.T) {
 }
 
 func TestParameterSchemaRequiredAndBroken(t *testing.T) {
-	c := osbclient.Catalog{Services: []osbclient.Service{{
+	c := osbwire.Catalog{Services: []osbwire.Service{{
 		ID: "s", Name: "s", Description: "d", Bindable: true,
-		Plans: []osbclient.Plan{
-			{ID: "req", Name: "req", Description: "d", Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
-				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^[a-z]+$"}}}`)},
+		Plans: []osbwire.Plan{
+			{ID: "req", Name: "req", Description: "d", Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{
+				Create: &osbwire.InputParametersSchema{Parameters: json.RawMessage(`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^[a-z]+$"}}}`)},
 			}}},
-			{ID: "broken", Name: "broken", Description: "d", Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
-				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"type": 5}`)},
+			{ID: "broken", Name: "broken", Description: "d", Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{
+				Create: &osbwire.InputParametersSchema{Parameters: json.RawMessage(`{"type": 5}`)},
 			}}},
-			{ID: "extref", Name: "extref", Description: "d", Schemas: &osbclient.Schemas{ServiceInstance: &osbclient.ServiceInstanceSchema{
-				Create: &osbclient.InputParametersSchema{Parameters: json.RawMessage(`{"$ref": "http://example.invalid/s.json"}`)},
+			{ID: "extref", Name: "extref", Description: "d", Schemas: &osbwire.Schemas{ServiceInstance: &osbwire.ServiceInstanceSchema{
+				Create: &osbwire.InputParametersSchema{Parameters: json.RawMessage(`{"$ref": "http://example.invalid/s.json"}`)},
 			}}},
 		},
 	}}}
@@ -89,7 +89,7 @@ func TestParameterSchemaRequiredAndBroken(t *testing.T) {
 }
 
 func TestUnencodableCatalogPanics(t *testing.T) {
-	c := osbclient.Catalog{Services: []osbclient.Service{{ID: "s", Metadata: json.RawMessage(`{`)}}}
+	c := osbwire.Catalog{Services: []osbwire.Service{{ID: "s", Metadata: json.RawMessage(`{`)}}}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("SetCatalog accepted a catalog that cannot be served")

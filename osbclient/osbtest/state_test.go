@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 func TestCallLog(t *testing.T) {
@@ -162,7 +162,7 @@ func TestResetAndDirectState(t *testing.T) {
 	if p := h.poll("busy", "operation", in.Operation); p.Str("state") != "in progress" {
 		t.Fatalf("poll %s", p.Body)
 	}
-	expectError(t, h.do(http.MethodPut, bindPath("busy", "x"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbclient.ErrorCodeConcurrencyError, "")
+	expectError(t, h.do(http.MethodPut, bindPath("busy", "x"), bindBody(ServiceDB, PlanDBSmall, nil)), http.StatusUnprocessableEntity, osbwire.ErrorCodeConcurrencyError, "")
 	h.b.FinishOperation("busy", "", false)
 	bn = h.b.PutBinding(Binding{ID: "bb", InstanceID: "busy", ServiceID: ServiceDB, PlanID: PlanDBSmall, State: StateDeleting})
 	if bn.LastOperation != OpUnbind || bn.Operation == "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -248,7 +249,7 @@ func newStore(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Put(context.Background(), authNS, authName, secretstore.Secret{Data: map[string][]byte{
+	if err := store.Put(context.Background(), authNS, authName, secrets.Secret{Data: map[string][]byte{
 		"username": []byte(brokerUser), "password": []byte(brokerPass)}}); err != nil {
 		t.Fatal(err)
 	}

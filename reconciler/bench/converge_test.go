@@ -22,6 +22,7 @@ import (
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -247,7 +248,7 @@ func (j *plainJob) run(bare, storeDir, baseURL string) (plainTimes, error) {
 		for k, v := range answer.Credentials {
 			data[k] = []byte(fmt.Sprint(v))
 		}
-		return store.Put(context.Background(), ref.Namespace, ref.Name, secretstore.Secret{Data: data})
+		return store.Put(context.Background(), ref.Namespace, ref.Name, secrets.Secret{Data: data})
 	}); err != nil {
 		return plainTimes{}, err
 	}

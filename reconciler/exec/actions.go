@@ -9,6 +9,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
@@ -284,7 +285,7 @@ func (r *stepRun) updateSucceeded(lo *manifest.LastOperation) {
 // (classified: ConcurrencyError and transient failures are retried), or
 // nil for an async update that failed (cause says how; resp is the last
 // answer). Never orphan mitigation.
-func (r *stepRun) updateFailed(lo *manifest.LastOperation, callErr, cause error, resp *osbclient.LastOperationResponse) {
+func (r *stepRun) updateFailed(lo *manifest.LastOperation, callErr, cause error, resp *osbwire.LastOperationResponse) {
 	if callErr != nil {
 		switch classify(callErr) {
 		case classRetryLater:
@@ -489,7 +490,7 @@ func opLabel(lo *manifest.LastOperation) string {
 
 // opFailed applies an operation's failure (state failed, 410 for a create
 // or update, or maximum polling duration exceeded).
-func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res pollResult, resp *osbclient.LastOperationResponse) {
+func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res pollResult, resp *osbwire.LastOperationResponse) {
 	desc := "the broker reports state failed"
 	if resp != nil && resp.Description != "" {
 		desc += ": " + resp.Description
@@ -824,7 +825,7 @@ func refused(err error) bool {
 // instanceGetter is implemented by broker clients that can fetch an
 // instance (osbclient.Client does).
 type instanceGetter interface {
-	GetInstance(ctx context.Context, r *osbclient.GetInstanceRequest) (*osbclient.GetInstanceResponse, error)
+	GetInstance(ctx context.Context, r *osbwire.GetInstanceRequest) (*osbwire.GetInstanceResponse, error)
 }
 
 // alreadyUpdated fetches the instance (when the client can, and the broker
@@ -835,8 +836,8 @@ func (r *stepRun) alreadyUpdated(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
-	req := &osbclient.GetInstanceRequest{InstanceID: r.externalID(), ServiceID: r.s.Target.ServiceID}
-	var got *osbclient.GetInstanceResponse
+	req := &osbwire.GetInstanceRequest{InstanceID: r.externalID(), ServiceID: r.s.Target.ServiceID}
+	var got *osbwire.GetInstanceResponse
 	err := r.call(ctx, CallInfo{Op: osbclient.OpGetInstance, InstanceID: req.InstanceID}, func(ctx context.Context) error {
 		var err error
 		got, err = g.GetInstance(ctx, req)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // started is a mutating call's successful answer.
@@ -58,7 +59,7 @@ func withAsyncRetry(f func() error) error {
 	return err
 }
 
-func (r *stepRun) identity(om bool) *osbclient.OriginatingIdentity {
+func (r *stepRun) identity(om bool) *osbwire.OriginatingIdentity {
 	if om {
 		return nil
 	}
@@ -125,7 +126,7 @@ func (r *stepRun) recordedIDs() (serviceID, planID string) {
 
 func (r *stepRun) provisionCall(ctx context.Context) (started, error) {
 	s := r.s
-	req := &osbclient.ProvisionRequest{
+	req := &osbwire.ProvisionRequest{
 		InstanceID:        r.externalID(),
 		AcceptsIncomplete: true,
 		ServiceID:         s.Target.ServiceID,
@@ -155,7 +156,7 @@ func (r *stepRun) provisionCall(ctx context.Context) (started, error) {
 
 func (r *stepRun) updateCall(ctx context.Context, previousPlan string) (started, error) {
 	s := r.s
-	req := &osbclient.UpdateInstanceRequest{
+	req := &osbwire.UpdateInstanceRequest{
 		InstanceID:        r.externalID(),
 		AcceptsIncomplete: true,
 		ServiceID:         s.Target.ServiceID,
@@ -170,7 +171,7 @@ func (r *stepRun) updateCall(ctx context.Context, previousPlan string) (started,
 		req.Parameters = s.Parameters
 	}
 	if previousPlan != "" {
-		pv := &osbclient.PreviousValues{PlanID: previousPlan}
+		pv := &osbwire.PreviousValues{PlanID: previousPlan}
 		if s.Previous != nil {
 			pv.ServiceID = s.Previous.ServiceID
 		}
@@ -191,7 +192,7 @@ func (r *stepRun) updateCall(ctx context.Context, previousPlan string) (started,
 
 func (r *stepRun) deprovisionCall(ctx context.Context, om bool) (started, error) {
 	sid, pid := r.recordedIDs()
-	req := &osbclient.DeprovisionRequest{
+	req := &osbwire.DeprovisionRequest{
 		InstanceID: r.externalID(), AcceptsIncomplete: true,
 		ServiceID: sid, PlanID: pid, Identity: r.identity(om),
 	}
@@ -210,7 +211,7 @@ func (r *stepRun) deprovisionCall(ctx context.Context, om bool) (started, error)
 
 func (r *stepRun) bindCall(ctx context.Context, predecessor string) (started, error) {
 	s := r.s
-	req := &osbclient.BindRequest{
+	req := &osbwire.BindRequest{
 		InstanceID:           r.instanceID(),
 		BindingID:            r.externalID(),
 		AcceptsIncomplete:    true,
@@ -240,7 +241,7 @@ func (r *stepRun) bindCall(ctx context.Context, predecessor string) (started, er
 // unbindCall unbinds bindingID (the step's binding, or a predecessor).
 func (r *stepRun) unbindCall(ctx context.Context, bindingID string, om bool) (started, error) {
 	sid, pid := r.recordedIDs()
-	req := &osbclient.UnbindRequest{
+	req := &osbwire.UnbindRequest{
 		InstanceID: r.instanceID(), BindingID: bindingID, AcceptsIncomplete: true,
 		ServiceID: sid, PlanID: pid, Identity: r.identity(om),
 	}
@@ -267,10 +268,10 @@ func (r *stepRun) deleteCall(ctx context.Context, om bool) (started, error) {
 
 // pollCall asks last_operation about lo (instance or binding). For an
 // update lo.PlanID is the pre-update plan.
-func (r *stepRun) pollCall(ctx context.Context, lo *manifest.LastOperation, bindingID string) (*osbclient.LastOperationResponse, error) {
-	var resp *osbclient.LastOperationResponse
+func (r *stepRun) pollCall(ctx context.Context, lo *manifest.LastOperation, bindingID string) (*osbwire.LastOperationResponse, error) {
+	var resp *osbwire.LastOperationResponse
 	if r.binding {
-		req := &osbclient.BindingLastOperationRequest{
+		req := &osbwire.BindingLastOperationRequest{
 			InstanceID: r.instanceID(), BindingID: bindingID,
 			ServiceID: lo.ServiceID, PlanID: lo.PlanID, Operation: lo.Operation,
 		}
@@ -281,7 +282,7 @@ func (r *stepRun) pollCall(ctx context.Context, lo *manifest.LastOperation, bind
 		})
 		return resp, err
 	}
-	req := &osbclient.LastOperationRequest{
+	req := &osbwire.LastOperationRequest{
 		InstanceID: r.externalID(), ServiceID: lo.ServiceID, PlanID: lo.PlanID, Operation: lo.Operation,
 	}
 	err := r.call(ctx, CallInfo{Op: osbclient.OpLastOperation, InstanceID: req.InstanceID}, func(ctx context.Context) error {
@@ -295,7 +296,7 @@ func (r *stepRun) pollCall(ctx context.Context, lo *manifest.LastOperation, bind
 // getBindingCall fetches the step's binding (its credentials).
 func (r *stepRun) getBindingCall(ctx context.Context) (map[string]any, error) {
 	sid, pid := r.recordedIDs()
-	req := &osbclient.GetBindingRequest{InstanceID: r.instanceID(), BindingID: r.externalID(), ServiceID: sid, PlanID: pid}
+	req := &osbwire.GetBindingRequest{InstanceID: r.instanceID(), BindingID: r.externalID(), ServiceID: sid, PlanID: pid}
 	var creds map[string]any
 	err := r.call(ctx, CallInfo{Op: osbclient.OpGetBinding, InstanceID: req.InstanceID, BindingID: req.BindingID}, func(ctx context.Context) error {
 		res, err := r.client.GetBinding(ctx, req)

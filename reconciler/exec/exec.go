@@ -92,26 +92,27 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // BrokerClient is the subset of *osbclient.Client the executor calls. It is
 // declared here, where it is used, so tests and the pass can supply any
 // implementation; *osbclient.Client satisfies it.
 type BrokerClient interface {
-	Provision(ctx context.Context, r *osbclient.ProvisionRequest) (*osbclient.ProvisionResult, error)
-	UpdateInstance(ctx context.Context, r *osbclient.UpdateInstanceRequest) (*osbclient.UpdateInstanceResult, error)
-	Deprovision(ctx context.Context, r *osbclient.DeprovisionRequest) (*osbclient.DeprovisionResult, error)
-	LastOperation(ctx context.Context, r *osbclient.LastOperationRequest) (*osbclient.LastOperationResponse, error)
-	Bind(ctx context.Context, r *osbclient.BindRequest) (*osbclient.BindResult, error)
-	Unbind(ctx context.Context, r *osbclient.UnbindRequest) (*osbclient.UnbindResult, error)
+	Provision(ctx context.Context, r *osbwire.ProvisionRequest) (*osbclient.ProvisionResult, error)
+	UpdateInstance(ctx context.Context, r *osbwire.UpdateInstanceRequest) (*osbclient.UpdateInstanceResult, error)
+	Deprovision(ctx context.Context, r *osbwire.DeprovisionRequest) (*osbclient.DeprovisionResult, error)
+	LastOperation(ctx context.Context, r *osbwire.LastOperationRequest) (*osbwire.LastOperationResponse, error)
+	Bind(ctx context.Context, r *osbwire.BindRequest) (*osbclient.BindResult, error)
+	Unbind(ctx context.Context, r *osbwire.UnbindRequest) (*osbclient.UnbindResult, error)
 	// GetBinding fetches the credentials of an asynchronously created (or
 	// adopted) binding: an async bind's 202 carries none.
-	GetBinding(ctx context.Context, r *osbclient.GetBindingRequest) (*osbclient.GetBindingResponse, error)
-	BindingLastOperation(ctx context.Context, r *osbclient.BindingLastOperationRequest) (*osbclient.LastOperationResponse, error)
+	GetBinding(ctx context.Context, r *osbwire.GetBindingRequest) (*osbwire.GetBindingResponse, error)
+	BindingLastOperation(ctx context.Context, r *osbwire.BindingLastOperationRequest) (*osbwire.LastOperationResponse, error)
 }
 
 var _ BrokerClient = (*osbclient.Client)(nil)
@@ -119,15 +120,6 @@ var _ BrokerClient = (*osbclient.Client)(nil)
 // BrokerLookup returns the client of a broker (ClusterServiceBroker or
 // ServiceBroker ref). An error fails only the steps that need that broker.
 type BrokerLookup func(broker manifest.Ref) (BrokerClient, error)
-
-// SecretStore is where binding credentials are written (and addKeysFrom
-// Secrets read); secretstore.Store satisfies it. Its errors never hold a
-// secret value.
-type SecretStore interface {
-	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
-	Put(ctx context.Context, namespace, name string, s secretstore.Secret) error
-	Delete(ctx context.Context, namespace, name string) error
-}
 
 // CallInfo describes a broker call about to be made, for Executor.BeforeCall.
 type CallInfo struct {
@@ -161,8 +153,9 @@ const (
 type Executor struct {
 	// Brokers returns the client of a broker.
 	Brokers BrokerLookup
-	// Secrets receives binding credentials.
-	Secrets SecretStore
+	// Secrets receives binding credentials (and is where addKeysFrom
+	// Secrets and stored credentials are read).
+	Secrets secrets.Store
 	// Concurrency is the maximum number of calls in flight per broker
 	// (DefaultConcurrency when <= 0).
 	Concurrency int
@@ -176,7 +169,7 @@ type Executor struct {
 	// Identity is sent as X-Broker-API-Originating-Identity on calls a user
 	// caused (provision, update, deprovision, bind, unbind), never on
 	// orphan mitigation. Nil sends none.
-	Identity *osbclient.OriginatingIdentity
+	Identity *osbwire.OriginatingIdentity
 	// InlinePoll is how long a step keeps polling an asynchronous operation
 	// before it records it as in progress and returns (a later pass polls
 	// again): a CronJob pass does not block on long operations. 0 records
@@ -383,9 +376,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			e.OnStep(int(ended.Add(1)), n, r.out)
 		}
 	}
-	creds := newCredentialIndex(e, p)
+	learner := newLearner(e, p)
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems, log, creds)
+		r := newStepRun(e, p, i, writeAhead, sems, log, learner)
 		runs[i] = r
 		wg.Add(1)
 		go func() {

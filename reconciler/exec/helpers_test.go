@@ -16,6 +16,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -51,8 +52,8 @@ func target(planID string) plan.Target {
 	return plan.Target{Broker: brokerRef, ServiceID: serviceOf(planID), PlanID: planID}
 }
 
-func kubeContext(instance string) *osbclient.Context {
-	return &osbclient.Context{Platform: osbclient.PlatformKubernetes, Namespace: ns, ClusterID: "cluster-1", InstanceName: instance}
+func kubeContext(instance string) *osbwire.Context {
+	return &osbwire.Context{Platform: osbwire.PlatformKubernetes, Namespace: ns, ClusterID: "cluster-1", InstanceName: instance}
 }
 
 // createInstance is the step the planner makes for a new instance.
@@ -198,7 +199,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Secrets:     e.store,
 		Now:         e.clock,
 		Log:         log,
-		Identity:    &osbclient.OriginatingIdentity{Username: "alice@example.com", UID: "alice"},
+		Identity:    &osbwire.OriginatingIdentity{Username: "alice@example.com", UID: "alice"},
 		InlinePoll:  5 * time.Second,
 		PollInitial: 5 * time.Millisecond,
 		PollMax:     20 * time.Millisecond,

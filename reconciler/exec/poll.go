@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // pollResult is how polling an operation ended.
@@ -39,7 +39,7 @@ func (r *stepRun) deadline(lo *manifest.LastOperation) time.Time {
 // next poll comes when the broker asked (never sooner than PollInitial);
 // otherwise waits grow exponentially up to PollMax. A wait that would end
 // after the budget ends the loop instead (in progress).
-func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bindingID string, immediate bool) (pollResult, *osbclient.LastOperationResponse, error) {
+func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bindingID string, immediate bool) (pollResult, *osbwire.LastOperationResponse, error) {
 	e := r.e
 	budgetEnd := time.Now().Add(e.InlinePoll)
 	deadline := r.deadline(lo)
@@ -71,9 +71,9 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 			return pollGone, resp, nil
 		}
 		switch resp.State {
-		case osbclient.StateSucceeded:
+		case osbwire.StateSucceeded:
 			return pollSucceeded, resp, nil
-		case osbclient.StateFailed:
+		case osbwire.StateFailed:
 			return pollFailed, resp, nil
 		}
 		// Still in progress: past the deadline that means failed (a poll

@@ -12,7 +12,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // secretTarget is where the step's binding credentials go: the step's
@@ -38,11 +38,11 @@ func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manif
 		return nil, errors.New("no secret store configured")
 	}
 	ns, name := r.secretTarget()
-	data, err := secretstore.BindingData(creds, r.s.SecretTransforms, r.learningReader(ctx), ns)
+	data, err := secrets.BindingData(ctx, creds, r.s.SecretTransforms, learningReader{r.e.Secrets, r.e.Redact}, ns)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for Secret %s/%s: %w", ns, name, err)
 	}
-	sec := secretstore.BindingSecret(data, r.s.Ref.Namespace, r.s.Ref.Name, r.externalID())
+	sec := secrets.BindingSecret(data, r.s.Ref.Namespace, r.s.Ref.Name, r.externalID())
 	if err := r.e.Secrets.Put(ctx, ns, name, sec); err != nil {
 		return nil, fmt.Errorf("write Secret %s/%s: %w", ns, name, err)
 	}
@@ -56,7 +56,7 @@ func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manif
 
 // deleteSecret removes the binding's Secret: the recorded SecretRef, else
 // the step's target when the step names one. A Secret that is missing, or
-// not osbgit's (secretstore.NotManagedError), is left alone without error.
+// not osbgit's (secrets.ErrNotManaged), is left alone without error.
 func (r *stepRun) deleteSecret(ctx context.Context) error {
 	var ns, name string
 	switch {
@@ -74,8 +74,7 @@ func (r *stepRun) deleteSecret(ctx context.Context) error {
 		return errors.New("no secret store configured")
 	}
 	err := r.e.Secrets.Delete(ctx, ns, name)
-	var nm *secretstore.NotManagedError
-	if errors.As(err, &nm) {
+	if errors.Is(err, secrets.ErrNotManaged) {
 		r.logger().WithField("secret", ns+"/"+name).Warn("Secret is not managed by osbgit; left in place")
 		return nil
 	}
@@ -85,52 +84,23 @@ func (r *stepRun) deleteSecret(ctx context.Context) error {
 	return nil
 }
 
-// learningReader reads addKeysFrom Secrets, teaching Executor.Redact every
-// value read: they end up beside the credentials.
-func (r *stepRun) learningReader(ctx context.Context) func(namespace, name string) (map[string][]byte, error) {
-	read := secretstore.ReadFunc(ctx, r.e.Secrets)
-	return func(namespace, name string) (map[string][]byte, error) {
-		data, err := read(namespace, name)
-		r.e.Redact.AddSecretData(data)
-		return data, err
-	}
+// learningReader reads addKeysFrom Secrets, teaching set every value
+// read: they end up beside the credentials.
+type learningReader struct {
+	secrets.Reader
+	set *redact.Set
 }
 
-// CredentialSecrets indexes where the credentials of recorded bindings are
-// stored, by the refs a broker answer may quote them for: each binding's
-// own Secret under the binding's ref, and the Secrets of an instance's
-// bindings under the instance's ref. Before asking a broker about a
-// resource, osbgit learns these (redact.SecretLearner), so a process
-// that did not bind (a later CronJob pass, a diff) still scrubs them.
-func CredentialSecrets(records map[manifest.Ref]*manifest.StatusRecord) map[manifest.Ref][]manifest.SecretRef {
-	out := map[manifest.Ref][]manifest.SecretRef{}
-	for ref, rec := range records {
-		if ref.Kind != manifest.KindServiceBinding || rec == nil || rec.SecretRef == nil {
-			continue
-		}
-		sec := *rec.SecretRef
-		if sec.Namespace == "" {
-			sec.Namespace = ref.Namespace
-		}
-		out[ref] = append(out[ref], sec)
-		if rec.InstanceName != "" {
-			inst := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: ref.Namespace, Name: rec.InstanceName}
-			out[inst] = append(out[inst], sec)
-		}
-	}
-	return out
+// Get implements secrets.Reader.
+func (l learningReader) Get(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	data, err := l.Reader.Get(ctx, namespace, name)
+	l.set.AddSecretData(data)
+	return data, err
 }
 
-// credentialIndex is CredentialSecrets of a plan's records, with the
-// learner that reads them.
-type credentialIndex struct {
-	learner *redact.SecretLearner
-	secrets map[manifest.Ref][]manifest.SecretRef
-}
-
-// newCredentialIndex indexes the recorded Secrets of p's bindings; nil
-// when there is no set or no store.
-func newCredentialIndex(e *Executor, p *plan.Plan) *credentialIndex {
+// newLearner indexes the recorded Secrets of p's bindings (nil when there
+// is no set or no store).
+func newLearner(e *Executor, p *plan.Plan) *secrets.Learner {
 	if e.Redact == nil || e.Secrets == nil {
 		return nil
 	}
@@ -140,7 +110,7 @@ func newCredentialIndex(e *Executor, p *plan.Plan) *credentialIndex {
 			recs[s.Ref] = s.Record
 		}
 	}
-	return &credentialIndex{learner: &redact.SecretLearner{Set: e.Redact, Get: e.Secrets.Get}, secrets: CredentialSecrets(recs)}
+	return secrets.NewLearner(e.Redact, e.Secrets, recs)
 }
 
 // learnStoredCredentials teaches Executor.Redact, before the step calls
@@ -148,14 +118,8 @@ func newCredentialIndex(e *Executor, p *plan.Plan) *credentialIndex {
 // own, or those of an instance's bindings. A Secret that cannot be read is
 // skipped (the call's own failure, if any, says more).
 func (r *stepRun) learnStoredCredentials(ctx context.Context) {
-	if r.creds == nil {
-		return
-	}
-	for _, ref := range r.creds.secrets[r.s.Ref] {
-		if err := r.creds.learner.Learn(ctx, ref.Namespace, ref.Name); err != nil {
-			r.logger().WithError(err).WithField("secret", ref.Namespace+"/"+ref.Name).
-				Debug("binding Secret not read; its values are not scrubbed from broker answers")
-		}
+	if err := r.learner.Learn(ctx, r.s.Ref); err != nil {
+		r.logger().WithError(err).Debug("binding Secret not read; its values are not scrubbed from broker answers")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // Condition reasons the executor writes. The planner may branch on them
@@ -94,9 +95,9 @@ type stepRun struct {
 
 	client  BrokerClient
 	binding bool
-	// creds finds the stored credentials to learn before calling.
-	creds *credentialIndex
-	out   Outcome
+	// learner learns the stored credentials before calling.
+	learner *secrets.Learner
+	out     Outcome
 	// completed is the operation type that completed in this step.
 	completed manifest.OperationType
 	mitigated bool
@@ -114,9 +115,9 @@ type stepRun struct {
 	rebinding bool
 }
 
-func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, creds *credentialIndex) *stepRun {
+func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, learner *secrets.Learner) *stepRun {
 	s := &p.Steps[i]
-	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding, creds: creds}
+	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding, learner: learner}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
 	r.base = s.Record
 	if needsWriteAhead(s) {

@@ -105,7 +105,7 @@ func fuzzInput(data, record []byte, sel uint16, prune bool, maxDel int8, cats ma
 		Diagnostics: diags,
 		Records:     recs,
 		Catalogs:    cats,
-		Secrets:     fuzzSecrets,
+		Secrets:     readSecrets(set, fuzzSecrets),
 		NewID:       seqIDs(),
 		Options: plan.Options{
 			Prune: prune, MaxDeletions: int(maxDel), ClusterID: "fuzz", Revision: "2222222222222222222222222222222222222222",

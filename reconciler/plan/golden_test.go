@@ -82,7 +82,7 @@ func scenario(t *testing.T, dir string) plan.Input {
 	repo := os.DirFS(filepath.Join(dir, "repo"))
 	set, diags := manifest.Load(repo, "")
 	if *hashes {
-		printHashes(t, set, mapSecrets(si.Secrets))
+		printHashes(t, set, readSecrets(set, mapSecrets(si.Secrets)))
 	}
 	recs, err := manifest.LoadRecords(repo)
 	if err != nil {
@@ -136,7 +136,7 @@ func scenario(t *testing.T, dir string) plan.Input {
 		Records:      recs.Status,
 		Catalogs:     cats,
 		Observations: obs,
-		Secrets:      mapSecrets(si.Secrets),
+		Secrets:      readSecrets(set, mapSecrets(si.Secrets)),
 		NewID:        seqIDs(),
 		Options:      opts,
 	}
@@ -156,8 +156,19 @@ func parseRef(t *testing.T, s string) manifest.Ref {
 	return r
 }
 
-// mapSecrets is a SecretReader over "namespace/name/key" → value.
-func mapSecrets(m map[string]string) manifest.SecretReader {
+// readSecrets reads the parametersFrom values of set with read, as a pass
+// does before planning.
+func readSecrets(set *manifest.Set, read func(namespace, name, key string) ([]byte, error)) manifest.SecretValues {
+	out := manifest.SecretValues{}
+	for _, k := range manifest.ParameterSecrets(set) {
+		v, err := read(k.Namespace, k.Name, k.Key)
+		out[k] = manifest.SecretValue{Value: v, Err: err}
+	}
+	return out
+}
+
+// mapSecrets reads "namespace/name/key" → value.
+func mapSecrets(m map[string]string) func(namespace, name, key string) ([]byte, error) {
 	return func(namespace, name, key string) ([]byte, error) {
 		v, ok := m[namespace+"/"+name+"/"+key]
 		if !ok {
@@ -300,7 +311,7 @@ func checkInvariants(t *testing.T, in plan.Input, p *plan.Plan) {
 }
 
 // printHashes logs what records need to look in sync with the manifests.
-func printHashes(t *testing.T, set *manifest.Set, secrets manifest.SecretReader) {
+func printHashes(t *testing.T, set *manifest.Set, secrets manifest.SecretValues) {
 	for _, o := range set.Objects() {
 		var params map[string]any
 		var from []manifest.ParametersFromSource
@@ -329,9 +340,9 @@ func TestNoSecretInOutput(t *testing.T) {
 	for _, name := range []string{"parameters-from-secret", "new-instance-and-binding"} {
 		t.Run(name, func(t *testing.T) {
 			in := scenario(t, filepath.Join(goldenDir, name))
-			in.Secrets = func(namespace, n, key string) ([]byte, error) {
+			in.Secrets = readSecrets(in.Set, func(namespace, n, key string) ([]byte, error) {
 				return []byte(`{"password":"` + secret + `","nested":{"token":"` + secret + `-2"}}`), nil
-			}
+			})
 			p := plan.Build(in)
 			found := false
 			for _, s := range p.Steps {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 )
 
 // Action is what a step does to one resource.
@@ -155,9 +155,9 @@ type Step struct {
 	// updateRequests, ...), with secret-derived values redacted.
 	Changes []Change `json:"changes,omitempty"`
 	// Context is the OSB context to send (kubernetes profile).
-	Context *osbclient.Context `json:"-"`
+	Context *osbwire.Context `json:"-"`
 	// MaintenanceInfo of the desired plan, sent on create/update.
-	MaintenanceInfo *osbclient.MaintenanceInfo `json:"-"`
+	MaintenanceInfo *osbwire.MaintenanceInfo `json:"-"`
 
 	// Operation (poll) is what is being polled: its type, the broker's
 	// operation key and the plan_id to poll with (pre-update for updates).

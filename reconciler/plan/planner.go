@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 )
 
-// Input is everything the planner looks at. Build does no I/O: secrets are
-// read through Secrets and IDs come from NewID, both supplied by the caller.
+// Input is everything the planner looks at. Build does no I/O: the caller
+// reads the parametersFrom Secrets before (Secrets) and supplies IDs
+// (NewID).
 type Input struct {
 	// Set holds the manifests at the planned revision; nil or empty means
 	// "no manifests" (every recorded resource counts as removed, subject to
@@ -38,10 +39,11 @@ type Input struct {
 	// be asked and has no cached catalog leaves its resources undecided:
 	// its step carries the error, so a diff never reports "in sync" blind.
 	Brokers map[manifest.Ref]BrokerAccess
-	// Secrets resolves parametersFrom; nil fails every parametersFrom
-	// (the resource gets an error, the others proceed). Build calls it
-	// from several goroutines.
-	Secrets manifest.SecretReader
+	// Secrets are the parametersFrom values, read by the caller for
+	// the keys manifest.ParameterSecrets lists. A resource whose value
+	// is missing or unreadable gets an error (or, with
+	// Options.SecretsNotCompared, a warning); the others proceed.
+	Secrets manifest.SecretValues
 	// NewID generates the OSB instance_id / binding_id of new resources.
 	// Nil falls back to a deterministic name-based ID (DeterministicID).
 	NewID func() string
@@ -91,9 +93,9 @@ type Options struct {
 // catalog says the resource is retrievable.
 type Observation struct {
 	// Instance is the 200 body of GET /v2/service_instances/:id.
-	Instance *osbclient.GetInstanceResponse `json:"instance,omitempty"`
+	Instance *osbwire.GetInstanceResponse `json:"instance,omitempty"`
 	// Binding is the 200 body of GET …/service_bindings/:id.
-	Binding *osbclient.GetBindingResponse `json:"binding,omitempty"`
+	Binding *osbwire.GetBindingResponse `json:"binding,omitempty"`
 	// NotFound: the broker answered 404 (it does not hold the resource).
 	NotFound bool `json:"notFound,omitempty"`
 	// Err is a failed GET (anything but 200 / 404), shown as a warning.
@@ -518,10 +520,10 @@ func (p *planner) pollDeadline(rec *manifest.StatusRecord) time.Time {
 
 // catalogPlan finds a plan (and its service) by id in the broker's catalog.
 // serviceID may be empty (any service).
-func (p *planner) catalogPlan(broker manifest.Ref, serviceID, planID string) (osbclient.Service, osbclient.Plan, bool) {
+func (p *planner) catalogPlan(broker manifest.Ref, serviceID, planID string) (osbwire.Service, osbwire.Plan, bool) {
 	cat := p.in.Catalogs[manifest.CatalogKey(broker)]
 	if cat == nil || planID == "" {
-		return osbclient.Service{}, osbclient.Plan{}, false
+		return osbwire.Service{}, osbwire.Plan{}, false
 	}
 	for _, svc := range cat.Services {
 		if serviceID != "" && svc.ID != serviceID {
@@ -533,7 +535,7 @@ func (p *planner) catalogPlan(broker manifest.Ref, serviceID, planID string) (os
 			}
 		}
 	}
-	return osbclient.Service{}, osbclient.Plan{}, false
+	return osbwire.Service{}, osbwire.Plan{}, false
 }
 
 // hasCatalog reports whether a catalog of the broker is known.
@@ -577,8 +579,8 @@ func DeterministicID(clusterID, revision string, ref manifest.Ref, seq int) stri
 }
 
 // kubeContext is the OSB context of a request about an instance.
-func (p *planner) kubeContext(namespace, instanceName string) *osbclient.Context {
-	return &osbclient.Context{Platform: osbclient.PlatformKubernetes, Namespace: namespace,
+func (p *planner) kubeContext(namespace, instanceName string) *osbwire.Context {
+	return &osbwire.Context{Platform: osbwire.PlatformKubernetes, Namespace: namespace,
 		ClusterID: p.in.Options.ClusterID, InstanceName: instanceName}
 }
 

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/osbclient/osbwire"
 	"github.com/osbgit/osbgit/reconciler/plan"
 )
 
@@ -158,7 +158,7 @@ func (c pc) input(t *testing.T) plan.Input {
 	}
 	in := plan.Input{
 		Set: set, Diagnostics: diags, Records: recs, Catalogs: catalogs(t), Observations: c.obs,
-		Secrets: mapSecrets(c.secrets), NewID: seqIDs(),
+		Secrets: readSecrets(set, mapSecrets(c.secrets)), NewID: seqIDs(),
 		Options: plan.Options{MaxDeletions: 10, ClusterID: "test-cluster", Revision: "rev1",
 			Now: t0.Add(time.Hour), DefaultMaxPollingDuration: 24 * time.Hour},
 	}
@@ -508,7 +508,7 @@ func TestBuildInstances(t *testing.T) {
 			name:    "drift: broker reports another plan",
 			docs:    []string{brokerYAML, dbYAML},
 			records: []*manifest.StatusRecord{ready(dbRef, smallProp)},
-			obs:     map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbclient.GetInstanceResponse{ServiceID: "svc-postgres", PlanID: "plan-pg-large"}}},
+			obs:     map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbwire.GetInstanceResponse{ServiceID: "svc-postgres", PlanID: "plan-pg-large"}}},
 			check: func(t *testing.T, p *plan.Plan) {
 				s := stepOf(t, p, dbRef)
 				want(t, "action", s.Action, plan.Update)
@@ -521,7 +521,7 @@ func TestBuildInstances(t *testing.T) {
 			name:    "drift: broker already holds what the manifest asks (stale record): adopt",
 			docs:    []string{brokerYAML, instYAML("db", "postgres", "large", dbParamsYAML)},
 			records: []*manifest.StatusRecord{ready(dbRef, smallProp)},
-			obs:     map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbclient.GetInstanceResponse{PlanID: "plan-pg-large"}}},
+			obs:     map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbwire.GetInstanceResponse{PlanID: "plan-pg-large"}}},
 			check: func(t *testing.T, p *plan.Plan) {
 				s := stepOf(t, p, dbRef)
 				want(t, "action", s.Action, plan.Adopt)
@@ -532,7 +532,7 @@ func TestBuildInstances(t *testing.T) {
 			name:    "drift check ignores parameters the broker adds (defaults)",
 			docs:    []string{brokerYAML, dbYAML},
 			records: []*manifest.StatusRecord{ready(dbRef, smallProp)},
-			obs: map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbclient.GetInstanceResponse{PlanID: "plan-pg-small",
+			obs: map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbwire.GetInstanceResponse{PlanID: "plan-pg-small",
 				Parameters: map[string]any{"size": 10.0, "version": "16", "tier": "default"}}}},
 			check: func(t *testing.T, p *plan.Plan) {
 				want(t, "action", stepOf(t, p, dbRef).Action, plan.None)
@@ -553,7 +553,7 @@ func TestBuildInstances(t *testing.T) {
 		{
 			name: "adopt: externalID set, broker holds it with the desired plan",
 			docs: []string{brokerYAML, instYAML("db", "postgres", "small", "  externalID: ext-1\n")},
-			obs:  map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbclient.GetInstanceResponse{ServiceID: "svc-postgres", PlanID: "plan-pg-small"}}},
+			obs:  map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbwire.GetInstanceResponse{ServiceID: "svc-postgres", PlanID: "plan-pg-small"}}},
 			check: func(t *testing.T, p *plan.Plan) {
 				s := stepOf(t, p, dbRef)
 				want(t, "action", s.Action, plan.Adopt)
@@ -564,7 +564,7 @@ func TestBuildInstances(t *testing.T) {
 		{
 			name: "adopt refused: broker holds it with another plan",
 			docs: []string{brokerYAML, instYAML("db", "postgres", "small", "  externalID: ext-1\n")},
-			obs:  map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbclient.GetInstanceResponse{PlanID: "plan-pg-large"}}},
+			obs:  map[manifest.Ref]plan.Observation{dbRef: {Instance: &osbwire.GetInstanceResponse{PlanID: "plan-pg-large"}}},
 			check: func(t *testing.T, p *plan.Plan) {
 				s := stepOf(t, p, dbRef)
 				want(t, "action", s.Action, plan.None)

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // Names and modes of the Dir backend's layout.
@@ -624,8 +626,8 @@ func syncDir(r *os.Root) error {
 	return f.Sync()
 }
 
-// Put creates or updates Secret namespace/name (see Store.Put).
-func (d *Dir) Put(ctx context.Context, namespace, name string, s Secret) error {
+// Put creates or updates Secret namespace/name (see secrets.Store.Put).
+func (d *Dir) Put(ctx context.Context, namespace, name string, s secrets.Secret) error {
 	if err := d.put(ctx, namespace, name, s); err != nil {
 		return fmt.Errorf("put secret %s/%s: %w", namespace, name, err)
 	}
@@ -659,7 +661,7 @@ func (d *Dir) Put(ctx context.Context, namespace, name string, s Secret) error {
 //  5. A leftover under the Secret's name (see ownership): its temp files
 //     are removed (stepLeftoverEmptied), then the empty directory; killed
 //     in between, it is a leftover still. Then as 3.
-func (d *Dir) put(ctx context.Context, namespace, name string, s Secret) error {
+func (d *Dir) put(ctx context.Context, namespace, name string, s secrets.Secret) error {
 	if err := validateRef(namespace, name); err != nil {
 		return err
 	}

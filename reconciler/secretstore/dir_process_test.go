@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // The Dir tests that need more than one process re-run the test binary as
@@ -126,7 +128,7 @@ func (c *child) line(t *testing.T) string {
 // raceSecret is what writer w ("A" or "B") puts at its i-th operation:
 // each writer its own set of keys, all holding one value naming the
 // writer and the operation, so a read mixing two Puts shows.
-func raceSecret(w string, i int) Secret {
+func raceSecret(w string, i int) secrets.Secret {
 	v := []byte(fmt.Sprintf("%s-%04d-%s", w, i, strings.Repeat(w, 2000+i%7)))
 	data := map[string][]byte{"user": v, "pass": v}
 	if w == "A" {
@@ -134,7 +136,7 @@ func raceSecret(w string, i int) Secret {
 	} else {
 		data["port"] = v
 	}
-	return BindingSecret(data, "ns", "b", w+strconv.Itoa(i))
+	return secrets.BindingSecret(data, "ns", "b", w+strconv.Itoa(i))
 }
 
 // checkWhole says what is wrong with data read during the race, if
@@ -282,10 +284,10 @@ func assertPrivate(t *testing.T, root string) {
 }
 
 // crashWant is what the crash child puts.
-var crashWant = BindingSecret(map[string][]byte{"user": []byte("new-user"), "pass": []byte("new-pass"), "port": []byte("new-port")}, "ns", "b", "new")
+var crashWant = secrets.BindingSecret(map[string][]byte{"user": []byte("new-user"), "pass": []byte("new-pass"), "port": []byte("new-port")}, "ns", "b", "new")
 
 // crashOld is the Secret already there for the update and delete cases.
-var crashOld = BindingSecret(map[string][]byte{"user": []byte("old-user"), "pass": []byte("old-pass"), "host": []byte("old-host")}, "ns", "b", "old")
+var crashOld = secrets.BindingSecret(map[string][]byte{"user": []byte("old-user"), "pass": []byte("old-pass"), "host": []byte("old-host")}, "ns", "b", "old")
 
 // childCrash runs one Put of crashWant or one Delete of ns/s, and at
 // crash step envStep says so on stdout, then waits to be killed.
@@ -470,7 +472,7 @@ func assertNextPutRepairs(t *testing.T, root string) {
 	assertPrivate(t, root)
 }
 
-func mustPut(t *testing.T, d *Dir, s Secret) {
+func mustPut(t *testing.T, d *Dir, s secrets.Secret) {
 	t.Helper()
 	if err := d.Put(context.Background(), "ns", "s", s); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // fieldManager is the name osbgit's writes are recorded under in
@@ -122,18 +124,18 @@ func (k *Kube) Get(ctx context.Context, namespace, name string) (map[string][]by
 	return copyData(sec.Data), nil
 }
 
-// Put creates or updates Secret namespace/name (see Store.Put). An existing
+// Put creates or updates Secret namespace/name (see secrets.Store.Put). An existing
 // Secret is updated in place: its data replaced by s.Data, osbgit's labels
 // and annotations set, other tools' labels and annotations kept. A write
 // that lost a race is retried from a fresh read.
-func (k *Kube) Put(ctx context.Context, namespace, name string, s Secret) error {
+func (k *Kube) Put(ctx context.Context, namespace, name string, s secrets.Secret) error {
 	if err := k.put(ctx, namespace, name, s); err != nil {
 		return fmt.Errorf("put secret %s/%s: %w", namespace, name, err)
 	}
 	return nil
 }
 
-func (k *Kube) put(ctx context.Context, namespace, name string, s Secret) error {
+func (k *Kube) put(ctx context.Context, namespace, name string, s secrets.Secret) error {
 	if err := validateRef(namespace, name); err != nil {
 		return err
 	}

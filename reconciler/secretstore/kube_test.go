@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // mutatingVerbs returns the verbs of the fake's recorded actions other than
@@ -51,7 +53,7 @@ func TestKubePutCreatesLabelledOpaqueSecret(t *testing.T) {
 	cs := fake.NewClientset()
 	k := NewKube(cs)
 	data := map[string][]byte{"username": []byte("u"), "port": []byte("5432")}
-	if err := k.Put(ctx, "team-a", "db-creds", BindingSecret(data, "team-a", "db-binding", "b-123")); err != nil {
+	if err := k.Put(ctx, "team-a", "db-creds", secrets.BindingSecret(data, "team-a", "db-binding", "b-123")); err != nil {
 		t.Fatal(err)
 	}
 	s := getSecret(t, cs, "team-a", "db-creds")
@@ -62,14 +64,14 @@ func TestKubePutCreatesLabelledOpaqueSecret(t *testing.T) {
 		t.Errorf("data (-want +got):\n%s", diff)
 	}
 	wantLabels := map[string]string{
-		LabelManagedBy:        ManagedByValue,
-		LabelBindingName:      "db-binding",
-		LabelBindingNamespace: "team-a",
+		secrets.LabelManagedBy:        secrets.ManagedByValue,
+		secrets.LabelBindingName:      "db-binding",
+		secrets.LabelBindingNamespace: "team-a",
 	}
 	if diff := cmp.Diff(wantLabels, s.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
-	wantAnn := map[string]string{AnnotationBindingName: "db-binding", AnnotationBindingExternalID: "b-123"}
+	wantAnn := map[string]string{secrets.AnnotationBindingName: "db-binding", secrets.AnnotationBindingExternalID: "b-123"}
 	if diff := cmp.Diff(wantAnn, s.Annotations); diff != "" {
 		t.Errorf("annotations (-want +got):\n%s", diff)
 	}
@@ -84,10 +86,10 @@ func TestKubePutCreatesLabelledOpaqueSecret(t *testing.T) {
 
 func TestKubePutAddsManagedByEvenWithoutLabels(t *testing.T) {
 	cs := fake.NewClientset()
-	if err := NewKube(cs).Put(context.Background(), "ns", "s", Secret{Data: map[string][]byte{"k": nil}}); err != nil {
+	if err := NewKube(cs).Put(context.Background(), "ns", "s", secrets.Secret{Data: map[string][]byte{"k": nil}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := getSecret(t, cs, "ns", "s").Labels[LabelManagedBy]; got != ManagedByValue {
+	if got := getSecret(t, cs, "ns", "s").Labels[secrets.LabelManagedBy]; got != secrets.ManagedByValue {
 		t.Errorf("managed-by label = %q", got)
 	}
 }
@@ -96,7 +98,7 @@ func TestKubePutUpdates(t *testing.T) {
 	base := map[string][]byte{"username": []byte("u1"), "password": []byte("p1"), "host": []byte("h")}
 	tests := []struct {
 		name        string
-		next        Secret
+		next        secrets.Secret
 		wantVerbs   []string
 		wantData    map[string][]byte
 		wantLabels  map[string]string
@@ -105,28 +107,28 @@ func TestKubePutUpdates(t *testing.T) {
 	}{
 		{
 			name:      "identical put writes nothing",
-			next:      BindingSecret(maps.Clone(base), "ns", "b", "id1"),
+			next:      secrets.BindingSecret(maps.Clone(base), "ns", "b", "id1"),
 			wantVerbs: nil,
 			wantData:  base,
 		},
 		{
 			name:      "changed key",
-			next:      BindingSecret(map[string][]byte{"username": []byte("u1"), "password": []byte("p2"), "host": []byte("h")}, "ns", "b", "id1"),
+			next:      secrets.BindingSecret(map[string][]byte{"username": []byte("u1"), "password": []byte("p2"), "host": []byte("h")}, "ns", "b", "id1"),
 			wantVerbs: []string{"update"},
 			wantData:  map[string][]byte{"username": []byte("u1"), "password": []byte("p2"), "host": []byte("h")},
 		},
 		{
 			name:      "removed and added keys",
-			next:      BindingSecret(map[string][]byte{"username": []byte("u1"), "uri": []byte("x://")}, "ns", "b", "id1"),
+			next:      secrets.BindingSecret(map[string][]byte{"username": []byte("u1"), "uri": []byte("x://")}, "ns", "b", "id1"),
 			wantVerbs: []string{"update"},
 			wantData:  map[string][]byte{"username": []byte("u1"), "uri": []byte("x://")},
 		},
 		{
 			name:       "rotation changes the external id annotation only",
-			next:       BindingSecret(maps.Clone(base), "ns", "b", "id2"),
+			next:       secrets.BindingSecret(maps.Clone(base), "ns", "b", "id2"),
 			wantVerbs:  []string{"update"},
 			wantData:   base,
-			wantAnnots: map[string]string{AnnotationBindingName: "b", AnnotationBindingExternalID: "id2"},
+			wantAnnots: map[string]string{secrets.AnnotationBindingName: "b", secrets.AnnotationBindingExternalID: "id2"},
 		},
 		{
 			name: "other tools' labels and annotations are kept, stale osbgit ones dropped",
@@ -135,15 +137,15 @@ func TestKubePutUpdates(t *testing.T) {
 				s.Labels["osbgit.dev/stale"] = "x"
 				s.Annotations["reflector/allowed"] = "true"
 			},
-			next:       BindingSecret(maps.Clone(base), "ns", "b", "id1"),
+			next:       secrets.BindingSecret(maps.Clone(base), "ns", "b", "id1"),
 			wantVerbs:  []string{"update"},
 			wantData:   base,
-			wantLabels: map[string]string{LabelManagedBy: ManagedByValue, LabelBindingName: "b", LabelBindingNamespace: "ns", "team": "payments"},
-			wantAnnots: map[string]string{AnnotationBindingName: "b", AnnotationBindingExternalID: "id1", "reflector/allowed": "true"},
+			wantLabels: map[string]string{secrets.LabelManagedBy: secrets.ManagedByValue, secrets.LabelBindingName: "b", secrets.LabelBindingNamespace: "ns", "team": "payments"},
+			wantAnnots: map[string]string{secrets.AnnotationBindingName: "b", secrets.AnnotationBindingExternalID: "id1", "reflector/allowed": "true"},
 		},
 		{
 			name:      "to empty data",
-			next:      BindingSecret(nil, "ns", "b", "id1"),
+			next:      secrets.BindingSecret(nil, "ns", "b", "id1"),
 			wantVerbs: []string{"update"},
 			wantData:  map[string][]byte{},
 		},
@@ -153,7 +155,7 @@ func TestKubePutUpdates(t *testing.T) {
 			ctx := context.Background()
 			cs := fake.NewClientset()
 			k := NewKube(cs)
-			if err := k.Put(ctx, "ns", "s", BindingSecret(maps.Clone(base), "ns", "b", "id1")); err != nil {
+			if err := k.Put(ctx, "ns", "s", secrets.BindingSecret(maps.Clone(base), "ns", "b", "id1")); err != nil {
 				t.Fatal(err)
 			}
 			if tt.preexisting != nil {
@@ -207,15 +209,15 @@ func TestKubeRefusesUnmanagedSecret(t *testing.T) {
 
 	for name, op := range map[string]func() error{
 		"put": func() error {
-			return k.Put(ctx, "ns", "theirs", Secret{Data: map[string][]byte{"password": []byte("mine")}})
+			return k.Put(ctx, "ns", "theirs", secrets.Secret{Data: map[string][]byte{"password": []byte("mine")}})
 		},
 		"delete": func() error { return k.Delete(ctx, "ns", "theirs") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := op()
 			var nm *NotManagedError
-			if !errors.As(err, &nm) || nm.Namespace != "ns" || nm.Name != "theirs" {
-				t.Fatalf("err = %v, want NotManagedError for ns/theirs", err)
+			if !errors.As(err, &nm) || nm.Namespace != "ns" || nm.Name != "theirs" || !errors.Is(err, secrets.ErrNotManaged) {
+				t.Fatalf("err = %v, want NotManagedError for ns/theirs matching secrets.ErrNotManaged", err)
 			}
 		})
 	}
@@ -226,8 +228,8 @@ func TestKubeRefusesUnmanagedSecret(t *testing.T) {
 		t.Errorf("unmanaged secret modified")
 	}
 	// Reading it is fine (broker auth secrets are made by hand).
-	if v, err := GetKey(ctx, k, "ns", "theirs", "password"); err != nil || string(v) != "hand-made" {
-		t.Errorf("GetKey = %q, %v", v, err)
+	if data, err := k.Get(ctx, "ns", "theirs"); err != nil || string(data["password"]) != "hand-made" {
+		t.Errorf("Get = %q, %v", data, err)
 	}
 }
 
@@ -235,7 +237,7 @@ func TestKubeDelete(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
 	k := NewKube(cs)
-	if err := k.Put(ctx, "ns", "s", BindingSecret(map[string][]byte{"a": []byte("1")}, "ns", "b", "")); err != nil {
+	if err := k.Put(ctx, "ns", "s", secrets.BindingSecret(map[string][]byte{"a": []byte("1")}, "ns", "b", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.Delete(ctx, "ns", "s"); err != nil {
@@ -267,7 +269,7 @@ func TestKubeUpdateRetriesOnConflict(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
 	k := NewKube(cs)
-	if err := k.Put(ctx, "ns", "s", BindingSecret(map[string][]byte{"a": []byte("1")}, "ns", "b", "")); err != nil {
+	if err := k.Put(ctx, "ns", "s", secrets.BindingSecret(map[string][]byte{"a": []byte("1")}, "ns", "b", "")); err != nil {
 		t.Fatal(err)
 	}
 	conflicts := 2
@@ -279,7 +281,7 @@ func TestKubeUpdateRetriesOnConflict(t *testing.T) {
 		return false, nil, nil
 	})
 	cs.ClearActions()
-	if err := k.Put(ctx, "ns", "s", BindingSecret(map[string][]byte{"a": []byte("2")}, "ns", "b", "")); err != nil {
+	if err := k.Put(ctx, "ns", "s", secrets.BindingSecret(map[string][]byte{"a": []byte("2")}, "ns", "b", "")); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := mutatingVerbs(cs), []string{"update", "update", "update"}; !cmp.Equal(got, want) {
@@ -303,7 +305,7 @@ func TestKubeCreateRaceBecomesUpdate(t *testing.T) {
 		}
 		raced = true
 		other := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Labels: map[string]string{secrets.LabelManagedBy: secrets.ManagedByValue}},
 			Data:       map[string][]byte{"a": []byte("other")},
 		}
 		if err := cs.Tracker().Add(other); err != nil {
@@ -311,7 +313,7 @@ func TestKubeCreateRaceBecomesUpdate(t *testing.T) {
 		}
 		return true, nil, apierrors.NewAlreadyExists(corev1.Resource("secrets"), "s")
 	})
-	if err := k.Put(ctx, "ns", "s", Secret{Data: map[string][]byte{"a": []byte("mine")}}); err != nil {
+	if err := k.Put(ctx, "ns", "s", secrets.Secret{Data: map[string][]byte{"a": []byte("mine")}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(getSecret(t, cs, "ns", "s").Data["a"]); got != "mine" {
@@ -328,7 +330,7 @@ func TestKubePutWrapsAPIErrors(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "s", errors.New("rbac"))
 	})
 	k := NewKube(cs)
-	err := k.Put(context.Background(), "ns", "s", Secret{})
+	err := k.Put(context.Background(), "ns", "s", secrets.Secret{})
 	if !apierrors.IsForbidden(err) {
 		t.Errorf("err = %v, want a wrapped Forbidden", err)
 	}
@@ -348,7 +350,7 @@ func TestKubeRejectsInvalidNamesWithoutCalls(t *testing.T) {
 		{"ns", "s", "bad key"},
 		{"ns", "s", ".."},
 	} {
-		err := k.Put(ctx, c.ns, c.name, Secret{Data: map[string][]byte{c.key: []byte("v")}})
+		err := k.Put(ctx, c.ns, c.name, secrets.Secret{Data: map[string][]byte{c.key: []byte("v")}})
 		if !errors.Is(err, ErrInvalidName) {
 			t.Errorf("Put(%q, %q, key %q) = %v, want ErrInvalidName", c.ns, c.name, c.key, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // Options configure Parse.
@@ -19,10 +21,10 @@ type Options struct {
 	NewKubeClient func(kubeconfig string) (kubernetes.Interface, error)
 }
 
-// Parse turns the --secret-store flag into a Store: "kube" (Kubernetes
+// Parse turns the --secret-store flag into a secrets.Store: "kube" (Kubernetes
 // Secrets through client-go) or "dir:PATH" (a directory tree under PATH).
 // Anything else is an error that says what is accepted.
-func Parse(spec string, opts Options) (Store, error) {
+func Parse(spec string, opts Options) (secrets.Store, error) {
 	switch {
 	case spec == "kube":
 		newClient := opts.NewKubeClient

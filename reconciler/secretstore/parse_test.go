@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 func TestParse(t *testing.T) {
@@ -96,19 +98,16 @@ func TestParsedStoresWork(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Put(ctx, "ns", "s", BindingSecret(map[string][]byte{"k": []byte("v")}, "ns", "b", "id")); err != nil {
+			if err := s.Put(ctx, "ns", "s", secrets.BindingSecret(map[string][]byte{"k": []byte("v")}, "ns", "b", "id")); err != nil {
 				t.Fatal(err)
 			}
-			if v, err := GetKey(ctx, s, "ns", "s", "k"); err != nil || string(v) != "v" {
-				t.Fatalf("GetKey = %q, %v", v, err)
-			}
-			if _, err := GetKey(ctx, s, "ns", "s", "other"); !errors.Is(err, ErrNotFound) {
-				t.Errorf("missing key: %v", err)
+			if data, err := s.Get(ctx, "ns", "s"); err != nil || len(data) != 1 || string(data["k"]) != "v" {
+				t.Fatalf("Get = %q, %v", data, err)
 			}
 			if err := s.Delete(ctx, "ns", "s"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := GetKey(ctx, s, "ns", "s", "k"); !errors.Is(err, ErrNotFound) {
+			if _, err := s.Get(ctx, "ns", "s"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("after delete: %v", err)
 			}
 		})

@@ -1,44 +1,12 @@
 package secretstore
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
-
-func TestBindingSecret(t *testing.T) {
-	long := strings.Repeat("b", 64) // a valid binding name, too long for a label value
-	tests := []struct {
-		name, ns, binding, id string
-		wantLabels            map[string]string
-		wantAnnots            map[string]string
-	}{
-		{
-			name: "short name", ns: "ns", binding: "db", id: "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
-			wantLabels: map[string]string{LabelManagedBy: ManagedByValue, LabelBindingNamespace: "ns", LabelBindingName: "db"},
-			wantAnnots: map[string]string{AnnotationBindingName: "db", AnnotationBindingExternalID: "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"},
-		},
-		{
-			name: "name too long for a label", ns: "ns", binding: long,
-			wantLabels: map[string]string{LabelManagedBy: ManagedByValue, LabelBindingNamespace: "ns"},
-			wantAnnots: map[string]string{AnnotationBindingName: long},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := BindingSecret(nil, tt.ns, tt.binding, tt.id)
-			if diff := cmp.Diff(tt.wantLabels, s.Labels); diff != "" {
-				t.Errorf("labels (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantAnnots, s.Annotations); diff != "" {
-				t.Errorf("annotations (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
 
 func TestValidateRefAndKey(t *testing.T) {
 	tests := []struct {
@@ -80,47 +48,6 @@ func TestValidateRefAndKey(t *testing.T) {
 		if err := validateKey(tt.key); (err == nil) != tt.ok {
 			t.Errorf("validateKey(%q) = %v, want ok=%v", tt.key, err, tt.ok)
 		}
-	}
-}
-
-// mapReader is a Reader over a fixed map, keyed "namespace/name".
-type mapReader map[string]map[string][]byte
-
-func (m mapReader) Get(_ context.Context, ns, name string) (map[string][]byte, error) {
-	d, ok := m[ns+"/"+name]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return d, nil
-}
-
-func TestGetKey(t *testing.T) {
-	r := mapReader{"ns/auth": {"username": []byte("admin")}}
-	tests := []struct {
-		name, secret, key string
-		want              string
-		wantErr           string
-	}{
-		{name: "present", secret: "auth", key: "username", want: "admin"},
-		{name: "missing key", secret: "auth", key: "password", wantErr: `read key "password" of secret ns/auth: key not found`},
-		{name: "missing secret", secret: "none", key: "token", wantErr: `read key "token" of secret ns/none: not found`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			v, err := GetKey(context.Background(), r, "ns", tt.secret, tt.key)
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr || !errors.Is(err, ErrNotFound) {
-					t.Fatalf("err = %v, want %q wrapping ErrNotFound", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || string(v) != tt.want {
-				t.Errorf("GetKey = %q, %v", v, err)
-			}
-		})
-	}
-	if d, err := ReadFunc(context.Background(), r)("ns", "auth"); err != nil || string(d["username"]) != "admin" {
-		t.Errorf("ReadFunc = %v, %v", d, err)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -214,11 +215,11 @@ func TestExampleRBAC(t *testing.T) {
 	ensureNamespace(t, "e2e-no-rbac")
 	upsertSecret(t, systemNS, brokerAuth, map[string]string{"username": "osbgit", "password": "rbac-broker-pass-51d0"})
 	store := secretstore.NewKube(sa)
-	if _, err := secretstore.GetKey(ctx, store, systemNS, brokerAuth, "password"); err != nil {
+	if data, err := store.Get(ctx, systemNS, brokerAuth); err != nil || len(data["password"]) == 0 {
 		t.Errorf("read the broker auth Secret: %v", err)
 	}
 	for _, ns := range []string{"default", "apps"} {
-		sec := secretstore.BindingSecret(map[string][]byte{"k": []byte("v1")}, ns, "rbac-probe", "id-1")
+		sec := secrets.BindingSecret(map[string][]byte{"k": []byte("v1")}, ns, "rbac-probe", "id-1")
 		if err := store.Put(ctx, ns, "rbac-probe", sec); err != nil {
 			t.Errorf("create a Secret in %s: %v", ns, err)
 		}
@@ -250,7 +251,7 @@ func TestExampleRBAC(t *testing.T) {
 	_, forbidden["list Secrets in osbgit-system"] = sa.CoreV1().Secrets(systemNS).List(ctx, metav1.ListOptions{})
 	_, forbidden["get an unlisted Secret in osbgit-system"] = sa.CoreV1().Secrets(systemNS).Get(ctx, "some-other-secret", metav1.GetOptions{})
 	_, forbidden["read a Secret in a namespace without the Role"] = store.Get(ctx, "e2e-no-rbac", "anything")
-	forbidden["write a Secret in a namespace without the Role"] = store.Put(ctx, "e2e-no-rbac", "x", secretstore.BindingSecret(map[string][]byte{"k": []byte("v")}, "e2e-no-rbac", "x", ""))
+	forbidden["write a Secret in a namespace without the Role"] = store.Put(ctx, "e2e-no-rbac", "x", secrets.BindingSecret(map[string][]byte{"k": []byte("v")}, "e2e-no-rbac", "x", ""))
 	forbidden["delete a Lease"] = leases.Delete(ctx, "e2e-rbac-probe", metav1.DeleteOptions{})
 	_, forbidden["list ConfigMaps in apps"] = sa.CoreV1().ConfigMaps("apps").List(ctx, metav1.ListOptions{})
 	for what, err := range forbidden {

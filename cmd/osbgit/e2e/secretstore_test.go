@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
@@ -30,7 +31,7 @@ func TestKubeSecretStore(t *testing.T) {
 
 	// Create.
 	data := map[string][]byte{"username": []byte("u-1"), "password": []byte("p-1"), "port": []byte("5432")}
-	if err := store.Put(ctx, ns, "db-creds", secretstore.BindingSecret(data, ns, "db-binding", "bind-id-1")); err != nil {
+	if err := store.Put(ctx, ns, "db-creds", secrets.BindingSecret(data, ns, "db-binding", "bind-id-1")); err != nil {
 		t.Fatal(err)
 	}
 	s := getSecret(t, ns, "db-creds")
@@ -45,16 +46,16 @@ func TestKubeSecretStore(t *testing.T) {
 		t.Errorf("data %v, want %v", keysOf(got), keysOf(wantData))
 	}
 	wantLabels := map[string]string{
-		secretstore.LabelManagedBy:        "osbgit",
-		secretstore.LabelBindingNamespace: ns,
-		secretstore.LabelBindingName:      "db-binding",
+		secrets.LabelManagedBy:        "osbgit",
+		secrets.LabelBindingNamespace: ns,
+		secrets.LabelBindingName:      "db-binding",
 	}
 	if !maps.Equal(s.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", s.Labels, wantLabels)
 	}
 	wantAnn := map[string]string{
-		secretstore.AnnotationBindingName:       "db-binding",
-		secretstore.AnnotationBindingExternalID: "bind-id-1",
+		secrets.AnnotationBindingName:       "db-binding",
+		secrets.AnnotationBindingExternalID: "bind-id-1",
 	}
 	if !maps.Equal(s.Annotations, wantAnn) {
 		t.Errorf("annotations %v, want %v", s.Annotations, wantAnn)
@@ -81,7 +82,7 @@ func TestKubeSecretStore(t *testing.T) {
 	// a binding name too long for a label value.
 	long := "a-binding-name-that-is-longer-than-the-sixty-three-characters-a-label-value-allows"
 	data = map[string][]byte{"username": []byte("u-1"), "password": []byte("p-2"), "host": []byte("db.example")}
-	if err := store.Put(ctx, ns, "db-creds", secretstore.BindingSecret(data, ns, long, "bind-id-2")); err != nil {
+	if err := store.Put(ctx, ns, "db-creds", secrets.BindingSecret(data, ns, long, "bind-id-2")); err != nil {
 		t.Fatal(err)
 	}
 	s = getSecret(t, ns, "db-creds")
@@ -93,17 +94,17 @@ func TestKubeSecretStore(t *testing.T) {
 		t.Errorf("after update: data keys %v, want %v (password updated: %t)", keysOf(got), keysOf(wantData), got["password"] == "p-2")
 	}
 	wantLabels = map[string]string{
-		secretstore.LabelManagedBy:        "osbgit",
-		secretstore.LabelBindingNamespace: ns,
-		"team":                            "payments",
+		secrets.LabelManagedBy:        "osbgit",
+		secrets.LabelBindingNamespace: ns,
+		"team":                        "payments",
 	}
 	if !maps.Equal(s.Labels, wantLabels) {
 		t.Errorf("after update: labels %v, want %v (binding-name label dropped: name too long)", s.Labels, wantLabels)
 	}
 	wantAnn = map[string]string{
-		secretstore.AnnotationBindingName:       long,
-		secretstore.AnnotationBindingExternalID: "bind-id-2",
-		"example.com/owner":                     "alice",
+		secrets.AnnotationBindingName:       long,
+		secrets.AnnotationBindingExternalID: "bind-id-2",
+		"example.com/owner":                 "alice",
 	}
 	if !maps.Equal(s.Annotations, wantAnn) {
 		t.Errorf("after update: annotations %v, want %v", s.Annotations, wantAnn)
@@ -111,7 +112,7 @@ func TestKubeSecretStore(t *testing.T) {
 
 	// The same Put again writes nothing.
 	rv := s.ResourceVersion
-	if err := store.Put(ctx, ns, "db-creds", secretstore.BindingSecret(data, ns, long, "bind-id-2")); err != nil {
+	if err := store.Put(ctx, ns, "db-creds", secrets.BindingSecret(data, ns, long, "bind-id-2")); err != nil {
 		t.Fatal(err)
 	}
 	if s = getSecret(t, ns, "db-creds"); s.ResourceVersion != rv {
@@ -120,7 +121,7 @@ func TestKubeSecretStore(t *testing.T) {
 
 	// A Secret osbgit did not create is neither overwritten nor deleted.
 	upsertSecret(t, ns, "hand-made", map[string]string{"password": "keep-me"})
-	err = store.Put(ctx, ns, "hand-made", secretstore.BindingSecret(map[string][]byte{"password": []byte("x")}, ns, "b", "id"))
+	err = store.Put(ctx, ns, "hand-made", secrets.BindingSecret(map[string][]byte{"password": []byte("x")}, ns, "b", "id"))
 	var nm *secretstore.NotManagedError
 	if !errors.As(err, &nm) {
 		t.Errorf("Put over an unmanaged Secret: %v, want NotManagedError", err)
@@ -130,7 +131,7 @@ func TestKubeSecretStore(t *testing.T) {
 		t.Errorf("Delete of an unmanaged Secret: %v, want NotManagedError", err)
 	}
 	hm := getSecret(t, ns, "hand-made")
-	if hm == nil || string(hm.Data["password"]) != "keep-me" || hm.Labels[secretstore.LabelManagedBy] != "" {
+	if hm == nil || string(hm.Data["password"]) != "keep-me" || hm.Labels[secrets.LabelManagedBy] != "" {
 		t.Errorf("the unmanaged Secret was modified or deleted")
 	}
 	if err != nil && strings.Contains(err.Error(), "keep-me") {
@@ -138,7 +139,7 @@ func TestKubeSecretStore(t *testing.T) {
 	}
 
 	// Invalid names are refused before any API call.
-	if err := store.Put(ctx, ns, "Bad_Name", secretstore.Secret{}); !errors.Is(err, secretstore.ErrInvalidName) {
+	if err := store.Put(ctx, ns, "Bad_Name", secrets.Secret{}); !errors.Is(err, secretstore.ErrInvalidName) {
 		t.Errorf("Put with an invalid name: %v", err)
 	}
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secrets"
 )
 
 // syncTransforms exercises every kind of secretTransform; see
@@ -121,14 +121,14 @@ func TestSyncKubeSecretStore(t *testing.T) {
 		t.Errorf("non-string credentials are not JSON (port, hosts)")
 	}
 	wantLabels := map[string]string{
-		secretstore.LabelManagedBy:        "osbgit",
-		secretstore.LabelBindingNamespace: ns,
-		secretstore.LabelBindingName:      "db-binding",
+		secrets.LabelManagedBy:        "osbgit",
+		secrets.LabelBindingNamespace: ns,
+		secrets.LabelBindingName:      "db-binding",
 	}
 	if !maps.Equal(s.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", s.Labels, wantLabels)
 	}
-	if s.Annotations[secretstore.AnnotationBindingExternalID] != bindingID || s.Annotations[secretstore.AnnotationBindingName] != "db-binding" {
+	if s.Annotations[secrets.AnnotationBindingExternalID] != bindingID || s.Annotations[secrets.AnnotationBindingName] != "db-binding" {
 		t.Errorf("annotations %v, want binding name db-binding and external ID %s", s.Annotations, bindingID)
 	}
 

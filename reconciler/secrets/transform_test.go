@@ -1,18 +1,24 @@
-package secretstore
+package secrets_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/secrets"
+	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
+// TestCredentialsToData: without transforms, each credential becomes one
+// key of the Secret.
 func TestCredentialsToData(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -58,7 +64,7 @@ func TestCredentialsToData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CredentialsToData(tt.creds)
+			got, err := secrets.BindingData(t.Context(), tt.creds, nil, nil, "ns")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
@@ -75,29 +81,29 @@ func TestCredentialsToData(t *testing.T) {
 	}
 }
 
-func TestCredentialsToDataInvalidKeyIsErrInvalidName(t *testing.T) {
-	if _, err := CredentialsToData(map[string]any{"a b": "v"}); !errors.Is(err, ErrInvalidName) {
-		t.Errorf("err = %v, want ErrInvalidName", err)
+// storeWith is a directory secret store holding data, keyed
+// "namespace/name".
+func storeWith(t *testing.T, data map[string]map[string][]byte) *secretstore.Dir {
+	t.Helper()
+	d, err := secretstore.NewDir(filepath.Join(t.TempDir(), "secrets"))
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// secrets is a fake store for addKeysFrom, keyed "namespace/name".
-type secrets map[string]map[string][]byte
-
-func (s secrets) read(ns, name string) (map[string][]byte, error) {
-	d, ok := s[ns+"/"+name]
-	if !ok {
-		return nil, fmt.Errorf("get secret %s/%s: %w", ns, name, ErrNotFound)
+	for id, kv := range data {
+		ns, name, _ := strings.Cut(id, "/")
+		if err := d.Put(context.Background(), ns, name, secrets.Secret{Data: kv}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return d, nil
+	return d
 }
 
 func TestApplyTransforms(t *testing.T) {
 	str := func(s string) *string { return &s }
-	store := secrets{
+	store := storeWith(t, map[string]map[string][]byte{
 		"foo/bar":       {"EXTRA": []byte("from-bar"), "USERNAME": []byte("overridden")},
 		"app-ns/shared": {"CA_CERT": []byte("-----BEGIN-----")},
-	}
+	})
 	tests := []struct {
 		name       string
 		creds      map[string]any
@@ -267,7 +273,7 @@ func TestApplyTransforms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			orig := fmt.Sprint(tt.creds)
-			got, err := BindingData(tt.creds, tt.transforms, store.read, "app-ns")
+			got, err := secrets.BindingData(t.Context(), tt.creds, tt.transforms, store, "app-ns")
 			if fmt.Sprint(tt.creds) != orig {
 				t.Errorf("input credentials modified")
 			}
@@ -288,15 +294,15 @@ func TestApplyTransforms(t *testing.T) {
 }
 
 func TestApplyTransformsNilReader(t *testing.T) {
-	_, err := ApplyTransforms(nil, []manifest.SecretTransform{{AddKeysFrom: &manifest.AddKeysFromTransform{SecretRef: &manifest.ObjectReference{Namespace: "a", Name: "b"}}}}, nil, "ns")
+	_, err := secrets.BindingData(t.Context(), nil, []manifest.SecretTransform{{AddKeysFrom: &manifest.AddKeysFromTransform{SecretRef: &manifest.ObjectReference{Namespace: "a", Name: "b"}}}}, nil, "ns")
 	if err == nil || !strings.Contains(err.Error(), "addKeysFrom secret a/b: no secret store") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestApplyTransformsAddKeysFromWrapsNotFound(t *testing.T) {
-	_, err := ApplyTransforms(nil, []manifest.SecretTransform{{AddKeysFrom: &manifest.AddKeysFromTransform{SecretRef: &manifest.ObjectReference{Name: "b"}}}}, secrets{}.read, "ns")
-	if !errors.Is(err, ErrNotFound) {
+	_, err := secrets.BindingData(t.Context(), nil, []manifest.SecretTransform{{AddKeysFrom: &manifest.AddKeysFromTransform{SecretRef: &manifest.ObjectReference{Name: "b"}}}}, storeWith(t, nil), "ns")
+	if !errors.Is(err, secretstore.ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
 }

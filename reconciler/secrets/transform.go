@@ -1,35 +1,38 @@
-package secretstore
+package secrets
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/jsonpath"
 
 	"github.com/osbgit/osbgit/manifest"
 )
 
-// SecretFunc reads the data of Secret namespace/name; ReadFunc makes one
-// from a Reader. addKeysFrom transforms use it.
-type SecretFunc func(namespace, name string) (map[string][]byte, error)
-
-// BindingData is what a binding's Secret holds: ApplyTransforms on the
-// broker's credentials, then CredentialsToData. This is Service Catalog's
-// order: transforms see the credentials (so a jsonPathExpression can reach
-// into objects, and renameKey can fix a key that is not a valid Secret key
-// before it is checked), and values are serialized last.
-func BindingData(creds map[string]any, transforms []manifest.SecretTransform, readSecret SecretFunc, defaultNamespace string) (map[string][]byte, error) {
-	out, err := ApplyTransforms(creds, transforms, readSecret, defaultNamespace)
+// BindingData is what a binding's Secret holds: the binding's
+// secretTransforms applied to the broker's credentials (applyTransforms;
+// addKeysFrom reads through r), then each credential turned into a key
+// (credentialsToData). This is Service Catalog's order: transforms see the
+// credentials (so a jsonPathExpression can reach into objects, and
+// renameKey can fix a key that is not a valid Secret key before it is
+// checked), and values are serialized last. It is the one place
+// secretTransforms are applied.
+func BindingData(ctx context.Context, creds map[string]any, transforms []manifest.SecretTransform, r Reader, defaultNamespace string) (map[string][]byte, error) {
+	out, err := applyTransforms(ctx, creds, transforms, r, defaultNamespace)
 	if err != nil {
 		return nil, err
 	}
-	return CredentialsToData(out)
+	return credentialsToData(out)
 }
 
-// ApplyTransforms applies a ServiceBinding's secretTransforms to the
+// applyTransforms applies a ServiceBinding's secretTransforms to the
 // credentials, in order, as Service Catalog did, and returns the result (a
 // new map; creds is not modified):
 //
@@ -41,7 +44,7 @@ func BindingData(creds map[string]any, transforms []manifest.SecretTransform, re
 //     "{.host}:{.port}"; a missing field is an error), StringValue, or
 //     Value (bytes).
 //   - addKeysFrom merges every key of another Secret, read with
-//     readSecret (namespace defaulting to defaultNamespace, the binding's),
+//     r (namespace defaulting to defaultNamespace, the binding's),
 //     overwriting keys already present.
 //   - removeKey deletes Key; a missing key is a no-op.
 //
@@ -49,18 +52,18 @@ func BindingData(creds map[string]any, transforms []manifest.SecretTransform, re
 // or a target key that is not a valid Secret key is an error. Errors name
 // the transform's index and key, never a value (a JSONPath evaluation
 // error's cause is not included, since client-go may quote the data).
-func ApplyTransforms(creds map[string]any, transforms []manifest.SecretTransform, readSecret SecretFunc, defaultNamespace string) (map[string]any, error) {
+func applyTransforms(ctx context.Context, creds map[string]any, transforms []manifest.SecretTransform, r Reader, defaultNamespace string) (map[string]any, error) {
 	out := make(map[string]any, len(creds)+len(transforms))
 	maps.Copy(out, creds)
 	for i, t := range transforms {
-		if err := applyOne(out, t, readSecret, defaultNamespace); err != nil {
+		if err := applyOne(ctx, out, t, r, defaultNamespace); err != nil {
 			return nil, fmt.Errorf("secretTransforms[%d]: %w", i, err)
 		}
 	}
 	return out, nil
 }
 
-func applyOne(creds map[string]any, t manifest.SecretTransform, readSecret SecretFunc, defaultNamespace string) error {
+func applyOne(ctx context.Context, creds map[string]any, t manifest.SecretTransform, r Reader, defaultNamespace string) error {
 	set := 0
 	for _, isSet := range []bool{t.RenameKey != nil, t.AddKey != nil, t.AddKeysFrom != nil, t.RemoveKey != nil} {
 		if isSet {
@@ -72,16 +75,16 @@ func applyOne(creds map[string]any, t manifest.SecretTransform, readSecret Secre
 	}
 	switch {
 	case t.RenameKey != nil:
-		r := t.RenameKey
-		if r.From == "" {
+		rk := t.RenameKey
+		if rk.From == "" {
 			return errors.New("renameKey: from is empty")
 		}
-		if err := validateKey(r.To); err != nil {
-			return fmt.Errorf("renameKey %q to %q: %w", r.From, r.To, err)
+		if err := validateKey(rk.To); err != nil {
+			return fmt.Errorf("renameKey %q to %q: %w", rk.From, rk.To, err)
 		}
-		if v, ok := creds[r.From]; ok && r.From != r.To {
-			creds[r.To] = v
-			delete(creds, r.From)
+		if v, ok := creds[rk.From]; ok && rk.From != rk.To {
+			creds[rk.To] = v
+			delete(creds, rk.From)
 		}
 	case t.AddKey != nil:
 		a := t.AddKey
@@ -109,10 +112,10 @@ func applyOne(creds map[string]any, t manifest.SecretTransform, readSecret Secre
 		if ns == "" {
 			ns = defaultNamespace
 		}
-		if readSecret == nil {
+		if r == nil {
 			return fmt.Errorf("addKeysFrom secret %s/%s: no secret store to read it from", ns, ref.Name)
 		}
-		data, err := readSecret(ns, ref.Name)
+		data, err := r.Get(ctx, ns, ref.Name)
 		if err != nil {
 			return fmt.Errorf("addKeysFrom secret %s/%s: %w", ns, ref.Name, err)
 		}
@@ -170,4 +173,56 @@ func jsonView(creds map[string]any) (any, error) {
 		return nil, errors.New("credentials cannot be decoded for jsonPathExpression")
 	}
 	return view, nil
+}
+
+// credentialsToData turns the credentials object of an OSB bind response
+// into Secret data: one key per top-level credential. A string becomes its
+// bytes and a []byte (from a transform) is kept as is; anything else —
+// numbers, booleans, objects, arrays, null — becomes compact JSON, without
+// HTML escaping (so "<" stays "<"). Decode responses with json.Number
+// (Decoder.UseNumber) to keep large integers exact. A key that is not a
+// valid Secret key is an error naming the key; no error contains a value.
+func credentialsToData(creds map[string]any) (map[string][]byte, error) {
+	data := make(map[string][]byte, len(creds))
+	for _, k := range slices.Sorted(maps.Keys(creds)) {
+		if err := validateKey(k); err != nil {
+			return nil, fmt.Errorf("credential %q: %w", k, err)
+		}
+		v, err := encodeValue(creds[k])
+		if err != nil {
+			return nil, fmt.Errorf("credential %q: %w", k, err)
+		}
+		data[k] = v
+	}
+	return data, nil
+}
+
+// encodeValue is credentialsToData for one value. Its error never carries
+// the encoder's message, which may quote the value.
+func encodeValue(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return []byte(v), nil
+	case []byte:
+		return append([]byte(nil), v...), nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("value of type %T cannot be encoded as JSON", v)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// errInvalidKey marks a key that cannot be a Secret key.
+var errInvalidKey = errors.New("invalid name")
+
+// validateKey checks a Secret key: [-._a-zA-Z0-9]+, at most 253
+// characters, not "." or "..", not starting with "..".
+func validateKey(key string) error {
+	if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
+		return fmt.Errorf("%w: key %q: %s", errInvalidKey, key, strings.Join(msgs, "; "))
+	}
+	return nil
 }
