@@ -1,0 +1,93 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestRecordsWrittenBeforeVersioning: records already in users'
+// repositories keep loading as they did. testdata/records/v0 holds files
+// written by osbgit before records carried a format version (MarshalRecord
+// at commit b8dfa22): status records of every kind and phase, picked from
+// those the reconciler's tests write, and three built for the awkward
+// cases (YAML 1.1 words such as yes, numbers and dates as strings,
+// multi-line text, a redacted catalog of a namespaced broker). Beside each
+// <name>.yaml, <name>.json is the record the code of that commit decoded
+// from it, as encoding/json writes it (indented: JSON blobs such as
+// catalog metadata are compared without their insignificant space). Each file must decode to that same
+// Go value, its catalog must still hash to the hash it records, and it must
+// survive a rewrite by today's encoder. Never regenerate these files: they
+// stand for what osbgit wrote then.
+func TestRecordsWrittenBeforeVersioning(t *testing.T) {
+	files, err := filepath.Glob("testdata/records/v0/*.yaml")
+	if err != nil || len(files) < 20 {
+		t.Fatalf("want the v0 records, got %d (%v)", len(files), err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantJSON, err := os.ReadFile(strings.TrimSuffix(file, ".yaml") + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := UnmarshalRecord(file, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := emptyLike(got)
+			dec := json.NewDecoder(bytes.NewReader(wantJSON))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(want); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got, compactRaw); d != "" {
+				t.Errorf("decoded record differs from what osbgit decoded before (-before +now):\n%s", d)
+			}
+			if cr, ok := got.(*CatalogRecord); ok {
+				if h, err := CatalogHash(cr.Catalog); err != nil || h != cr.Hash {
+					t.Errorf("catalog hashes to %s (%v), the record says %s", h, err, cr.Hash)
+				}
+			}
+			out, err := MarshalRecord(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := UnmarshalRecord(file, out)
+			if err != nil {
+				t.Fatalf("rewritten record does not decode: %v\n%s", err, out)
+			}
+			if d := cmp.Diff(got, back, compactRaw); d != "" {
+				t.Errorf("rewritten record decodes differently (-first +rewritten):\n%s\n%s", d, out)
+			}
+		})
+	}
+}
+
+// emptyLike returns a new empty record of r's type.
+func emptyLike(r Record) Record {
+	if _, ok := r.(*CatalogRecord); ok {
+		return &CatalogRecord{}
+	}
+	return &StatusRecord{}
+}
+
+// compactRaw compares JSON blobs without their insignificant space (the
+// .json files are indented); every byte of a catalog's blobs is checked by
+// its hash.
+var compactRaw = cmp.Transformer("compact", func(r json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, r); err != nil {
+		return "invalid JSON: " + string(r)
+	}
+	return b.String()
+})
