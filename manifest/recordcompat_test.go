@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // TestRecordsWrittenBeforeVersioning: records already in users'
@@ -51,6 +52,9 @@ func TestRecordsWrittenBeforeVersioning(t *testing.T) {
 			if err := dec.Decode(want); err != nil {
 				t.Fatal(err)
 			}
+			// Upgrading a record of format version 0 only sets its
+			// version.
+			setFormatVersion(want, RecordFormatVersion)
 			if d := cmp.Diff(want, got, compactRaw); d != "" {
 				t.Errorf("decoded record differs from what osbgit decoded before (-before +now):\n%s", d)
 			}
@@ -92,6 +96,87 @@ var compactRaw = cmp.Transformer("compact", func(r json.RawMessage) string {
 	}
 	return b.String()
 })
+
+func setFormatVersion(r Record, v int) {
+	switch r := r.(type) {
+	case *StatusRecord:
+		r.FormatVersion = v
+	case *CatalogRecord:
+		r.FormatVersion = v
+	}
+}
+
+// TestRecordUpgrades: the format version machinery. The table has one
+// entry per version; a record's version is read, checked and upgraded
+// from, one step at a time, before it is decoded; a newer or malformed
+// version is refused with the file and line; and MarshalRecord writes the
+// current version. A two-step table stands for a later issue's bump: its
+// version 1 → 2 step renames a field, as an upgrade would.
+func TestRecordUpgrades(t *testing.T) {
+	if len(recordUpgrades) != RecordFormatVersion {
+		t.Fatalf("%d upgrades for format version %d: each version needs the upgrade from the one before", len(recordUpgrades), RecordFormatVersion)
+	}
+	rec := NewStatusRecord(Ref{Kind: KindServiceInstance, Namespace: "apps", Name: "db"})
+	rec.Phase = PhaseReady
+	out, err := MarshalRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "apiVersion: osbgit.dev/v1alpha1\nkind: StatusRecord\nformatVersion: 1\nref:\n"; !strings.HasPrefix(string(out), want) {
+		t.Errorf("record starts\n%s\nwant\n%s", out, want)
+	}
+
+	const file = ".osbgit/status/apps/serviceinstance/db.yaml"
+	head := "apiVersion: osbgit.dev/v1alpha1\nkind: StatusRecord\n"
+	body := "ref:\n  kind: ServiceInstance\n  namespace: apps\n  name: db\n"
+	renamed := []func(*yaml.Node) error{
+		recordUpgrades[0],
+		func(root *yaml.Node) error { // 1 → 2: "stage" became "phase"
+			for i := 0; i+1 < len(root.Content); i += 2 {
+				if root.Content[i].Value == "stage" {
+					root.Content[i].Value = "phase"
+				}
+			}
+			return nil
+		},
+	}
+	tests := []struct {
+		name, doc string
+		upgrades  []func(*yaml.Node) error
+		phase     Phase
+		err       string
+	}{
+		{"version 0 (no field)", head + body + "phase: Ready\n", recordUpgrades, PhaseReady, ""},
+		{"version 1", head + "formatVersion: 1\n" + body + "phase: Ready\n", recordUpgrades, PhaseReady, ""},
+		{"newer version", head + "formatVersion: 2\n" + body, recordUpgrades, "",
+			file + ":3: formatVersion: 2 is newer than this osbgit reads (1): a newer osbgit wrote this record; upgrade osbgit"},
+		{"negative version", head + "formatVersion: -1\n" + body, recordUpgrades, "", file + ":3: formatVersion: want a record format version (0 to 1), got \"-1\""},
+		{"version as a string", head + "formatVersion: \"1\"\n" + body, recordUpgrades, "", file + ":3: formatVersion: want a record format version"},
+		{"version not an integer", head + "formatVersion: 1.0\n" + body, recordUpgrades, "", file + ":3: formatVersion: want a record format version"},
+		{"upgraded from 1 to 2", head + "formatVersion: 1\n" + body + "stage: Ready\n", renamed, PhaseReady, ""},
+		{"upgraded from 0 to 2", head + body + "stage: Ready\n", renamed, PhaseReady, ""},
+		{"version 2 is not upgraded", head + "formatVersion: 2\n" + body + "phase: Ready\n", renamed, PhaseReady, ""},
+		{"version 2 has no stage", head + "formatVersion: 2\n" + body + "stage: Ready\n", renamed, "", file + ":8: stage: unknown field \"stage\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := unmarshalRecord(file, []byte(tt.doc), tt.upgrades)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr := got.(*StatusRecord)
+			if sr.Phase != tt.phase || sr.FormatVersion != RecordFormatVersion {
+				t.Errorf("phase %q, format version %d; want %q, %d", sr.Phase, sr.FormatVersion, tt.phase, RecordFormatVersion)
+			}
+		})
+	}
+}
 
 // TestDecodedRecordsMarshalConcurrently: a decoded record is already in
 // the form MarshalRecord writes, so normalizing it writes nothing and

@@ -154,10 +154,11 @@ func jsonNode(dec *json.Decoder, depth int) (*yaml.Node, error) {
 }
 
 // UnmarshalRecord decodes a record file strictly: exactly one document of
-// apiVersion osbgit.dev/v1alpha1 and kind StatusRecord or CatalogRecord, no
+// apiVersion osbgit.dev/v1alpha1 and kind StatusRecord or CatalogRecord, of
+// a format version up to RecordFormatVersion (older ones are upgraded), no
 // unknown field. file is used in messages ("file:line: field: message").
 // The result is *StatusRecord or *CatalogRecord, normalized as
-// MarshalRecord leaves it (times in UTC), so
+// MarshalRecord leaves it (format version current, times in UTC), so
 // normalizing it again changes nothing.
 //
 // Records go the way manifests go: yaml.v3 parses the document (it wrote
@@ -166,6 +167,12 @@ func jsonNode(dec *json.Decoder, depth int) (*yaml.Node, error) {
 // checks every field against the Go type and decodes it with
 // encoding/json.
 func UnmarshalRecord(file string, data []byte) (Record, error) {
+	return unmarshalRecord(file, data, recordUpgrades)
+}
+
+// unmarshalRecord is UnmarshalRecord with a table of upgrades (tests try
+// other tables); the latest format version is len(upgrades).
+func unmarshalRecord(file string, data []byte, upgrades []func(*yaml.Node) error) (Record, error) {
 	root, err := singleDocument(file, data)
 	if err != nil {
 		return nil, err
@@ -182,6 +189,13 @@ func UnmarshalRecord(file string, data []byte) (Record, error) {
 		rec = &CatalogRecord{}
 	default:
 		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
+	}
+	version, err := formatVersionOf(file, root, len(upgrades))
+	if err != nil {
+		return nil, err
+	}
+	if err := upgradeRecord(file, root, version, upgrades); err != nil {
+		return nil, err
 	}
 	sink := &diagSink{file: file}
 	c := &converter{sink: sink, maxNodes: maxRecordNodes}

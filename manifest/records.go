@@ -412,6 +412,9 @@ type StatusRecord struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind is StatusRecord.
 	Kind string `json:"kind"`
+	// FormatVersion is RecordFormatVersion (see there); records read from
+	// an older format have been upgraded to it.
+	FormatVersion int `json:"formatVersion"`
 	// Ref is the resource (kind/namespace/name); it matches the file path.
 	Ref Ref `json:"ref"`
 	// Phase is the state machine position (see Phase).
@@ -474,9 +477,10 @@ type StatusRecord struct {
 	Error *RecordError `json:"error,omitempty"`
 }
 
-// NewStatusRecord returns an empty record for ref with apiVersion/kind set.
+// NewStatusRecord returns an empty record for ref with apiVersion, kind
+// and format version set.
 func NewStatusRecord(ref Ref) *StatusRecord {
-	return &StatusRecord{APIVersion: ConfigAPIVersion, Kind: KindStatusRecord, Ref: ref}
+	return &StatusRecord{APIVersion: ConfigAPIVersion, Kind: KindStatusRecord, FormatVersion: RecordFormatVersion, Ref: ref}
 }
 
 // RecordPath implements Record.
@@ -488,6 +492,7 @@ func (r *StatusRecord) RecordPath() (string, error) { return StatusPath(r.Ref) }
 func (r *StatusRecord) normalize() {
 	setIfDiffers(&r.APIVersion, ConfigAPIVersion)
 	setIfDiffers(&r.Kind, KindStatusRecord)
+	setIfDiffers(&r.FormatVersion, RecordFormatVersion)
 	sortConditions(r.Conditions)
 	if r.SecretRef != nil && !sort.StringsAreSorted(r.SecretRef.Keys) {
 		sort.Strings(r.SecretRef.Keys)
@@ -527,6 +532,8 @@ type CatalogRecord struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind is CatalogRecord.
 	Kind string `json:"kind"`
+	// FormatVersion is RecordFormatVersion, as in StatusRecord.
+	FormatVersion int `json:"formatVersion"`
 	// Broker is the ClusterServiceBroker or ServiceBroker.
 	Broker Ref `json:"broker"`
 	// FetchedAt is when this catalog content was fetched (seconds, UTC).
@@ -559,6 +566,7 @@ func NewCatalogRecord(broker Ref, cat osbclient.Catalog, fetchedAt time.Time, br
 	return &CatalogRecord{
 		APIVersion:     ConfigAPIVersion,
 		Kind:           KindCatalogRecord,
+		FormatVersion:  RecordFormatVersion,
 		Broker:         broker,
 		FetchedAt:      metav1.NewTime(fetchedAt.UTC().Truncate(time.Second)),
 		Hash:           h,
@@ -581,6 +589,7 @@ func (r *CatalogRecord) RecordPath() (string, error) { return CatalogPath(r.Brok
 func (r *CatalogRecord) normalize() {
 	setIfDiffers(&r.APIVersion, ConfigAPIVersion)
 	setIfDiffers(&r.Kind, KindCatalogRecord)
+	setIfDiffers(&r.FormatVersion, RecordFormatVersion)
 	truncTime(&r.FetchedAt)
 }
 
