@@ -102,10 +102,10 @@ type Reconciler struct {
 	// State carries what a pass remembers for the next; loaded from
 	// the Options' state store on first use.
 	State *PassState
-	// Cache keeps decoded manifests across passes, so a pass decodes only
-	// the files that changed. Long-running processes (`run`) set it; nil
-	// decodes everything (a one-pass process would only hold every
-	// manifest twice, decoded and assembled, at its peak).
+	// Cache keeps decoded manifests and records across passes, so a pass
+	// decodes only the files that changed. Long-running processes (`run`)
+	// set it; nil decodes everything (a one-pass process would only hold
+	// every manifest twice, decoded and assembled, at its peak).
 	Cache *DecodeCache
 	// Identity, when set, is the originating identity of broker calls;
 	// by default the author of the manifest commit is used.
@@ -254,7 +254,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	}
 	recordsCh := make(chan loadedRecords, 1)
 	go func() {
-		recs, err := LoadRecords(r.Source, fr.StatusHead)
+		recs, err := LoadRecords(r.Source, fr.StatusHead, r.Cache)
 		recordsCh <- loadedRecords{recs, err}
 	}()
 	var snap *Snapshot
@@ -917,7 +917,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	records, err := LoadRecords(r.Source, fr.StatusHead)
+	records, err := LoadRecords(r.Source, fr.StatusHead, r.Cache)
 	if err != nil {
 		return nil, err
 	}
