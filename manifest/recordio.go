@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unique"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -204,7 +205,44 @@ func unmarshalRecord(file string, data []byte, upgrades []func(*yaml.Node) error
 		return nil, fmt.Errorf("decode record: %w", err)
 	}
 	rec.normalize()
+	if sr, ok := rec.(*StatusRecord); ok {
+		sr.intern()
+	}
 	return rec, nil
+}
+
+// intern makes the values status records share (kinds, namespaces, the
+// broker, phases, class and plan names and IDs, operation and condition
+// texts, Secret keys, the observed revision) one copy each
+// (unique.Make): a pass holds every record of the repository, and without
+// it the no-op pass of make bench goes over its peak RSS limit (issue 17:
+// "noop-pass: ... peak RSS 308 MB (limit 300 MB)" at full scale).
+func (r *StatusRecord) intern() {
+	in := func(ss ...*string) {
+		for _, s := range ss {
+			*s = unique.Make(*s).Value()
+		}
+	}
+	in(&r.APIVersion, &r.Kind, (*string)(&r.Ref.Kind), &r.Ref.Namespace, (*string)(&r.Phase),
+		(*string)(&r.Broker.Kind), &r.Broker.Namespace, &r.Broker.Name, &r.BrokerURL, &r.DeletionPolicy, &r.ObservedRevision)
+	for _, p := range []*Properties{&r.Properties, r.InProgress} {
+		if p != nil {
+			in(&p.ClassExternalName, &p.ClassExternalID, &p.PlanExternalName, &p.PlanExternalID)
+		}
+	}
+	if lo := r.LastOperation; lo != nil {
+		in((*string)(&lo.Type), (*string)(&lo.State), &lo.ServiceID, &lo.PlanID)
+	}
+	for i := range r.Conditions {
+		c := &r.Conditions[i]
+		in((*string)(&c.Type), (*string)(&c.Status), &c.Reason, &c.Message)
+	}
+	if sr := r.SecretRef; sr != nil {
+		in(&sr.Namespace)
+		for i := range sr.Keys {
+			in(&sr.Keys[i])
+		}
+	}
 }
 
 // UnmarshalStatusRecord is UnmarshalRecord for a status record.

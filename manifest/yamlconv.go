@@ -564,7 +564,7 @@ func (c *converter) structValue(n *yaml.Node, t reflect.Type, path string, depth
 	}
 	fields := jsonFields(t)
 	ign := c.ignore[t]
-	out := map[string]any{}
+	out := make(map[string]any, len(n.Content)/2)
 	c.eachKey(n, path, func(key string, kn, vn *yaml.Node, p string) {
 		f, ok := fields[key]
 		if !ok {
