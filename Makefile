@@ -52,8 +52,6 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
-	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalRecord$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
-	$(GO) test -run '^$$' -fuzz '^FuzzResolvedTag$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/plan/
 	$(GO) test -run '^$$' -fuzz '^FuzzStatusPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/redact/

@@ -3,10 +3,12 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
-// canonicalSeeds cover what the fast path copies, sorts and re-encodes.
+// canonicalSeeds cover sorting, whitespace, escapes, numbers and invalid
+// documents.
 var canonicalSeeds = []string{
 	`{}`, `[]`, `null`, `true`, `0`, `-1.5e+10`, `"x"`,
 	`{"b":1,"a":{"d":[1,2,{"z":null,"y":false}],"c":"s"}}`,
@@ -16,42 +18,59 @@ var canonicalSeeds = []string{
 	`{"n":1.0,"m":1E2,"k":-0}`,
 }
 
-// FuzzCanonicalJSON: whenever the fast path answers, it answers exactly
-// what the reference (decode with UseNumber, encode without HTML escaping)
-// gives; and it answers for the documents json.Marshal produces.
+// FuzzCanonicalJSON: CanonicalJSON accepts exactly the JSON values
+// encoding/json accepts, and its output holds the same value (numbers as
+// written), is canonical itself (a fixed point), and has its object keys
+// sorted.
 func FuzzCanonicalJSON(f *testing.F) {
 	for _, s := range canonicalSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fast, ok := canonicalFast(data)
-		if !ok {
+		out, err := CanonicalJSON(data)
+		if (err == nil) != json.Valid(data) {
+			t.Fatalf("CanonicalJSON(%q) error %v, but json.Valid says %v", data, err, json.Valid(data))
+		}
+		if err != nil {
 			return
 		}
-		ref, err := canonicalJSONReference(data)
-		if err != nil {
-			t.Fatalf("fast path accepted %q, reference: %v", data, err)
+		if again, err := CanonicalJSON(out); err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("not a fixed point: %q -> %q -> %q (%v)", data, out, again, err)
 		}
-		if !bytes.Equal(fast, ref) {
-			t.Fatalf("input %q:\nfast      %s\nreference %s", data, fast, ref)
+		if in, got := decodeNumbers(t, data), decodeNumbers(t, out); !reflect.DeepEqual(in, got) {
+			t.Fatalf("value changed: %q -> %q", data, out)
 		}
 	})
 }
 
-// TestCanonicalFastTakesMarshalOutput: the documents hashes are made of
-// (json.Marshal of specs and parameters) take the fast path.
-func TestCanonicalFastTakesMarshalOutput(t *testing.T) {
-	v := map[string]any{"size": json.Number("10"), "tags": []any{"<a>", "b&c", "é"}, "nested": map[string]any{"z": true, "a": nil}}
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+func decodeNumbers(t *testing.T, data []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %q: %v", data, err)
 	}
-	fast, ok := canonicalFast(b)
-	if !ok {
-		t.Fatalf("fast path refused %s", b)
+	return v
+}
+
+// TestCanonicalJSON pins the canonical form: sorted keys, no space,
+// numbers as written, HTML characters unescaped.
+func TestCanonicalJSON(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{` { "b" : [ 1.50 , 1e3 ] , "a" : "<b> & \u003c" } `, `{"a":"<b> & <","b":[1.50,1e3]}`},
+		{`{"z":{"y":null,"x":true},"":12345678901234567890}`, `{"":12345678901234567890,"z":{"x":true,"y":null}}`},
+		{`"\ud83d\ude00 \u2028"`, `"😀 \u2028"`},
 	}
-	ref, _ := canonicalJSONReference(b)
-	if !bytes.Equal(fast, ref) {
-		t.Fatalf("fast %s, reference %s", fast, ref)
+	for _, tt := range tests {
+		got, err := CanonicalJSON([]byte(tt.in))
+		if err != nil || string(got) != tt.want {
+			t.Errorf("CanonicalJSON(%s) = %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{`{"a":1}x`, `{"a":01}`, `[1,]`, ``} {
+		if got, err := CanonicalJSON([]byte(bad)); err == nil {
+			t.Errorf("CanonicalJSON(%q) = %s, want an error", bad, got)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unique"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -62,18 +63,11 @@ func recordName(r Record) string {
 	return fmt.Sprintf("%T", r)
 }
 
-// JSONToYAML converts one JSON document to block-style YAML keeping the
-// object key order of the input (so struct order survives) and numbers
-// exactly as written.
+// JSONToYAML converts one JSON document to block-style YAML with yaml.v3's
+// emitter, keeping the object key order of the input (so struct order
+// survives) and numbers exactly as written; strings with line breaks are
+// written as literal blocks.
 func JSONToYAML(data []byte) ([]byte, error) {
-	if out, ok := fastJSONToYAML(data); ok {
-		return out, nil
-	}
-	return jsonToYAMLv3(data)
-}
-
-// jsonToYAMLv3 is JSONToYAML through yaml.v3's emitter.
-func jsonToYAMLv3(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	n, err := jsonNode(dec, 0)
@@ -161,29 +155,26 @@ func jsonNode(dec *json.Decoder, depth int) (*yaml.Node, error) {
 }
 
 // UnmarshalRecord decodes a record file strictly: exactly one document of
-// apiVersion osbgit.dev/v1alpha1 and kind StatusRecord or CatalogRecord, no
+// apiVersion osbgit.dev/v1alpha1 and kind StatusRecord or CatalogRecord, of
+// a format version up to RecordFormatVersion (older ones are upgraded), no
 // unknown field. file is used in messages ("file:line: field: message").
-// The result is *StatusRecord or *CatalogRecord.
+// The result is *StatusRecord or *CatalogRecord, normalized as
+// MarshalRecord leaves it (format version current, times in UTC), so
+// normalizing it again changes nothing.
+//
+// Records go the way manifests go: yaml.v3 parses the document (it wrote
+// it: sigs.k8s.io/yaml reads YAML 1.1, where the plain yes and no yaml.v3
+// writes for those strings are booleans), and the decoder of yamlconv.go
+// checks every field against the Go type and decodes it with
+// encoding/json.
 func UnmarshalRecord(file string, data []byte) (Record, error) {
-	return unmarshalRecord(file, data, true)
+	return unmarshalRecord(file, data, recordUpgrades)
 }
 
-// unmarshalRecord is UnmarshalRecord; fast selects the fast paths of
-// recordfast.go (tests compare the two).
-func unmarshalRecord(file string, data []byte, fast bool) (Record, error) {
-	var slab *[]yaml.Node
-	if fast {
-		slab = nodeSlabs.Get().(*[]yaml.Node)
-		defer func() {
-			clear(*slab) // drop the strings the nodes point to
-			*slab = (*slab)[:0]
-			if cap(*slab) > 4096 {
-				*slab = nil // a big catalog: do not keep its slab
-			}
-			nodeSlabs.Put(slab)
-		}()
-	}
-	root, err := singleDocument(file, data, slab)
+// unmarshalRecord is UnmarshalRecord with a table of upgrades (tests try
+// other tables); the latest format version is len(upgrades).
+func unmarshalRecord(file string, data []byte, upgrades []func(*yaml.Node) error) (Record, error) {
+	root, err := singleDocument(file, data)
 	if err != nil {
 		return nil, err
 	}
@@ -191,31 +182,67 @@ func unmarshalRecord(file string, data []byte, fast bool) (Record, error) {
 	if apiVersion != ConfigAPIVersion {
 		return nil, fmt.Errorf("%s:%d: apiVersion: want %q, got %q", file, root.Line, ConfigAPIVersion, apiVersion)
 	}
-	newRecord := func() Record {
-		if kind == KindCatalogRecord {
-			return &CatalogRecord{}
-		}
-		return &StatusRecord{}
-	}
-	if kind != KindStatusRecord && kind != KindCatalogRecord {
+	var rec Record
+	switch kind {
+	case KindStatusRecord:
+		rec = &StatusRecord{}
+	case KindCatalogRecord:
+		rec = &CatalogRecord{}
+	default:
 		return nil, fmt.Errorf("%s:%d: kind: want %s or %s, got %q", file, root.Line, KindStatusRecord, KindCatalogRecord, kind)
 	}
-	if fast && kind == KindStatusRecord {
-		if rec := new(StatusRecord); decodeStatusDirect(root, rec) {
-			return rec, nil
-		}
+	version, err := formatVersionOf(file, root, len(upgrades))
+	if err != nil {
+		return nil, err
 	}
-	if rec := newRecord(); fast && fastDecodeInto(root, rec) {
-		return rec, nil
+	if err := upgradeRecord(file, root, version, upgrades); err != nil {
+		return nil, err
 	}
-	rec := newRecord()
 	sink := &diagSink{file: file}
 	c := &converter{sink: sink, maxNodes: maxRecordNodes}
 	c.decodeInto(root, rec)
 	if err := sink.out.Err(); err != nil {
 		return nil, fmt.Errorf("decode record: %w", err)
 	}
+	rec.normalize()
+	if sr, ok := rec.(*StatusRecord); ok {
+		sr.intern()
+	}
 	return rec, nil
+}
+
+// intern makes the values status records share (kinds, namespaces, the
+// broker, phases, class and plan names and IDs, operation and condition
+// texts, Secret keys, the observed revision) one copy each
+// (unique.Make): a pass holds every record of the repository, and without
+// it the no-op pass of make bench goes over its peak RSS limit (issue 17:
+// "noop-pass: ... peak RSS 308 MB (limit 300 MB)" at full scale).
+func (r *StatusRecord) intern() {
+	in := func(ss ...*string) {
+		for _, s := range ss {
+			*s = unique.Make(*s).Value()
+		}
+	}
+	in(&r.APIVersion, &r.Kind, (*string)(&r.Ref.Kind), &r.Ref.Namespace, (*string)(&r.Phase),
+		(*string)(&r.Broker.Kind), &r.Broker.Namespace, &r.Broker.Name, &r.BrokerURL, &r.DeletionPolicy, &r.ObservedRevision)
+	for _, p := range []*Properties{&r.Properties, r.InProgress} {
+		if p != nil {
+			in(&p.ClassExternalName, &p.ClassExternalID, &p.PlanExternalName, &p.PlanExternalID)
+		}
+	}
+	if lo := r.LastOperation; lo != nil {
+		in((*string)(&lo.Type), (*string)(&lo.State), &lo.ServiceID, &lo.PlanID)
+	}
+	for i := range r.Conditions {
+		c := &r.Conditions[i]
+		in((*string)(&c.Type), (*string)(&c.Status), &c.Reason, &c.Message)
+	}
+	if sr := r.SecretRef; sr != nil {
+		in(&sr.Namespace)
+		for i := range sr.Keys {
+			in(&sr.Keys[i])
+		}
+	}
 }
 
 // UnmarshalStatusRecord is UnmarshalRecord for a status record.
@@ -245,18 +272,12 @@ func UnmarshalCatalogRecord(file string, data []byte) (*CatalogRecord, error) {
 }
 
 // singleDocument parses data as exactly one YAML mapping document.
-// With slab non-nil the fast parser is tried first (see fastParseRecord).
-func singleDocument(file string, data []byte, slab *[]yaml.Node) (root *yaml.Node, err error) {
+func singleDocument(file string, data []byte) (root *yaml.Node, err error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("%s: file larger than %d bytes", file, MaxRecordSize)
 	}
 	if l, ok := invalidUTF8Line(data); ok {
 		return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, l)
-	}
-	if slab != nil {
-		if root, ok := fastParseRecord(data, slab); ok {
-			return root, nil
-		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -333,96 +354,114 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 }
 
 // LoadRecordFiles is LoadRecords over a list of paths (relative to the repo
-// root) and a function reading one. Files are read one at a time in path
-// order (status records first) and decoded by up to GOMAXPROCS goroutines;
-// the result and the errors do not depend on that.
-//
-// A record's path decides whose record it is (RecordRefOf): the ref it
-// holds is only a copy, and one that differs is replaced by the path's,
-// with a warning. So no content can make osbgit treat a file as another
-// resource's record, or write that resource's record anywhere but where it
-// was read. (Ignoring such a file instead would turn a one-field edit into
-// a forgotten resource, provisioned again.) A *.yaml or *.yml file under
-// .osbgit/status or .osbgit/catalog at a path osbgit never writes (an
-// invalid name, a wrong depth) is ignored with a warning; a record that
-// does not decode strictly, or whose kind does not match its directory, is
-// an error.
+// root) and a function reading one: RecordPaths picks the record files,
+// which are read one at a time in that order and decoded (DecodeRecordFile)
+// by up to GOMAXPROCS goroutines, and CollectRecords gathers them. The
+// result and the errors do not depend on the goroutines.
 func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
-	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}}
-	type recordFile struct {
-		path string
-		ref  Ref // whose record the path is
-	}
-	var files []recordFile
+	files, warnings := RecordPaths(paths)
+	out := make([]RecordFile, len(files))
+	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
+		if err != nil {
+			out[i] = RecordFile{Err: fmt.Errorf("read record: %w", err)}
+			return
+		}
+		out[i] = DecodeRecordFile(files[i], data)
+	})
+	return CollectRecords(out, warnings)
+}
+
+// RecordPaths picks the record files among paths: the *.yaml and *.yml
+// files under .osbgit/status and .osbgit/catalog, status records first,
+// each part sorted. A record's path decides whose record it is
+// (RecordRefOf), so a file there at a path osbgit never writes (an invalid
+// name, a wrong depth) is left out, with a warning (sorted) for the log.
+func RecordPaths(paths []string) (files, warnings []string) {
 	for _, dir := range []string{StatusDir, CatalogDir} {
 		start := len(files)
 		for _, p := range paths {
 			if !strings.HasPrefix(p, dir+"/") || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
 				continue
 			}
-			ref, _, ok := RecordRefOf(p)
-			if !ok {
-				recs.Warnings = append(recs.Warnings, fmt.Sprintf("%s: ignored: not a record path (records are %s/<namespace>/<kind>/<name>.yaml and %s/[<namespace>/]<name>.yaml, with valid names)", p, StatusDir, CatalogDir))
+			if _, _, ok := RecordRefOf(p); !ok {
+				warnings = append(warnings, fmt.Sprintf("%s: ignored: not a record path (records are %s/<namespace>/<kind>/<name>.yaml and %s/[<namespace>/]<name>.yaml, with valid names)", p, StatusDir, CatalogDir))
 				continue
 			}
-			files = append(files, recordFile{p, ref})
+			files = append(files, p)
 		}
-		added := files[start:]
-		sort.Slice(added, func(i, j int) bool { return added[i].path < added[j].path })
+		sort.Strings(files[start:])
 	}
-	sort.Strings(recs.Warnings)
-	type decoded struct {
-		rec     Record
-		err     error
-		warning string
+	sort.Strings(warnings)
+	return files, warnings
+}
+
+// RecordFile is what DecodeRecordFile made of one file: its record, or the
+// error that makes it unusable, and a warning for the log. It depends only
+// on the path and the content, so it may be cached by both and shared:
+// callers must not modify the record (the executor works on copies).
+type RecordFile struct {
+	Record  Record
+	Warning string
+	Err     error
+}
+
+// DecodeRecordFile decodes the record at path p, one of RecordPaths'
+// files. The path decides whose record it is (RecordRefOf): the ref it
+// holds is only a copy, and one that differs is replaced by the path's,
+// with a warning. So no content can make osbgit treat a file as another
+// resource's record, or write that resource's record anywhere but where it
+// was read. (Ignoring such a file instead would turn a one-field edit into
+// a forgotten resource, provisioned again.) A record that does not decode
+// strictly (UnmarshalRecord), or whose kind does not match its directory,
+// is an error.
+func DecodeRecordFile(p string, data []byte) RecordFile {
+	ref, status, ok := RecordRefOf(p)
+	if !ok {
+		return RecordFile{Err: fmt.Errorf("%s: not a record path", p)}
 	}
-	out := make([]decoded, len(files))
-	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i].path) }, func(i int, data []byte, err error) {
-		p, ref := files[i].path, files[i].ref
-		if err != nil {
-			out[i].err = fmt.Errorf("read record: %w", err)
-			return
+	rec, err := UnmarshalRecord(p, data)
+	if err != nil {
+		return RecordFile{Err: err}
+	}
+	var held *Ref
+	switch r := rec.(type) {
+	case *StatusRecord:
+		if !status {
+			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindCatalogRecord, CatalogDir)}
 		}
-		rec, err := UnmarshalRecord(p, data)
-		if err != nil {
-			out[i].err = err
-			return
+		held = &r.Ref
+	case *CatalogRecord:
+		if status {
+			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindStatusRecord, StatusDir)}
 		}
-		var held *Ref
-		switch r := rec.(type) {
-		case *StatusRecord:
-			if !strings.HasPrefix(p, StatusDir+"/") {
-				out[i].err = fmt.Errorf("%s: kind: want %s in %s/", p, KindCatalogRecord, CatalogDir)
-				return
-			}
-			held = &r.Ref
-		case *CatalogRecord:
-			if !strings.HasPrefix(p, CatalogDir+"/") {
-				out[i].err = fmt.Errorf("%s: kind: want %s in %s/", p, KindStatusRecord, StatusDir)
-				return
-			}
-			held = &r.Broker
-		}
-		if *held != ref {
-			out[i].warning = fmt.Sprintf("%s: the record names %q, but its path makes it the record of %s: taken as the latter's", p, held.String(), ref)
-			*held = ref
-		}
-		out[i].rec = rec
-	})
+		held = &r.Broker
+	}
+	out := RecordFile{Record: rec}
+	if *held != ref {
+		out.Warning = fmt.Sprintf("%s: the record names %q, but its path makes it the record of %s: taken as the latter's", p, held.String(), ref)
+		*held = ref
+	}
+	return out
+}
+
+// CollectRecords gathers decoded files (in RecordPaths' order) into
+// Records: warnings first, then the files' own; the files' errors are
+// returned joined, and the other files are still taken.
+func CollectRecords(files []RecordFile, warnings []string) (*Records, error) {
+	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}, Warnings: warnings}
 	var errs []error
-	for _, d := range out {
-		if d.warning != "" {
-			recs.Warnings = append(recs.Warnings, d.warning)
+	for _, f := range files {
+		if f.Warning != "" {
+			recs.Warnings = append(recs.Warnings, f.Warning)
 		}
-		if d.err != nil {
-			errs = append(errs, d.err)
-			continue
-		}
-		switch r := d.rec.(type) {
+		switch r := f.Record.(type) {
 		case *StatusRecord:
 			recs.Status[r.Ref] = r
 		case *CatalogRecord:
 			recs.Catalogs[r.Broker] = r
+		}
+		if f.Err != nil {
+			errs = append(errs, f.Err)
 		}
 	}
 	return recs, errors.Join(errs...)
@@ -466,5 +505,3 @@ func DecodeRange(n int, read func(i int) ([]byte, error), decode func(i int, dat
 	close(ch)
 	wg.Wait()
 }
-
-func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

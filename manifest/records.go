@@ -2,8 +2,6 @@ package manifest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -319,7 +317,10 @@ func IsConditionTrue(conds []Condition, t ConditionType) bool {
 }
 
 func sortConditions(cs []Condition) {
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Type < cs[j].Type })
+	less := func(i, j int) bool { return cs[i].Type < cs[j].Type }
+	if !sort.SliceIsSorted(cs, less) {
+		sort.SliceStable(cs, less)
+	}
 }
 
 // OperationType is the OSB operation a LastOperation describes.
@@ -411,6 +412,9 @@ type StatusRecord struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind is StatusRecord.
 	Kind string `json:"kind"`
+	// FormatVersion is RecordFormatVersion (see there); records read from
+	// an older format have been upgraded to it.
+	FormatVersion int `json:"formatVersion"`
 	// Ref is the resource (kind/namespace/name); it matches the file path.
 	Ref Ref `json:"ref"`
 	// Phase is the state machine position (see Phase).
@@ -473,33 +477,45 @@ type StatusRecord struct {
 	Error *RecordError `json:"error,omitempty"`
 }
 
-// NewStatusRecord returns an empty record for ref with apiVersion/kind set.
+// NewStatusRecord returns an empty record for ref with apiVersion, kind
+// and format version set.
 func NewStatusRecord(ref Ref) *StatusRecord {
-	return &StatusRecord{APIVersion: ConfigAPIVersion, Kind: KindStatusRecord, Ref: ref}
+	return &StatusRecord{APIVersion: ConfigAPIVersion, Kind: KindStatusRecord, FormatVersion: RecordFormatVersion, Ref: ref}
 }
 
 // RecordPath implements Record.
 func (r *StatusRecord) RecordPath() (string, error) { return StatusPath(r.Ref) }
 
+// normalize puts r in the form MarshalRecord writes. It writes nothing
+// into a record that is already in that form (as UnmarshalRecord returns
+// them), so records shared between passes may be marshalled concurrently.
 func (r *StatusRecord) normalize() {
-	r.APIVersion, r.Kind = ConfigAPIVersion, KindStatusRecord
+	setIfDiffers(&r.APIVersion, ConfigAPIVersion)
+	setIfDiffers(&r.Kind, KindStatusRecord)
+	setIfDiffers(&r.FormatVersion, RecordFormatVersion)
 	sortConditions(r.Conditions)
-	if r.SecretRef != nil {
+	if r.SecretRef != nil && !sort.StringsAreSorted(r.SecretRef.Keys) {
 		sort.Strings(r.SecretRef.Keys)
 	}
 	if r.LastOperation != nil {
-		r.LastOperation.StartTime = truncTime(r.LastOperation.StartTime)
+		truncTime(&r.LastOperation.StartTime)
 	}
 	for i := range r.Conditions {
-		r.Conditions[i].LastTransitionTime = truncTime(r.Conditions[i].LastTransitionTime)
+		truncTime(&r.Conditions[i].LastTransitionTime)
 	}
 }
 
-func truncTime(t metav1.Time) metav1.Time {
-	if t.IsZero() {
-		return t
+func setIfDiffers[T comparable](p *T, v T) {
+	if *p != v {
+		*p = v
 	}
-	return metav1.NewTime(t.UTC().Truncate(time.Second))
+}
+
+// truncTime makes *t whole seconds in UTC.
+func truncTime(t *metav1.Time) {
+	if !t.IsZero() && (t.Location() != time.UTC || t.Nanosecond() != 0) {
+		*t = metav1.NewTime(t.UTC().Truncate(time.Second))
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -516,6 +532,8 @@ type CatalogRecord struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind is CatalogRecord.
 	Kind string `json:"kind"`
+	// FormatVersion is RecordFormatVersion, as in StatusRecord.
+	FormatVersion int `json:"formatVersion"`
 	// Broker is the ClusterServiceBroker or ServiceBroker.
 	Broker Ref `json:"broker"`
 	// FetchedAt is when this catalog content was fetched (seconds, UTC).
@@ -548,6 +566,7 @@ func NewCatalogRecord(broker Ref, cat osbwire.Catalog, fetchedAt time.Time, brok
 	return &CatalogRecord{
 		APIVersion:     ConfigAPIVersion,
 		Kind:           KindCatalogRecord,
+		FormatVersion:  RecordFormatVersion,
 		Broker:         broker,
 		FetchedAt:      metav1.NewTime(fetchedAt.UTC().Truncate(time.Second)),
 		Hash:           h,
@@ -566,9 +585,12 @@ func (r *CatalogRecord) Equivalent(o *CatalogRecord) bool {
 // RecordPath implements Record.
 func (r *CatalogRecord) RecordPath() (string, error) { return CatalogPath(r.Broker) }
 
+// normalize is StatusRecord.normalize for a catalog record.
 func (r *CatalogRecord) normalize() {
-	r.APIVersion, r.Kind = ConfigAPIVersion, KindCatalogRecord
-	r.FetchedAt = truncTime(r.FetchedAt)
+	setIfDiffers(&r.APIVersion, ConfigAPIVersion)
+	setIfDiffers(&r.Kind, KindCatalogRecord)
+	setIfDiffers(&r.FormatVersion, RecordFormatVersion)
+	truncTime(&r.FetchedAt)
 }
 
 // redactCatalog deep-copies cat through JSON, blanks dashboard secrets and
@@ -645,18 +667,7 @@ func schemaOf(s *osbwire.Schemas, which int) *osbwire.InputParametersSchema {
 }
 
 // CatalogHash is the hex sha256 of the canonical JSON of cat.
-func CatalogHash(cat osbwire.Catalog) (string, error) {
-	b, err := json.Marshal(cat)
-	if err != nil {
-		return "", fmt.Errorf("encode catalog: %w", err)
-	}
-	cb, err := CanonicalJSON(b)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(cb)
-	return hex.EncodeToString(sum[:]), nil
-}
+func CatalogHash(cat osbwire.Catalog) (string, error) { return hashJSON(cat) }
 
 // ---------------------------------------------------------------------------
 // Canonical JSON and checksums
@@ -666,27 +677,15 @@ func CatalogHash(cat osbwire.Catalog) (string, error) {
 // UseNumber), HTML characters not escaped. Equal JSON values give equal
 // bytes, so hashes of it are stable.
 func CanonicalJSON(data []byte) ([]byte, error) {
-	if out, ok := canonicalFast(data); ok {
-		return out, nil
-	}
-	return canonicalJSONReference(data)
-}
-
-// canonicalJSONReference is CanonicalJSON through encoding/json values.
-func canonicalJSONReference(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonical JSON: %w", err)
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("canonical JSON: trailing data after the value")
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
+		return nil, errors.New("canonical JSON: data after the value")
 	}
-	return canonicalValue(v)
-}
-
-func canonicalValue(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -703,14 +702,9 @@ func ParameterChecksum(params map[string]any) (string, error) {
 	if params == nil {
 		params = map[string]any{}
 	}
-	b, err := json.Marshal(params)
+	sum, err := hashJSON(params)
 	if err != nil {
 		return "", fmt.Errorf("parameter checksum: %w", err)
 	}
-	cb, err := CanonicalJSON(b)
-	if err != nil {
-		return "", fmt.Errorf("parameter checksum: %w", err)
-	}
-	sum := sha256.Sum256(cb)
-	return hex.EncodeToString(sum[:]), nil
+	return sum, nil
 }

@@ -1,8 +1,10 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -387,7 +389,7 @@ func stripSpace(s string) string {
 // into something a manifest author understands.
 func cleanJSONError(err error) string {
 	var te *json.UnmarshalTypeError
-	if ok := asErr(err, &te); ok {
+	if errors.As(err, &te) {
 		return fmt.Sprintf("expected %s, got a %s", te.Type, te.Value)
 	}
 	return err.Error()
@@ -562,7 +564,7 @@ func (c *converter) structValue(n *yaml.Node, t reflect.Type, path string, depth
 	}
 	fields := jsonFields(t)
 	ign := c.ignore[t]
-	out := map[string]any{}
+	out := make(map[string]any, len(n.Content)/2)
 	c.eachKey(n, path, func(key string, kn, vn *yaml.Node, p string) {
 		f, ok := fields[key]
 		if !ok {
@@ -644,12 +646,16 @@ func (c *converter) decodeInto(root *yaml.Node, target any) bool {
 	if !ok || c.aborted {
 		return false
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Without HTML escaping, JSON blobs (json.RawMessage) keep the text
+	// of the document.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		c.sink.errorf(root.Line, "", "internal error: %v", err)
 		return false
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(&buf)
 	dec.UseNumber()
 	if err := dec.Decode(target); err != nil {
 		c.sink.errorf(root.Line, "", "%s", cleanJSONError(err))

@@ -21,47 +21,80 @@ type TreeReader interface {
 	TreeFS(rev string) (fs.FS, error)
 }
 
-// decoded is the cached result of decoding one blob at one path.
+// decoded is the cached result of decoding one manifest blob at one path.
 type decoded struct {
 	objs  []manifest.Object
 	diags manifest.Diagnostics
 }
 
-// DecodeCache keeps decoded manifest documents keyed by blob hash and path, so
-// a pass over a changed head decodes only the files that changed. Objects
-// from DecodeFile are immutable (Assemble copies before defaulting), so they
-// are shared safely between passes. It is safe for concurrent use.
+// DecodeCache keeps what passes decoded from Git blobs, manifest documents
+// and .osbgit/ records, keyed by blob hash and path, so a pass over a
+// changed head decodes only the files that changed (and a pass whose
+// records did not change decodes none). Decoded objects and records are
+// shared between passes and never modified: Assemble copies objects before
+// defaulting, and the executor copies a record before changing it. It is
+// safe for concurrent use. Long-running processes (`run`) keep one; a nil
+// cache decodes everything and keeps nothing.
 type DecodeCache struct {
-	mu      sync.Mutex
-	entries map[string]decoded
-	// Hits and Misses count lookups, for tests and logs.
-	Hits, Misses int
+	manifests blobCache[decoded]
+	records   blobCache[manifest.RecordFile]
 }
 
 // NewDecodeCache returns an empty cache.
-func NewDecodeCache() *DecodeCache { return &DecodeCache{entries: map[string]decoded{}} }
+func NewDecodeCache() *DecodeCache { return &DecodeCache{} }
+
+func (c *DecodeCache) manifestCache() *blobCache[decoded] {
+	if c == nil {
+		return nil
+	}
+	return &c.manifests
+}
+
+func (c *DecodeCache) recordCache() *blobCache[manifest.RecordFile] {
+	if c == nil {
+		return nil
+	}
+	return &c.records
+}
+
+// blobCache holds what was decoded from blobs, keyed by blob hash and
+// path.
+type blobCache[T any] struct {
+	mu      sync.Mutex
+	entries map[string]T
+	// hits and misses count lookups, for tests.
+	hits, misses int
+}
 
 func cacheKey(blob, file string) string { return blob + "\x00" + file }
 
-// decodeFiles returns the decoded documents of files, in order. Cache hits
+// decode returns decode(path, content) of each file, in order. Cache hits
 // are returned as they are; misses are read one at a time on the calling
 // goroutine (reads share the repository's lock) and decoded by up to
-// GOMAXPROCS goroutines, then cached. A read error is returned with the
-// index of the first file that failed, in file order.
-func (c *DecodeCache) decodeFiles(files []gitrepo.File, read func(blob string) ([]byte, error)) ([]decoded, int, error) {
-	out := make([]decoded, len(files))
-	var miss []int
-	c.mu.Lock()
-	for i, f := range files {
-		if d, ok := c.entries[cacheKey(f.Blob, f.Path)]; ok {
-			c.Hits++
-			out[i] = d
-			continue
+// GOMAXPROCS goroutines (manifest.DecodeRange). The cache then holds
+// exactly files, those of the revision being read; a nil cache holds
+// nothing. A read error is returned with the index of the first file that
+// failed, in file order, and changes nothing.
+func (c *blobCache[T]) decode(files []gitrepo.File, read func(blob string) ([]byte, error), decode func(path string, data []byte) T) ([]T, int, error) {
+	out := make([]T, len(files))
+	miss := make([]int, 0, len(files))
+	if c != nil {
+		c.mu.Lock()
+		for i, f := range files {
+			if v, ok := c.entries[cacheKey(f.Blob, f.Path)]; ok {
+				c.hits++
+				out[i] = v
+				continue
+			}
+			c.misses++
+			miss = append(miss, i)
 		}
-		c.Misses++
-		miss = append(miss, i)
+		c.mu.Unlock()
+	} else {
+		for i := range files {
+			miss = append(miss, i)
+		}
 	}
-	c.mu.Unlock()
 	errs := make([]error, len(files))
 	manifest.DecodeRange(len(miss), func(j int) ([]byte, error) { return read(files[miss[j]].Blob) }, func(j int, data []byte, err error) {
 		i := miss[j]
@@ -69,32 +102,23 @@ func (c *DecodeCache) decodeFiles(files []gitrepo.File, read func(blob string) (
 			errs[i] = err
 			return
 		}
-		objs, diags := manifest.DecodeFile(files[i].Path, data)
-		out[i] = decoded{objs: objs, diags: diags}
+		out[i] = decode(files[i].Path, data)
 	})
 	for i, err := range errs {
 		if err != nil {
 			return nil, i, err
 		}
 	}
-	c.mu.Lock()
-	for _, i := range miss {
-		c.entries[cacheKey(files[i].Blob, files[i].Path)] = out[i]
-	}
-	c.mu.Unlock()
-	return out, 0, nil
-}
-
-// retain drops every entry whose key is not in keep, so the cache holds only
-// the current revision's files.
-func (c *DecodeCache) retain(keep map[string]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.entries {
-		if !keep[k] {
-			delete(c.entries, k)
+	if c != nil {
+		entries := make(map[string]T, len(files))
+		for i, f := range files {
+			entries[cacheKey(f.Blob, f.Path)] = out[i]
 		}
+		c.mu.Lock()
+		c.entries = entries
+		c.mu.Unlock()
 	}
+	return out, 0, nil
 }
 
 // Snapshot is the desired state read from one revision (or a working tree).
@@ -112,10 +136,6 @@ type Snapshot struct {
 // them, and nothing is kept). dirOverride replaces the config's path when
 // non-empty.
 func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
-	keepCache := cache != nil
-	if cache == nil {
-		cache = NewDecodeCache()
-	}
 	fsys, err := tr.TreeFS(rev)
 	if err != nil {
 		return nil, fmt.Errorf("read revision %s: %w", short(rev), err)
@@ -140,15 +160,15 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 		return nil, fmt.Errorf("list manifests of %s: %w", short(rev), err)
 	}
 	manifests := make([]gitrepo.File, 0, len(files))
-	keep := make(map[string]bool, len(files))
 	for _, f := range files {
-		if !isManifestPath(f.Path, dir) {
-			continue
+		if isManifestPath(f.Path, dir) {
+			manifests = append(manifests, f)
 		}
-		keep[cacheKey(f.Blob, f.Path)] = true
-		manifests = append(manifests, f)
 	}
-	docs, failed, err := cache.decodeFiles(manifests, tr.ReadBlob)
+	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, func(path string, data []byte) decoded {
+		objs, diags := manifest.DecodeFile(path, data)
+		return decoded{objs: objs, diags: diags}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
 	}
@@ -156,9 +176,6 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 	for _, d := range docs {
 		objs = append(objs, d.objs...)
 		diags = append(diags, d.diags...)
-	}
-	if keepCache {
-		cache.retain(keep)
 	}
 	set, more := manifest.Assemble(objs, cfg)
 	set.UnreadableFiles = manifest.FileErrors(diags)
@@ -214,26 +231,32 @@ type blobReaderSource interface {
 }
 
 // LoadRecords reads the .osbgit/ records of the status branch head (rev ""
-// or a missing status branch gives empty records). Files are listed with
-// their blob hashes and read by hash (no path lookup per file), and decoded
-// in parallel (manifest.LoadRecordFiles).
-func LoadRecords(tr TreeReader, rev string) (*manifest.Records, error) {
-	empty := &manifest.Records{Status: map[manifest.Ref]*manifest.StatusRecord{}, Catalogs: map[manifest.Ref]*manifest.CatalogRecord{}}
+// or a missing status branch gives empty records) through the decode
+// cache: only record blobs not seen before are read and decoded. Files
+// are listed with their blob hashes and read by hash (no path lookup per
+// file), and decoded in parallel; manifest.LoadRecordFiles says which
+// files are records and how they are taken.
+func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Records, error) {
 	if rev == "" {
-		return empty, nil
+		return manifest.CollectRecords(nil, nil)
 	}
 	files, err := tr.Files(rev, manifest.RecordDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return empty, nil
+		return manifest.CollectRecords(nil, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read records at %s: %w", short(rev), err)
 	}
 	paths := make([]string, 0, len(files))
-	blobs := make(map[string]string, len(files))
+	byPath := make(map[string]gitrepo.File, len(files))
 	for _, f := range files {
 		paths = append(paths, f.Path)
-		blobs[f.Path] = f.Blob
+		byPath[f.Path] = f
+	}
+	recordPaths, warnings := manifest.RecordPaths(paths)
+	recordFiles := make([]gitrepo.File, 0, len(recordPaths))
+	for _, p := range recordPaths {
+		recordFiles = append(recordFiles, byPath[p])
 	}
 	read := tr.ReadBlob
 	if br, ok := tr.(blobReaderSource); ok {
@@ -243,7 +266,11 @@ func LoadRecords(tr TreeReader, rev string) (*manifest.Records, error) {
 			read = r.ReadBlob
 		}
 	}
-	recs, err := manifest.LoadRecordFiles(paths, func(p string) ([]byte, error) { return read(blobs[p]) })
+	decoded, failed, err := cache.recordCache().decode(recordFiles, read, manifest.DecodeRecordFile)
+	if err != nil {
+		return nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)
+	}
+	recs, err := manifest.CollectRecords(decoded, warnings)
 	if err != nil {
 		return nil, fmt.Errorf("records at %s: %w", short(rev), err)
 	}

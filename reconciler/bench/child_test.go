@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
@@ -49,6 +52,8 @@ type childResult struct {
 	// Objects is the number of manifests loaded (floor) or plan steps
 	// (pass).
 	Objects int
+	// Records is the number of records decoded (floor).
+	Records int
 	// Pass only: steps whose action is not none, whether the pass was
 	// skipped, the commit it pushed, failed steps, and the second pass of
 	// the same process (state in memory: the one-ref-lookup path).
@@ -102,17 +107,107 @@ func runChild(mode string) int {
 	return 0
 }
 
-// childFloor is the unavoidable work of any pass: list the manifest files
-// of the branch head and read, decode and assemble them, with the same Git
-// reader and the same decoder as the pass. It includes opening the
+// childFloor is the unavoidable work of any no-op pass, as issue 17
+// restates it: list the files of the branch head, then read and decode
+// everything a pass must read — the manifests and the records under
+// .osbgit/ — with sigs.k8s.io/yaml, the library the design names, one file
+// after another, and assemble the manifests. It includes opening the
 // repository, as the pass does.
 func childFloor(bare string) (childResult, error) {
 	start := time.Now()
-	n, err := loadManifests(bare)
+	objects, records, err := readAndDecode(bare)
 	if err != nil {
 		return childResult{}, err
 	}
-	return childResult{Seconds: time.Since(start).Seconds(), Objects: n}, nil
+	return childResult{Seconds: time.Since(start).Seconds(), Objects: objects, Records: records}, nil
+}
+
+// readAndDecode is the no-op floor's job: it returns the number of
+// manifests assembled and of records decoded.
+func readAndDecode(bare string) (objects, records int, err error) {
+	ctx := context.Background()
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: bare, Branch: "main"})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer repo.Close()
+	fr, err := repo.Fetch(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	files, err := repo.Files(fr.Head, ".")
+	if err != nil {
+		return 0, 0, err
+	}
+	var cfg *manifest.Config
+	var objs []manifest.Object
+	for _, f := range files {
+		_, isStatus, isRecord := manifest.RecordRefOf(f.Path)
+		if !isRecord && !isManifest(f.Path) && f.Path != manifest.ConfigFileName {
+			continue
+		}
+		data, err := repo.ReadBlob(f.Blob)
+		if err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case isRecord:
+			var rec manifest.Record = &manifest.CatalogRecord{}
+			if isStatus {
+				rec = &manifest.StatusRecord{}
+			}
+			if err := yaml.UnmarshalStrict(data, rec); err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", f.Path, err)
+			}
+			records++
+		case f.Path == manifest.ConfigFileName:
+			cfg = manifest.DefaultConfig()
+			if err := yaml.Unmarshal(data, cfg); err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", f.Path, err)
+			}
+		default:
+			obj, err := decodeManifest(data)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", f.Path, err)
+			}
+			objs = append(objs, obj)
+		}
+	}
+	set, diags := manifest.Assemble(objs, cfg)
+	if diags.HasErrors() {
+		return 0, 0, diags.Err()
+	}
+	return len(set.Objects()), records, nil
+}
+
+// decodeManifest decodes a one-document manifest into the Go type of its
+// kind: sigs.k8s.io/yaml converts it to JSON once, and encoding/json reads
+// the kind, then the object.
+func decodeManifest(data []byte) (manifest.Object, error) {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(j, &tm); err != nil {
+		return nil, err
+	}
+	var obj manifest.Object
+	switch manifest.Kind(tm.Kind) {
+	case manifest.KindClusterServiceBroker:
+		obj = &manifest.ClusterServiceBroker{}
+	case manifest.KindServiceBroker:
+		obj = &manifest.ServiceBroker{}
+	case manifest.KindServiceInstance:
+		obj = &manifest.ServiceInstance{}
+	case manifest.KindServiceBinding:
+		obj = &manifest.ServiceBinding{}
+	default:
+		return nil, fmt.Errorf("unexpected kind %q", tm.Kind)
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return obj, dec.Decode(obj)
 }
 
 // loadManifests opens the repository, lists the manifest files of the

@@ -4,11 +4,12 @@
 // the same limits:
 //
 //   - noop-pass: a no-op pass from a fresh process over 10,000 instances and
-//     10,000 bindings in a local bare repository, against the time to list,
-//     read, decode and assemble the same manifests with the same Git reader
-//     (both run in child processes with a warm OS cache); the pass must
-//     also stay under 300 MB peak RSS and make no mutating call and no
-//     commit.
+//     10,000 bindings in a local bare repository, against the time to list
+//     the files with the same Git reader, read and decode the manifests and
+//     the records (everything a pass must read) with sigs.k8s.io/yaml, and
+//     assemble the manifests (issue 17's floor; both run in child processes
+//     with a warm OS cache); the pass must also stay under 300 MB peak RSS
+//     and make no mutating call and no commit.
 //   - converge: a cold converge of 1,000 instances and 1,000 bindings at
 //     concurrency 8 against an osbtest broker on loopback, against a plain
 //     program doing the same job with osbgit's reader, secret store and Git

@@ -17,7 +17,9 @@ const (
 
 // noopPass is figure 1: a no-op pass over 10,000 instances and 10,000
 // bindings from a local repository, in a fresh process, against the floor
-// (list, read, decode and assemble the same manifests in a fresh process).
+// restated by issue 17: in a fresh process, list the branch head's files
+// and read and decode the manifests and the records (everything a pass
+// must read) with sigs.k8s.io/yaml, then assemble the manifests.
 //
 // Setup is one commit of generated manifests (git CLI) and one real sync
 // that creates every instance and binding at the osbtest broker, writes
@@ -66,13 +68,14 @@ func noopPass(t *testing.T, s settings) figure {
 	var floor, pass, skip, passCPU, floorCPU stats
 	var rss int64
 	var failures []string
+	records := 0
 	for i := range reps {
 		f, err := spawn(modeFloor, env...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Objects != 2*n+1 {
-			t.Fatalf("floor loaded %d objects, want %d", f.Objects, 2*n+1)
+		if f.Objects != 2*n+1 || f.Records < 2*n {
+			t.Fatalf("floor loaded %d objects and %d records, want %d and at least %d", f.Objects, f.Records, 2*n+1, 2*n)
 		}
 		p, err := spawn(modePass, env...)
 		if err != nil {
@@ -85,6 +88,7 @@ func noopPass(t *testing.T, s settings) figure {
 		if !p.SkipSkipped {
 			failures = append(failures, fmt.Sprintf("second pass with state was not skipped (%s)", p.SkipReason))
 		}
+		records = f.Records
 		floor.add(f.Seconds)
 		floorCPU.add(f.CPU)
 		pass.add(p.Seconds)
@@ -110,10 +114,10 @@ func noopPass(t *testing.T, s settings) figure {
 		ratio: pass.best() / floor.best(),
 		limit: noopRatioLimit,
 		raw: fmt.Sprintf("pass %s vs floor %s (best of %d; medians %s / %s = %.2f; spread %.0f%% / %.0f%%; cpu %s / %s); "+
-			"peak RSS %d MB (limit %d MB); %d mutating calls, %d commits; skip path %s; %d+%d resources, setup converge %s",
+			"peak RSS %d MB (limit %d MB); %d mutating calls, %d commits; skip path %s; %d+%d resources, %d records, setup converge %s",
 			dur(pass.best()), dur(floor.best()), reps, dur(pass.median()), dur(floor.median()), pass.median()/floor.median(),
 			100*pass.spread(), 100*floor.spread(), dur(passCPU.best()), dur(floorCPU.best()),
-			rss>>20, noopRSSLimit>>20, mutating, newCommits, dur(skip.median()), n, n, setup.Round(100*time.Millisecond)),
+			rss>>20, noopRSSLimit>>20, mutating, newCommits, dur(skip.median()), n, n, records, setup.Round(100*time.Millisecond)),
 		failures: failures,
 	}
 }
