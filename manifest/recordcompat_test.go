@@ -122,7 +122,7 @@ func TestRecordUpgrades(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "apiVersion: osbgit.dev/v1alpha1\nkind: StatusRecord\nformatVersion: 1\nref:\n"; !strings.HasPrefix(string(out), want) {
+	if want := "{\n  \"apiVersion\": \"osbgit.dev/v1alpha1\",\n  \"kind\": \"StatusRecord\",\n  \"formatVersion\": 1,\n  \"ref\": {\n"; !strings.HasPrefix(string(out), want) {
 		t.Errorf("record starts\n%s\nwant\n%s", out, want)
 	}
 

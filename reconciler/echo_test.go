@@ -202,7 +202,7 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 		}
 	}
 	db := repo.Show(statusPath(t, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"}))
-	if !strings.Contains(db, "dashboardURL: https://REDACTED@dashboard.osbtest.invalid/instances/") || !strings.Contains(db, "v0=REDACTED") {
+	if !strings.Contains(db, `"dashboardURL": "https://REDACTED@dashboard.osbtest.invalid/instances/`) || !strings.Contains(db, "v0=REDACTED") {
 		t.Errorf("db's dashboard URL is not redacted:\n%s", db)
 	}
 	for _, name := range []string{"bad", "slow"} {

@@ -122,6 +122,8 @@ func recordsJSON(t *testing.T, recs *manifest.Records) string {
 // records carried a format version (the same files without formatVersion)
 // load, and a pass over them that changes nothing commits nothing and
 // calls no broker: upgrading osbgit does not rewrite every record.
+const formatVersionLine = "\n  \"formatVersion\": 1,\n"
+
 func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{
@@ -137,10 +139,10 @@ func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
 	old := map[string]string{}
 	for _, p := range f.repo.Files(manifest.RecordDir) {
 		data := f.repo.Show(p)
-		if !strings.Contains(data, "\nformatVersion: 1\n") {
+		if !strings.Contains(data, formatVersionLine) {
 			t.Fatalf("%s has no format version:\n%s", p, data)
 		}
-		old[p] = strings.Replace(data, "\nformatVersion: 1\n", "\n", 1)
+		old[p] = strings.Replace(data, formatVersionLine, "\n", 1)
 	}
 	if len(old) < 3 {
 		t.Fatalf("want the records of the broker's catalog, the instance and the binding, got %v", old)

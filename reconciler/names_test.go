@@ -191,7 +191,9 @@ func TestBadNamesDoNotBlockTheStatusCommit(t *testing.T) {
 func TestRecordPathDecidesWhoseRecordItIs(t *testing.T) {
 	f, victim := newTeamBFixture(t)
 	p := teamRecordPath("team-b", "prod-db")
-	edited := strings.Replace(f.repo.Show(p), "namespace: team-b\n  name: prod-db", "namespace: team-c\n  name: other", 1)
+	edited := strings.Replace(f.repo.Show(p), `"namespace": "team-b",
+    "name": "prod-db"`, `"namespace": "team-c",
+    "name": "other"`, 1)
 	if edited == f.repo.Show(p) {
 		t.Fatalf("ref not found in the record:\n%s", edited)
 	}

@@ -821,7 +821,7 @@ func recordChanges(log logrus.FieldLogger, base *manifest.Records, status map[ma
 				return
 			}
 		}
-		c.data, c.err = manifest.JSONToYAML(nj)
+		c.data, c.err = manifest.RenderRecord(nj)
 	})
 	files := map[string][]byte{}
 	for _, c := range changes {
