@@ -30,6 +30,10 @@ const (
 	envFigures = "OSBGIT_BENCH_FIGURES"
 	envReps    = "OSBGIT_BENCH_REPS"
 	envTmp     = "OSBGIT_BENCH_TMP"
+	// envSlowdown scales every ratio (see slowdownFactor).
+	envSlowdown = "OSBGIT_BENCH_SLOWDOWN"
+	// envLimits replaces figures' limits (see limitOverrides).
+	envLimits = "OSBGIT_BENCH_LIMITS"
 	// envChild makes the test binary run one measurement as a child
 	// process (see child_test.go) instead of the tests.
 	envChild = "OSBGIT_BENCH_CHILD"
@@ -156,35 +160,62 @@ func TestFigures(t *testing.T) {
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
+	slowdown := slowdownFactor(t)
+	limits := limitOverrides(t)
 	fmt.Println()
 	for _, f := range figs {
+		if l, ok := limits[f.name]; ok {
+			f.raw = fmt.Sprintf("(limit set by %s; the figure's own is %g) %s", envLimits, f.limit, f.raw)
+			f.limit = l
+		}
+		if slowdown != 1 {
+			f.ratio *= slowdown
+			f.raw = fmt.Sprintf("(ratio x %g, %s) %s", slowdown, envSlowdown, f.raw)
+		}
 		fmt.Println(f.line())
-		switch {
-		case f.ok():
-		case advisory(f.name):
-			// CI prints the figures without failing while issue 9's
-			// over-limit figures are open.
-			fmt.Printf("%s: over its limit (advisory)\n", f.name)
-		default:
+		if !f.ok() {
 			t.Errorf("%s over its limit", f.name)
 		}
 	}
 }
 
-// advisory reports whether figure name is only printed, not failed, when
-// over its limit: OSBGIT_BENCH_ADVISORY is 1 or "all" for every figure, or
-// a comma-separated list of figure names.
-func advisory(name string) bool {
-	v := os.Getenv("OSBGIT_BENCH_ADVISORY")
-	if v == "1" || v == "all" {
-		return true
+// limitOverrides reads OSBGIT_BENCH_LIMITS, "name=limit,...": limits
+// that replace figures' own. CI holds a figure that misses its limit at
+// the level it has reached (a regression gate, printed on its line)
+// instead of ignoring it.
+func limitOverrides(t *testing.T) map[string]float64 {
+	out := map[string]float64{}
+	v := os.Getenv(envLimits)
+	if v == "" {
+		return out
 	}
-	for _, n := range strings.Split(v, ",") {
-		if strings.TrimSpace(n) == name {
-			return true
+	for _, kv := range strings.Split(v, ",") {
+		name, l, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		f, err := strconv.ParseFloat(l, 64)
+		if !ok || err != nil || f <= 0 {
+			t.Fatalf("%s=%q: want name=limit,...", envLimits, v)
 		}
+		out[name] = f
 	}
-	return false
+	return out
+}
+
+// slowdownFactor is OSBGIT_BENCH_SLOWDOWN (default 1): every ratio is
+// multiplied by it before it is checked, as if osbgit's side of each
+// figure were that much slower. It tells whether the gate catches a
+// regression of that size: CI's repetitions were chosen so that 10 runs
+// in a row pass and 10 runs with 1.25 fail every figure within 25% of
+// its limit.
+func slowdownFactor(t *testing.T) float64 {
+	v := os.Getenv(envSlowdown)
+	if v == "" {
+		return 1
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		t.Fatalf("%s=%q: want a positive number", envSlowdown, v)
+	}
+	return f
 }
 
 // benchTmp is where repositories and secret stores go: OSBGIT_BENCH_TMP,
