@@ -140,6 +140,9 @@ type ConflictError struct {
 	Actual string
 	// Attempts is how many pushes were tried (1 in write-ahead mode).
 	Attempts int
+	// Records is true when the ref that moved is the records ref
+	// (RecordsRef), not a branch: another writer changed the records.
+	Records bool
 }
 
 // Error implements error.

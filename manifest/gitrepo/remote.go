@@ -32,6 +32,9 @@ func (rr remoteRefs) branchHead(branch string) (plumbing.Hash, bool) {
 	return h, ok
 }
 
+// ref returns a ref's hash on the remote (zero when missing).
+func (rr remoteRefs) ref(name plumbing.ReferenceName) plumbing.Hash { return rr.refs[name] }
+
 // headTarget names the remote's default branch.
 func (rr remoteRefs) headTarget() (string, bool) {
 	if rr.head.IsBranch() {
@@ -203,6 +206,15 @@ func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 		if !r.hasCommit(h) {
 			missing = append(missing, h)
 		}
+	}
+	recName := r.recordsRef()
+	if h, ok := ar.References[recName.String()]; ok {
+		want[recName] = h
+		if !r.hasCommit(h) {
+			missing = append(missing, h)
+		}
+	} else {
+		_ = r.st.RemoveReference(recName)
 	}
 	updated := false
 	setRefs := want // refs to set from the advertisement
@@ -398,10 +410,20 @@ func (r *Repo) fetchSpecs(ctx context.Context, want map[plumbing.ReferenceName]p
 	return err
 }
 
-// headsPresent checks every local branch head's commit is present.
+// recordsRef names the status branch's records ref.
+func (r *Repo) recordsRef() plumbing.ReferenceName {
+	return plumbing.ReferenceName(RecordsRef(r.statusBranch))
+}
+
+// headsPresent checks every local branch head's commit (and the records
+// ref's) is present.
 func (r *Repo) headsPresent() bool {
+	names := []plumbing.ReferenceName{r.recordsRef()}
 	for _, b := range r.branches() {
-		ref, err := r.st.Reference(plumbing.NewBranchReferenceName(b))
+		names = append(names, plumbing.NewBranchReferenceName(b))
+	}
+	for _, name := range names {
+		ref, err := r.st.Reference(name)
 		if err != nil {
 			continue
 		}
@@ -435,6 +457,9 @@ func (r *Repo) localResult(updated bool) (FetchResult, error) {
 	} else if sh, err := r.st.Reference(plumbing.NewBranchReferenceName(r.statusBranch)); err == nil {
 		res.StatusHead = sh.Hash().String()
 		r.known[r.statusBranch] = sh.Hash()
+	}
+	if ref, err := r.st.Reference(r.recordsRef()); err == nil && r.hasCommit(ref.Hash()) {
+		res.RecordsHead = ref.Hash().String()
 	}
 	return res, nil
 }

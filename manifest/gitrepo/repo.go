@@ -103,6 +103,9 @@ type FetchResult struct {
 	// TrustedHead is the trusted branch's head commit; "" when that branch
 	// does not exist. Equal to Head when they are one branch.
 	TrustedHead string
+	// RecordsHead is the head of the status branch's records ref
+	// (RecordsRef); "" when it does not exist.
+	RecordsHead string
 	// Updated is true when objects or refs were transferred; false when
 	// the local copy was already current (or the source is a local path).
 	Updated bool

@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
@@ -37,6 +38,44 @@ type ChangeSet struct {
 	// succeeds only if the remote branch is still there. "" means the head
 	// as of the last Fetch.
 	ExpectedHead string
+	// Sealed, when set, makes the records ref (RecordsRef of the status
+	// branch) the records' home: the change set applies to the .osbgit/
+	// tree of Sealed.Base, a commit of that tree signed by Sealed.Sign
+	// moves the records ref, and the status branch gets a commit whose
+	// .osbgit/ is that same tree — whatever the branch held there before
+	// (an edit by someone else) is replaced. Both refs move in one push.
+	Sealed *Sealed
+}
+
+// RecordsRefPrefix starts the ref holding osbgit's records commits for a
+// status branch (RecordsRef).
+const RecordsRefPrefix = "refs/osbgit/records/"
+
+// RecordsRef is the ref of the records commits of status branch branch:
+// commits whose tree holds only .osbgit/, each signed by osbgit, written
+// only by osbgit. It is not a branch, so no one checks it out or opens a
+// pull request from it by accident.
+func RecordsRef(branch string) string { return RecordsRefPrefix + branch }
+
+// Sealed is the records side of a sealed write (ChangeSet.Sealed).
+type Sealed struct {
+	// Base is the records commit the change set applies to; "" when the
+	// records ref does not exist yet.
+	Base string
+	// Sign returns the message of the new records commit holding the
+	// .osbgit tree tree (its hex hash), built on base: Base, or the
+	// records ref's new head when another writer moved it meanwhile
+	// (WriteStatus then retries on it, and Sign is given its message to
+	// check). An error stops the write.
+	Sign func(base RecordsBase, tree string) (string, error)
+}
+
+// RecordsBase is the records commit a sealed write builds on.
+type RecordsBase struct {
+	// Commit is its hash; "" for none.
+	Commit string
+	// Message is its commit message.
+	Message string
 }
 
 // WriteResult describes a write.
@@ -52,6 +91,9 @@ type WriteResult struct {
 	Changed bool
 	// Attempts is the number of pushes tried.
 	Attempts int
+	// RecordsCommit is the records ref's head after a sealed write
+	// ("" when it does not exist).
+	RecordsCommit string
 }
 
 // SkipCITrailer is the marker that tells CI systems to skip a commit.
@@ -160,6 +202,9 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 		if _, err := r.fetchLocked(ctx); err != nil {
 			return res, err
 		}
+	}
+	if cs.Sealed != nil {
+		return r.writeSealedLocked(ctx, cs, edits, intent)
 	}
 	reopened := false
 	for {
@@ -273,6 +318,10 @@ type editNode struct {
 	children map[string]*editNode // directory node
 	leaf     bool
 	content  []byte // leaf: nil deletes
+	// graft, on a leaf, makes the entry the directory tree (zero
+	// removes it) instead of a file.
+	graft bool
+	tree  plumbing.Hash
 }
 
 // validateStatusPath checks p is a clean relative path under .osbgit/.
@@ -361,6 +410,26 @@ func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, e
 	for _, name := range names {
 		child := n.children[name]
 		i, exists := idx[name]
+		if child.graft {
+			switch {
+			case child.tree.IsZero() && exists:
+				removed[name] = true
+				modified = true
+			case child.tree.IsZero():
+			case exists && entries[i].Mode == filemode.Dir && entries[i].Hash == child.tree:
+			default:
+				e := object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: child.tree}
+				if exists {
+					entries[i] = e
+				} else {
+					idx[name] = len(entries)
+					entries = append(entries, e)
+				}
+				delete(removed, name)
+				modified = true
+			}
+			continue
+		}
 		if child.leaf {
 			if child.content == nil {
 				if exists {
@@ -486,20 +555,7 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 			return plumbing.ZeroHash, nil, false, err
 		}
 	}
-	now := time.Now()
-	sig := object.Signature{Name: r.set.authorName, Email: r.set.authorEmail, When: now}
-	c := &object.Commit{
-		Author:       sig,
-		Committer:    sig,
-		Message:      message,
-		TreeHash:     tree,
-		ParentHashes: []plumbing.Hash{base},
-	}
-	o := r.st.NewEncodedObject()
-	if err := c.Encode(o); err != nil {
-		return plumbing.ZeroHash, nil, false, err
-	}
-	h, err := w.store(o)
+	h, err := r.storeCommit(w, tree, []plumbing.Hash{base}, message)
 	if err != nil {
 		return plumbing.ZeroHash, nil, false, err
 	}
@@ -518,7 +574,21 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 // send, so a push's cost grows with the history (go-git #1102):
 // TestPushReadsOnlyWhatItWrites fails with it. Because the base's history is
 // never walked here, a push from a shallow clone works too.
-func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) (err error) {
+func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) error {
+	return r.pushRefs(ctx, []refUpdate{{name: plumbing.NewBranchReferenceName(branch), old: old, new: commit}}, objs)
+}
+
+// refUpdate is one compare-and-swap ref update of a push.
+type refUpdate struct {
+	name     plumbing.ReferenceName
+	old, new plumbing.Hash
+}
+
+// pushRefs is push for several refs in one receive-pack request, atomic
+// when the server supports it (git, GitHub, GitLab and Gitea do): either
+// every ref moves or none does. A ref that moved yields a *ConflictError
+// naming it.
+func (r *Repo) pushRefs(ctx context.Context, updates []refUpdate, objs *pendingObjects) (err error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	pack, err := objs.pack()
@@ -550,23 +620,31 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	if err != nil {
 		return err
 	}
-	name := plumbing.NewBranchReferenceName(branch)
-	cur := plumbing.ZeroHash
-	if ref, err := refs.Reference(name); err == nil {
-		cur = ref.Hash()
-	}
-	conflict := func(actual plumbing.Hash) *ConflictError {
+	conflict := func(name plumbing.ReferenceName, old, actual plumbing.Hash) *ConflictError {
 		a := ""
 		if !actual.IsZero() {
 			a = actual.String()
 		}
-		return &ConflictError{URL: r.shownURL, Branch: branch, Expected: old.String(), Actual: a}
-	}
-	if cur != old {
-		return conflict(cur)
+		branch := name.String()
+		if name.IsBranch() {
+			branch = name.Short()
+		}
+		return &ConflictError{URL: r.shownURL, Branch: branch, Expected: old.String(), Actual: a, Records: strings.HasPrefix(name.String(), RecordsRefPrefix)}
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	req.Commands = []*packp.Command{{Name: name, Old: old, New: commit}}
+	if len(updates) > 1 && ar.Capabilities.Supports(capability.Atomic) {
+		req.Capabilities.Set(capability.Atomic)
+	}
+	for _, u := range updates {
+		cur := plumbing.ZeroHash
+		if ref, err := refs.Reference(u.name); err == nil {
+			cur = ref.Hash()
+		}
+		if cur != u.old {
+			return conflict(u.name, u.old, cur)
+		}
+		req.Commands = append(req.Commands, &packp.Command{Name: u.name, Old: u.old, New: u.new})
+	}
 	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := sess.ReceivePack(ctx, req)
 	if err == nil {
@@ -575,23 +653,25 @@ func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Has
 	if rs == nil {
 		return err
 	}
-	// The server refused the ref update. If the branch moved under us
-	// (between its advertisement and our update) that is a conflict;
-	// otherwise (a hook, a protected branch) it is a plain rejection.
-	if now, lerr := r.currentRemoteHead(ctx, branch); lerr == nil && now != old {
-		return conflict(now)
+	// The server refused an update. If a ref moved under us (between its
+	// advertisement and our update) that is a conflict; otherwise (a
+	// hook, a protected branch) it is a plain rejection.
+	for _, u := range updates {
+		if now, lerr := r.currentRemoteRef(ctx, u.name); lerr == nil && now != u.old {
+			return conflict(u.name, u.old, now)
+		}
 	}
 	return fmt.Errorf("push rejected: %w", err)
 }
 
-// currentRemoteHead reads branch's head on the remote (zero when missing).
+// currentRemoteRef reads ref name on the remote (zero when missing).
 // Caller holds r.mu.
-func (r *Repo) currentRemoteHead(ctx context.Context, branch string) (plumbing.Hash, error) {
+func (r *Repo) currentRemoteRef(ctx context.Context, name plumbing.ReferenceName) (plumbing.Hash, error) {
 	if r.src.kind != kindRemote {
 		if err := r.reopenLocal(); err != nil {
 			return plumbing.ZeroHash, err
 		}
-		ref, err := r.st.Reference(plumbing.NewBranchReferenceName(branch))
+		ref, err := r.st.Reference(name)
 		if err != nil {
 			return plumbing.ZeroHash, nil
 		}
@@ -601,8 +681,7 @@ func (r *Repo) currentRemoteHead(ctx context.Context, branch string) (plumbing.H
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	h, _ := rr.branchHead(branch)
-	return h, nil
+	return rr.ref(name), nil
 }
 
 // keepPushed makes a pushed commit's objects readable locally: a local

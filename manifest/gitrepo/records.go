@@ -1,0 +1,205 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// writeSealedLocked is writeLocked for a sealed change set: the edits apply
+// to the records commit's .osbgit/ tree, a new records commit (signed by
+// cs.Sealed.Sign) holds the result, and the status branch gets a commit
+// whose .osbgit/ is that tree. One push moves both refs, each by
+// compare-and-swap. Caller holds r.mu.
+func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editNode, intent bool) (WriteResult, error) {
+	target := r.statusBranch
+	recName := plumbing.ReferenceName(RecordsRef(target))
+	res := WriteResult{Branch: target}
+	recBase := plumbing.ZeroHash
+	if cs.Sealed.Base != "" {
+		h, err := r.resolveHash(cs.Sealed.Base)
+		if err != nil {
+			return res, fmt.Errorf("records base: %w", err)
+		}
+		recBase = h
+	}
+	for {
+		res.Attempts++
+		base, old, err := r.writeBase(target)
+		if err != nil {
+			return res, err
+		}
+		if intent && cs.ExpectedHead != "" {
+			h, err := r.resolveHash(cs.ExpectedHead)
+			if err != nil {
+				return res, err
+			}
+			base, old = h, h
+		}
+		w := &treeWriter{r: r, pending: newPendingObjects(r.st)}
+		var updates []refUpdate
+		recHead, tree, recUpdate, err := r.buildRecordsCommit(w, recBase, edits, cs.Sealed.Sign)
+		if err != nil {
+			return res, err
+		}
+		if recUpdate {
+			updates = append(updates, refUpdate{name: recName, old: recBase, new: recHead})
+		}
+		branchHead, branchUpdate, err := r.graftRecords(w, base, tree, cs.Message)
+		if err != nil {
+			return res, err
+		}
+		if branchUpdate {
+			updates = append(updates, refUpdate{name: plumbing.NewBranchReferenceName(target), old: old, new: branchHead})
+		}
+		if len(updates) == 0 {
+			res.Attempts--
+			if !old.IsZero() {
+				res.Commit = old.String()
+			}
+			if !recBase.IsZero() {
+				res.RecordsCommit = recBase.String()
+			}
+			return res, nil
+		}
+		err = r.pushRefs(ctx, updates, w.pending)
+		if err == nil {
+			for _, u := range updates {
+				if r.src.kind == kindRemote {
+					if err := r.st.SetReference(plumbing.NewHashReference(u.name, u.new)); err != nil {
+						return res, fmt.Errorf("recording pushed ref: %w", err)
+					}
+				}
+			}
+			if !branchUpdate {
+				branchHead = old
+			}
+			r.known[target] = branchHead
+			res.Commit, res.Changed = branchHead.String(), true
+			res.RecordsCommit = recHead.String()
+			return res, nil
+		}
+		var ce *ConflictError
+		if !errors.As(err, &ce) {
+			return res, err
+		}
+		ce.Attempts = res.Attempts
+		if intent || res.Attempts >= r.set.maxAttempts {
+			return res, ce
+		}
+		if err := sleepCtx(ctx, r.backoff(res.Attempts)); err != nil {
+			return res, err
+		}
+		if _, err := r.fetchLocked(ctx); err != nil {
+			return res, fmt.Errorf("fetching after rejected push: %w", err)
+		}
+		if ce.Records {
+			// Another writer moved the records: apply the same edits to
+			// theirs (Sign checks their commit).
+			recBase = plumbing.ZeroHash
+			if ref, err := r.st.Reference(recName); err == nil {
+				recBase = ref.Hash()
+			}
+		}
+	}
+}
+
+// buildRecordsCommit applies edits to the .osbgit/ tree of records commit
+// base (zero: none) and, when that changes it, builds the records commit
+// signed by sign. It returns the new head (base when unchanged), the
+// .osbgit/ tree and whether the records ref must move.
+func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *editNode, sign func(RecordsBase, string) (string, error)) (head, tree plumbing.Hash, changed bool, err error) {
+	var root plumbing.Hash
+	rb := RecordsBase{}
+	if !base.IsZero() {
+		c, err := object.GetCommit(r.st, base)
+		if err != nil {
+			return base, tree, false, fmt.Errorf("%w: records commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
+		}
+		root = c.TreeHash
+		rb = RecordsBase{Commit: base.String(), Message: c.Message}
+	}
+	newRoot, changed, err := w.apply(root, edits)
+	if err != nil {
+		return base, tree, false, fmt.Errorf("building records tree: %w", err)
+	}
+	if !newRoot.IsZero() {
+		t, err := object.GetTree(w.pending, newRoot)
+		if err != nil {
+			return base, tree, false, err
+		}
+		for _, e := range t.Entries {
+			if e.Name == StatusDir && !e.Mode.IsFile() {
+				tree = e.Hash
+			}
+		}
+	}
+	if !changed && !base.IsZero() {
+		return base, tree, false, nil
+	}
+	msg, err := sign(rb, tree.String())
+	if err != nil {
+		return base, tree, false, err
+	}
+	if newRoot.IsZero() {
+		if newRoot, err = w.writeTree(nil); err != nil {
+			return base, tree, false, err
+		}
+	}
+	var parents []plumbing.Hash
+	if !base.IsZero() {
+		parents = append(parents, base)
+	}
+	head, err = r.storeCommit(w, newRoot, parents, msg)
+	return head, tree, err == nil, err
+}
+
+// graftRecords builds a commit on base whose .osbgit/ is tree (zero: no
+// .osbgit/), or reports that base already holds it.
+func (r *Repo) graftRecords(w *treeWriter, base, tree plumbing.Hash, message string) (plumbing.Hash, bool, error) {
+	parent, err := object.GetCommit(r.st, base)
+	if err != nil {
+		return plumbing.ZeroHash, false, fmt.Errorf("%w: base commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
+	}
+	graft := &editNode{children: map[string]*editNode{StatusDir: {leaf: true, graft: true, tree: tree}}}
+	root, changed, err := w.apply(parent.TreeHash, graft)
+	if err != nil || !changed {
+		return plumbing.ZeroHash, false, err
+	}
+	if root.IsZero() {
+		if root, err = w.writeTree(nil); err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+	}
+	h, err := r.storeCommit(w, root, []plumbing.Hash{base}, message)
+	return h, err == nil, err
+}
+
+// storeCommit stores a commit by osbgit of tree with parents.
+func (r *Repo) storeCommit(w *treeWriter, tree plumbing.Hash, parents []plumbing.Hash, message string) (plumbing.Hash, error) {
+	sig := object.Signature{Name: r.set.authorName, Email: r.set.authorEmail, When: time.Now()}
+	c := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: tree, ParentHashes: parents}
+	o := r.st.NewEncodedObject()
+	if err := c.Encode(o); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return w.store(o)
+}
+
+// CommitMessage returns the message of commit rev.
+func (r *Repo) CommitMessage(rev string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkOpen(); err != nil {
+		return "", err
+	}
+	c, err := r.commit(rev)
+	if err != nil {
+		return "", r.newError("read", "", err)
+	}
+	return c.Message, nil
+}
