@@ -64,15 +64,16 @@ var errUnsafePath = errors.New("unsafe path in secret store")
 // renamed away before removal.
 //
 // Several processes may share one store (`osbgit run` and a manual `osbgit
-// sync`). Put and Delete of a Secret hold its lock exclusively and Get holds
-// it shared, so Get returns a Secret as one Put left it, never keys from two
-// (a rotation that changes several keys of an existing Secret replaces them
-// one by one: a process reading the files directly, not through Get, may see
-// some keys old and some new). A lock is one of lockStripes: an in-process
-// RWMutex and an flock on PATH/.osbgit.locks/<stripe>, picked by a hash of
-// namespace and name (see secretID). Stripes rather than a store-wide lock,
-// because a converge writes thousands of Secrets in parallel, and a process
-// holding the whole store for a converge would stall the other one; rather
+// sync`). Put, CreateOnce and Delete of a Secret hold its lock
+// exclusively and Get holds it shared, so Get returns a Secret as one Put
+// left it, never keys from two (a rotation that changes several keys of an
+// existing Secret replaces them one by one: a process reading the files
+// directly, not through Get, may see some keys old and some new). A lock
+// is one of lockStripes: an in-process RWMutex and an flock on
+// PATH/.osbgit.locks/<stripe>, picked by a hash of namespace and name (see
+// secretID). Stripes rather than a store-wide lock, because a converge
+// writes thousands of Secrets in parallel, and a process holding the whole
+// store for a converge would stall the other one; rather
 // than a lock file per Secret, because that file would have to be deleted
 // with the Secret, racing the processes waiting on it. The kernel drops an
 // flock when its holder dies, so a killed process never blocks the next
@@ -408,6 +409,11 @@ func (d *Dir) get(ctx context.Context, namespace, name string) (map[string][]byt
 		return nil, err
 	}
 	defer sec.Close()
+	return readData(sec)
+}
+
+// readData reads the keys of the Secret directory sec (see listKeys).
+func readData(sec *os.Root) (map[string][]byte, error) {
 	keys, err := listKeys(sec)
 	if err != nil {
 		return nil, err
@@ -662,58 +668,98 @@ func (d *Dir) Put(ctx context.Context, namespace, name string, s secrets.Secret)
 //     are removed (stepLeftoverEmptied), then the empty directory; killed
 //     in between, it is a leftover still. Then as 3.
 func (d *Dir) put(ctx context.Context, namespace, name string, s secrets.Secret) error {
+	_, err := d.write(ctx, namespace, name, s, func(sec *os.Root, cur, meta dirMeta, metaRaw []byte) error {
+		return updateSecretDir(sec, cur, s.Data, meta, metaRaw)
+	})
+	return err
+}
+
+// write is what put and createOnce share: it validates, takes the
+// Secret's lock and, holding it, creates the Secret from s when it is
+// missing (or its directory is a leftover, see ownership) and reports
+// created; when the Secret is osbgit's, it calls existing with its
+// directory, its metadata (cur) and s's (meta, and metaRaw encoded).
+// Anyone else's Secret is left alone: NotManagedError. Its steps, and what
+// a crash after each leaves, are put's 1 to 3 and 5.
+func (d *Dir) write(ctx context.Context, namespace, name string, s secrets.Secret, existing func(sec *os.Root, cur, meta dirMeta, metaRaw []byte) error) (created bool, err error) {
 	if err := validateRef(namespace, name); err != nil {
-		return err
+		return false, err
 	}
 	if err := validateKeys(s.Data, validateDirKey); err != nil {
-		return err
+		return false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	meta := dirMeta{Labels: desiredLabels(s), Annotations: copyStrings(s.Annotations)}
 	metaRaw, err := json.Marshal(meta)
 	if err != nil {
-		return err
+		return false, err
 	}
 	store, err := d.openStore(true)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer store.Close()
 	ns, err := openNamespace(store, namespace, true)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer ns.Close()
 	id, unlock, err := d.lockForWrite(ctx, store, ns, namespace, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	_, err = lstatDir(ns, name, "secret directory")
 	if errors.Is(err, fs.ErrNotExist) {
-		return createSecretDir(ns, id, name, s.Data, metaRaw)
+		return true, createSecretDir(ns, id, name, s.Data, metaRaw)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	sec, err := ns.OpenRoot(name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer sec.Close()
 	cur, leftover, err := ownership(sec, namespace, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if leftover {
 		if err := removeLeftover(ns, sec, name); err != nil {
-			return err
+			return false, err
 		}
-		return createSecretDir(ns, id, name, s.Data, metaRaw)
+		return true, createSecretDir(ns, id, name, s.Data, metaRaw)
 	}
-	return updateSecretDir(sec, cur, s.Data, meta, metaRaw)
+	return false, existing(sec, cur, meta, metaRaw)
+}
+
+// CreateOnce creates Secret namespace/name holding s when it does not
+// exist, and returns the data of the Secret there afterwards: a copy of
+// s.Data when this call created it, the existing Secret's data otherwise.
+// Creating and reading happen under the Secret's lock (see Dir), so of
+// several callers at once, in this process or in others sharing the
+// store, one creates the Secret and all get its data. The Secret is
+// created as Put creates one (built hidden, renamed into place whole, so
+// a crash leaves it complete or absent); a leftover of a killed write is
+// replaced, and a Secret osbgit does not manage is left untouched, with an
+// error matching secrets.ErrNotManaged.
+func (d *Dir) CreateOnce(ctx context.Context, namespace, name string, s secrets.Secret) (map[string][]byte, error) {
+	var data map[string][]byte
+	created, err := d.write(ctx, namespace, name, s, func(sec *os.Root, _, _ dirMeta, _ []byte) error {
+		var err error
+		data, err = readData(sec)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create secret %s/%s once: %w", namespace, name, err)
+	}
+	if created {
+		data = copyData(s.Data)
+	}
+	return data, nil
 }
 
 // namedData is a file to write: its name, content, and how errors name it.

@@ -51,6 +51,8 @@ func runChild(mode string) int {
 			err = childRace(d)
 		case "crash":
 			err = childCrash(d)
+		case "createonce":
+			err = childCreateOnce(d)
 		default:
 			err = fmt.Errorf("unknown child mode %q", mode)
 		}
@@ -76,7 +78,8 @@ type child struct {
 
 // startChild starts the test binary as a child in mode with env added.
 // Its stdout is an os.Pipe, not a StdoutPipe, which Wait would close
-// under a reader that has not read all yet.
+// under a reader that has not read all yet; the test's end closes it, so
+// what a child printed can be read after it exited.
 func startChild(t *testing.T, mode string, env ...string) *child {
 	t.Helper()
 	exe, err := os.Executable()
@@ -103,12 +106,12 @@ func startChild(t *testing.T, mode string, env ...string) *child {
 	}
 	go func() {
 		c.err = c.cmd.Wait()
-		out.Close()
 		close(c.done)
 	}()
 	t.Cleanup(func() {
 		c.cmd.Process.Kill()
 		<-c.done
+		out.Close()
 	})
 	return c
 }
@@ -281,6 +284,52 @@ func assertPrivate(t *testing.T, root string) {
 			t.Errorf("%s: mode %s", rel, mode)
 		}
 	}
+}
+
+// childCreateOnce waits for its stdin to close (so all children start
+// together), calls CreateOnce of Secret ns/s with key "key" holding its
+// writer name, and prints the value of "key" it got back.
+func childCreateOnce(d *Dir) error {
+	w := os.Getenv(envWriter)
+	io.Copy(io.Discard, os.Stdin)
+	data, err := d.CreateOnce(context.Background(), "ns", "s", secrets.Secret{Data: map[string][]byte{"key": []byte(w)}})
+	if err != nil {
+		return fmt.Errorf("writer %s: %w", w, err)
+	}
+	fmt.Printf("%s\n", data["key"])
+	return nil
+}
+
+// Processes calling CreateOnce on one store at once, each with its own
+// data, all get the data of one of them, the one the store then holds.
+func TestDirCreateOnceFromSeveralProcesses(t *testing.T) {
+	d, root := newTestDir(t)
+	var children []*child
+	for _, w := range []string{"A", "B", "C"} {
+		children = append(children, startChild(t, "createonce", envStore+"="+root, envWriter+"="+w))
+	}
+	for _, c := range children {
+		c.stdin.Close()
+	}
+	got := make([]string, len(children))
+	for i, c := range children {
+		got[i] = c.line(t)
+		<-c.done
+		if c.err != nil {
+			t.Fatalf("writer: %v\n%s", c.err, c.stderr.String())
+		}
+	}
+	stored, err := d.Get(context.Background(), "ns", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != string(stored["key"]) || len(stored) != 1 {
+			t.Errorf("child %d got %q, the store holds %q", i, v, stored)
+		}
+	}
+	assertNoTemps(t, root)
+	assertPrivate(t, root)
 }
 
 // crashWant is what the crash child puts.

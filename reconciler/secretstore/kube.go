@@ -147,17 +147,7 @@ func (k *Kube) put(ctx context.Context, namespace, name string, s secrets.Secret
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			obj := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{
-					Name:        name,
-					Namespace:   namespace,
-					Labels:      labels,
-					Annotations: copyStrings(s.Annotations),
-				},
-				Type: corev1.SecretTypeOpaque,
-				Data: copyData(s.Data),
-			}
-			_, err = secrets.Create(ctx, obj, metav1.CreateOptions{FieldManager: fieldManager})
+			_, err = secrets.Create(ctx, newSecretObject(namespace, name, s), metav1.CreateOptions{FieldManager: fieldManager})
 			if apierrors.IsAlreadyExists(err) {
 				// Created between our Get and Create: retry as an
 				// update (the managed-by check runs again).
@@ -187,6 +177,72 @@ func (k *Kube) put(ctx context.Context, namespace, name string, s secrets.Secret
 		_, err = secrets.Update(ctx, upd, metav1.UpdateOptions{FieldManager: fieldManager})
 		return err
 	})
+}
+
+// newSecretObject is the Opaque Secret namespace/name holding s, marked as
+// osbgit's.
+func newSecretObject(namespace, name string, s secrets.Secret) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   namespace,
+			Labels:      desiredLabels(s),
+			Annotations: copyStrings(s.Annotations),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: copyData(s.Data),
+	}
+}
+
+// createOnceAttempts bounds CreateOnce's Create-then-Get rounds: each
+// round after the first needs the Secret deleted between a Create that
+// found it and the Get that followed.
+const createOnceAttempts = 3
+
+// CreateOnce creates Secret namespace/name holding s when it does not
+// exist, and returns the data of the Secret there afterwards: a copy of
+// s.Data when this call created it, the existing Secret's data otherwise.
+// The API server's Create is the arbiter: of several callers at once, in
+// any number of processes, one Create succeeds and the others get
+// AlreadyExists and read the winner's Secret. A Secret osbgit does not
+// manage is left untouched, with an error matching secrets.ErrNotManaged.
+func (k *Kube) CreateOnce(ctx context.Context, namespace, name string, s secrets.Secret) (map[string][]byte, error) {
+	data, err := k.createOnce(ctx, namespace, name, s)
+	if err != nil {
+		return nil, fmt.Errorf("create secret %s/%s once: %w", namespace, name, err)
+	}
+	return data, nil
+}
+
+func (k *Kube) createOnce(ctx context.Context, namespace, name string, s secrets.Secret) (map[string][]byte, error) {
+	if err := validateRef(namespace, name); err != nil {
+		return nil, err
+	}
+	if err := validateKeys(s.Data, validateKey); err != nil {
+		return nil, err
+	}
+	secrets := k.client.CoreV1().Secrets(namespace)
+	for range createOnceAttempts {
+		_, err := secrets.Create(ctx, newSecretObject(namespace, name, s), metav1.CreateOptions{FieldManager: fieldManager})
+		if err == nil {
+			return copyData(s.Data), nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue // deleted since our Create: create it again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !isManaged(cur.Labels) {
+			return nil, &NotManagedError{Namespace: namespace, Name: name}
+		}
+		return copyData(cur.Data), nil
+	}
+	return nil, fmt.Errorf("the Secret existed at each of %d Creates and was gone at the Get after it", createOnceAttempts)
 }
 
 // Delete removes Secret namespace/name if it exists and is osbgit's. The

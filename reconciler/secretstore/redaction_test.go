@@ -38,6 +38,12 @@ func TestErrorsNeverContainValues(t *testing.T) {
 			s.Data["password"] = []byte(secretValue)
 			return NewKube(fake.NewClientset(s)).Delete(ctx, "ns", "theirs")
 		}},
+		{"kube: create once over unmanaged secret", func(t *testing.T) error {
+			s := unmanagedSecret("ns", "theirs")
+			s.Data["password"] = []byte(secretValue)
+			_, err := NewKube(fake.NewClientset(s)).CreateOnce(ctx, "ns", "theirs", secrets.Secret{Data: secretData})
+			return err
+		}},
 		{"kube: put with invalid key", func(t *testing.T) error {
 			return NewKube(fake.NewClientset()).Put(ctx, "ns", "s", secrets.Secret{Data: map[string][]byte{"../k": []byte(secretValue)}})
 		}},
@@ -45,6 +51,12 @@ func TestErrorsNeverContainValues(t *testing.T) {
 			d, root := newDir(t)
 			mustWrite(t, filepath.Join(root, "ns", "s", "password"), secretValue)
 			return d.Put(ctx, "ns", "s", secrets.Secret{Data: secretData})
+		}},
+		{"dir: create once over unmanaged secret", func(t *testing.T) error {
+			d, root := newDir(t)
+			mustWrite(t, filepath.Join(root, "ns", "s", "password"), secretValue)
+			_, err := d.CreateOnce(ctx, "ns", "s", secrets.Secret{Data: secretData})
+			return err
 		}},
 		{"dir: put with reserved key", func(t *testing.T) error {
 			d, _ := newDir(t)

@@ -7,7 +7,10 @@
 // Dir (a directory per Secret and a file per key under a local path, the
 // layout of a mounted Secret volume). Parse turns the --secret-store flag
 // into one of them. They only store: what a binding's Secret holds
-// (secretTransforms, labels) is decided in package secrets.
+// (secretTransforms, labels) is decided in package secrets. Both also
+// offer CreateOnce, for a Secret that must be made once however many
+// processes start together (the key that signs osbgit's records, see
+// reconciler/integrity).
 //
 // Nothing in this package logs, and no error it returns contains a secret
 // value: errors name the namespace, the Secret, the key and the operation,
