@@ -120,8 +120,10 @@ func recordsJSON(t *testing.T, recs *manifest.Records) string {
 
 // TestRecordsWithoutFormatVersionAreNotRewritten: records written before
 // records carried a format version (the same files without formatVersion)
-// load, and a pass over them that changes nothing commits nothing and
-// calls no broker: upgrading osbgit does not rewrite every record.
+// by an osbgit that did not sign them either: the upgraded osbgit refuses
+// them until `osbgit trust` (the one upgrade step), then loads them, and a
+// pass over them that changes nothing commits nothing and calls no
+// broker: upgrading osbgit does not rewrite every record.
 const formatVersionLine = "\n  \"formatVersion\": 1,\n"
 
 func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
@@ -133,7 +135,9 @@ func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
 			"apps/db-bind.yaml": bindingYAML("db-bind", "db"),
 		}
 	})
-	if res := f.sync(f.reconciler(Options{})); res.Exec == nil || res.Exec.Failed() {
+	before := f.reconciler(Options{})
+	before.Keys = nil // an osbgit from before records were signed
+	if res := f.sync(before); res.Exec == nil || res.Exec.Failed() {
 		t.Fatalf("first sync: %+v", res.Exec)
 	}
 	old := map[string]string{}
@@ -148,8 +152,15 @@ func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
 		t.Fatalf("want the records of the broker's catalog, the instance and the binding, got %v", old)
 	}
 	f.repo.Push("records as osbgit wrote them before format versions", old, nil)
-	commits := f.repo.CommitCount()
 	f.broker.ResetCalls()
+	if res := f.sync(f.reconciler(Options{})); !strings.Contains(res.Refused, "osbgit trust") {
+		t.Fatalf("unsigned records: refused %q, want a refusal naming osbgit trust", res.Refused)
+	}
+	tr, err := f.reconciler(Options{}).Trust(context.Background(), nil, false)
+	if err != nil || len(tr.Adopted) != len(old) {
+		t.Fatalf("trust adopted %+v (%v), want the %d records", tr, err, len(old))
+	}
+	commits := f.repo.CommitCount()
 
 	res := f.sync(f.reconciler(Options{}))
 	if res.Skipped || res.Plan == nil {

@@ -35,6 +35,11 @@ type Source interface {
 	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
 	Branch() string
 	StatusBranch() string
+	// Reading osbgit's records ref (records.go).
+	CommitMessage(rev string) (string, error)
+	TreeHash(rev, dir string) (string, error)
+	ChangedFiles(fromRev, toRev, dir string) ([]gitrepo.Change, error)
+	LastChange(rev, path string) (string, gitrepo.Person, error)
 }
 
 // Options are the command-line settings of a pass; a nil pointer or zero
@@ -85,6 +90,12 @@ type Reconciler struct {
 	// Secrets is where binding credentials go and where broker auth and
 	// parametersFrom Secrets are read (reconciler/secretstore).
 	Secrets secrets.Store
+	// Keys signs and checks osbgit's records (integrity.Keeper on the
+	// secret store). With it, records are read from osbgit's own signed
+	// records ref and the status branch's .osbgit/ is kept equal to them;
+	// without it (a diff with no secret store), records are read from the
+	// status branch and reported unverified.
+	Keys RecordKeys
 	// Clients builds broker clients; defaults to one reading auth from
 	// Secrets.
 	Clients *BrokerClients
@@ -181,6 +192,8 @@ type prepared struct {
 	cfg      effectiveConfig
 	// gate lists the brokers this pass must not call.
 	gate notContacted
+	// records says where the records came from and how to write them.
+	view recordsView
 }
 
 type effectiveConfig struct {
@@ -232,6 +245,9 @@ type prepareOptions struct {
 	refresh bool
 	// drift: compare live state (GET instance/binding) with the records.
 	drift bool
+	// write: the pass will write records (sync), so they must be
+	// verifiable.
+	write bool
 }
 
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
@@ -241,7 +257,11 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	// decoding both at once kept more garbage alive while the heap was at
 	// its largest, which put the no-op pass of make bench over its 300 MB
 	// peak RSS limit (issue 17: 280-303 MB against 265-286 MB this way).
-	records, recordsErr := LoadRecords(r.Source, fr.StatusHead, r.Cache)
+	view, err := r.viewRecords(ctx, fr, po.write)
+	if err != nil {
+		return nil, err
+	}
+	records, recordsErr := LoadRecords(r.Source, view.rev, r.Cache)
 	var snap *Snapshot
 	if po.workTree != nil {
 		snap = LoadTree(po.workTree, r.Options.Path)
@@ -320,7 +340,15 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		},
 	}
 	p := plan.Build(in)
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate}, nil
+	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
+	if view.unverified != "" && fr.StatusHead != "" {
+		p.Diagnostics = append(p.Diagnostics, manifest.Diagnostic{File: manifest.RecordDir + "/", Severity: manifest.SeverityWarning,
+			Message: "records unverified (" + view.unverified + "): read as the status branch holds them"})
+	}
+	if view.refused != "" && p.Refused == "" {
+		p.Refused = view.refused
+	}
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view}, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -464,7 +492,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now)})
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true})
 		if err != nil {
 			return nil, err
 		}
@@ -482,7 +510,9 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			return nil, err
 		}
 		msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit: reserve IDs for %d new resource(s) (write-ahead)", len(writeAhead)))
-		wr, err := r.Source.WriteIntent(ctx, gitrepo.ChangeSet{Files: files, Message: msg, ExpectedHead: fr.StatusHead})
+		msg = withRestoreNote(msg, p.view.diverged)
+		r.logDivergence(p.view.diverged)
+		wr, err := r.Source.WriteIntent(ctx, gitrepo.ChangeSet{Files: files, Message: msg, ExpectedHead: fr.StatusHead, Sealed: r.sealed(ctx, &p.view)})
 		if errors.Is(err, gitrepo.ErrConflict) && attempt < maxReplans {
 			res.Replans++
 			r.Log.WithField("attempt", attempt+1).Info("write-ahead push rejected: the branch moved; re-planning from the new head")
@@ -491,6 +521,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("write-ahead records: %w", err)
 		}
+		r.wrote(ctx, &p.view, wr)
 		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
 		// The records now in Git are the write-ahead ones.
 		for ref, rec := range writeAhead {
@@ -549,16 +580,19 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	} else {
 		r.State.NextDriftCheck = time.Time{}
 	}
-	if len(files) > 0 {
+	if len(files) > 0 || len(p.view.diverged) > 0 {
 		msg, err := commitMessage(p.cfg.template, res.Exec)
 		if err != nil {
 			return nil, err
 		}
-		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg})
+		msg = withRestoreNote(msg, p.view.diverged)
+		r.logDivergence(p.view.diverged)
+		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg, Sealed: r.sealed(ctx, &p.view)})
 		if err != nil {
 			return res, fmt.Errorf("push status records: %w", err)
 		}
 		res.Commit = wr.Commit
+		r.wrote(ctx, &p.view, wr)
 		if wr.Branch == r.Source.Branch() && wr.Attempts <= 1 {
 			// Our commit sits directly on the head we planned from.
 			r.State.ObservedHead = wr.Commit
@@ -640,7 +674,7 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 		return true, "head " + short(fr.Head) + " already reconciled; nothing due"
 	}
 	changed, err := r.Source.ChangedOutside(st.ObservedHead, fr.Head, manifest.RecordDir+"/")
-	if err != nil || changed {
+	if err != nil || changed || r.recordsDiverge(fr) {
 		return false, ""
 	}
 	return true, "only .osbgit/ changed since " + short(st.ObservedHead)

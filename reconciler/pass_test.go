@@ -240,10 +240,18 @@ func TestSyncSkipsWhenNothingDue(t *testing.T) {
 	if n := len(f.broker.Calls()); n != 0 {
 		t.Fatalf("skipped pass made %d broker calls", n)
 	}
-	// A human commit touching only .osbgit/ does not count as a change.
+	// A human commit touching only .osbgit/ is no manifest change: its
+	// pass only puts osbgit's records back, with no broker call...
 	f.repo.Push("note", map[string]string{".osbgit/README": "records\n"}, nil)
+	if res := f.sync(f.reconciler(Options{StatePath: state})); res.Skipped || res.Commit == "" || len(f.broker.MutatingCalls()) != 0 {
+		t.Fatalf("pass after an .osbgit-only commit: skipped %v (%s), commit %q, calls %v", res.Skipped, res.Reason, res.Commit, f.broker.MutatingCalls())
+	}
+	if got := f.repo.Show(".osbgit/README"); got != "" {
+		t.Fatalf(".osbgit/README left: %q", got)
+	}
+	// ...and osbgit's own commit does not count as a change either.
 	if res := f.sync(f.reconciler(Options{StatePath: state})); !res.Skipped {
-		t.Fatalf("pass after an .osbgit-only commit not skipped: %s", res.Reason)
+		t.Fatalf("pass after osbgit's restoring commit not skipped: %s", res.Reason)
 	}
 	// A manifest change is picked up.
 	f.repo.Push("large", map[string]string{"apps/db.yaml": instanceYAML("db", "large", "")}, nil)

@@ -20,6 +20,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/kubestate"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
@@ -210,12 +211,29 @@ func (g *globalOptions) brokerAuthNamespaces() []string {
 	if len(g.BrokerAuthNamespaces) > 0 {
 		return g.BrokerAuthNamespaces
 	}
+	return []string{ownNamespace()}
+}
+
+// ownNamespace is osbgit's own namespace: the pod's in a cluster, else
+// manifest.DefaultBrokerAuthNamespace. Broker auth Secrets come from there
+// by default, and the records key is kept there.
+func ownNamespace() string {
 	if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
 		if ns := strings.TrimSpace(string(b)); ns != "" {
-			return []string{ns}
+			return ns
 		}
 	}
-	return []string{manifest.DefaultBrokerAuthNamespace}
+	return manifest.DefaultBrokerAuthNamespace
+}
+
+// recordKeys is the records key of the secret store (nil without one, or
+// for a store that cannot create a Secret once).
+func recordKeys(store secrets.Store) reconciler.RecordKeys {
+	ks, ok := store.(integrity.SecretStore)
+	if !ok {
+		return nil
+	}
+	return integrity.NewKeeper(ks, ownNamespace())
 }
 
 // openSecrets opens --secret-store; empty means none (commands that must
@@ -301,6 +319,7 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 	if store != nil {
 		r.Secrets = store
 		r.Clients.Secrets = store
+		r.Keys = recordKeys(store)
 	}
 	return r, repo, nil
 }

@@ -42,7 +42,7 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 		}
 		w := &treeWriter{r: r, pending: newPendingObjects(r.st)}
 		var updates []refUpdate
-		recHead, tree, recUpdate, err := r.buildRecordsCommit(w, recBase, edits, cs.Sealed.Sign)
+		recHead, tree, recUpdate, err := r.buildRecordsCommit(w, recBase, edits, cs.Sealed)
 		if err != nil {
 			return res, err
 		}
@@ -112,7 +112,7 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 // base (zero: none) and, when that changes it, builds the records commit
 // signed by sign. It returns the new head (base when unchanged), the
 // .osbgit/ tree and whether the records ref must move.
-func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *editNode, sign func(RecordsBase, string) (string, error)) (head, tree plumbing.Hash, changed bool, err error) {
+func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *editNode, sealed *Sealed) (head, tree plumbing.Hash, changed bool, err error) {
 	var root plumbing.Hash
 	rb := RecordsBase{}
 	if !base.IsZero() {
@@ -122,6 +122,9 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 		}
 		root = c.TreeHash
 		rb = RecordsBase{Commit: base.String(), Message: c.Message}
+		if t, err := r.subtree(root, StatusDir); err == nil && !t.IsZero() {
+			rb.Tree = t.String()
+		}
 	}
 	newRoot, changed, err := w.apply(root, edits)
 	if err != nil {
@@ -138,10 +141,10 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 			}
 		}
 	}
-	if !changed && !base.IsZero() {
+	if !changed && !base.IsZero() && !sealed.Resign {
 		return base, tree, false, nil
 	}
-	msg, err := sign(rb, tree.String())
+	msg, err := sealed.Sign(rb, tree.String())
 	if err != nil {
 		return base, tree, false, err
 	}
@@ -202,4 +205,40 @@ func (r *Repo) CommitMessage(rev string) (string, error) {
 		return "", r.newError("read", "", err)
 	}
 	return c.Message, nil
+}
+
+// LastChange finds the commit at or before rev (first parents, at most
+// maxAuthorWalk back) that last changed file p: the commit that made the
+// content rev holds there, or removed it. With shallow history it returns
+// the oldest commit reached, which may be later than the real one.
+func (r *Repo) LastChange(rev, p string) (string, Person, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkOpen(); err != nil {
+		return "", Person{}, err
+	}
+	c, err := r.commit(rev)
+	if err != nil {
+		return "", Person{}, r.newError("read", "", err)
+	}
+	blobAt := func(c *object.Commit) plumbing.Hash {
+		t, err := c.Tree()
+		if err != nil {
+			return plumbing.ZeroHash
+		}
+		e, err := t.FindEntry(p)
+		if err != nil {
+			return plumbing.ZeroHash
+		}
+		return e.Hash
+	}
+	want := blobAt(c)
+	for i := 0; i < maxAuthorWalk && c.NumParents() > 0; i++ {
+		parent, err := c.Parent(0)
+		if err != nil || blobAt(parent) != want {
+			break
+		}
+		c = parent
+	}
+	return c.Hash.String(), author(c), nil
 }

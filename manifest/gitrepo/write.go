@@ -68,6 +68,9 @@ type Sealed struct {
 	// (WriteStatus then retries on it, and Sign is given its message to
 	// check). An error stops the write.
 	Sign func(base RecordsBase, tree string) (string, error)
+	// Resign makes a records commit even when the change set leaves the
+	// tree as it is (osbgit trust re-signs records it could not verify).
+	Resign bool
 }
 
 // RecordsBase is the records commit a sealed write builds on.
@@ -76,6 +79,8 @@ type RecordsBase struct {
 	Commit string
 	// Message is its commit message.
 	Message string
+	// Tree is the hash of the .osbgit/ tree it holds ("" for none).
+	Tree string
 }
 
 // WriteResult describes a write.
