@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/plan/
 	$(GO) test -run '^$$' -fuzz '^FuzzStatusPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/redact/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./reconciler/integrity/
 
 ## tidy: go mod tidy
 tidy:

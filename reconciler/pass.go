@@ -35,6 +35,8 @@ type Source interface {
 	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
 	Branch() string
 	StatusBranch() string
+	// URL is the repository as shown (credentials redacted).
+	URL() string
 	// Reading osbgit's records ref (records.go).
 	CommitMessage(rev string) (string, error)
 	TreeHash(rev, dir string) (string, error)

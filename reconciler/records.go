@@ -88,7 +88,8 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		return v, nil
 	}
 	branch := r.Source.StatusBranch()
-	highest, err := r.Keys.Highest(ctx, branch)
+	scope := r.recordsScope()
+	highest, err := r.Keys.Highest(ctx, scope)
 	if err != nil {
 		if write {
 			return v, fmt.Errorf("%w: %w", errRecordsKey, err)
@@ -136,7 +137,14 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	}
 	seal, err := integrity.ParseMessage(msg)
 	if err == nil {
-		err = checkSeal(seal, key, branch, tree)
+		err = checkSeal(seal, key, scope, tree)
+	}
+	if err != nil && !write {
+		// diff with a key of its own (a laptop's store) cannot tell
+		// another osbgit's signature from a forgery: sync can.
+		v.sealed = false
+		v.unverified = "osbgit's records ref " + ref + " does not verify with this key (" + err.Error() + ")"
+		return v, nil
 	}
 	if err != nil {
 		commit, who, _ := ss.LastChange(fr.RecordsHead, manifest.RecordDir)
@@ -152,7 +160,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	if seal.Sequence > highest {
 		// The last write's push went through but its sequence was not
 		// recorded (a crash, or a lost race with another replica).
-		if err := r.Keys.Raise(ctx, branch, seal.Sequence); err != nil {
+		if err := r.Keys.Raise(ctx, scope, seal.Sequence); err != nil {
 			r.Log.WithError(err).Warn("could not record the records sequence")
 		}
 	}
@@ -171,14 +179,22 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	return v, nil
 }
 
+// recordsScope names whose records a seal covers: this repository's
+// status branch. A records commit copied from another repository or
+// branch (signed with the same key) does not verify here; a repository
+// reached at another URL needs `osbgit trust` once.
+func (r *Reconciler) recordsScope() string {
+	return r.Source.URL() + "#" + r.Source.StatusBranch()
+}
+
 // checkSeal checks a records commit's seal: signed with key, for this
-// status branch, over the tree the commit holds.
-func checkSeal(s integrity.Seal, key []byte, branch, tree string) error {
+// repository's status branch (scope), over the tree the commit holds.
+func checkSeal(s integrity.Seal, key []byte, scope, tree string) error {
 	switch {
 	case !s.Valid(key):
 		return errors.New("its signature does not verify")
-	case s.Branch != branch:
-		return fmt.Errorf("it was signed for branch %q", s.Branch)
+	case s.Branch != scope:
+		return fmt.Errorf("it was signed for %q", s.Branch)
 	case s.Tree != tree:
 		return errors.New("its tree is not the one signed")
 	}
@@ -193,20 +209,20 @@ func (r *Reconciler) sealed(ctx context.Context, v *recordsView) *gitrepo.Sealed
 	if !v.sealed {
 		return nil
 	}
-	branch := r.Source.StatusBranch()
+	scope := r.recordsScope()
 	return &gitrepo.Sealed{Base: v.base, Sign: func(base gitrepo.RecordsBase, tree string) (string, error) {
 		seq := v.seq
 		if base.Commit != v.base {
 			s, err := integrity.ParseMessage(base.Message)
 			if err == nil {
-				err = checkSeal(s, v.key, branch, base.Tree)
+				err = checkSeal(s, v.key, scope, base.Tree)
 			}
 			if err != nil {
 				return "", fmt.Errorf("the records ref moved to %s, which osbgit did not sign: %w", short(base.Commit), err)
 			}
 			seq = s.Sequence
 		}
-		s := integrity.Sign(v.key, branch, seq+1, tree)
+		s := integrity.Sign(v.key, scope, seq+1, tree)
 		return fmt.Sprintf("osbgit: records %d\n\nosbgit's own copy of %s/ (see osbgit trust).\n\n%s", seq+1, manifest.RecordDir, s.Trailer()), nil
 	}}
 }
@@ -226,7 +242,7 @@ func (r *Reconciler) wrote(ctx context.Context, v *recordsView, wr gitrepo.Write
 		}
 	}
 	v.diverged = nil
-	if err := r.Keys.Raise(ctx, r.Source.StatusBranch(), v.seq); err != nil {
+	if err := r.Keys.Raise(ctx, r.recordsScope(), v.seq); err != nil {
 		r.Log.WithError(err).Warn("could not record the records sequence; a rollback of the records ref to this commit's predecessor would not be noticed")
 	}
 }
@@ -311,8 +327,8 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRecordsKey, err)
 	}
-	branch := r.Source.StatusBranch()
-	highest, err := r.Keys.Highest(ctx, branch)
+	branch, scope := r.Source.StatusBranch(), r.recordsScope()
+	highest, err := r.Keys.Highest(ctx, scope)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRecordsKey, err)
 	}
@@ -362,7 +378,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	}
 	// With nothing to adopt, a records ref osbgit cannot verify (or none)
 	// is still re-signed: that is what trust is for.
-	if dryRun || (len(files) == 0 && fr.RecordsHead != "" && r.verifiable(ctx, ss, key, branch, fr.RecordsHead, highest)) {
+	if dryRun || (len(files) == 0 && fr.RecordsHead != "" && r.verifiable(ctx, ss, key, scope, fr.RecordsHead, highest)) {
 		return res, nil
 	}
 	msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit trust: adopt %d file(s) of %s/ after review", len(res.Adopted), manifest.RecordDir))
@@ -379,14 +395,14 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 
 // verifiable reports whether records commit rev carries a valid seal not
 // older than highest.
-func (r *Reconciler) verifiable(ctx context.Context, ss Source, key []byte, branch, rev string, highest uint64) bool {
+func (r *Reconciler) verifiable(ctx context.Context, ss Source, key []byte, scope, rev string, highest uint64) bool {
 	msg, err := ss.CommitMessage(rev)
 	if err != nil {
 		return false
 	}
 	tree, _ := ss.TreeHash(rev, manifest.RecordDir)
 	s, err := integrity.ParseMessage(msg)
-	return err == nil && checkSeal(s, key, branch, tree) == nil && s.Sequence >= highest
+	return err == nil && checkSeal(s, key, scope, tree) == nil && s.Sequence >= highest
 }
 
 // underAny reports whether p is one of paths or under one (all when

@@ -695,8 +695,10 @@ func TestRBAC(t *testing.T) {
 	}
 }
 
-// checkSystemRole: in osbgit-system, Leases for leader election and named
-// Secrets (git credentials, broker auth) read-only.
+// checkSystemRole: in osbgit-system, Leases for leader election, named
+// Secrets (git credentials, broker auth) read-only, and the records key
+// and sequence: create (which cannot be limited to a name), get both by
+// name, update only the sequence.
 func checkSystemRole(t *testing.T, r *rbacv1.Role) {
 	t.Helper()
 	var leases, secrets bool
@@ -712,12 +714,14 @@ func checkSystemRole(t *testing.T, r *rbacv1.Role) {
 				t.Errorf("Role %s/%s: configmaps rule %+v, want only get and update of %s", r.Namespace, r.Name, rule, stateConfigMap)
 			}
 		case slices.Equal(rule.APIGroups, []string{""}) && slices.Equal(rule.Resources, []string{"secrets"}):
-			secrets = true
-			if !slices.Equal(rule.Verbs, []string{"get"}) {
-				t.Errorf("Role %s/%s: secret verbs %v, want only get", r.Namespace, r.Name, rule.Verbs)
-			}
-			if !slices.Contains(rule.ResourceNames, gitSecret) {
-				t.Errorf("Role %s/%s: secrets rule does not name %s", r.Namespace, r.Name, gitSecret)
+			switch {
+			case slices.Equal(rule.Verbs, []string{"create"}) && len(rule.ResourceNames) == 0:
+			case slices.Equal(rule.Verbs, []string{"update"}) && slices.Equal(rule.ResourceNames, []string{"osbgit-records-sequence"}):
+			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Contains(rule.ResourceNames, gitSecret):
+				secrets = true
+			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Equal(rule.ResourceNames, []string{"osbgit-records-key", "osbgit-records-sequence"}):
+			default:
+				t.Errorf("Role %s/%s: secrets rule %+v: want get by name (git credentials, broker auth, records key and sequence), create, or update of the records sequence", r.Namespace, r.Name, rule)
 			}
 		default:
 			t.Errorf("Role %s/%s: unexpected rule %+v", r.Namespace, r.Name, rule)

@@ -20,6 +20,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -383,6 +384,7 @@ func openReconciler(bare, storeDir string, opts reconciler.Options) (*reconciler
 	r := &reconciler.Reconciler{
 		Source:  repo,
 		Secrets: store,
+		Keys:    integrity.NewKeeper(store, authNS),
 		Clients: &reconciler.BrokerClients{Secrets: store},
 		Options: opts,
 	}

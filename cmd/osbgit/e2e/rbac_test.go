@@ -154,9 +154,12 @@ func TestExampleRBAC(t *testing.T) {
 	for _, v := range []string{"get", "create", "update"} {
 		allowed = append(allowed, accessCheck{verb: v, group: "coordination.k8s.io", resource: "leases", namespace: systemNS})
 	}
-	for _, n := range []string{"git-credentials", brokerAuth} {
+	for _, n := range []string{"git-credentials", brokerAuth, "osbgit-records-key", "osbgit-records-sequence"} {
 		allowed = append(allowed, accessCheck{verb: "get", resource: "secrets", namespace: systemNS, name: n})
 	}
+	// The records key and sequence are created by the first osbgit.
+	allowed = append(allowed, accessCheck{verb: "create", resource: "secrets", namespace: systemNS},
+		accessCheck{verb: "update", resource: "secrets", namespace: systemNS, name: "osbgit-records-sequence"})
 	for _, v := range []string{"get", "update"} {
 		allowed = append(allowed, accessCheck{verb: v, resource: "configmaps", namespace: systemNS, name: stateConfigMap})
 	}
@@ -168,7 +171,7 @@ func TestExampleRBAC(t *testing.T) {
 		{verb: "watch", resource: "secrets"},
 		{verb: "list", resource: "secrets", namespace: systemNS},
 		{verb: "get", resource: "secrets", namespace: systemNS, name: "some-other-secret"},
-		{verb: "create", resource: "secrets", namespace: systemNS},
+		{verb: "update", resource: "secrets", namespace: systemNS, name: "osbgit-records-key"},
 		{verb: "update", resource: "secrets", namespace: systemNS, name: brokerAuth},
 		{verb: "delete", resource: "secrets", namespace: systemNS, name: brokerAuth},
 		{verb: "get", resource: "secrets", namespace: "e2e-no-rbac"},
