@@ -378,3 +378,45 @@ func TestHistoryRewriteKeepsRecordsTrusted(t *testing.T) {
 		t.Errorf("broker went from %d to %d instances, want one more", len(instances), len(i2))
 	}
 }
+
+// TestRecordsOverHTTPFromAFreshProcess: a CronJob with no cache volume,
+// each pass a new process fetching at depth 1 over smart HTTP: the
+// records ref comes along, a deleted and an edited record provision
+// nothing again and are restored, and a records ref pushed by someone
+// else is refused.
+func TestRecordsOverHTTPFromAFreshProcess(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+			"apps/db.yaml": instanceYAML("db", "small", ""), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}
+	})
+	g := serveGit(t, f.repo.Bare)
+	auth := gitrepo.Auth{Username: gitUser, Password: gitPass}
+	pass := func() *SyncResult {
+		t.Helper()
+		r, err := f.reconcilerAt(t, g.repoURL(f.repo.Bare), auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.sync(r)
+	}
+	pass()
+	before := recordsSnapshot(f)
+	instances, bindings := brokerState(f.broker)
+	db := statusPath(t, manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "db"})
+	bind := statusPath(t, manifest.Ref{Kind: manifest.KindServiceBinding, Namespace: "apps", Name: "db-bind"})
+	f.repo.Push("edit and delete records", map[string]string{db: strings.Replace(before[db], `"provisioned": true`, `"provisioned": false`, 1)}, []string{bind})
+	if res := pass(); res.Refused != "" || (res.Exec != nil && res.Exec.Failed()) {
+		t.Fatalf("pass: refused %q, %+v", res.Refused, res.Exec)
+	}
+	if i2, b2 := brokerState(f.broker); len(i2) != len(instances) || len(b2) != len(bindings) {
+		t.Errorf("broker went from %v %v to %v %v", instances, bindings, i2, b2)
+	}
+	assertRestored(t, f, before, db, bind)
+
+	git(t, f.repo.Bare, "update-ref", gitrepo.RecordsRef("main"), f.repo.Head())
+	f.repo.Push("another instance", map[string]string{"apps/other.yaml": instanceYAML("other", "small", "")}, nil)
+	f.broker.ResetCalls()
+	if res := pass(); !strings.Contains(res.Refused, "did not sign") || len(f.broker.MutatingCalls()) != 0 {
+		t.Fatalf("forged records ref: refused %q, calls %v", res.Refused, f.broker.MutatingCalls())
+	}
+}
