@@ -523,7 +523,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("write-ahead records: %w", err)
 		}
-		r.wrote(ctx, &p.view, wr)
+		r.wrote(ctx, &p.view, wr, false)
 		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
 		// The records now in Git are the write-ahead ones.
 		for ref, rec := range writeAhead {
@@ -594,7 +594,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			return res, fmt.Errorf("push status records: %w", err)
 		}
 		res.Commit = wr.Commit
-		r.wrote(ctx, &p.view, wr)
+		r.wrote(ctx, &p.view, wr, true)
 		if wr.Branch == r.Source.Branch() && wr.Attempts <= 1 {
 			// Our commit sits directly on the head we planned from.
 			r.State.ObservedHead = wr.Commit

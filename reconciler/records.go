@@ -38,6 +38,8 @@ type recordsView struct {
 	// sequence ("" and 0 before the first).
 	base string
 	seq  uint64
+	// signed is the sequence of the last records commit signed.
+	signed uint64
 	// diverged are the status branch's .osbgit/ files that differ from
 	// the records: the next write restores them.
 	diverged []divergence
@@ -223,25 +225,26 @@ func (r *Reconciler) sealed(ctx context.Context, v *recordsView) *gitrepo.Sealed
 			seq = s.Sequence
 		}
 		s := integrity.Sign(v.key, scope, seq+1, tree)
+		v.signed = seq + 1
 		return fmt.Sprintf("osbgit: records %d\n\nosbgit's own copy of %s/ (see osbgit trust).\n\n%s", seq+1, manifest.RecordDir, s.Trailer()), nil
 	}}
 }
 
-// wrote records a sealed write's result in v (the next write builds on it)
-// and raises the remembered sequence.
-func (r *Reconciler) wrote(ctx context.Context, v *recordsView, wr gitrepo.WriteResult) {
+// wrote records a sealed write's result in v (the next write builds on
+// it). raise also stores its sequence as the highest: the status write
+// does, the write-ahead one leaves it to the status write (or, after a
+// crash between them, to the next pass, which raises what it finds), one
+// secret-store write per pass instead of two.
+func (r *Reconciler) wrote(ctx context.Context, v *recordsView, wr gitrepo.WriteResult, raise bool) {
+	v.diverged = nil
 	if !v.sealed || wr.RecordsCommit == "" || wr.RecordsCommit == v.base {
-		v.diverged = nil
 		return
 	}
 	v.base = wr.RecordsCommit
-	v.seq++
-	if msg, err := r.Source.CommitMessage(wr.RecordsCommit); err == nil {
-		if s, err := integrity.ParseMessage(msg); err == nil {
-			v.seq = s.Sequence
-		}
+	v.seq = v.signed
+	if !raise {
+		return
 	}
-	v.diverged = nil
 	if err := r.Keys.Raise(ctx, r.recordsScope(), v.seq); err != nil {
 		r.Log.WithError(err).Warn("could not record the records sequence; a rollback of the records ref to this commit's predecessor would not be noticed")
 	}
@@ -388,7 +391,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	if err != nil {
 		return nil, fmt.Errorf("write records: %w", err)
 	}
-	r.wrote(ctx, &v, wr)
+	r.wrote(ctx, &v, wr, true)
 	res.Commit = wr.RecordsCommit
 	return res, nil
 }
