@@ -182,11 +182,12 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 }
 
 // recordsScope names whose records a seal covers: this repository's
-// status branch. A records commit copied from another repository or
-// branch (signed with the same key) does not verify here; a repository
-// reached at another URL needs `osbgit trust` once.
+// status branch (gitrepo.Identity: the same over https and ssh, with or
+// without credentials). A records commit copied from another repository
+// or branch (signed with the same key) does not verify here; a repository
+// moved to another host or path needs `osbgit trust` once.
 func (r *Reconciler) recordsScope() string {
-	return r.Source.URL() + "#" + r.Source.StatusBranch()
+	return gitrepo.Identity(r.Source.URL()) + "#" + r.Source.StatusBranch()
 }
 
 // checkSeal checks a records commit's seal: signed with key, for this

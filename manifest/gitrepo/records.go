@@ -2,7 +2,6 @@ package gitrepo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -83,19 +82,9 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 			res.RecordsCommit = recHead.String()
 			return res, nil
 		}
-		var ce *ConflictError
-		if !errors.As(err, &ce) {
+		ce, err := r.retryAfter(ctx, err, &res, intent)
+		if err != nil {
 			return res, err
-		}
-		ce.Attempts = res.Attempts
-		if intent || res.Attempts >= r.set.maxAttempts {
-			return res, ce
-		}
-		if err := sleepCtx(ctx, r.backoff(res.Attempts)); err != nil {
-			return res, err
-		}
-		if _, err := r.fetchLocked(ctx); err != nil {
-			return res, fmt.Errorf("fetching after rejected push: %w", err)
 		}
 		if ce.Records {
 			// Another writer moved the records: apply the same edits to

@@ -195,3 +195,31 @@ func cacheKey(shown string) string {
 	sum := sha256.Sum256([]byte(shown))
 	return hex.EncodeToString(sum[:12])
 }
+
+// Identity names the repository a URL reaches, the same however it is
+// reached: host and path, without scheme, credentials, query, a trailing
+// "/" or ".git", so https://user:token@Host/org/repo.git,
+// ssh://git@host/org/repo and git@host:org/repo are one repository. A
+// local path is returned cleaned. Records are signed for it (a records
+// commit of one repository does not verify in another).
+func Identity(raw string) string {
+	trim := func(p string) string {
+		p = strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+		return strings.TrimSuffix(p, "/")
+	}
+	switch {
+	case schemeRE.MatchString(raw):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return raw
+		}
+		if u.Scheme == "file" {
+			return filepath.Clean(u.Path)
+		}
+		return strings.ToLower(u.Host) + "/" + trim(u.Path)
+	case scpLikeRE.MatchString(raw) && !strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "."):
+		m := scpLikeRE.FindStringSubmatch(raw)
+		return strings.ToLower(m[2]) + "/" + trim(m[3])
+	}
+	return filepath.Clean(raw)
+}

@@ -259,21 +259,32 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 			res.Commit, res.Changed = commit.String(), true
 			return res, nil
 		}
-		var ce *ConflictError
-		if !errors.As(err, &ce) {
+		if _, err := r.retryAfter(ctx, err, &res, intent); err != nil {
 			return res, err
-		}
-		ce.Attempts = res.Attempts
-		if intent || res.Attempts >= r.set.maxAttempts {
-			return res, ce
-		}
-		if err := sleepCtx(ctx, r.backoff(res.Attempts)); err != nil {
-			return res, err
-		}
-		if _, err := r.fetchLocked(ctx); err != nil {
-			return res, fmt.Errorf("fetching after rejected push: %w", err)
 		}
 	}
+}
+
+// retryAfter decides what a write does after its push failed with err:
+// give up (the error to return: anything but a conflict, a conflict of a
+// write-ahead push, the last attempt's) or wait, fetch and try again (the
+// conflict, nil error). Caller holds r.mu.
+func (r *Repo) retryAfter(ctx context.Context, err error, res *WriteResult, intent bool) (*ConflictError, error) {
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		return nil, err
+	}
+	ce.Attempts = res.Attempts
+	if intent || res.Attempts >= r.set.maxAttempts {
+		return nil, ce
+	}
+	if err := sleepCtx(ctx, r.backoff(res.Attempts)); err != nil {
+		return nil, err
+	}
+	if _, err := r.fetchLocked(ctx); err != nil {
+		return nil, fmt.Errorf("fetching after rejected push: %w", err)
+	}
+	return ce, nil
 }
 
 // writeBase returns the commit to build on and the value the remote ref is
@@ -407,6 +418,16 @@ func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, e
 	}
 	removed := map[string]bool{}
 	modified := false
+	set := func(e object.TreeEntry) {
+		if i, ok := idx[e.Name]; ok {
+			entries[i] = e
+		} else {
+			idx[e.Name] = len(entries)
+			entries = append(entries, e)
+		}
+		delete(removed, e.Name)
+		modified = true
+	}
 	names := make([]string, 0, len(n.children))
 	for name := range n.children {
 		names = append(names, name)
@@ -423,15 +444,7 @@ func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, e
 			case child.tree.IsZero():
 			case exists && entries[i].Mode == filemode.Dir && entries[i].Hash == child.tree:
 			default:
-				e := object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: child.tree}
-				if exists {
-					entries[i] = e
-				} else {
-					idx[name] = len(entries)
-					entries = append(entries, e)
-				}
-				delete(removed, name)
-				modified = true
+				set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: child.tree})
 			}
 			continue
 		}
@@ -467,15 +480,7 @@ func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, e
 			if _, err := w.store(o); err != nil {
 				return h, false, err
 			}
-			e := object.TreeEntry{Name: name, Mode: mode, Hash: bh}
-			if exists {
-				entries[i] = e
-			} else {
-				idx[name] = len(entries)
-				entries = append(entries, e)
-			}
-			delete(removed, name)
-			modified = true
+			set(object.TreeEntry{Name: name, Mode: mode, Hash: bh})
 			continue
 		}
 		var sub plumbing.Hash
@@ -489,16 +494,14 @@ func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, e
 		if !changed {
 			continue
 		}
-		modified = true
 		switch {
 		case nh.IsZero() && exists:
 			removed[name] = true
+			modified = true
 		case nh.IsZero():
-		case exists:
-			entries[i] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: nh}
+			modified = true
 		default:
-			idx[name] = len(entries)
-			entries = append(entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: nh})
+			set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: nh})
 		}
 	}
 	if !modified {
