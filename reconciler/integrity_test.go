@@ -279,6 +279,9 @@ func TestRecordsRefThatOsbgitDidNotSign(t *testing.T) {
 				}
 			}
 			r := f.reconciler(Options{})
+			if _, err := r.Trust(context.Background(), []string{".osbgit/status/team-b"}, false); err == nil {
+				t.Fatal("trust of some files over a records ref that does not verify: no error")
+			}
 			tr, err := r.Trust(context.Background(), nil, false)
 			if err != nil || tr.Commit == "" {
 				t.Fatalf("trust: %+v %v", tr, err)

@@ -344,6 +344,12 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 		return nil, fmt.Errorf("the status branch %s does not exist", branch)
 	}
 	v := recordsView{sealed: true, key: key, base: fr.RecordsHead, seq: highest}
+	verified := fr.RecordsHead != "" && r.verifiable(ctx, ss, key, scope, fr.RecordsHead, highest)
+	if !verified && len(paths) > 0 {
+		// Adopting some files would sign the rest of a records tree no
+		// one reviewed.
+		return nil, fmt.Errorf("osbgit's records ref %s is missing or does not verify: trust adopts all of %s/ then (run it without paths)", gitrepo.RecordsRef(branch), manifest.RecordDir)
+	}
 	var changes []gitrepo.Change
 	if fr.RecordsHead == "" {
 		files, err := r.Source.Files(fr.StatusHead, manifest.RecordDir)
@@ -382,7 +388,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	}
 	// With nothing to adopt, a records ref osbgit cannot verify (or none)
 	// is still re-signed: that is what trust is for.
-	if dryRun || (len(files) == 0 && fr.RecordsHead != "" && r.verifiable(ctx, ss, key, scope, fr.RecordsHead, highest)) {
+	if dryRun || (len(files) == 0 && verified) {
 		return res, nil
 	}
 	msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit trust: adopt %d file(s) of %s/ after review", len(res.Adopted), manifest.RecordDir))
