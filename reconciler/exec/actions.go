@@ -488,8 +488,8 @@ func opLabel(lo *manifest.LastOperation) string {
 	return string(lo.Type)
 }
 
-// opFailed applies an operation's failure (state failed, 410 for a create
-// or update, or maximum polling duration exceeded).
+// opFailed applies an operation's failure (state failed, or maximum
+// polling duration exceeded).
 func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res pollResult, resp *osbwire.LastOperationResponse) {
 	desc := "the broker reports state failed"
 	if resp != nil && resp.Description != "" {
@@ -498,8 +498,6 @@ func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res 
 	switch res {
 	case pollDeadline:
 		desc = fmt.Sprintf("polling gave up at %s (maximum polling duration exceeded)", r.deadline(lo).UTC().Format("2006-01-02T15:04:05Z"))
-	case pollGone:
-		desc = "the broker answered 410 Gone: the resource no longer exists"
 	}
 	cause := fmt.Errorf("%s of %s failed: %s", opLabel(lo), r.s.Ref, desc)
 	failed := *lo
@@ -507,25 +505,10 @@ func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res 
 	r.touched = true
 	switch lo.Type {
 	case manifest.OperationProvision, manifest.OperationBind:
-		if res == pollGone {
-			r.createTerminal(&failed, cause, false)
-			return
-		}
 		// An async create that failed (or never finished) may have left
 		// something behind: the spec's last_operation row.
 		r.orphanMitigate(ctx, cause)
 	case manifest.OperationUpdate:
-		if res == pollGone {
-			rec := r.rec
-			rec.Phase = manifest.PhaseFailed
-			rec.Provisioned = false
-			rec.AsyncOpInProgress = false
-			rec.LastOperation = &failed
-			r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, ReasonUpdateFailed, cause.Error())
-			r.setCond(manifest.ConditionReady, manifest.ConditionFalse, ReasonUpdateFailed, cause.Error())
-			r.fail(cause, cause.Error())
-			return
-		}
 		r.updateFailed(&failed, nil, cause, resp)
 	case manifest.OperationDeprovision, manifest.OperationUnbind:
 		if lo.OrphanMitigation {

@@ -32,8 +32,8 @@
 //     deadline (Step.PollDeadline, or start + Step.MaxPollingDuration) is
 //     failed.
 //   - 410 on deprovision/unbind, and on their last_operation, is success; on
-//     a create's or update's last_operation it is a failure (nothing left
-//     to mitigate).
+//     a create's or update's last_operation it is an invalid answer (OSB
+//     2.17) and polling goes on, bounded by the polling deadline.
 //   - 422 ConcurrencyError: StatusRetryLater, not a failure; only the Ready
 //     condition's reason/message change.
 //   - Create refused (409, other 4xx, malformed 200): Phase Failed,

@@ -361,20 +361,59 @@ func TestDeleteGone(t *testing.T) {
 			t.Fatalf("poll answered %d", c.Status)
 		}
 	})
-	t.Run("last_operation 410 during provision is a failure", func(t *testing.T) {
+	// Issue 19: OSB 2.17 says a 410 while a create or update runs is an
+	// invalid answer and polling goes on; it used to mark the instance
+	// Failed and not provisioned although the broker held it (with prune,
+	// a leak).
+	for _, op := range []struct {
+		name string
+		step func(e *env) plan.Step
+	}{
+		{"provision", func(e *env) plan.Step { return createInstance("db", "g-3", osbtest.PlanDBAsync, nil) }},
+		{"update", func(e *env) plan.Step {
+			e.records[instRef("db")] = &manifest.StatusRecord{Ref: instRef("db"), Phase: manifest.PhaseReady, ExternalID: "g-3",
+				Broker: brokerRef, Provisioned: true, Properties: *props(osbtest.PlanDBAsync, "sum-db")}
+			e.b.PutInstance(osbtest.Instance{ID: "g-3", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBAsync, OrganizationGUID: "o", SpaceGUID: "s"})
+			return updateInstance("db", "g-3", osbtest.PlanDBAsync, osbtest.PlanDBAsync, map[string]any{"size": 5})
+		}},
+	} {
+		t.Run("last_operation 410 during "+op.name+" is polled on", func(t *testing.T) {
+			e := newEnv(t)
+			e.ex.InlinePoll = 0
+			ref := instRef("db")
+			wantStatus(t, e.pass(op.step(e)), ref, StatusInProgress)
+			e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointLastOperation, Status: http.StatusGone, Times: 2})
+			for i := 0; i < 2; i++ {
+				wantStatus(t, e.pass(pollStep(e.rec(ref))), ref, StatusInProgress)
+				if rec := e.rec(ref); rec.Phase == manifest.PhaseFailed || !rec.Provisioned || !rec.AsyncOpInProgress {
+					t.Fatalf("after a 410 poll: record %+v", rec)
+				}
+			}
+			var res *Result
+			for i := 0; i < 5 && e.rec(ref).AsyncOpInProgress; i++ {
+				res = e.pass(pollStep(e.rec(ref)))
+			}
+			wantStatus(t, res, ref, StatusSucceeded)
+			if rec := e.rec(ref); rec.Phase != manifest.PhaseReady || !rec.Provisioned {
+				t.Fatalf("record after the broker answered again: %+v", rec)
+			}
+			if e.count(osbtest.EndpointDeprovision) != 0 {
+				t.Fatal("a DELETE for an instance the broker holds")
+			}
+		})
+	}
+	t.Run("last_operation 410 until the polling deadline: orphan mitigation", func(t *testing.T) {
 		e := newEnv(t)
 		e.ex.InlinePoll = 0
 		ref := instRef("db")
-		wantStatus(t, e.pass(createInstance("db", "g-3", osbtest.PlanDBAsync, nil)), ref, StatusInProgress)
-		e.b.RemoveInstance("g-3")
-		res := e.pass(pollStep(e.rec(ref)))
-		wantStatus(t, res, ref, StatusFailed)
-		rec := e.rec(ref)
-		if rec.Phase != manifest.PhaseFailed || rec.Provisioned {
-			t.Fatalf("record %+v", rec)
-		}
-		if e.count(osbtest.EndpointDeprovision) != 0 {
-			t.Fatal("orphan mitigation for a resource the broker says is gone")
+		wantStatus(t, e.pass(createInstance("db", "g-4", osbtest.PlanDBAsync, nil)), ref, StatusInProgress)
+		e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointLastOperation, Status: http.StatusGone})
+		e.advance(11 * time.Minute)
+		step := pollStep(e.rec(ref))
+		step.PollDeadline = e.rec(ref).LastOperation.StartTime.Add(10 * time.Minute)
+		e.pass(step)
+		if e.count(osbtest.EndpointDeprovision) != 1 {
+			t.Fatalf("%d DELETEs after the deadline, want the orphan mitigation's one", e.count(osbtest.EndpointDeprovision))
 		}
 	})
 }

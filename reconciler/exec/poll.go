@@ -15,7 +15,6 @@ const (
 	pollInProgress pollResult = iota // still running when the inline budget ran out
 	pollSucceeded                    // state succeeded (or 410 for a delete)
 	pollFailed                       // state failed
-	pollGone                         // 410 for a create or update: the resource is gone
 	pollDeadline                     // maximum polling duration exceeded
 	pollError                        // the poll call itself failed
 )
@@ -63,17 +62,18 @@ func (r *stepRun) pollLoop(ctx context.Context, lo *manifest.LastOperation, bind
 		if err != nil {
 			return pollError, nil, err
 		}
-		if resp.Gone {
-			switch lo.Type {
-			case manifest.OperationDeprovision, manifest.OperationUnbind:
-				return pollSucceeded, resp, nil
-			}
-			return pollGone, resp, nil
-		}
-		switch resp.State {
-		case osbwire.StateSucceeded:
+		switch {
+		case resp.Gone && (lo.Type == manifest.OperationDeprovision || lo.Type == manifest.OperationUnbind):
 			return pollSucceeded, resp, nil
-		case osbwire.StateFailed:
+		case resp.Gone:
+			// OSB 2.17: during a create or update a 410 "SHOULD be
+			// interpreted as an invalid response and the Platform SHOULD
+			// continue polling" — the broker may well hold the resource,
+			// and forgetting it would leak it. Bounded by the deadline.
+			r.logger().WithField("operation", string(lo.Type)).Warn("last_operation answered 410 Gone during a create or update: an invalid answer; polling on")
+		case resp.State == osbwire.StateSucceeded:
+			return pollSucceeded, resp, nil
+		case resp.State == osbwire.StateFailed:
 			return pollFailed, resp, nil
 		}
 		// Still in progress: past the deadline that means failed (a poll
