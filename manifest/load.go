@@ -165,16 +165,28 @@ func decodeDocument(file string, root *yaml.Node, sink *diagSink, allowList bool
 			return []Object{o}
 		}
 		return nil
-	case apiVersion == APIVersion && !serverSideKinds[kind]:
+	case apiVersion == APIVersion && serverSideKinds[kind]:
+		sink.warnf(keyLine(root, "kind"), "kind", "%s documents are ignored: osbgit reads classes and plans from the broker's catalog (defaultProvisionParameters and the like are not applied)", kind)
+	case apiVersion == APIVersion:
 		sink.warnf(keyLine(root, "kind"), "kind", "unknown kind %q for %s; document ignored", kind, APIVersion)
 	case apiVersion == ConfigAPIVersion && kind == string(KindConfig) && file != ConfigFileName:
 		sink.warnf(root.Line, "", "Config is read only from %s at the repository root; document ignored", ConfigFileName)
-	case strings.HasPrefix(apiVersion, "servicecatalog.k8s.io/") && isOurKind(kind):
-		sink.warnf(keyLine(root, "apiVersion"), "apiVersion", "%s %s is not supported (only %s); document ignored", apiVersion, kind, APIVersion)
-	case apiVersion == "" && isOurKind(kind):
-		sink.warnf(root.Line, "apiVersion", "%s without apiVersion (want %s); document ignored", kind, APIVersion)
+	case isOurKind(kind) && apiVersion == "":
+		// An error, not a warning: ignored, the document would read as a
+		// resource removed (and, with prune, be deleted). An error makes
+		// the file unreadable: nothing is deleted while it stands.
+		sink.errorf(root.Line, "apiVersion", "%s without apiVersion (want %s)", kind, APIVersion)
+	case isOurKind(kind) && looksLikeServiceCatalog(apiVersion):
+		sink.errorf(keyLine(root, "apiVersion"), "apiVersion", "%q %s is not supported (want %s)", apiVersion, kind, APIVersion)
 	}
 	return nil
+}
+
+// looksLikeServiceCatalog reports whether apiVersion was meant to be
+// Service Catalog's (another version, or misspelt: spaces, case), as
+// opposed to another project's kind of the same name.
+func looksLikeServiceCatalog(apiVersion string) bool {
+	return strings.Contains(strings.ToLower(strings.Join(strings.Fields(apiVersion), "")), "servicecatalog")
 }
 
 // keyLine returns the line of key in mapping m, else m's line.
@@ -591,11 +603,12 @@ func defaultBrokerSpec(s *BrokerSpec, namespace string) {
 	if namespace != "" && s.AuthInfo != nil {
 		ai := *s.AuthInfo
 		fix := func(c *SecretAuthConfig) *SecretAuthConfig {
-			if c == nil || c.SecretRef == nil || c.SecretRef.Namespace != "" {
+			if c == nil || c.SecretRef == nil || c.SecretRef.Namespace == namespace {
 				return c
 			}
 			cc := *c
 			r := *c.SecretRef
+			cc.ignoredNamespace = r.Namespace
 			r.Namespace = namespace
 			cc.SecretRef = &r
 			return &cc

@@ -236,9 +236,15 @@ type BrokerAuthInfo struct {
 
 // SecretAuthConfig points at the Secret holding broker credentials. For a
 // ClusterServiceBroker SecretRef.Namespace is required; for a ServiceBroker it
-// must be empty or the broker's own namespace (Assemble fills it in).
+// is always the broker's own namespace (Assemble sets it, as Service Catalog
+// did; another value is ignored with a warning).
 type SecretAuthConfig struct {
 	SecretRef *ObjectReference `json:"secretRef,omitempty"`
+	// ignoredNamespace is a ServiceBroker's secretRef.namespace naming
+	// another namespace. Service Catalog's type had no such field and
+	// dropped it, reading the Secret from the broker's own namespace, so
+	// osbgit does the same and Validate warns.
+	ignoredNamespace string
 }
 
 // Secret keys read for broker authentication.

@@ -130,8 +130,8 @@ func (v *validator) broker(b Broker) {
 			switch {
 			case ref.Kind == KindClusterServiceBroker && r.Namespace == "":
 				v.errorf(b, f+".namespace", "required for a ClusterServiceBroker")
-			case ref.Kind == KindServiceBroker && r.Namespace != ref.Namespace:
-				v.errorf(b, f+".namespace", "a ServiceBroker can only use Secrets of its own namespace %q, got %q", ref.Namespace, r.Namespace)
+			case a.cfg.ignoredNamespace != "":
+				v.warnf(b, f+".namespace", "ignored: a ServiceBroker's Secret is read from its own namespace %q, not %q (Service Catalog had no such field)", ref.Namespace, a.cfg.ignoredNamespace)
 			case r.Namespace != "":
 				if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
 					v.errorf(b, f+".namespace", "invalid namespace %q: %s", r.Namespace, strings.Join(errs, "; "))

@@ -573,3 +573,26 @@ func TestSyncWithBrokenStateStore(t *testing.T) {
 		t.Errorf("store used %d loads, %d saves; want 2 each (StateStore overrides StatePath)", store.loads, store.saves)
 	}
 }
+
+// TestMalformedAPIVersionNeverDeletes (issue 19): an instance whose
+// manifest gets a misspelt apiVersion is not "removed": with prune on, it
+// is not deprovisioned, and the pass says which file and line.
+func TestMalformedAPIVersionNeverDeletes(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	f.sync(f.reconciler(Options{}))
+	f.repo.Push("typo", map[string]string{"apps/db.yaml": strings.Replace(instanceYAML("db", "small", ""),
+		"servicecatalog.k8s.io/v1beta1", "servicecatalog.k8s.io / v1beta1", 1)}, nil)
+	res := f.sync(f.reconciler(Options{}))
+	if n := f.broker.Count(osbtest.EndpointDeprovision); n != 0 || len(f.broker.Instances()) != 1 {
+		t.Fatalf("a misspelt apiVersion deprovisioned the instance (%d DELETEs)", n)
+	}
+	found := false
+	for _, d := range res.Plan.Diagnostics {
+		found = found || (d.File == "apps/db.yaml" && d.Line == 1 && d.Field == "apiVersion")
+	}
+	if !found {
+		t.Errorf("no error at apps/db.yaml:1 apiVersion in %v", res.Plan.Diagnostics)
+	}
+}
