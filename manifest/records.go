@@ -459,6 +459,14 @@ type StatusRecord struct {
 	AsyncOpInProgress bool `json:"asyncOpInProgress,omitempty"`
 	// LastOperation is the last OSB operation started.
 	LastOperation *LastOperation `json:"lastOperation,omitempty"`
+	// Retry is set while the calls on the resource end without the
+	// broker's verdict (5xx, 408, a timeout, a connection error, a
+	// malformed answer, 422 ConcurrencyError): passes repeat the call from
+	// Retry.At, even with the manifest unchanged. Nil after a verdict: a
+	// failure then stays until the manifest changes (or, for a delete,
+	// `osbgit retry`). An osbgit that does not know the field ignores it
+	// and only retries less.
+	Retry *Retry `json:"retry,omitempty"`
 	// Conditions are Ready, Failed and OrphanMitigation, sorted by type.
 	Conditions []Condition `json:"conditions,omitempty"`
 	// SpecHash is SpecHash() of the manifest last acted on: a Failed
@@ -500,6 +508,10 @@ func (r *StatusRecord) normalize() {
 	if r.LastOperation != nil {
 		truncTime(&r.LastOperation.StartTime)
 	}
+	if r.Retry != nil {
+		truncTime(&r.Retry.Since)
+		truncTime(&r.Retry.At)
+	}
 	for i := range r.Conditions {
 		truncTime(&r.Conditions[i].LastTransitionTime)
 	}
@@ -510,6 +522,18 @@ func setIfDiffers[T comparable](p *T, v T) {
 		*p = v
 	}
 }
+
+// Retry is when a call the broker gave no verdict on is repeated.
+type Retry struct {
+	// Since is when the first call of the series ended without a
+	// verdict: the backoff grows with it.
+	Since metav1.Time `json:"since"`
+	// At is when the next attempt is due.
+	At metav1.Time `json:"at"`
+}
+
+// RetryPending reports whether r has a retry due at some time (nil-safe).
+func (r *StatusRecord) RetryPending() bool { return r != nil && r.Retry != nil && !r.Retry.At.IsZero() }
 
 // truncTime makes *t whole seconds in UTC.
 func truncTime(t *metav1.Time) {

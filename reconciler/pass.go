@@ -79,6 +79,10 @@ type Options struct {
 	// ConfirmedBrokerMoves are brokers whose URL change an operator
 	// confirmed (plan.Options.ConfirmedBrokerMoves).
 	ConfirmedBrokerMoves []manifest.Ref
+	// MinRetryDelay and MaxRetryDelay bound the backoff before a call the
+	// broker gave no verdict on is repeated (exec.MinRetryDelay and
+	// exec.MaxRetryDelay when zero).
+	MinRetryDelay, MaxRetryDelay time.Duration
 }
 
 // DefaultClusterID is sent as context.clusterid when neither osbgit.yaml nor
@@ -552,6 +556,8 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		InlinePoll:  r.Options.InlinePoll,
 		OnStep:      r.Progress,
 		Redact:      r.Redact,
+		RetryMin:    r.Options.MinRetryDelay,
+		RetryMax:    r.Options.MaxRetryDelay,
 	}
 	ex.Identity = r.identity(p.fetch.Head)
 	res.Exec = ex.Run(ctx, p.plan, writeAhead)

@@ -303,6 +303,10 @@ func (s *sweep) check() {
 // token, binding credentials (password, uri), the parametersFrom value,
 // the Git password.
 func TestSecurityNoCredentialAnywhere(t *testing.T) {
+	// The scenario's syncs run back to back: a call the broker gave no
+	// verdict on is repeated by the next one.
+	t.Setenv("OSBGIT_MIN_RETRY_DELAY", "1ns")
+	t.Setenv("OSBGIT_MAX_RETRY_DELAY", "1ns")
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			s := newSweep(t, format)

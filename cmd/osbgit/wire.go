@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -20,6 +21,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
+	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/kubestate"
 	"github.com/osbgit/osbgit/reconciler/secrets"
@@ -36,6 +38,9 @@ type passFlags struct {
 	maxDeletions int
 	concurrency  int
 	clusterID    string
+	// minRetry and maxRetry bound the backoff of calls the broker gave
+	// no verdict on.
+	minRetry, maxRetry time.Duration
 }
 
 func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
@@ -47,13 +52,15 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 	f.StringVar(&pf.clusterID, "cluster-id", "", "context.clusterid sent to brokers (default: osbgit.yaml's clusterID)")
 	if mutating {
 		f.IntVar(&pf.concurrency, "concurrency", 0, "concurrent calls per broker (default: osbgit.yaml's concurrency, 8)")
+		f.DurationVar(&pf.minRetry, "min-retry-delay", exec.MinRetryDelay, "first wait before a call the broker gave no verdict on (5xx, timeout, 422 ConcurrencyError) is repeated; the waits double up to --max-retry-delay")
+		f.DurationVar(&pf.maxRetry, "max-retry-delay", exec.MaxRetryDelay, "longest wait before a call the broker gave no verdict on is repeated")
 	}
 }
 
 // options turns the flags that were given into reconciler overrides.
 func (pf *passFlags) options(cmd *cobra.Command, g *globalOptions) reconciler.Options {
 	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: pf.clusterID,
-		BrokerAuthNamespaces: g.brokerAuthNamespaces()}
+		BrokerAuthNamespaces: g.brokerAuthNamespaces(), MinRetryDelay: pf.minRetry, MaxRetryDelay: pf.maxRetry}
 	if cmd.Flags().Changed("prune") || os.Getenv(envName("prune")) != "" {
 		v := pf.prune
 		o.Prune = &v

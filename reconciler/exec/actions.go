@@ -350,7 +350,9 @@ func (r *stepRun) delete(ctx context.Context) {
 			r.failCall(cause)
 			return
 		}
-		rec.Phase = manifest.PhaseDeprovisioning
+		// The broker's verdict: not repeated until an operator asks
+		// (`osbgit retry`, Record.Retry).
+		rec.Phase = manifest.PhaseFailed
 		rec.AsyncOpInProgress = false
 		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, r.deleteFailedReason(), stableMessage(cause))
 		r.fail(cause, cause.Error())
@@ -516,7 +518,13 @@ func (r *stepRun) opFailed(ctx context.Context, lo *manifest.LastOperation, res 
 			return
 		}
 		rec := r.rec
-		rec.Phase = manifest.PhaseDeprovisioning
+		// State failed is the broker's verdict: the delete waits for
+		// `osbgit retry`. Polling that gave up got none: the next pass
+		// deletes again.
+		rec.Phase = manifest.PhaseFailed
+		if res == pollDeadline {
+			rec.Phase = manifest.PhaseDeprovisioning
+		}
 		rec.AsyncOpInProgress = false
 		rec.LastOperation = &failed
 		r.setCond(manifest.ConditionFailed, manifest.ConditionTrue, r.deleteFailedReason(), cause.Error())

@@ -197,6 +197,10 @@ type Executor struct {
 	// error messages, dashboard URL) of everything it knows. Nil learns
 	// and scrubs nothing.
 	Redact *redact.Set
+	// RetryMin and RetryMax bound the backoff before a call the broker
+	// gave no verdict on is repeated (MinRetryDelay and MaxRetryDelay when
+	// zero).
+	RetryMin, RetryMax time.Duration
 }
 
 // Status is how a step ended.

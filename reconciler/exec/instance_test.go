@@ -419,8 +419,8 @@ func TestDeleteGone(t *testing.T) {
 }
 
 // TestConcurrencyErrorRetryLater: 422 ConcurrencyError on create, update and
-// delete is "retry later": no orphan mitigation, not a failure, and only the
-// Ready condition's reason and message change.
+// delete is "retry later": no orphan mitigation, not a failure; the Ready
+// condition's reason and message change, and a retry is due (RetryAt).
 func TestConcurrencyErrorRetryLater(t *testing.T) {
 	cases := []struct {
 		name string
@@ -455,9 +455,14 @@ func TestConcurrencyErrorRetryLater(t *testing.T) {
 			}
 			rec := e.rec(ref)
 			wantCond(t, rec, manifest.ConditionReady, "", ReasonConcurrencyError)
+			// Issue 19: a retry stays due (10 s at first), for every
+			// operation.
+			if want := e.clock().Add(MinRetryDelay); rec.Retry == nil || !rec.Retry.At.Time.Equal(want) || !res.NextPoll().Equal(want) {
+				t.Fatalf("retry %+v, next poll %v; want both at %v", rec.Retry, res.NextPoll(), want)
+			}
 			if tc.name != "create" {
 				want := cloneRecord(base)
-				want.Conditions = rec.Conditions
+				want.Conditions, want.Retry = rec.Conditions, rec.Retry
 				if changed, _ := recordChanged(want, rec); changed {
 					t.Fatalf("record changed beyond the condition:\n%+v\n%+v", want, rec)
 				}

@@ -1,9 +1,15 @@
 package exec
 
 import (
+	"cmp"
+	"errors"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient"
+	"github.com/osbgit/osbgit/reconciler/plan"
 )
 
 // Bounds of the delay before a later pass retries a failed call on a
@@ -15,8 +21,9 @@ const (
 
 // NeedsLaterPass reports whether a record keeps a later pass due: an async
 // operation, a write-ahead record whose create has not completed, a pending
-// orphan mitigation, an update or delete in progress, or a rotated
-// binding's predecessor not unbound yet.
+// orphan mitigation, an update or delete in progress, a rotated binding's
+// predecessor not unbound yet, or a call the broker gave no verdict on
+// (Retry).
 func NeedsLaterPass(rec *manifest.StatusRecord) bool {
 	if rec == nil {
 		return false
@@ -26,7 +33,7 @@ func NeedsLaterPass(rec *manifest.StatusRecord) bool {
 		manifest.PhaseDeprovisioning, manifest.PhaseOrphanMitigation:
 		return true
 	}
-	return rec.AsyncOpInProgress || rec.PredecessorExternalID != ""
+	return rec.AsyncOpInProgress || rec.PredecessorExternalID != "" || rec.RetryPending()
 }
 
 // RetryDelay is how long after a failed call a resource still in flight is
@@ -53,13 +60,60 @@ func RetryDelay(rec *manifest.StatusRecord, now time.Time) time.Duration {
 	return min(d, MaxRetryDelay)
 }
 
-// scheduleRetry sets when a later pass should retry a step whose call
-// failed (or met another operation) and whose resource stays in flight,
-// unless the step already knows when to poll.
+// scheduleRetry keeps a retry due for a step whose call ended without the
+// broker's verdict (noVerdict): the
+// record's Retry, after a delay as long as the calls have been failing
+// (10 s, 10 s, 20 s, 40 s, … up to 10 min), and a later pass woken for it. A create, update or delete (or the poll of one) that got a verdict
+// clears it: a failure then stays until the manifest changes. An orphan
+// mitigation's poll leaves it, so a create with no verdict is retried once
+// its mitigation is done.
 func (r *stepRun) scheduleRetry() {
-	if !r.out.NextPoll.IsZero() || (r.out.Status != StatusFailed && r.out.Status != StatusRetryLater) || !NeedsLaterPass(r.rec) {
+	if r.rec == nil {
 		return
 	}
 	now := r.e.now()
-	r.out.NextPoll = now.Add(RetryDelay(r.rec, now))
+	switch {
+	case r.out.Status == StatusRetryLater || (r.out.Status == StatusFailed && noVerdict(r.out.Err)):
+		since := now
+		if r.rec.Retry != nil && !r.rec.Retry.Since.IsZero() {
+			since = r.rec.Retry.Since.Time
+		}
+		lo, hi := cmp.Or(r.e.RetryMin, MinRetryDelay), cmp.Or(r.e.RetryMax, MaxRetryDelay)
+		at := now.Add(min(max(now.Sub(since), lo), hi))
+		r.rec.Retry = &manifest.Retry{Since: metav1.NewTime(since), At: metav1.NewTime(at)}
+		r.touched = true
+		if r.out.NextPoll.IsZero() || at.Before(r.out.NextPoll) {
+			r.out.NextPoll = at
+		}
+		return
+	case r.out.Status == StatusFailed && NeedsLaterPass(r.rec):
+		// In flight (e.g. an orphan mitigation DELETE answered 400):
+		// polled again with backoff.
+		if r.out.NextPoll.IsZero() {
+			r.out.NextPoll = now.Add(RetryDelay(r.rec, now))
+		}
+	}
+	if r.rec.Retry == nil || r.out.InProgress || r.mitigating() {
+		return
+	}
+	switch r.s.Action {
+	case plan.Create, plan.Update, plan.Delete, plan.Poll:
+		r.rec.Retry = nil
+		r.touched = true
+	}
+}
+
+// noVerdict reports a broker call that ended without the broker's verdict
+// on it (classify: 5xx, 408, 429, a timeout, a connection failure, a
+// malformed answer, ConcurrencyError). Errors of no call (a manifest
+// problem, a Secret that could not be written) are not retried this way.
+func noVerdict(err error) bool {
+	var oe *osbclient.Error
+	return errors.As(err, &oe) && classify(err) != classTerminal
+}
+
+// mitigating reports whether the step acted on an orphan mitigation.
+func (r *stepRun) mitigating() bool {
+	return r.s.Action == plan.OrphanMitigate || (r.rec.LastOperation != nil && r.rec.LastOperation.OrphanMitigation) ||
+		r.rec.Phase == manifest.PhaseOrphanMitigation
 }

@@ -319,16 +319,18 @@ func TestIdentityOnUserCalls(t *testing.T) {
 	}
 }
 
-// TestDeleteFailures: a refused or failed delete leaves the record
-// Deprovisioning with a Failed condition, so the next pass retries it.
+// TestDeleteFailures: a delete the broker gave no verdict on leaves the
+// record Deprovisioning with a Failed condition and a retry due; one it
+// refused (a verdict) leaves it Failed until osbgit retry (issue 19).
 func TestDeleteFailures(t *testing.T) {
 	cases := []struct {
-		name   string
-		setup  func(e *env)
-		planID string
-		reason string
+		name    string
+		setup   func(e *env)
+		planID  string
+		reason  string
+		verdict bool
 	}{
-		{name: "deprovision 400", planID: osbtest.PlanDBSmall, reason: ReasonDeprovisionFailed,
+		{name: "deprovision 400", planID: osbtest.PlanDBSmall, reason: ReasonDeprovisionFailed, verdict: true,
 			setup: func(e *env) {
 				e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointDeprovision, Status: 400, Times: 1})
 			}},
@@ -336,7 +338,7 @@ func TestDeleteFailures(t *testing.T) {
 			setup: func(e *env) {
 				e.b.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointDeprovision, Status: 500, Times: 1})
 			}},
-		{name: "async deprovision failed", planID: osbtest.PlanDBAsync, reason: ReasonDeprovisionFailed,
+		{name: "async deprovision failed", planID: osbtest.PlanDBAsync, reason: ReasonDeprovisionFailed, verdict: true,
 			setup: func(e *env) {
 				e.b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: 0, Fail: true}, osbtest.OpDeprovision)
 			}},
@@ -350,7 +352,13 @@ func TestDeleteFailures(t *testing.T) {
 			res := e.pass(deleteInstance("db", "d-1", tc.planID))
 			wantStatus(t, res, ref, StatusFailed)
 			rec := e.rec(ref)
-			if rec.Phase != manifest.PhaseDeprovisioning || rec.AsyncOpInProgress || !rec.Provisioned {
+			// A verdict (400, state failed) stays until osbgit retry; no
+			// verdict (500) keeps a retry due.
+			wantPhase := manifest.PhaseDeprovisioning
+			if tc.verdict {
+				wantPhase = manifest.PhaseFailed
+			}
+			if rec.Phase != wantPhase || rec.AsyncOpInProgress || !rec.Provisioned || rec.RetryPending() == tc.verdict {
 				t.Fatalf("record %+v", rec)
 			}
 			wantCond(t, rec, manifest.ConditionFailed, manifest.ConditionTrue, tc.reason)

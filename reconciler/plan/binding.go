@@ -172,8 +172,11 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 			s.WriteAhead = id == "" || rec.InProgress == nil || *rec.InProgress != *s.Desired || rec.InstanceExternalID != st.externalID
 		}
 	case rec.Phase == manifest.PhaseFailed && !rec.Provisioned:
-		if !specChanged(rec, bindingDesired(d, st)) {
+		if due, wait := p.retryWait(rec); !due && !specChanged(rec, bindingDesired(d, st)) {
 			s.Reason = "bind failed; retried when the manifest changes"
+			if wait != "" {
+				s.Reason = "bind failed: " + wait
+			}
 			s.Warnings = append(s.Warnings, "bind failed: "+failureMessage(rec))
 			return s
 		}
@@ -290,8 +293,11 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		live = obs.Binding.Parameters
 		driftParams = !paramsChanged && paramsDrifted(live, d.params)
 	}
-	if rec.Phase == manifest.PhaseFailed && !specChanged(rec, bindingDesired(d, st)) && !lost && !st.recreated {
+	if due, wait := p.retryWait(rec); rec.Phase == manifest.PhaseFailed && !due && !specChanged(rec, bindingDesired(d, st)) && !lost && !st.recreated {
 		s.Reason = "re-bind failed; retried when the manifest changes"
+		if wait != "" {
+			s.Reason = "re-bind failed: " + wait
+		}
 		s.Warnings = append(s.Warnings, "re-bind failed: "+failureMessage(rec))
 		return
 	}

@@ -280,8 +280,13 @@ func specChanged(rec *manifest.StatusRecord, d desiredState) bool {
 // changed since (the failure was clean: nothing to mitigate).
 func (p *planner) failedInstanceCreate(s *Step, inst *manifest.ServiceInstance, rec *manifest.StatusRecord, d desiredState) {
 	msg := failureMessage(rec)
-	if !specChanged(rec, d) {
+	due, wait := p.retryWait(rec)
+	changed := specChanged(rec, d)
+	if !changed && !due {
 		s.Reason = "create failed; retried when the manifest changes (e.g. bump spec.updateRequests)"
+		if wait != "" {
+			s.Reason = "create failed: " + wait
+		}
 		s.Warnings = append(s.Warnings, "create failed: "+msg)
 		return
 	}
@@ -297,7 +302,7 @@ func (p *planner) failedInstanceCreate(s *Step, inst *manifest.ServiceInstance, 
 		id = p.newID(s.Ref)
 	}
 	p.createInstance(s, inst, d, id)
-	s.Reason = "retrying the failed create: the manifest changed since (" + msg + ")"
+	s.Reason = retryReason(due, changed, "create", msg, "retrying the failed create: the manifest changed since ("+msg+")")
 }
 
 // refMatchesRecord reports whether the instance's plan reference designates
@@ -429,9 +434,15 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 
 	if rec.Phase == manifest.PhaseFailed && !specChanged(rec, d) && !driftPlan && !driftParams {
 		op := failedOp(rec, "update")
-		s.Reason = op + " failed; retried when the manifest changes (e.g. bump spec.updateRequests)"
-		s.Warnings = append(s.Warnings, op+" failed: "+failureMessage(rec))
-		return
+		due, wait := p.retryWait(rec)
+		if !due {
+			s.Reason = op + " failed; retried when the manifest changes (e.g. bump spec.updateRequests)"
+			if wait != "" {
+				s.Reason = op + " failed: " + wait
+			}
+			s.Warnings = append(s.Warnings, op+" failed: "+failureMessage(rec))
+			return
+		}
 	}
 	moved := p.movedFrom(rec)
 	if moved != "" && !hasObs {

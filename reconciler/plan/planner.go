@@ -408,12 +408,20 @@ func resolvedTarget(res manifest.Resolved) Target {
 }
 
 // inFlight plans the steps that take precedence over anything the manifest
-// asks: polling an async operation, and orphan mitigation. It reports
+// asks: waiting for the retry time of a call the broker gave no verdict on,
+// polling an async operation, and orphan mitigation. It reports
 // whether it planned one. manifestErr (the manifest's errors, if any) is
 // shown as a warning: in-flight operations are followed regardless.
 func (p *planner) inFlight(s *Step, rec *manifest.StatusRecord, manifestErr string) bool {
 	if rec == nil {
 		return false
+	}
+	if _, wait := p.retryWait(rec); wait != "" {
+		// The broker gave no verdict on the last call: nothing is sent
+		// for this resource before the retry time (backoff), whatever
+		// the manifest asks meanwhile.
+		s.Reason = wait
+		return true
 	}
 	switch {
 	case rec.AsyncOpInProgress && rec.LastOperation != nil:
@@ -603,6 +611,31 @@ func failedOp(rec *manifest.StatusRecord, fallback string) string {
 	return fallback
 }
 
+// retryWait says where a Failed record stands on retrying with its
+// manifest unchanged: due when its last call got no verdict from the
+// broker (Retry, with backoff) and that time has come; otherwise wait
+// says when it will be, or is empty when only a manifest change (or, for
+// a delete, `osbgit retry`) retries it.
+func (p *planner) retryWait(rec *manifest.StatusRecord) (due bool, wait string) {
+	if !rec.RetryPending() {
+		return false, ""
+	}
+	at := rec.Retry.At.Time
+	if p.in.Options.Now.IsZero() || !p.in.Options.Now.Before(at) {
+		return true, ""
+	}
+	return false, "the broker gave no verdict; retried at " + at.UTC().Format(time.RFC3339)
+}
+
+// retryReason is a retried step's reason: the broker's missing verdict
+// when that is why it runs, else manifestReason.
+func retryReason(due, specChanged bool, what, msg, manifestReason string) string {
+	if due && !specChanged {
+		return "retrying the " + what + ": the broker gave no verdict (" + msg + ")"
+	}
+	return manifestReason
+}
+
 // isDeleteRetry reports whether a delete of rec continues one started by an
 // earlier pass (it does not count against MaxDeletions).
 func isDeleteRetry(rec *manifest.StatusRecord) bool {
@@ -617,6 +650,18 @@ func isDeleteRetry(rec *manifest.StatusRecord) bool {
 		return t == manifest.OperationDeprovision || t == manifest.OperationUnbind
 	}
 	return false
+}
+
+// deleteRetryDue reports whether a failed delete is repeated now: its last
+// call got no verdict and the retry time has come.
+func (p *planner) deleteRetryDue(rec *manifest.StatusRecord) bool {
+	due, _ := p.retryWait(rec)
+	return due
+}
+
+// retryArg is ref as `osbgit retry` takes it: KIND/NAMESPACE/NAME.
+func retryArg(ref manifest.Ref) string {
+	return string(ref.Kind) + "/" + ref.Namespace + "/" + ref.Name
 }
 
 // removed plans a resource whose manifest is gone (rec is non-nil and no
@@ -641,6 +686,13 @@ func (p *planner) removed(s *Step, rec *manifest.StatusRecord) {
 	case !p.in.Options.Prune:
 		s.Reason = "manifest removed; prune is off (the broker resource is kept)"
 		s.Warnings = append(s.Warnings, "manifest removed; prune is off: enable prune to "+what+" it, or annotate it "+manifest.AnnotationDeletionPolicy+": "+manifest.DeletionPolicyRetain+" and prune to forget it")
+	case rec.Phase == manifest.PhaseFailed && isDeleteRetry(rec) && !p.deleteRetryDue(rec):
+		_, wait := p.retryWait(rec)
+		if wait == "" {
+			wait = "retried with `osbgit retry " + retryArg(s.Ref) + "`"
+		}
+		s.Reason = "manifest removed; the " + what + " failed: " + wait
+		s.Warnings = append(s.Warnings, what+" failed: "+failureMessage(rec))
 	default:
 		s.Action = Delete
 		switch {
