@@ -8,8 +8,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
@@ -75,21 +77,46 @@ func printSyncSummary(w io.Writer, res *reconciler.SyncResult, secrets *redact.S
 	for _, o := range res.Exec.Outcomes {
 		status := "ok"
 		switch {
-		case o.Err != nil:
-			status = "FAILED: " + secrets.Scrub(o.Err.Error())
+		case o.Status == exec.StatusFailed:
+			status = "FAILED: " + secrets.Scrub(errText(o.Err, o.Summary))
+		case o.Status == exec.StatusRetryLater:
+			status = "retried later: " + secrets.Scrub(errText(o.Err, o.Summary))
 		case o.InProgress:
 			status = "in progress"
 		}
 		fmt.Fprintf(w, "%-16s %s: %s\n", o.Action, o.Ref, status)
 	}
+	// Resources that failed in an earlier pass and wait for a manifest
+	// change (or osbgit retry): listed, not counted as this pass's
+	// failures, so a CronJob does not fail every minute for one old verdict.
+	var earlier []string
+	if res.Plan != nil {
+		for _, s := range res.Plan.Steps {
+			if s.Action == plan.None && s.Record != nil && s.Record.Phase == manifest.PhaseFailed {
+				earlier = append(earlier, fmt.Sprintf("%s (%s)", s.Ref, secrets.Scrub(s.Reason)))
+			}
+		}
+	}
+	for _, e := range earlier {
+		fmt.Fprintf(w, "still failed     %s\n", e)
+	}
 	c := res.Exec.Counts
-	fmt.Fprintf(w, "Sync: %d created, %d updated, %d deleted, %d in progress, %d failed.", c.Created, c.Updated, c.Deleted, c.InProgress, c.Failed)
+	fmt.Fprintf(w, "Sync: %d created, %d updated, %d deleted, %d in progress, %d failed, %d retried later, %d still failed from earlier passes.",
+		c.Created, c.Updated, c.Deleted, c.InProgress, c.Failed, c.RetryLater, len(earlier))
 	if res.Commit != "" {
 		fmt.Fprintf(w, " Status committed: %s.", short(res.Commit))
 	} else {
 		fmt.Fprint(w, " No status change to commit.")
 	}
 	fmt.Fprintln(w)
+}
+
+// errText is err's message, else summary.
+func errText(err error, summary string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return summary
 }
 
 func short(rev string) string {
