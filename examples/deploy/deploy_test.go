@@ -788,3 +788,55 @@ func TestNoStrayFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallStepsCreateEveryKey (issue 19): the `kubectl create secret
+// generic git-credentials` of examples/README.md's install steps gives
+// every key of that Secret the workloads read, as a file flag under its
+// mount (--git-password-file, --webhook-secret-file, ...) or through a
+// secretKeyRef. The webhook-secret key was missing: the Deployment then
+// failed to start.
+func TestInstallStepsCreateEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "create secret generic "+gitSecret)
+	if i < 0 {
+		t.Fatalf("examples/README.md has no `kubectl create secret generic %s`", gitSecret)
+	}
+	end := strings.Index(text[i:], "```")
+	cmd := text[i : i+end]
+	given := func(key string) bool {
+		return strings.Contains(cmd, "--from-literal="+key+"=") || strings.Contains(cmd, "--from-file="+key+"=")
+	}
+	objs := loadObjects(t)
+	for _, w := range workloads(t, objs) {
+		for _, c := range allContainers(w.Spec) {
+			var mounts []string
+			for _, m := range c.VolumeMounts {
+				for _, v := range w.Spec.Volumes {
+					if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == gitSecret {
+						mounts = append(mounts, path.Clean(m.MountPath)+"/")
+					}
+				}
+			}
+			for _, a := range c.Args {
+				name, val, ok := strings.Cut(a, "=")
+				if !ok || !strings.HasPrefix(name, "--") || !strings.HasSuffix(name, "-file") {
+					continue
+				}
+				for _, m := range mounts {
+					if key, ok := strings.CutPrefix(val, m); ok && !given(key) {
+						t.Errorf("%s container %s reads key %q of %s (%s); the install steps do not create it", w, c.Name, key, gitSecret, a)
+					}
+				}
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == gitSecret && !given(e.ValueFrom.SecretKeyRef.Key) {
+					t.Errorf("%s container %s reads key %q of %s (env %s); the install steps do not create it", w, c.Name, e.ValueFrom.SecretKeyRef.Key, gitSecret, e.Name)
+				}
+			}
+		}
+	}
+}
