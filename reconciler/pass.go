@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/osbgit/osbgit/reconciler/internal/drain"
 	"io/fs"
 	"strings"
 	"sync"
@@ -510,6 +511,11 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		writeAhead = exec.WriteAheadRecords(p.plan, now)
 		if len(writeAhead) == 0 {
 			break
+		}
+		if drain.Requested(ctx) {
+			// Shutting down before any new ID was reserved: start
+			// nothing (the next process plans again).
+			return &SyncResult{Skipped: true, Reason: "shutting down: nothing started"}, nil
 		}
 		files, err := recordChanges(r.Log, p.records, writeAhead, nil, false)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/osbgit/osbgit/reconciler/internal/drain"
 	"io"
 	"net"
 	"net/http"
@@ -476,7 +477,9 @@ func (d *Daemon) readiness() (bool, string) {
 // starts nothing more; the running pass keeps its context for the shutdown
 // grace.
 func (d *Daemon) loop(ctx context.Context, first Trigger) error {
-	passCtx, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The running pass keeps its context through the grace, but learns
+	// at once that it must start no new call (drain).
+	passCtx, hardCancel := context.WithCancel(drain.With(context.WithoutCancel(ctx), ctx.Done()))
 	defer hardCancel()
 	loopDone := make(chan struct{})
 	defer close(loopDone)

@@ -1,8 +1,11 @@
 package exec
 
 import (
+	"errors"
+
 	"context"
 	"fmt"
+	"github.com/osbgit/osbgit/reconciler/internal/drain"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
@@ -18,6 +21,10 @@ type started struct {
 	// creds are a synchronous bind's credentials (secret: never logged).
 	creds map[string]any
 }
+
+// errDrained is the error of a call not sent because osbgit is shutting
+// down (drain).
+var errDrained = errors.New("osbgit is shutting down")
 
 // call runs one broker call under the broker's concurrency limit, after
 // BeforeCall.
@@ -35,6 +42,14 @@ func (r *stepRun) call(ctx context.Context, ci CallInfo, f func(context.Context)
 		return fmt.Errorf("%s not sent: %w", ci.Op, ctx.Err())
 	}
 	defer func() { <-sem }()
+	if r.sent == 0 && drain.Requested(ctx) {
+		// Shutting down: a step that has sent nothing yet does not
+		// start (run makes it waiting, its record untouched); one that
+		// has finishes its sequence.
+		r.drained = true
+		return fmt.Errorf("%s not sent: %w", ci.Op, errDrained)
+	}
+	r.sent++
 	err := f(ctx)
 	l := r.logger().WithField("op", string(ci.Op))
 	if err != nil {

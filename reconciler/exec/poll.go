@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"github.com/osbgit/osbgit/reconciler/internal/drain"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
@@ -118,6 +119,9 @@ func (r *stepRun) sleep(ctx context.Context, d time.Duration, budgetEnd, deadlin
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-drain.Done(ctx):
+		// Shutting down: the operation is recorded in progress.
 		return false
 	}
 }

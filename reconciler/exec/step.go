@@ -79,6 +79,10 @@ type stepRun struct {
 	p    *plan.Plan
 	s    *plan.Step
 	sems *semaphores
+	// sent counts the calls the step sent; drained is set when its first
+	// call was not sent because osbgit is shutting down.
+	sent    int
+	drained bool
 	// parentLog is the executor's logger; logger() adds the step's fields
 	// on first use (most steps of a large pass log nothing).
 	parentLog logrus.FieldLogger
@@ -200,6 +204,15 @@ func (r *stepRun) run(ctx context.Context) {
 		}
 	default:
 		r.failNoRecord(fmt.Errorf("%s: unknown action %q", s.Ref, s.Action))
+	}
+	if r.drained {
+		// Shutting down before its first call: as if the step had not
+		// run; the next pass picks it up.
+		r.rec, r.touched = cloneRecord(r.base), false
+		r.out = Outcome{Ref: r.out.Ref, Action: r.out.Action, ExternalID: r.out.ExternalID}
+		r.waiting("not started: osbgit is shutting down")
+		r.finishLog()
+		return
 	}
 	r.scheduleRetry()
 	r.finishLog()
