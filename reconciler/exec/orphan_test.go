@@ -275,6 +275,27 @@ func TestMaximumPollingDuration(t *testing.T) {
 			t.Fatal("the broker still holds the instance")
 		}
 	})
+	// Issue 19: the orphan mitigation a passed deadline starts is polled
+	// inline against a deadline of its own; it was given the expired one,
+	// so it failed at its first poll.
+	t.Run("orphan mitigation after PollDeadline polls to its own deadline", func(t *testing.T) {
+		e := newEnv(t)
+		e.ex.InlinePoll = 0
+		ref := instRef("db")
+		e.b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: -1}, osbtest.OpProvision)
+		wantStatus(t, e.pass(createInstance("db", "mp-3", osbtest.PlanDBAsync, nil)), ref, StatusInProgress)
+		e.advance(11 * time.Minute)
+		step := pollStep(e.rec(ref))
+		step.PollDeadline = e.rec(ref).LastOperation.StartTime.Add(10 * time.Minute)
+		step.MaxPollingDuration = 10 * time.Minute
+		e.ex.InlinePoll = 5 * time.Second
+		res := e.pass(step)
+		wantStatus(t, res, ref, StatusFailed)
+		rec := e.rec(ref)
+		if rec.Phase != manifest.PhaseFailed || rec.Provisioned || res.Counts.OrphansMitigated != 1 || len(e.b.Instances()) != 0 {
+			t.Fatalf("orphan mitigation did not finish inline: record %+v counts %+v broker %v", rec, res.Counts, e.b.Instances())
+		}
+	})
 	t.Run("poll step past PollDeadline finds it done", func(t *testing.T) {
 		e := newEnv(t)
 		e.ex.InlinePoll = 0

@@ -20,10 +20,14 @@ const (
 	pollError                        // the poll call itself failed
 )
 
-// deadline is when polling lo gives up: Step.PollDeadline, else the
-// operation's start plus Step.MaxPollingDuration; zero for none.
+// deadline is when polling lo gives up: Step.PollDeadline for the
+// operation the step was planned to poll, else lo's start plus
+// Step.MaxPollingDuration; zero for none. An orphan mitigation started
+// because that deadline passed gets a deadline of its own (issue 19), not
+// the expired one.
 func (r *stepRun) deadline(lo *manifest.LastOperation) time.Time {
-	if !r.s.PollDeadline.IsZero() {
+	if !r.s.PollDeadline.IsZero() && r.s.Operation != nil && lo != nil &&
+		lo.Type == r.s.Operation.Type && lo.OrphanMitigation == r.s.Operation.OrphanMitigation && lo.StartTime.Equal(&r.s.Operation.StartTime) {
 		return r.s.PollDeadline
 	}
 	if r.s.MaxPollingDuration > 0 && lo != nil && !lo.StartTime.IsZero() {
