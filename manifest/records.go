@@ -430,6 +430,10 @@ type StatusRecord struct {
 	// it, so the old binding and its credentials are never forgotten at
 	// the broker.
 	PredecessorExternalID string `json:"predecessorExternalID,omitempty"`
+	// PredecessorOperation is the asynchronous unbind of
+	// PredecessorExternalID the broker accepted: later passes poll it
+	// instead of sending the DELETE again.
+	PredecessorOperation *LastOperation `json:"predecessorOperation,omitempty"`
 	// Broker is the broker the resource lives at.
 	Broker Ref `json:"broker,omitzero"`
 	// BrokerURL is the broker's URL when it last answered for the
@@ -507,6 +511,9 @@ func (r *StatusRecord) normalize() {
 	}
 	if r.LastOperation != nil {
 		truncTime(&r.LastOperation.StartTime)
+	}
+	if r.PredecessorOperation != nil {
+		truncTime(&r.PredecessorOperation.StartTime)
 	}
 	if r.Retry != nil {
 		truncTime(&r.Retry.Since)

@@ -695,13 +695,28 @@ func (r *stepRun) rebind(ctx context.Context) {
 // step but leaves the new binding Ready.
 func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 	sid, pid := r.recordedIDs()
-	st, err := r.unbindCall(ctx, oldID, false)
-	if err == nil && st.async {
-		lo := r.newOp(manifest.OperationUnbind, sid, pid)
-		lo.Operation = st.operation
-		switch res, resp, perr := r.pollLoop(ctx, lo, oldID, false); res {
+	var lo *manifest.LastOperation
+	var err error
+	if r.rec != nil && r.rec.PredecessorOperation != nil {
+		// Accepted by an earlier pass: poll it, do not send it again.
+		op := *r.rec.PredecessorOperation
+		lo = &op
+	} else {
+		var st started
+		st, err = r.unbindCall(ctx, oldID, false)
+		if err == nil && st.async {
+			lo = r.newOp(manifest.OperationUnbind, sid, pid)
+			lo.Operation = st.operation
+		}
+	}
+	if lo != nil {
+		switch res, resp, perr := r.pollLoop(ctx, lo, oldID, r.rec != nil && r.rec.PredecessorOperation != nil); res {
 		case pollSucceeded:
 		case pollInProgress:
+			if r.rec != nil {
+				r.rec.PredecessorOperation = lo
+				r.touched = true
+			}
 			r.out.Summary += "; unbind of predecessor " + oldID + " in progress at the broker"
 			return
 		case pollError:
@@ -712,6 +727,11 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 				d += ": " + resp.Description
 			}
 			err = errors.New(d)
+			if r.rec != nil && r.rec.PredecessorOperation != nil {
+				// Over: a retry sends the DELETE again.
+				r.rec.PredecessorOperation = nil
+				r.touched = true
+			}
 		}
 	}
 	if osbclient.IsConcurrencyError(err) {
@@ -728,7 +748,7 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 		return
 	}
 	if r.rec != nil && r.rec.PredecessorExternalID == oldID {
-		r.rec.PredecessorExternalID = ""
+		r.rec.PredecessorExternalID, r.rec.PredecessorOperation = "", nil
 		r.touched = true
 		if c := manifest.FindCondition(r.rec.Conditions, manifest.ConditionReady); c != nil && c.Reason == ReasonConcurrencyError {
 			// An earlier pass's 422 on this unbind; the binding itself

@@ -325,3 +325,40 @@ func TestRotationPredecessorUnbindConcurrencyError(t *testing.T) {
 		t.Fatal("predecessor still bound")
 	}
 }
+
+// TestRotationAsyncPredecessorUnbindIsPolled (issue 19): an asynchronous
+// unbind of a rotated binding's predecessor is recorded and polled by the
+// next passes; it was sent again on every pass instead.
+func TestRotationAsyncPredecessorUnbindIsPolled(t *testing.T) {
+	e := newEnv(t)
+	e.ex.InlinePoll = 0
+	ref := bindRef("app")
+	wantStatus(t, e.pass(createInstance("db", "i-1", osbtest.PlanDBSmall, nil)), instRef("db"), StatusSucceeded)
+	wantStatus(t, e.pass(createBinding("app", "b-1", "db", "i-1", osbtest.PlanDBSmall)), ref, StatusSucceeded)
+	e.b.SetBehavior(osbtest.PlanDBSmall, osbtest.Behavior{Async: true, Polls: 2}, osbtest.OpUnbind)
+
+	step := createBinding("app", "b-2", "db", "i-1", osbtest.PlanDBSmall)
+	step.Action, step.PredecessorBindingID = plan.Update, "b-1"
+	step.Parameters, step.SendParameters = map[string]any{"role": "ro"}, true
+	e.pass(step)
+	if rec := e.rec(ref); rec.PredecessorExternalID != "b-1" || rec.PredecessorOperation == nil {
+		t.Fatalf("record after the async unbind started: %+v", rec)
+	}
+	finish := plan.Step{Ref: ref, Action: plan.Update, ExternalID: "b-2", PredecessorBindingID: "b-1", PredecessorOnly: true,
+		InstanceExternalID: "i-1", Target: target(osbtest.PlanDBSmall)}
+	for i := 0; i < 5 && e.rec(ref).PredecessorExternalID != ""; i++ {
+		e.pass(finish)
+	}
+	if rec := e.rec(ref); rec.PredecessorExternalID != "" || rec.PredecessorOperation != nil {
+		t.Fatalf("rotation not finished: %+v", rec)
+	}
+	if n := e.count(osbtest.EndpointUnbind); n != 1 {
+		t.Errorf("%d unbinds of the predecessor, want 1 (then polls)", n)
+	}
+	if n := e.count(osbtest.EndpointBindingLastOperation); n == 0 {
+		t.Error("the predecessor's unbind was never polled")
+	}
+	if _, ok := e.b.Binding("b-1"); ok {
+		t.Error("predecessor still bound")
+	}
+}
