@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -40,18 +39,11 @@ deployment's state flags (--state-configmap) so the next pass is not skipped.`,
 			if err != nil {
 				return withExitCode(exitError, err)
 			}
-			if g.SecretStore == "" {
-				return withExitCode(exitError, errors.New("retry writes a signed record: set --secret-store kube or dir:PATH"))
-			}
-			pf := passFlags{mutating: true, statusBranch: statusBranch}
-			r, repo, err := newReconciler(ctx, cmd, g, &pf)
+			r, repo, err := writingReconciler(ctx, cmd, g, statusBranch, "retry writes a signed record")
 			if err != nil {
 				return withExitCode(exitError, err)
 			}
 			defer repo.Close()
-			if err := repo.CheckWritable(); err != nil {
-				return withExitCode(exitError, err)
-			}
 			if r.Options.StateStore, err = state.store(g, repo); err != nil {
 				return withExitCode(exitError, err)
 			}

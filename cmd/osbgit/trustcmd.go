@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,20 +34,11 @@ status branch. It calls no broker. --dry-run lists what would be adopted.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			if g.SecretStore == "" {
-				return withExitCode(exitError, errors.New("trust signs records with the key in the secret store: set --secret-store kube or dir:PATH"))
-			}
-			pf := passFlags{mutating: true, statusBranch: statusBranch}
-			r, repo, err := newReconciler(ctx, cmd, g, &pf)
+			r, repo, err := writingReconciler(ctx, cmd, g, statusBranch, "trust signs records with the key in the secret store")
 			if err != nil {
 				return withExitCode(exitError, err)
 			}
 			defer repo.Close()
-			if !dryRun {
-				if err := repo.CheckWritable(); err != nil {
-					return withExitCode(exitError, err)
-				}
-			}
 			res, err := r.Trust(ctx, paths, dryRun)
 			if err != nil {
 				return withExitCode(exitError, err)

@@ -331,6 +331,25 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 	return r, repo, nil
 }
 
+// writingReconciler is newReconciler for a command that writes records
+// (trust, retry): it needs the secret store (the records key) and a
+// writable repository. why says what the store is for, in the error.
+func writingReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, statusBranch, why string) (*reconciler.Reconciler, *gitrepo.Repo, error) {
+	if g.SecretStore == "" {
+		return nil, nil, fmt.Errorf("%s: set --secret-store kube or dir:PATH", why)
+	}
+	pf := passFlags{mutating: true, statusBranch: statusBranch}
+	r, repo, err := newReconciler(ctx, cmd, g, &pf)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := repo.CheckWritable(); err != nil {
+		repo.Close()
+		return nil, nil, err
+	}
+	return r, repo, nil
+}
+
 // gitTree reads manifests for validate through the Git layer: the working
 // tree of a local working copy, else the branch head.
 func gitTree(g *globalOptions) (fs.FS, func() error, error) {
