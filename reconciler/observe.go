@@ -7,6 +7,7 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient"
 	"github.com/osbgit/osbgit/osbclient/osbwire"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 )
@@ -37,9 +38,10 @@ type probe struct {
 //     their broker, so that the new URL's answer is known before anything
 //     is sent there.
 //
-// Brokers in gate are not called.
+// Brokers in gate are not called. Each broker is asked by at most
+// concurrency calls at a time (its per-broker call limit).
 func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
-	catalogs manifest.Catalogs, drift bool, gate notContacted) map[manifest.Ref]plan.Observation {
+	catalogs manifest.Catalogs, drift bool, gate notContacted, concurrency int) map[manifest.Ref]plan.Observation {
 	var probes []probe
 	service := func(broker manifest.Ref, serviceID string) (osbwire.Service, bool) {
 		cat := catalogs[manifest.CatalogKey(broker)]
@@ -93,24 +95,31 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	// A broker answering about a resource may quote its stored
 	// credentials: learn them first (each Secret once).
 	learner := secrets.NewLearner(r.Redact, r.Secrets, records)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	// Each broker's probes run on its call limit (concurrency), on that
+	// many goroutines: a goroutine per probe peaked at 2,035 for 4,800
+	// resources (issue 19).
+	byBroker := map[manifest.Ref][]probe{}
 	for _, pr := range probes {
 		if pr.broker == nil || gate[pr.broker.GetRef()] != "" {
 			continue
 		}
+		byBroker[pr.broker.GetRef()] = append(byBroker[pr.broker.GetRef()], pr)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, group := range byBroker {
 		wg.Add(1)
-		go func(pr probe) {
+		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			_ = learner.Learn(ctx, pr.ref) // unreadable: the probe goes on
-			obs := r.probe(ctx, pr)
-			mu.Lock()
-			out[pr.ref] = obs
-			mu.Unlock()
-		}(pr)
+			parallel.ForN(concurrency, len(group), func(i int) {
+				pr := group[i]
+				_ = learner.Learn(ctx, pr.ref) // unreadable: the probe goes on
+				obs := r.probe(ctx, pr)
+				mu.Lock()
+				out[pr.ref] = obs
+				mu.Unlock()
+			})
+		}()
 	}
 	wg.Wait()
 	return out

@@ -1,6 +1,11 @@
 package reconciler
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +66,51 @@ func TestAdoptExistingInstance(t *testing.T) {
 	rec := recordOf(t, f, manifest.KindServiceInstance, "db")
 	if rec == nil || rec.ExternalID != "pre-existing-1" || rec.Phase != manifest.PhaseReady {
 		t.Fatalf("record after adoption: %+v", rec)
+	}
+}
+
+// concurrentGets counts GETs of instances in flight at once.
+type concurrentGets struct {
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (c *concurrentGets) RoundTrip(req *http.Request) (*http.Response, error) {
+	get := req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v2/service_instances/")
+	if get {
+		c.mu.Lock()
+		c.now++
+		c.peak = max(c.peak, c.now)
+		c.mu.Unlock()
+		defer func() { c.mu.Lock(); c.now--; c.mu.Unlock() }()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestDriftGetsKeepTheBrokersCallLimit (issue 19): a drift check asks a
+// broker at most its call limit (concurrency) at a time; it used a fixed
+// 8 and a goroutine per resource.
+func TestDriftGetsKeepTheBrokersCallLimit(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		files := map[string]string{"osbgit.yaml": osbgitYAML + "concurrency: 2\n", "brokers/b.yaml": brokerYAML(url)}
+		for i := range 12 {
+			name := fmt.Sprintf("db%d", i)
+			files["apps/"+name+".yaml"] = instanceYAML(name, "small", "")
+		}
+		return files
+	})
+	f.sync(f.reconciler(Options{}))
+	f.broker.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointGetInstance, Delay: 30 * time.Millisecond})
+	c := &concurrentGets{}
+	f.transport = c
+	r := f.reconciler(Options{})
+	if _, err := r.Diff(context.Background(), DiffOptions{Drift: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.broker.Count(osbtest.EndpointGetInstance); n != 12 {
+		t.Fatalf("%d drift GETs, want 12", n)
+	}
+	if c.peak > 2 {
+		t.Errorf("%d GETs at once at one broker, want at most its concurrency 2", c.peak)
 	}
 }

@@ -324,7 +324,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	diags.Sort()
 	var observations map[manifest.Ref]plan.Observation
 	if !po.offline {
-		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate)
+		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate, cfg.concurrency)
 	}
 	in := plan.Input{
 		Observations: observations,
