@@ -40,6 +40,7 @@ func (w *provisionWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 // pushed; no other call starts (before: the pass went on and started
 // every remaining call); the next pass converges with the IDs reserved.
 func TestDrainStartsNoNewCall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		files := map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url)}
 		for i := range 5 {

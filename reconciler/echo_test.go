@@ -73,6 +73,7 @@ func (c *logCapture) Fire(e *logrus.Entry) error {
 // saw the binding's credentials but must still hide them. The recorded dashboard
 // URL has its userinfo and query values redacted.
 func TestBrokerEchoesAreScrubbed(t *testing.T) {
+	t.Parallel()
 	b, srv := osbtest.NewServer(t, osbtest.Config{Username: echoBrokerUser, Password: echoBrokerPass, Echo: true})
 	b.SetBehavior(osbtest.PlanDBPinned, osbtest.Behavior{Fail: true, FailDescription: "pinned provision failed"}, osbtest.OpProvision)
 	b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Fail: true, FailDescription: "async provision failed"}, osbtest.OpProvision)

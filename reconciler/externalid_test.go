@@ -13,6 +13,7 @@ import (
 // the messages name both files, and once team-a removes its manifest
 // team-b's instance is still there (before: adopted, then deprovisioned).
 func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
+	t.Parallel()
 	f, victim := newTeamBFixture(t)
 	victimPath := teamRecordPath("team-b", "prod-db")
 	f.repo.Push("team-a claims it", map[string]string{
@@ -55,6 +56,7 @@ func TestExternalIDHeldByAnotherRecordIsRefused(t *testing.T) {
 // record holds (an instance created outside osbgit) is adopted, also when
 // other records exist.
 func TestUnrecordedExternalIDIsStillAdopted(t *testing.T) {
+	t.Parallel()
 	f, _ := newTeamBFixture(t)
 	f.broker.PutInstance(osbtest.Instance{ID: "made-by-hand", ServiceID: osbtest.ServiceDB, PlanID: osbtest.PlanDBSmall,
 		OrganizationGUID: "o", SpaceGUID: "s", State: osbtest.StateReady})

@@ -14,6 +14,8 @@ import (
 // desired instance and binding, no orphan, and orphan mitigation (a DELETE
 // of the failed create) must have happened exactly where the spec says.
 func TestFaultsConverge(t *testing.T) {
+	t.Parallel()
+	skipWhenShort(t)
 	manifests := func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", "    size: 1\n"), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}
@@ -87,6 +89,7 @@ func TestFaultsConverge(t *testing.T) {
 // TestUpdateFailureNoOrphanMitigation: an update answered 500 is never
 // followed by a DELETE, and converges once the broker recovers.
 func TestUpdateFailureNoOrphanMitigation(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})
@@ -110,6 +113,7 @@ func TestUpdateFailureNoOrphanMitigation(t *testing.T) {
 // broker's verdict on the request: no orphan mitigation, no blind retry on
 // later passes; bumping spec.updateRequests retries it.
 func TestRefusalIsTerminalUntilTheManifestChanges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})

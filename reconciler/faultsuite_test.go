@@ -289,6 +289,7 @@ const (
 // holds exactly the desired resources (ready, on the desired plan), no
 // orphan is left, every record is Ready, and a further pass is a no-op.
 func TestFaultMatrix(t *testing.T) {
+	skipWhenShort(t)
 	t.Parallel()
 	for _, row := range faultRows() {
 		for _, fk := range faultKinds {
@@ -553,6 +554,7 @@ func (s *racingSource) WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (g
 // person pushed is lost, and later passes converge with exactly one broker
 // resource per manifest.
 func TestGitPushRejected(t *testing.T) {
+	skipWhenShort(t)
 	t.Parallel()
 	want := desiredState{
 		instances: map[string]desiredInstance{"db": {"small", 1}, "cache": {"large", 2}},
@@ -639,6 +641,7 @@ func TestGitPushRejected(t *testing.T) {
 // person pushed is lost; once the remote is back (or the password fixed)
 // passes converge with no duplicate broker resource.
 func TestGitRemoteFaults(t *testing.T) {
+	skipWhenShort(t)
 	t.Parallel()
 	want := desiredState{
 		instances: map[string]desiredInstance{"db": {"small", 1}},

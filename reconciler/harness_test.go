@@ -158,3 +158,13 @@ func (s crashingSource) WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (
 	}
 	return s.Source.WriteStatus(ctx, cs)
 }
+
+// skipWhenShort skips a suite that takes seconds (fault matrices, a crash
+// at every call) under go test -short, the inner loop (make test-short);
+// make test and CI run it.
+func skipWhenShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow suite: run by make test, skipped by -short")
+	}
+}

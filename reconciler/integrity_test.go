@@ -94,6 +94,7 @@ func assertRestored(t *testing.T, f *fixture, want map[string]string, undone ...
 // against team-a's own db, deprovisions only team-a's, leaves team-b's
 // Secret alone, and restores the records.
 func TestEditedRecordIsNotActedOn(t *testing.T) {
+	t.Parallel()
 	f := newTeamsFixture(t)
 	aID := teamRecord(t, f, "team-a", "db").ExternalID
 	bID := teamRecord(t, f, "team-b", "prod-db").ExternalID
@@ -147,6 +148,7 @@ func TestEditedRecordIsNotActedOn(t *testing.T) {
 // next pass provision the resources again under new IDs. Now nothing is
 // provisioned again and the records come back.
 func TestDeletedOrRevertedRecordsProvisionNothingAgain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		attack func(t *testing.T, f *fixture, first string)
@@ -203,6 +205,7 @@ func TestDeletedOrRevertedRecordsProvisionNothingAgain(t *testing.T) {
 // new instance adopted team-b's instance ID; the catalog fed the planner.
 // Now the new instance gets its own ID and both files are restored.
 func TestCopiedRecordAndEditedCatalog(t *testing.T) {
+	t.Parallel()
 	f := newTeamsFixture(t)
 	bID := teamRecord(t, f, "team-b", "prod-db").ExternalID
 	before := recordsSnapshot(f)
@@ -239,6 +242,7 @@ func TestCopiedRecordAndEditedCatalog(t *testing.T) {
 // pass refuses before any broker call, and `osbgit trust` after review
 // lets the next pass go on without provisioning anything again.
 func TestRecordsRefThatOsbgitDidNotSign(t *testing.T) {
+	t.Parallel()
 	ref := gitrepo.RecordsRef("main")
 	for _, tc := range []struct {
 		name, want string
@@ -310,6 +314,7 @@ func (failingRaise) Raise(context.Context, string, uint64) error {
 // pushed but whose sequence was never stored does not make the next pass
 // refuse its own records.
 func TestCrashBeforeTheSequenceIsRecorded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", "")}
@@ -328,6 +333,7 @@ func TestCrashBeforeTheSequenceIsRecorded(t *testing.T) {
 // no records key yet sync a new repository at once: one key is made, each
 // resource is provisioned once, and a third pass trusts every record.
 func TestTwoReplicasStartTogether(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", ""), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}
@@ -362,6 +368,7 @@ func TestTwoReplicasStartTogether(t *testing.T) {
 // filter-repo does to purge a file) changes every SHA but not .osbgit/:
 // the records stay trusted and nothing is provisioned again.
 func TestHistoryRewriteKeepsRecordsTrusted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", ""), "apps/leak.txt": "oops\n"}
@@ -396,6 +403,7 @@ func TestHistoryRewriteKeepsRecordsTrusted(t *testing.T) {
 // nothing again and are restored, and a records ref pushed by someone
 // else is refused.
 func TestRecordsOverHTTPFromAFreshProcess(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", ""), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}

@@ -34,6 +34,7 @@ func recordFiles(t *testing.T, phase manifest.Phase, names ...string) map[string
 // cached by blob hash like manifests), returns what a pass without cache
 // returns, and keeps only the current revision's records.
 func TestLoadRecordsCachesByBlob(t *testing.T) {
+	t.Parallel()
 	names := make([]string, 10)
 	for i := range names {
 		names[i] = fmt.Sprintf("db-%d", i)
@@ -127,6 +128,7 @@ func recordsJSON(t *testing.T, recs *manifest.Records) string {
 const formatVersionLine = "\n  \"formatVersion\": 1,\n"
 
 func TestRecordsWithoutFormatVersionAreNotRewritten(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{
 			"osbgit.yaml":       osbgitYAML,

@@ -100,6 +100,7 @@ func assertRecordFilesFit(t *testing.T, f *fixture) {
 // no record; team-b's record is left byte for byte, and team-b's prod-db
 // is not provisioned again over the following passes.
 func TestClimbingNameDoesNotTouchAnotherTeamsRecord(t *testing.T) {
+	t.Parallel()
 	f, _ := newTeamBFixture(t)
 	victim := teamRecordPath("team-b", "prod-db")
 	before := f.repo.Show(victim)
@@ -134,6 +135,7 @@ func TestClimbingNameDoesNotTouchAnotherTeamsRecord(t *testing.T) {
 // at validation; the valid instance beside them is provisioned and its
 // record committed in the same pass.
 func TestBadNamesDoNotBlockTheStatusCommit(t *testing.T) {
+	t.Parallel()
 	bad := map[string]string{
 		"escapes .osbgit":   "../../../../escaped",
 		"escapes the repo":  "../../../../../../etc/passwd",
@@ -189,6 +191,7 @@ func TestBadNamesDoNotBlockTheStatusCommit(t *testing.T) {
 // path names: no new instance for either, nothing written at the other
 // resource's path, and the pass goes on (before: the whole pass failed).
 func TestRecordPathDecidesWhoseRecordItIs(t *testing.T) {
+	t.Parallel()
 	f, victim := newTeamBFixture(t)
 	p := teamRecordPath("team-b", "prod-db")
 	edited := strings.Replace(f.repo.Show(p), `"namespace": "team-b",

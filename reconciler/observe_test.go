@@ -17,6 +17,7 @@ import (
 // due GETs the instance, sees the broker moved it to another plan, and
 // updates it back to what the manifest says.
 func TestDriftCheckRestoresThePlan(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML + "driftCheckInterval: 1m\n", "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", "")}
@@ -53,6 +54,7 @@ func TestDriftCheckRestoresThePlan(t *testing.T) {
 // TestAdoptExistingInstance: a manifest naming an instance the broker
 // already holds (spec.externalID) is adopted without a provision call.
 func TestAdoptExistingInstance(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", "") + "  externalID: pre-existing-1\n"}
@@ -91,6 +93,7 @@ func (c *concurrentGets) RoundTrip(req *http.Request) (*http.Response, error) {
 // broker at most its call limit (concurrency) at a time; it used a fixed
 // 8 and a goroutine per resource.
 func TestDriftGetsKeepTheBrokersCallLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		files := map[string]string{"osbgit.yaml": osbgitYAML + "concurrency: 2\n", "brokers/b.yaml": brokerYAML(url)}
 		for i := range 12 {

@@ -13,6 +13,7 @@ import (
 // resource naming it, with an error that says which Secret and why, and a
 // value read is learnt for scrubbing.
 func TestParametersFromReadBeforePlanning(t *testing.T) {
+	t.Parallel()
 	const want = `spec.parametersFrom[0]: read key "parameters" of Secret apps/db-params: `
 	tests := []struct {
 		name    string

@@ -114,6 +114,7 @@ func recordIn(t *testing.T, f *fixture, ref manifest.Ref) *manifest.StatusRecord
 }
 
 func TestSyncLifecycle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{
 			"osbgit.yaml":       osbgitYAML,
@@ -227,6 +228,7 @@ func TestSyncLifecycle(t *testing.T) {
 }
 
 func TestSyncSkipsWhenNothingDue(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})
@@ -264,6 +266,7 @@ func TestSyncSkipsWhenNothingDue(t *testing.T) {
 }
 
 func TestSyncAsyncConvergesAcrossPasses(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "async", ""), "apps/db-bind.yaml": bindingYAML("db-bind", "db")}
@@ -292,6 +295,8 @@ func TestSyncAsyncConvergesAcrossPasses(t *testing.T) {
 // passes: the broker must end with exactly the desired resources — no
 // duplicate, no orphan.
 func TestCrashBeforeEveryCall(t *testing.T) {
+	t.Parallel()
+	skipWhenShort(t)
 	manifests := func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/a.yaml": instanceYAML("a", "small", "    size: 1\n"), "apps/b.yaml": instanceYAML("b", "async", ""),
@@ -402,6 +407,7 @@ func assertNoSecretInHistory(t *testing.T, f *fixture, values []string) {
 // TestUnreadableInputNeverDeletes: a manifest path that vanished, or a
 // broken osbgit.yaml, must not be read as "every manifest was removed".
 func TestUnreadableInputNeverDeletes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML + "path: services\n", "services/b.yaml": brokerYAML(url),
 			"services/db.yaml": instanceYAML("db", "small", "")}
@@ -448,6 +454,8 @@ func rotationManifests(url string) map[string]string {
 // the predecessor unbound (never orphaned with live credentials), the
 // Secret holding the new binding's credentials and the record clean.
 func TestRotationCrashBeforeEveryCall(t *testing.T) {
+	t.Parallel()
+	skipWhenShort(t)
 	done := false
 	for n := 0; !done && n < 20; n++ {
 		t.Run(fmt.Sprintf("crash-before-call-%d", n+1), func(t *testing.T) {
@@ -505,6 +513,7 @@ func TestRotationCrashBeforeEveryCall(t *testing.T) {
 // next passes only retry the unbind (no new bind, no second rotation), and
 // the rotation ends with exactly the new binding.
 func TestRotationPredecessorBusy(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, rotationManifests)
 	f.sync(f.reconciler(Options{}))
 	first := recordOf(t, f, manifest.KindServiceBinding, "a-bind")
@@ -550,6 +559,7 @@ func (b *brokenStateStore) SaveState(context.Context, *PassState) error {
 // failed one: the pass converges and the next pass (full again) finds
 // nothing to change.
 func TestSyncWithBrokenStateStore(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})
@@ -578,6 +588,7 @@ func TestSyncWithBrokenStateStore(t *testing.T) {
 // manifest gets a misspelt apiVersion is not "removed": with prune on, it
 // is not deprovisioned, and the pass says which file and line.
 func TestMalformedAPIVersionNeverDeletes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})

@@ -20,6 +20,7 @@ func brokerWithRelist(url, extra string) string {
 // catalog (URL, auth, TLS, restrictions) and ignores the relist settings,
 // so changing relistDuration does not force a relist.
 func TestBrokerSpecHash(t *testing.T) {
+	t.Parallel()
 	base := manifest.BrokerSpec{URL: "http://x"}
 	tests := []struct {
 		name string
@@ -52,6 +53,7 @@ func TestBrokerSpecHash(t *testing.T) {
 }
 
 func TestRelistDecisions(t *testing.T) {
+	t.Parallel()
 	var url string
 	f := newFixture(t, func(u string) map[string]string {
 		url = u

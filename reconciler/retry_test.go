@@ -19,6 +19,7 @@ import (
 // sync said "Nothing to do" until the next commit. A verdict (400) stays
 // until the manifest changes.
 func TestCallsWithoutAVerdictAreRetried(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
 			"apps/db.yaml": instanceYAML("db", "small", ""), "apps/other.yaml": instanceYAML("other", "small", "")}
@@ -88,6 +89,7 @@ func TestCallsWithoutAVerdictAreRetried(t *testing.T) {
 // is not repeated by later passes; `osbgit retry` makes the next one
 // repeat it.
 func TestRetryAfterAVerdict(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
 	})

@@ -83,6 +83,7 @@ func renamedBroker(name, url string) string {
 // credentials to a URL of its choosing, nor fake its own preview with
 // records or a statusBranch of its own.
 func TestDiffOfAPullRequestSendsNoCredentialElsewhere(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", ""), "osbgit.yaml": osbgitYAML}
 	})
@@ -175,6 +176,7 @@ func containsAny(list []string, sub string) bool {
 // A broker auth Secret outside the namespaces the operator allows is an
 // error at file:line, and that broker is never called with it.
 func TestBrokerAuthSecretOnlyFromAllowedNamespaces(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, func(url string) map[string]string {
 		b := strings.Replace(brokerYAML(url), "namespace: osbgit-system", "namespace: apps", 1)
 		return map[string]string{"broker.yaml": b, "db.yaml": instanceYAML("db", "small", "")}
@@ -210,6 +212,7 @@ func TestBrokerAuthSecretOnlyFromAllowedNamespaces(t *testing.T) {
 // cannot reach and has no cached catalog of makes its entry an error (diff
 // exits 2); with a cached catalog the plan comes from it, with a warning.
 func TestDiffIsNotBlindWhenTheBrokerCannotBeAsked(t *testing.T) {
+	t.Parallel()
 	files := func(url string) map[string]string {
 		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", "")}
 	}
@@ -290,6 +293,7 @@ func TestDiffIsNotBlindWhenTheBrokerCannotBeAsked(t *testing.T) {
 // diff --offline without the Secrets of parametersFrom still previews the
 // rest of the change, with a warning instead of an error.
 func TestOfflineDiffWithoutSecretsComparesTheRest(t *testing.T) {
+	t.Parallel()
 	withFrom := func(plan string) string {
 		return instanceYAML("db", plan, "") + "  parametersFrom:\n  - secretKeyRef: {name: db-params, key: parameters}\n"
 	}
@@ -344,6 +348,7 @@ func secretOf(kv ...string) secrets.Secret {
 // 404 for is reported, not provisioned again, until an operator confirms
 // the move; one the new URL holds is recorded at it without a call.
 func TestMovedBrokerIsNotALostBroker(t *testing.T) {
+	t.Parallel()
 	files := func(url string) map[string]string {
 		return map[string]string{"broker.yaml": brokerYAML(url), "db.yaml": instanceYAML("db", "small", "")}
 	}
