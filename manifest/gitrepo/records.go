@@ -26,31 +26,33 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 		}
 		recBase = h
 	}
+	reopened := false
 	for {
 		res.Attempts++
-		base, old, err := r.writeBase(target)
+		base, old, err := r.writeBaseFor(target, cs, intent)
 		if err != nil {
 			return res, err
-		}
-		if intent && cs.ExpectedHead != "" {
-			h, err := r.resolveHash(cs.ExpectedHead)
-			if err != nil {
-				return res, err
-			}
-			base, old = h, h
 		}
 		w := &treeWriter{r: r, pending: newPendingObjects(r.st)}
 		var updates []refUpdate
 		recHead, tree, recUpdate, err := r.buildRecordsCommit(w, recBase, edits, cs.Sealed)
+		var branchHead plumbing.Hash
+		var branchUpdate bool
+		if err == nil {
+			branchHead, branchUpdate, err = r.graftRecords(w, base, tree, cs.Message)
+		}
+		if retry, rerr := r.reopenAfterGC(err, &reopened); rerr != nil || retry {
+			if rerr != nil {
+				return res, rerr
+			}
+			res.Attempts--
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
 		if recUpdate {
 			updates = append(updates, refUpdate{name: recName, old: recBase, new: recHead})
-		}
-		branchHead, branchUpdate, err := r.graftRecords(w, base, tree, cs.Message)
-		if err != nil {
-			return res, err
 		}
 		if branchUpdate {
 			updates = append(updates, refUpdate{name: plumbing.NewBranchReferenceName(target), old: old, new: branchHead})
@@ -67,12 +69,8 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 		}
 		err = r.pushRefs(ctx, updates, w.pending)
 		if err == nil {
-			for _, u := range updates {
-				if r.src.kind == kindRemote {
-					if err := r.st.SetReference(plumbing.NewHashReference(u.name, u.new)); err != nil {
-						return res, fmt.Errorf("recording pushed ref: %w", err)
-					}
-				}
+			if err := r.recordPushed(updates...); err != nil {
+				return res, err
 			}
 			if !branchUpdate {
 				branchHead = old

@@ -214,24 +214,13 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 	reopened := false
 	for {
 		res.Attempts++
-		base, old, err := r.writeBase(target)
+		base, old, err := r.writeBaseFor(target, cs, intent)
 		if err != nil {
 			return res, err
 		}
-		if intent && cs.ExpectedHead != "" {
-			h, err := r.resolveHash(cs.ExpectedHead)
-			if err != nil {
-				return res, err
-			}
-			base, old = h, h
-		}
 		commit, objs, changed, err := r.buildCommit(base, edits, cs.Message)
-		if err != nil && r.src.kind != kindRemote && !reopened && errors.Is(err, plumbing.ErrObjectNotFound) {
-			// git's background "gc --auto" (run after a receive-pack into
-			// the local repository) packed and pruned loose objects that
-			// go-git's cached pack list does not know: re-read and retry.
-			reopened = true
-			if rerr := r.reopenLocal(); rerr != nil {
+		if retry, rerr := r.reopenAfterGC(err, &reopened); rerr != nil || retry {
+			if rerr != nil {
 				return res, rerr
 			}
 			res.Attempts--
@@ -247,13 +236,11 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 			}
 			return res, nil
 		}
-		err = r.push(ctx, target, old, commit, objs)
+		update := refUpdate{name: plumbing.NewBranchReferenceName(target), old: old, new: commit}
+		err = r.pushRefs(ctx, []refUpdate{update}, objs)
 		if err == nil {
-			if r.src.kind == kindRemote {
-				ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(target), commit)
-				if err := r.st.SetReference(ref); err != nil {
-					return res, fmt.Errorf("recording pushed head: %w", err)
-				}
+			if err := r.recordPushed(update); err != nil {
+				return res, err
 			}
 			r.known[target] = commit
 			res.Commit, res.Changed = commit.String(), true
@@ -300,6 +287,47 @@ func (r *Repo) writeBase(target string) (base, old plumbing.Hash, err error) {
 	}
 	// The status branch does not exist: create it from the manifest head.
 	return h, plumbing.ZeroHash, nil
+}
+
+// writeBaseFor is writeBase for change set cs: a write-ahead commit with
+// ExpectedHead builds on that head and expects it on the remote. Caller
+// holds r.mu.
+func (r *Repo) writeBaseFor(target string, cs ChangeSet, intent bool) (base, old plumbing.Hash, err error) {
+	if !intent || cs.ExpectedHead == "" {
+		return r.writeBase(target)
+	}
+	h, err := r.resolveHash(cs.ExpectedHead)
+	if err != nil {
+		return plumbing.ZeroHash, plumbing.ZeroHash, err
+	}
+	return h, h, nil
+}
+
+// reopenAfterGC reports whether a write that failed building its commit
+// with err should be built again: once per write, for a local repository
+// in which git's background "gc --auto" (run after a receive-pack into it)
+// packed and pruned loose objects that go-git's cached pack list does not
+// know. It re-reads the repository first. Caller holds r.mu.
+func (r *Repo) reopenAfterGC(err error, reopened *bool) (bool, error) {
+	if err == nil || r.src.kind == kindRemote || *reopened || !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return false, nil
+	}
+	*reopened = true
+	return true, r.reopenLocal()
+}
+
+// recordPushed sets pushed refs in the local copy of a remote (a local
+// repository received them itself). Caller holds r.mu.
+func (r *Repo) recordPushed(updates ...refUpdate) error {
+	if r.src.kind != kindRemote {
+		return nil
+	}
+	for _, u := range updates {
+		if err := r.st.SetReference(plumbing.NewHashReference(u.name, u.new)); err != nil {
+			return fmt.Errorf("recording pushed ref %s: %w", u.name, err)
+		}
+	}
+	return nil
 }
 
 // backoff returns the jittered delay before attempt+1.
@@ -570,32 +598,26 @@ func (r *Repo) buildCommit(base plumbing.Hash, edits *editNode, message string) 
 	return h, w.pending, true, nil
 }
 
-// push updates branch on the remote from old to commit in one receive-pack
-// session of go-git's transport, sending exactly the objects the write made
-// (packed by go-git's encoder) with a compare-and-swap update: the
-// advertised ref must still be old, and receive-pack applies the update only
-// if the ref still equals old under its lock. It never force-pushes. A moved
-// branch yields a *ConflictError.
-//
-// Remote.PushContext would do the same with RequireRemoteRefs, but it first
-// lists every object reachable from the remote's refs to decide what to
-// send, so a push's cost grows with the history (go-git #1102):
-// TestPushReadsOnlyWhatItWrites fails with it. Because the base's history is
-// never walked here, a push from a shallow clone works too.
-func (r *Repo) push(ctx context.Context, branch string, old, commit plumbing.Hash, objs *pendingObjects) error {
-	return r.pushRefs(ctx, []refUpdate{{name: plumbing.NewBranchReferenceName(branch), old: old, new: commit}}, objs)
-}
-
 // refUpdate is one compare-and-swap ref update of a push.
 type refUpdate struct {
 	name     plumbing.ReferenceName
 	old, new plumbing.Hash
 }
 
-// pushRefs is push for several refs in one receive-pack request, atomic
-// when the server supports it (git, GitHub, GitLab and Gitea do): either
-// every ref moves or none does. A ref that moved yields a *ConflictError
+// pushRefs moves refs on the remote in one receive-pack session of
+// go-git's transport, sending exactly the objects the write made (packed
+// by go-git's encoder), each ref by compare-and-swap: the advertised ref
+// must still be its old value, and receive-pack applies the update only if
+// the ref still equals it under its lock. Several refs move atomically
+// when the server supports it (git, GitHub, GitLab and Gitea do): all or
+// none. It never force-pushes. A ref that moved yields a *ConflictError
 // naming it.
+//
+// Remote.PushContext would do the same with RequireRemoteRefs, but it first
+// lists every object reachable from the remote's refs to decide what to
+// send, so a push's cost grows with the history (go-git #1102):
+// TestPushReadsOnlyWhatItWrites fails with it. Because the base's history is
+// never walked here, a push from a shallow clone works too.
 func (r *Repo) pushRefs(ctx context.Context, updates []refUpdate, objs *pendingObjects) (err error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
