@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -437,5 +438,49 @@ func TestRecordsOverHTTPFromAFreshProcess(t *testing.T) {
 	f.broker.ResetCalls()
 	if res := pass(); !strings.Contains(res.Refused, "did not sign") || len(f.broker.MutatingCalls()) != 0 {
 		t.Fatalf("forged records ref: refused %q, calls %v", res.Refused, f.broker.MutatingCalls())
+	}
+}
+
+// TestEverythingDeletedStaysTrusted: when the last resource and broker
+// are gone, osbgit's records commit holds an empty .osbgit/; the next
+// pass still trusts it (it refused it as "not signed").
+func TestEverythingDeletedStaysTrusted(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	f.sync(f.reconciler(Options{}))
+	f.repo.Push("db gone", nil, []string{"apps/db.yaml"})
+	f.sync(f.reconciler(Options{}))
+	f.repo.Push("broker gone", nil, []string{"brokers/b.yaml"})
+	f.sync(f.reconciler(Options{}))
+	if got := f.repo.Files(manifest.RecordDir); len(got) != 0 {
+		t.Fatalf("records left: %v", got)
+	}
+	f.repo.Push("a note", map[string]string{"README": "empty\n"}, nil)
+	if res := f.sync(f.reconciler(Options{})); res.Refused != "" {
+		t.Fatalf("refused over osbgit's own empty records: %s", res.Refused)
+	}
+}
+
+// TestManyFilesDroppedIntoRecords: a commit adding many files under
+// .osbgit/ gets them all removed, with the commit and author of the first
+// maxBlamed named and the rest counted, not a line (and a history walk)
+// each.
+func TestManyFilesDroppedIntoRecords(t *testing.T) {
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	f.sync(f.reconciler(Options{}))
+	before := recordsSnapshot(f)
+	junk := map[string]string{}
+	for i := range maxBlamed + 10 {
+		junk[fmt.Sprintf(".osbgit/status/junk/x%03d.yaml", i)] = "junk\n"
+	}
+	attack := f.repo.Push("junk", junk, nil)
+	f.sync(f.reconciler(Options{}))
+	assertRestored(t, f, before)
+	msg := git(t, f.repo.Bare, "log", "--format=%B", attack+"..main")
+	if !strings.Contains(msg, "- and 10 more") || strings.Count(msg, "added outside osbgit") != maxBlamed {
+		t.Errorf("restoring commit message:\n%s", msg)
 	}
 }

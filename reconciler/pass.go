@@ -522,8 +522,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			return nil, err
 		}
 		msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit: reserve IDs for %d new resource(s) (write-ahead)", len(writeAhead)))
-		msg = withRestoreNote(msg, p.view.diverged)
-		r.logDivergence(p.view.diverged)
+		msg = r.withRestoreNote(msg, p.view.diverged)
 		wr, err := r.Source.WriteIntent(ctx, gitrepo.ChangeSet{Files: files, Message: msg, ExpectedHead: fr.StatusHead, Sealed: r.sealed(ctx, &p.view)})
 		if errors.Is(err, gitrepo.ErrConflict) && attempt < maxReplans {
 			res.Replans++
@@ -599,8 +598,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		msg = withRestoreNote(msg, p.view.diverged)
-		r.logDivergence(p.view.diverged)
+		msg = r.withRestoreNote(msg, p.view.diverged)
 		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg, Sealed: r.sealed(ctx, &p.view)})
 		if err != nil {
 			return res, fmt.Errorf("push status records: %w", err)

@@ -69,6 +69,12 @@ func (d divergence) String() string {
 	return s
 }
 
+// maxBlamed bounds the divergences a pass looks up the commit and author
+// of, and lists one by one in its commit message: a commit that drops
+// 10,000 files into .osbgit/ must not cost a history walk each, nor a
+// 10,000-line message.
+const maxBlamed = 50
+
 // errRecordsKey wraps a failure to read or create the records key.
 var errRecordsKey = errors.New("records key")
 
@@ -76,7 +82,6 @@ var errRecordsKey = errors.New("records key")
 // for sync (a missing key is then an error, not "unverified").
 func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, write bool) (recordsView, error) {
 	v := recordsView{rev: fr.StatusHead}
-	ss := r.Source
 	if r.Keys == nil {
 		v.unverified = "no access to osbgit's records key"
 		return v, nil
@@ -101,12 +106,9 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	}
 	v.key, v.sealed = key, true
 	ref := gitrepo.RecordsRef(branch)
-	branchTree := ""
-	if fr.StatusHead != "" {
-		branchTree, err = ss.TreeHash(fr.StatusHead, manifest.RecordDir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return v, err
-		}
+	branchTree, err := r.recordsTree(fr.StatusHead)
+	if err != nil {
+		return v, err
 	}
 	if wt, ok := r.Source.(interface{ IsWorkTree() bool }); ok && wt.IsWorkTree() && !write && fr.RecordsHead == "" {
 		// A working copy's clone fetched only branches.
@@ -115,7 +117,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		return v, nil
 	}
 	if fr.RecordsHead == "" {
-		if branchTree == "" && highest == 0 {
+		if branchTree == gitrepo.NoRecordsTree && highest == 0 {
 			// A new deployment: nothing to trust yet; the first write
 			// starts the records ref.
 			return v, nil
@@ -129,18 +131,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		v.refused += "; review " + manifest.RecordDir + "/ and run `osbgit trust` to adopt them"
 		return v, nil
 	}
-	msg, err := ss.CommitMessage(fr.RecordsHead)
-	if err != nil {
-		return v, err
-	}
-	tree, err := ss.TreeHash(fr.RecordsHead, manifest.RecordDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return v, err
-	}
-	seal, err := integrity.ParseMessage(msg)
-	if err == nil {
-		err = checkSeal(seal, key, scope, tree)
-	}
+	seal, err := r.sealOf(fr.RecordsHead, key, scope)
 	if err != nil && !write {
 		// diff with a key of its own (a laptop's store) cannot tell
 		// another osbgit's signature from a forgery: sync can.
@@ -149,7 +140,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		return v, nil
 	}
 	if err != nil {
-		commit, who, _ := ss.LastChange(fr.RecordsHead, manifest.RecordDir)
+		commit, who, _ := r.Source.LastChange(fr.RecordsHead, manifest.RecordDir)
 		v.refused = fmt.Sprintf("osbgit's records ref %s points at %s, which osbgit did not sign (%v; last commit by %s <%s>): someone else pushed it; review %s/ and run `osbgit trust`",
 			ref, short(commit), err, who.Name, who.Email, manifest.RecordDir)
 		return v, nil
@@ -167,14 +158,16 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		}
 	}
 	v.rev, v.base, v.seq = fr.RecordsHead, fr.RecordsHead, seal.Sequence
-	if fr.StatusHead != "" && branchTree != tree {
-		changes, err := ss.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir)
+	if fr.StatusHead != "" && branchTree != seal.Tree {
+		changes, err := r.Source.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir)
 		if err != nil {
 			return v, fmt.Errorf("compare the status branch's records with osbgit's: %w", err)
 		}
-		for _, c := range changes {
+		for i, c := range changes {
 			d := divergence{path: c.Path, action: c.Action}
-			d.commit, d.author, _ = ss.LastChange(fr.StatusHead, c.Path)
+			if i < maxBlamed {
+				d.commit, d.author, _ = r.Source.LastChange(fr.StatusHead, c.Path)
+			}
 			v.diverged = append(v.diverged, d)
 		}
 	}
@@ -252,8 +245,9 @@ func (r *Reconciler) wrote(ctx context.Context, v *recordsView, wr gitrepo.Write
 }
 
 // withRestoreNote adds to a commit message the paragraph naming what the
-// write undoes, before its [skip ci] trailer.
-func withRestoreNote(msg string, ds []divergence) string {
+// write undoes (the first maxBlamed files, then a count), before its
+// [skip ci] trailer, and warns about each file in the log.
+func (r *Reconciler) withRestoreNote(msg string, ds []divergence) string {
 	if len(ds) == 0 {
 		return msg
 	}
@@ -261,18 +255,18 @@ func withRestoreNote(msg string, ds []divergence) string {
 	var b strings.Builder
 	b.WriteString(msg + "\n\n")
 	fmt.Fprintf(&b, "Restored %d file(s) of %s/ changed outside osbgit:\n", len(ds), manifest.RecordDir)
-	for _, d := range ds {
+	for i, d := range ds {
+		if i == maxBlamed {
+			fmt.Fprintf(&b, "- and %d more\n", len(ds)-maxBlamed)
+			break
+		}
 		b.WriteString("- " + d.String() + "\n")
 	}
-	return gitrepo.EnsureSkipCI(b.String())
-}
-
-// logDivergence warns about each file being restored.
-func (r *Reconciler) logDivergence(ds []divergence) {
 	for _, d := range ds {
 		r.Log.WithFields(logrus.Fields{"file": d.path, "commit": short(d.commit), "author": d.author.Email}).
 			Warn("record changed outside osbgit: osbgit's own version is used and restored")
 	}
+	return gitrepo.EnsureSkipCI(b.String())
 }
 
 // divergenceDiagnostics shows divergences in a plan (diff).
@@ -289,18 +283,25 @@ func divergenceDiagnostics(ds []divergence) manifest.Diagnostics {
 // osbgit's records (or cannot be checked cheaply): a commit that changed
 // only .osbgit/ then still gets a pass, which restores them.
 func (r *Reconciler) recordsDiverge(fr gitrepo.FetchResult) bool {
-	ss := r.Source
 	if r.Keys == nil {
 		return false
 	}
-	tree := func(rev string) string {
-		if rev == "" {
-			return ""
-		}
-		h, _ := ss.TreeHash(rev, manifest.RecordDir)
-		return h
+	a, errA := r.recordsTree(fr.RecordsHead)
+	b, errB := r.recordsTree(fr.StatusHead)
+	return a != b || errA != nil || errB != nil
+}
+
+// recordsTree is the hash of rev's .osbgit/ tree: gitrepo.NoRecordsTree
+// when it has none, or when rev is "" (no such branch).
+func (r *Reconciler) recordsTree(rev string) (string, error) {
+	if rev == "" {
+		return gitrepo.NoRecordsTree, nil
 	}
-	return tree(fr.RecordsHead) != tree(fr.StatusHead)
+	tree, err := r.Source.TreeHash(rev, manifest.RecordDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return gitrepo.NoRecordsTree, nil
+	}
+	return tree, err
 }
 
 // TrustResult is what `osbgit trust` adopted.
@@ -323,7 +324,6 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	if err := r.init(ctx); err != nil {
 		return nil, err
 	}
-	ss := r.Source
 	if r.Keys == nil {
 		return nil, errors.New("trust needs the secret store holding osbgit's records key")
 	}
@@ -344,7 +344,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 		return nil, fmt.Errorf("the status branch %s does not exist", branch)
 	}
 	v := recordsView{sealed: true, key: key, base: fr.RecordsHead, seq: highest}
-	verified := fr.RecordsHead != "" && r.verifiable(ctx, ss, key, scope, fr.RecordsHead, highest)
+	verified := fr.RecordsHead != "" && r.verifiable(key, scope, fr.RecordsHead, highest)
 	if !verified && len(paths) > 0 {
 		// Adopting some files would sign the rest of a records tree no
 		// one reviewed.
@@ -360,12 +360,10 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 			changes = append(changes, gitrepo.Change{Path: f.Path, Action: gitrepo.Added, ToBlob: f.Blob})
 		}
 	} else {
-		if msg, err := ss.CommitMessage(fr.RecordsHead); err == nil {
-			if s, err := integrity.ParseMessage(msg); err == nil && s.Valid(key) && s.Sequence > v.seq {
-				v.seq = s.Sequence
-			}
+		if s, err := r.sealOf(fr.RecordsHead, key, scope); err == nil && s.Sequence > v.seq {
+			v.seq = s.Sequence
 		}
-		if changes, err = ss.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir); err != nil {
+		if changes, err = r.Source.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir); err != nil {
 			return nil, err
 		}
 	}
@@ -405,14 +403,27 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 
 // verifiable reports whether records commit rev carries a valid seal not
 // older than highest.
-func (r *Reconciler) verifiable(ctx context.Context, ss Source, key []byte, scope, rev string, highest uint64) bool {
-	msg, err := ss.CommitMessage(rev)
+func (r *Reconciler) verifiable(key []byte, scope, rev string, highest uint64) bool {
+	seal, err := r.sealOf(rev, key, scope)
+	return err == nil && seal.Sequence >= highest
+}
+
+// sealOf reads and checks the seal of records commit rev: signed with key,
+// for scope, over the tree rev holds. The error says why it is not.
+func (r *Reconciler) sealOf(rev string, key []byte, scope string) (integrity.Seal, error) {
+	msg, err := r.Source.CommitMessage(rev)
 	if err != nil {
-		return false
+		return integrity.Seal{}, err
 	}
-	tree, _ := ss.TreeHash(rev, manifest.RecordDir)
-	s, err := integrity.ParseMessage(msg)
-	return err == nil && checkSeal(s, key, scope, tree) == nil && s.Sequence >= highest
+	tree, err := r.recordsTree(rev)
+	if err != nil {
+		return integrity.Seal{}, err
+	}
+	seal, err := integrity.ParseMessage(msg)
+	if err == nil {
+		err = checkSeal(seal, key, scope, tree)
+	}
+	return seal, err
 }
 
 // underAny reports whether p is one of paths or under one (all when

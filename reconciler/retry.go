@@ -54,7 +54,7 @@ func (r *Reconciler) Retry(ctx context.Context, ref manifest.Ref) error {
 		return err
 	}
 	msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit retry: %s is retried by the next pass", ref))
-	wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: withRestoreNote(msg, view.diverged), Sealed: r.sealed(ctx, &view)})
+	wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: r.withRestoreNote(msg, view.diverged), Sealed: r.sealed(ctx, &view)})
 	if err != nil {
 		return fmt.Errorf("write the record: %w", err)
 	}

@@ -108,10 +108,11 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 			return base, tree, false, fmt.Errorf("%w: records commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
 		}
 		root = c.TreeHash
-		rb = RecordsBase{Commit: base.String(), Message: c.Message}
-		if t, err := r.subtree(root, StatusDir); err == nil && !t.IsZero() {
-			rb.Tree = t.String()
+		t, err := r.subtree(root, StatusDir)
+		if err != nil {
+			return base, tree, false, err
 		}
+		rb = RecordsBase{Commit: base.String(), Message: c.Message, Tree: t.String()}
 	}
 	newRoot, changed, err := w.apply(root, edits)
 	if err != nil {

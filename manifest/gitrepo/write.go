@@ -79,9 +79,15 @@ type RecordsBase struct {
 	Commit string
 	// Message is its commit message.
 	Message string
-	// Tree is the hash of the .osbgit/ tree it holds ("" for none).
+	// Tree is the hash of the .osbgit/ tree it holds (NoRecordsTree for
+	// none).
 	Tree string
 }
+
+// NoRecordsTree stands for the .osbgit/ tree of a commit that has none (all
+// records deleted): the tree Sealed.Sign is given and RecordsBase names
+// then, so a seal over no records verifies like any other.
+var NoRecordsTree = plumbing.ZeroHash.String()
 
 // WriteResult describes a write.
 type WriteResult struct {
