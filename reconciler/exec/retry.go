@@ -53,20 +53,26 @@ func RetryDelay(rec *manifest.StatusRecord, now time.Time) time.Duration {
 			}
 		}
 	}
-	d := MinRetryDelay
-	if !since.IsZero() {
-		d = max(now.Sub(since), MinRetryDelay)
+	if since.IsZero() {
+		since = now
 	}
-	return min(d, MaxRetryDelay)
+	return backoff(since, now, MinRetryDelay, MaxRetryDelay)
+}
+
+// backoff is how long to wait before repeating a call that has been
+// failing since since: as long as it has been failing, within [lo, hi], so
+// the waits double from attempt to attempt.
+func backoff(since, now time.Time, lo, hi time.Duration) time.Duration {
+	return min(max(now.Sub(since), lo), hi)
 }
 
 // scheduleRetry keeps a retry due for a step whose call ended without the
-// broker's verdict (noVerdict): the
-// record's Retry, after a delay as long as the calls have been failing
-// (10 s, 10 s, 20 s, 40 s, … up to 10 min), and a later pass woken for it. A create, update or delete (or the poll of one) that got a verdict
-// clears it: a failure then stays until the manifest changes. An orphan
-// mitigation's poll leaves it, so a create with no verdict is retried once
-// its mitigation is done.
+// broker's verdict (noVerdict): the record's Retry, after a delay as long
+// as the calls have been failing (10 s, 10 s, 20 s, 40 s, … up to 10 min),
+// and a later pass woken for it. A create, update or delete (or the poll
+// of one) that got a verdict clears it: a failure then stays until the
+// manifest changes. An orphan mitigation's poll leaves it, so a create
+// with no verdict is retried once its mitigation is done.
 func (r *stepRun) scheduleRetry() {
 	if r.rec == nil {
 		return
@@ -78,8 +84,7 @@ func (r *stepRun) scheduleRetry() {
 		if r.rec.Retry != nil && !r.rec.Retry.Since.IsZero() {
 			since = r.rec.Retry.Since.Time
 		}
-		lo, hi := cmp.Or(r.e.RetryMin, MinRetryDelay), cmp.Or(r.e.RetryMax, MaxRetryDelay)
-		at := now.Add(min(max(now.Sub(since), lo), hi))
+		at := now.Add(backoff(since, now, cmp.Or(r.e.RetryMin, MinRetryDelay), cmp.Or(r.e.RetryMax, MaxRetryDelay)))
 		r.rec.Retry = &manifest.Retry{Since: metav1.NewTime(since), At: metav1.NewTime(at)}
 		r.touched = true
 		if r.out.NextPoll.IsZero() || at.Before(r.out.NextPoll) {

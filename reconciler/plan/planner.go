@@ -652,13 +652,6 @@ func isDeleteRetry(rec *manifest.StatusRecord) bool {
 	return false
 }
 
-// deleteRetryDue reports whether a failed delete is repeated now: its last
-// call got no verdict and the retry time has come.
-func (p *planner) deleteRetryDue(rec *manifest.StatusRecord) bool {
-	due, _ := p.retryWait(rec)
-	return due
-}
-
 // retryArg is ref as `osbgit retry` takes it: KIND/NAMESPACE/NAME.
 func retryArg(ref manifest.Ref) string {
 	return string(ref.Kind) + "/" + ref.Namespace + "/" + ref.Name
@@ -667,6 +660,7 @@ func retryArg(ref manifest.Ref) string {
 // removed plans a resource whose manifest is gone (rec is non-nil and no
 // operation is in flight).
 func (p *planner) removed(s *Step, rec *manifest.StatusRecord) {
+	retryDue, wait := p.retryWait(rec)
 	what := "deprovision"
 	if s.Ref.Kind == manifest.KindServiceBinding {
 		what = "unbind"
@@ -686,8 +680,7 @@ func (p *planner) removed(s *Step, rec *manifest.StatusRecord) {
 	case !p.in.Options.Prune:
 		s.Reason = "manifest removed; prune is off (the broker resource is kept)"
 		s.Warnings = append(s.Warnings, "manifest removed; prune is off: enable prune to "+what+" it, or annotate it "+manifest.AnnotationDeletionPolicy+": "+manifest.DeletionPolicyRetain+" and prune to forget it")
-	case rec.Phase == manifest.PhaseFailed && isDeleteRetry(rec) && !p.deleteRetryDue(rec):
-		_, wait := p.retryWait(rec)
+	case rec.Phase == manifest.PhaseFailed && isDeleteRetry(rec) && !retryDue:
 		if wait == "" {
 			wait = "retried with `osbgit retry " + retryArg(s.Ref) + "`"
 		}
