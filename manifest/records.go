@@ -471,6 +471,12 @@ type StatusRecord struct {
 	// `osbgit retry`). An osbgit that does not know the field ignores it
 	// and only retries less.
 	Retry *Retry `json:"retry,omitempty"`
+	// Lost is set when the broker answered 404 for the resource (to an
+	// update, or to a bind against this instance): it no longer holds it
+	// (restored from an old backup, or in-memory). The next pass
+	// provisions it again with the same ID and binds its bindings again,
+	// as for a drift GET answered 404; the create's write-ahead clears it.
+	Lost *Lost `json:"lost,omitempty"`
 	// Conditions are Ready, Failed and OrphanMitigation, sorted by type.
 	Conditions []Condition `json:"conditions,omitempty"`
 	// SpecHash is SpecHash() of the manifest last acted on: a Failed
@@ -519,6 +525,9 @@ func (r *StatusRecord) normalize() {
 		truncTime(&r.Retry.Since)
 		truncTime(&r.Retry.At)
 	}
+	if r.Lost != nil {
+		truncTime(&r.Lost.At)
+	}
 	for i := range r.Conditions {
 		truncTime(&r.Conditions[i].LastTransitionTime)
 	}
@@ -536,6 +545,14 @@ type Retry struct {
 	// verdict: the backoff grows with it.
 	Since metav1.Time `json:"since"`
 	// At is when the next attempt is due.
+	At metav1.Time `json:"at"`
+}
+
+// Lost says how osbgit learned that the broker no longer holds a resource.
+type Lost struct {
+	// Call is the call the broker answered 404 ("update", "bind").
+	Call string `json:"call"`
+	// At is when it answered.
 	At metav1.Time `json:"at"`
 }
 

@@ -2,6 +2,9 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/osbgit/osbgit/manifest"
@@ -27,67 +30,131 @@ type probe struct {
 	service  string
 }
 
-// observe makes the live GETs the planner can use (only GETs, at most 8 at a
-// time per pass):
+// observe makes the live GETs the planner can use (only GETs, at most
+// concurrency at a time per broker):
 //   - adoption: an instance with spec.externalID and no record, at a broker
 //     whose service is instances_retrievable — does the broker hold it?
-//   - drift (when drift is set): every Ready instance (binding) whose
+//   - drift (when drift is set): every record that claims a resource at the
+//     broker (plan.ClaimsResource: Ready, a failed update or re-bind) whose
 //     service is instances_retrievable (bindings_retrievable), to compare
-//     the broker's plan and parameters with the record;
+//     the broker's plan and parameters with the record, and to find what
+//     the broker lost (404);
 //   - a moved broker: the same, for resources recorded at another URL of
 //     their broker, so that the new URL's answer is known before anything
 //     is sent there.
 //
 // Brokers in gate are not called. Each broker is asked by at most
-// concurrency calls at a time (its per-broker call limit).
+// concurrency calls at a time (its per-broker call limit). With drift set,
+// the resources whose service offers no GET come back as warnings: drift
+// cannot be detected for them.
 func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
-	catalogs manifest.Catalogs, drift bool, gate notContacted, concurrency int) map[manifest.Ref]plan.Observation {
+	catalogs manifest.Catalogs, drift bool, gate notContacted, concurrency int) (map[manifest.Ref]plan.Observation, manifest.Diagnostics) {
 	var probes []probe
-	service := func(broker manifest.Ref, serviceID string) (osbwire.Service, bool) {
-		cat := catalogs[manifest.CatalogKey(broker)]
-		if cat == nil {
-			return osbwire.Service{}, false
+	blind := undetectable{}
+	// checked adds the probe of a recorded resource, or notes why drift
+	// cannot be detected for it.
+	checked := func(ref manifest.Ref, rec *manifest.StatusRecord, instance, binding string) {
+		if !(drift || movedBroker(set, rec)) || !plan.ClaimsResource(rec) || rec.Lost != nil {
+			return
 		}
-		for _, s := range cat.Services {
-			if s.ID == serviceID {
-				return s, true
+		svc, ok := catalogService(catalogs, rec.Broker, rec.ClassExternalID)
+		retrievable := svc.InstancesRetrievable
+		if binding != "" {
+			retrievable = svc.BindingsRetrievable
+		}
+		if !ok || !retrievable {
+			if drift {
+				blind.add(ref, rec, ok)
 			}
+			return
 		}
-		return osbwire.Service{}, false
+		probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: instance, binding: binding,
+			service: rec.ClassExternalID})
 	}
 	for _, inst := range set.Instances {
 		ref := inst.GetRef()
 		rec := records[ref]
-		switch {
-		case rec == nil && inst.Spec.ExternalID != "":
-			res, err := manifest.Resolve(inst, set.Brokers(), catalogs)
-			if err != nil || !res.Service.InstancesRetrievable {
-				continue
-			}
-			probes = append(probes, probe{ref: ref, broker: set.Broker(res.BrokerRef), instance: inst.Spec.ExternalID,
-				service: res.Service.ID})
-		case (drift || movedBroker(set, rec)) && rec != nil && rec.Phase == manifest.PhaseReady && !rec.AsyncOpInProgress:
-			svc, ok := service(rec.Broker, rec.ClassExternalID)
-			if !ok || !svc.InstancesRetrievable {
-				continue
-			}
-			probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.ExternalID,
-				service: rec.ClassExternalID})
+		if rec != nil {
+			checked(ref, rec, rec.ExternalID, "")
+			continue
 		}
+		if inst.Spec.ExternalID == "" {
+			continue
+		}
+		res, err := manifest.Resolve(inst, set.Brokers(), catalogs)
+		if err != nil || !res.Service.InstancesRetrievable {
+			continue
+		}
+		probes = append(probes, probe{ref: ref, broker: set.Broker(res.BrokerRef), instance: inst.Spec.ExternalID,
+			service: res.Service.ID})
 	}
 	for _, b := range set.Bindings {
 		ref := b.GetRef()
-		rec := records[ref]
-		if rec == nil || rec.Phase != manifest.PhaseReady || rec.AsyncOpInProgress || !(drift || movedBroker(set, rec)) {
-			continue
+		if rec := records[ref]; rec != nil {
+			checked(ref, rec, rec.InstanceExternalID, rec.ExternalID)
 		}
-		svc, ok := service(rec.Broker, rec.ClassExternalID)
-		if !ok || !svc.BindingsRetrievable {
-			continue
-		}
-		probes = append(probes, probe{ref: ref, broker: set.Broker(rec.Broker), instance: rec.InstanceExternalID,
-			binding: rec.ExternalID, service: rec.ClassExternalID})
 	}
+	return r.probeAll(ctx, set, records, probes, gate, concurrency), blind.diagnostics()
+}
+
+// catalogService finds a service in a broker's cached catalog.
+func catalogService(catalogs manifest.Catalogs, broker manifest.Ref, serviceID string) (osbwire.Service, bool) {
+	cat := catalogs[manifest.CatalogKey(broker)]
+	if cat == nil {
+		return osbwire.Service{}, false
+	}
+	for _, s := range cat.Services {
+		if s.ID == serviceID {
+			return s, true
+		}
+	}
+	return osbwire.Service{}, false
+}
+
+// undetectable groups the resources a drift check cannot cover, by broker,
+// class and kind.
+type undetectable map[undetectableKey][]string
+
+type undetectableKey struct {
+	broker      manifest.Ref
+	class, kind string
+	inCatalog   bool
+}
+
+func (u undetectable) add(ref manifest.Ref, rec *manifest.StatusRecord, inCatalog bool) {
+	k := undetectableKey{broker: rec.Broker, class: rec.ClassExternalName, kind: string(ref.Kind), inCatalog: inCatalog}
+	u[k] = append(u[k], ref.Namespace+"/"+ref.Name)
+}
+
+// diagnostics says, one warning per broker, class and kind, for which
+// resources drift cannot be detected and why.
+func (u undetectable) diagnostics() manifest.Diagnostics {
+	const named = 5
+	var out manifest.Diagnostics
+	for k, refs := range u {
+		sort.Strings(refs)
+		why := "its service is not instances_retrievable"
+		if k.kind == string(manifest.KindServiceBinding) {
+			why = "its service is not bindings_retrievable"
+		}
+		if !k.inCatalog {
+			why = "the class is not in the broker's cached catalog"
+		}
+		list := strings.Join(refs[:min(len(refs), named)], ", ")
+		if len(refs) > named {
+			list += fmt.Sprintf(" and %d more", len(refs)-named)
+		}
+		out = append(out, manifest.Diagnostic{File: manifest.RecordDir + "/", Severity: manifest.SeverityWarning,
+			Message: fmt.Sprintf("drift cannot be detected for %d %s(s) of class %q at %s (%s): %s",
+				len(refs), k.kind, k.class, k.broker, why, list)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Message < out[j].Message })
+	return out
+}
+
+// probeAll makes the probes, each broker's on its call limit.
+func (r *Reconciler) probeAll(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
+	probes []probe, gate notContacted, concurrency int) map[manifest.Ref]plan.Observation {
 	out := map[manifest.Ref]plan.Observation{}
 	if len(probes) == 0 {
 		return out

@@ -323,8 +323,9 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
 	diags.Sort()
 	var observations map[manifest.Ref]plan.Observation
+	var blind manifest.Diagnostics
 	if !po.offline {
-		observations = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate, cfg.concurrency)
+		observations, blind = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate, cfg.concurrency)
 	}
 	in := plan.Input{
 		Observations: observations,
@@ -348,6 +349,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	}
 	p := plan.Build(in)
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
+	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
 		p.Diagnostics = append(p.Diagnostics, manifest.Diagnostic{File: manifest.RecordDir + "/", Severity: manifest.SeverityWarning,
 			Message: "records unverified (" + view.unverified + "): read as the status branch holds them"})

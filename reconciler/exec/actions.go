@@ -127,6 +127,16 @@ func (r *stepRun) startCreate(ctx context.Context, predecessor string, mayExist 
 func (r *stepRun) createFailed(ctx context.Context, lo *manifest.LastOperation, err error, mayExist bool) {
 	what := string(lo.Type)
 	cause := fmt.Errorf("%s %s: %w", what, r.s.Ref, err)
+	if r.binding && osbclient.IsNotFound(err) {
+		// No binding was made; the broker does not know the instance
+		// any more. Run records the instance as lost, and the pass that
+		// provisions it again binds this binding again.
+		lo.State = manifest.OperationFailed
+		r.instanceLost = true
+		r.out.NextPoll = r.e.now()
+		r.createTerminal(lo, fmt.Errorf("%s %s: the broker no longer holds instance %s: %w", what, r.s.Ref, r.instanceID(), err), mayExist)
+		return
+	}
 	switch classify(err) {
 	case classRetryLater:
 		r.retryLater(what, err)
@@ -286,6 +296,17 @@ func (r *stepRun) updateSucceeded(lo *manifest.LastOperation) {
 // nil for an async update that failed (cause says how; resp is the last
 // answer). Never orphan mitigation.
 func (r *stepRun) updateFailed(lo *manifest.LastOperation, callErr, cause error, resp *osbwire.LastOperationResponse) {
+	if osbclient.IsNotFound(callErr) {
+		r.touched = true
+		lo.State = manifest.OperationFailed
+		r.rec.Phase = manifest.PhaseFailed
+		r.rec.AsyncOpInProgress = false
+		r.rec.LastOperation = lo
+		markLost(r.rec, "update", r.e.now())
+		r.fail(cause, "the broker no longer holds the instance (404): it is provisioned again with the same instance_id by the next pass")
+		r.out.NextPoll = r.e.now()
+		return
+	}
 	if callErr != nil {
 		switch classify(callErr) {
 		case classRetryLater:

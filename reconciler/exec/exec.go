@@ -413,6 +413,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}()
 	}
 	wg.Wait()
+	markLostInstances(runs, first, e.now())
 	// Comparing records renders each as JSON twice: on all cores.
 	changed := make([]bool, n)
 	errs := make([]error, n)

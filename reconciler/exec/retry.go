@@ -22,8 +22,8 @@ const (
 // NeedsLaterPass reports whether a record keeps a later pass due: an async
 // operation, a write-ahead record whose create has not completed, a pending
 // orphan mitigation, an update or delete in progress, a rotated binding's
-// predecessor not unbound yet, or a call the broker gave no verdict on
-// (Retry).
+// predecessor not unbound yet, a call the broker gave no verdict on
+// (Retry), or a resource the broker lost (Lost: provisioned again).
 func NeedsLaterPass(rec *manifest.StatusRecord) bool {
 	if rec == nil {
 		return false
@@ -33,7 +33,7 @@ func NeedsLaterPass(rec *manifest.StatusRecord) bool {
 		manifest.PhaseDeprovisioning, manifest.PhaseOrphanMitigation:
 		return true
 	}
-	return rec.AsyncOpInProgress || rec.PredecessorExternalID != "" || rec.RetryPending()
+	return rec.AsyncOpInProgress || rec.PredecessorExternalID != "" || rec.RetryPending() || rec.Lost != nil
 }
 
 // RetryDelay is how long after a failed call a resource still in flight is
@@ -121,4 +121,45 @@ func noVerdict(err error) bool {
 func (r *stepRun) mitigating() bool {
 	return r.s.Action == plan.OrphanMitigate || (r.rec.LastOperation != nil && r.rec.LastOperation.OrphanMitigation) ||
 		r.rec.Phase == manifest.PhaseOrphanMitigation
+}
+
+// markLost records on an instance's record that the broker answered 404 to
+// call (an update, or a bind against the instance): it no longer holds the
+// instance. The planner then provisions it again with the same ID and binds
+// its bindings again (manifest.Lost).
+func markLost(rec *manifest.StatusRecord, call string, now time.Time) {
+	rec.Lost = &manifest.Lost{Call: call, At: metaNow(now)}
+	msg := "the broker answered 404 to the " + call + ": it no longer holds the instance, which the next pass provisions again with the same instance_id (its data is not restored)"
+	for _, t := range []manifest.ConditionType{manifest.ConditionReady, manifest.ConditionFailed} {
+		st := manifest.ConditionTrue
+		if t == manifest.ConditionReady {
+			st = manifest.ConditionFalse
+		}
+		rec.Conditions = manifest.SetCondition(rec.Conditions, manifest.Condition{Type: t, Status: st, Reason: ReasonNotFoundAtBroker, Message: msg}, now)
+	}
+}
+
+// markLostInstances records, on its instance, each bind this pass that was
+// answered 404 — unless the instance was provisioned in this very pass (a
+// broker that cannot find an instance it just made is not one that lost
+// it: the bind fails and nothing is provisioned again).
+func markLostInstances(runs []*stepRun, first map[manifest.Ref]int, now time.Time) {
+	for _, r := range runs {
+		if !r.instanceLost || r.s.InstanceName == "" {
+			continue
+		}
+		j, ok := first[manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: r.s.Ref.Namespace, Name: r.s.InstanceName}]
+		if !ok {
+			continue
+		}
+		inst := runs[j]
+		if inst.completed == manifest.OperationProvision || inst.rec == nil || !inst.rec.Provisioned || inst.rec.Lost != nil {
+			continue
+		}
+		if !inst.touched {
+			inst.rec = cloneRecord(inst.rec) // a no-op step shares its record with the plan
+		}
+		markLost(inst.rec, "bind of "+r.s.Ref.String(), now)
+		inst.touched = true
+	}
 }

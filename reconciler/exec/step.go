@@ -66,6 +66,10 @@ const (
 	// ReasonConcurrencyError: 422 ConcurrencyError; retried later. Set on
 	// the Ready condition (status kept) with the broker's message.
 	ReasonConcurrencyError = "ConcurrencyError"
+	// ReasonNotFoundAtBroker: the broker answered 404 to an update (or to
+	// a bind against the instance): it no longer holds the instance, which
+	// the next pass provisions again (manifest.Lost).
+	ReasonNotFoundAtBroker = "NotFoundAtBroker"
 
 	// OrphanMitigation reasons.
 	ReasonOrphanMitigationInProgress = "OrphanMitigationInProgress"
@@ -117,6 +121,9 @@ type stepRun struct {
 	// rebinding: the delete half of a same-ID binding update; the record
 	// is not dropped when the unbind completes.
 	rebinding bool
+	// instanceLost: a bind was answered 404, so the broker no longer
+	// holds the binding's instance; Run records it on the instance.
+	instanceLost bool
 }
 
 func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, learner *secrets.Learner) *stepRun {

@@ -47,6 +47,7 @@ func WriteAheadRecords(p *plan.Plan, now time.Time) map[manifest.Ref]*manifest.S
 			rec.Phase = manifest.PhasePending
 			rec.Provisioned = true
 			rec.AsyncOpInProgress = false
+			rec.Lost = nil // provisioned again: the Pending phase keeps the next pass due
 			rec.LastOperation = &manifest.LastOperation{
 				Type: t, StartTime: metaNow(now), ServiceID: s.Target.ServiceID, PlanID: s.Target.PlanID,
 			}

@@ -26,14 +26,23 @@ type instanceState struct {
 
 // usable reports whether a recorded instance can be bound.
 func usable(rec *manifest.StatusRecord) bool {
-	if rec == nil || !rec.Provisioned || rec.PlanExternalID == "" || rec.AsyncOpInProgress {
+	return ClaimsResource(rec) && rec.PlanExternalID != ""
+}
+
+// ClaimsResource reports whether rec says its broker holds the resource
+// and no operation on it is in flight: Ready, or a failed update or
+// re-bind (which leave the resource in place). A failed create claims
+// nothing certain. These are the records drift checks cover.
+func ClaimsResource(rec *manifest.StatusRecord) bool {
+	if rec == nil || !rec.Provisioned || rec.AsyncOpInProgress {
 		return false
 	}
 	switch rec.Phase {
 	case manifest.PhaseReady:
 		return true
 	case manifest.PhaseFailed:
-		return rec.LastOperation != nil && rec.LastOperation.Type == manifest.OperationUpdate
+		lo := rec.LastOperation
+		return lo != nil && (lo.Type == manifest.OperationUpdate || lo.Type == manifest.OperationUnbind)
 	}
 	return false
 }
@@ -58,7 +67,7 @@ func (p *planner) instanceFor(ref manifest.Ref) instanceState {
 	switch is.Action {
 	case Create:
 		st.target, st.externalID, st.depends = is.Target, is.ExternalID, true
-		st.recreated = rec != nil && rec.Provisioned && rec.Phase == manifest.PhaseReady
+		st.recreated = rec != nil && (rec.Lost != nil || usable(rec))
 	case Update, Adopt:
 		st.target, st.externalID, st.depends = is.Target, is.ExternalID, true
 	case None:
@@ -172,7 +181,7 @@ func (p *planner) binding(ref manifest.Ref, b *manifest.ServiceBinding, rec *man
 			s.WriteAhead = id == "" || rec.InProgress == nil || *rec.InProgress != *s.Desired || rec.InstanceExternalID != st.externalID
 		}
 	case rec.Phase == manifest.PhaseFailed && !rec.Provisioned:
-		if due, wait := p.retryWait(rec); !due && !specChanged(rec, bindingDesired(d, st)) {
+		if due, wait := p.retryWait(rec); !due && !specChanged(rec, bindingDesired(d, st)) && !st.recreated {
 			s.Reason = "bind failed; retried when the manifest changes"
 			if wait != "" {
 				s.Reason = "bind failed: " + wait
@@ -286,7 +295,8 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		s.Warnings = append(s.Warnings, fmt.Sprintf("secretName changed (%s -> %s): the credentials are written to the new Secret the next time the binding is bound (change its parameters, or recreate it)", sr.Name, b.Spec.SecretName))
 	}
 	paramsChanged := d.checksum != rec.ParameterChecksum
-	lost := hasObs && obs.NotFound && rec.Phase == manifest.PhaseReady
+	lostHow := lostBy(rec, obs, hasObs)
+	lost := lostHow != ""
 	var live map[string]any
 	driftParams := false
 	if hasObs && obs.Binding != nil && obs.Binding.Parameters != nil {
@@ -309,7 +319,7 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		if p.lostAtMovedBroker(s, rec) {
 			return
 		}
-		p.createBinding(s, b, st, d, rec.ExternalID, "broker lost the binding (live GET answered 404): binding again with the same binding_id")
+		p.createBinding(s, b, st, d, rec.ExternalID, "broker lost the binding ("+lostHow+" answered 404): binding again with the same binding_id")
 		return
 	case !paramsChanged && !driftParams:
 		s.Reason = "in sync"

@@ -408,12 +408,12 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 		s.Error = fmt.Sprintf("spec.externalID cannot change: the instance is provisioned as %s", rec.ExternalID)
 		return
 	}
-	if hasObs && obs.NotFound && rec.Phase == manifest.PhaseReady {
+	if how := lostBy(rec, obs, hasObs); how != "" {
 		if p.lostAtMovedBroker(s, rec) {
 			return
 		}
 		p.createInstance(s, inst, d, rec.ExternalID)
-		s.Reason = "broker lost the instance (live GET answered 404): provisioning it again with the same instance_id"
+		s.Reason = "broker lost the instance (" + how + " answered 404): provisioning it again with the same instance_id"
 		s.Warnings = append(s.Warnings, "the broker no longer holds instance "+rec.ExternalID+": it is provisioned again, its data is not restored")
 		return
 	}

@@ -156,6 +156,20 @@ func (p *planner) lostAtMovedBroker(s *Step, rec *manifest.StatusRecord) bool {
 	return true
 }
 
+// lostBy says how the broker told that it no longer holds a resource it
+// held ("" when it did not): a live GET answered 404 this pass, or an
+// earlier call (manifest.Lost). Only records that claim a resource at the
+// broker (Ready, or a failed update or re-bind) reach the callers.
+func lostBy(rec *manifest.StatusRecord, obs Observation, hasObs bool) string {
+	switch {
+	case hasObs && obs.NotFound:
+		return "live GET"
+	case rec.Lost != nil:
+		return "the " + rec.Lost.Call
+	}
+	return ""
+}
+
 // brokerArg names a broker as --confirm-broker-move takes it.
 func brokerArg(ref manifest.Ref) string {
 	if ref.Namespace != "" {
