@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"crypto/sha1" //nolint:gosec // Git's object name, not a security measure
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -44,4 +45,14 @@ func hashJSON(v any) (string, error) {
 	}
 	sum := sha256.Sum256(c)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// GitBlobHash is the Git object name of a blob holding data (what `git
+// hash-object` prints), so a file read from a working tree can be compared
+// with a blob recorded from a commit.
+func GitBlobHash(data []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(data))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
 }

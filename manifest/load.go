@@ -672,6 +672,7 @@ func Load(fsys fs.FS, dir string) (*Set, Diagnostics) {
 			return nil
 		}
 		o, ds := DecodeFile(p, data)
+		SetBlob(o, GitBlobHash(data))
 		objs = append(objs, o...)
 		diags = append(diags, ds...)
 		return nil

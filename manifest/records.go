@@ -482,6 +482,14 @@ type StatusRecord struct {
 	// SpecHash is SpecHash() of the manifest last acted on: a Failed
 	// resource is retried only when it changes.
 	SpecHash string `json:"specHash,omitempty"`
+	// SpecSource is where the manifest last acted on was (file, line, Git
+	// blob), written with SpecHash.
+	SpecSource *Source `json:"specSource,omitempty"`
+	// Applied is SpecSource once the broker confirmed the action (a
+	// create or update succeeded, or the resource was adopted): the
+	// manifest whose plan and parameters the broker holds. Diffs read
+	// the old values of a changed resource from this blob.
+	Applied *Source `json:"applied,omitempty"`
 	// DeletionPolicy is the manifest's osbgit.dev/deletion-policy when last
 	// seen (Retain or empty), needed once the manifest is gone.
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`

@@ -91,6 +91,18 @@ func kindOrder(k Kind) int {
 type Source struct {
 	File string `json:"file"`
 	Line int    `json:"line"`
+	// Blob is the Git blob hash of File at the revision read ("" for a
+	// working tree): old values of a changed resource are read from the
+	// blob its record says was last applied (StatusRecord.Applied).
+	Blob string `json:"blob,omitempty"`
+}
+
+// SetBlob records, on objects DecodeFile just returned (not yet shared),
+// the Git blob they were decoded from.
+func SetBlob(objs []Object, blob string) {
+	for _, o := range objs {
+		o.objBase().Source.Blob = blob
+	}
 }
 
 // String renders "file:line".

@@ -75,7 +75,7 @@ func cacheKey(blob, file string) string { return blob + "\x00" + file }
 // exactly files, those of the revision being read; a nil cache holds
 // nothing. A read error is returned with the index of the first file that
 // failed, in file order, and changes nothing.
-func (c *blobCache[T]) decode(files []gitrepo.File, read func(blob string) ([]byte, error), decode func(path string, data []byte) T) ([]T, int, error) {
+func (c *blobCache[T]) decode(files []gitrepo.File, read func(blob string) ([]byte, error), decode func(f gitrepo.File, data []byte) T) ([]T, int, error) {
 	out := make([]T, len(files))
 	miss := make([]int, 0, len(files))
 	if c != nil {
@@ -102,7 +102,7 @@ func (c *blobCache[T]) decode(files []gitrepo.File, read func(blob string) ([]by
 			errs[i] = err
 			return
 		}
-		out[i] = decode(files[i].Path, data)
+		out[i] = decode(files[i], data)
 	})
 	for i, err := range errs {
 		if err != nil {
@@ -165,8 +165,9 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 			manifests = append(manifests, f)
 		}
 	}
-	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, func(path string, data []byte) decoded {
-		objs, diags := manifest.DecodeFile(path, data)
+	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, func(f gitrepo.File, data []byte) decoded {
+		objs, diags := manifest.DecodeFile(f.Path, data)
+		manifest.SetBlob(objs, f.Blob)
 		return decoded{objs: objs, diags: diags}
 	})
 	if err != nil {
@@ -266,7 +267,9 @@ func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Recor
 			read = r.ReadBlob
 		}
 	}
-	decoded, failed, err := cache.recordCache().decode(recordFiles, read, manifest.DecodeRecordFile)
+	decoded, failed, err := cache.recordCache().decode(recordFiles, read, func(f gitrepo.File, data []byte) manifest.RecordFile {
+		return manifest.DecodeRecordFile(f.Path, data)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)
 	}

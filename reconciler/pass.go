@@ -328,6 +328,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		observations, blind = r.observe(ctx, snap.Set, records.Status, catalogs, po.drift, gate, cfg.concurrency)
 	}
 	in := plan.Input{
+		Applied:      r.appliedManifests(ctx, snap.Set, records.Status),
 		Observations: observations,
 		Set:          snap.Set,
 		Diagnostics:  diags,

@@ -351,12 +351,20 @@ func (r *Repo) fetchIncremental(ctx context.Context, sess transport.UploadPackSe
 	}
 	req.Wants = wants
 	req.Haves = r.localHaves()
-	resp, err := sess.UploadPack(ctx, req)
-	if err != nil {
+	if err := r.uploadPack(ctx, sess, req); err != nil {
 		if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
 			return true, nil
 		}
 		return false, err
+	}
+	return true, nil
+}
+
+// uploadPack sends req on an open session and stores the pack received.
+func (r *Repo) uploadPack(ctx context.Context, sess transport.UploadPackSession, req *packp.UploadPackRequest) error {
+	resp, err := sess.UploadPack(ctx, req)
+	if err != nil {
+		return err
 	}
 	defer resp.Close()
 	var rd io.Reader = resp
@@ -367,9 +375,53 @@ func (r *Repo) fetchIncremental(ctx context.Context, sess transport.UploadPackSe
 		rd = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
 	if err := packfile.UpdateObjectStorage(r.st, rd); err != nil {
-		return false, fmt.Errorf("storing fetched objects: %w", err)
+		return fmt.Errorf("storing fetched objects: %w", err)
 	}
-	return true, nil
+	return nil
+}
+
+// FetchBlob returns a blob's contents like ReadBlob, asking the remote for
+// that one object when the local copy lacks it (a shallow cache never
+// fetched the old revision it belongs to): one upload-pack request wanting
+// the blob, no history. The server must serve objects by name
+// (uploadpack.allowAnySHA1InWant, as GitHub and GitLab do); when it
+// refuses, the error wraps ErrRevisionNotFound.
+func (r *Repo) FetchBlob(ctx context.Context, hash string) ([]byte, error) {
+	data, err := r.ReadBlob(hash)
+	if err == nil || r.src.kind != kindRemote || !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return data, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.fetchObject(ctx, plumbing.NewHash(hash)); err != nil {
+		return nil, r.newError("fetch", "", fmt.Errorf("blob %s: %w: %w", hash, ErrRevisionNotFound, err))
+	}
+	data, err = r.readBlobLocked(plumbing.NewHash(hash))
+	if err != nil {
+		return nil, r.newError("read", "", err)
+	}
+	return data, nil
+}
+
+// fetchObject asks the remote for one object by name. Caller holds r.mu.
+func (r *Repo) fetchObject(ctx context.Context, h plumbing.Hash) error {
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	sess, err := r.uploadPackSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return err
+	}
+	req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
+	if ar.Capabilities.Supports(capability.NoProgress) {
+		_ = req.Capabilities.Set(capability.NoProgress)
+	}
+	req.Wants = []plumbing.Hash{h}
+	return r.uploadPack(ctx, sess, req)
 }
 
 // branches returns the manifest branch and, when different, the status

@@ -210,6 +210,7 @@ func (r *stepRun) createSucceeded(ctx context.Context, lo *manifest.LastOperatio
 		rec.Properties = *rec.InProgress
 	}
 	rec.InProgress = nil
+	rec.Applied = rec.SpecSource
 	rec.Phase = manifest.PhaseReady
 	rec.Provisioned = true
 	rec.AsyncOpInProgress = false
@@ -282,6 +283,7 @@ func (r *stepRun) updateSucceeded(lo *manifest.LastOperation) {
 		rec.Properties = *rec.InProgress
 	}
 	rec.InProgress = nil
+	rec.Applied = rec.SpecSource
 	rec.Phase = manifest.PhaseReady
 	rec.AsyncOpInProgress = false
 	rec.LastOperation = lo
@@ -807,6 +809,7 @@ func (r *stepRun) adopt(ctx context.Context) {
 	rec := r.rec
 	if r.s.Desired != nil {
 		rec.Properties = *r.s.Desired
+		rec.Applied = rec.SpecSource
 	}
 	rec.InProgress = nil
 	rec.Provisioned = true

@@ -328,7 +328,7 @@ func (r *stepRun) fail(err error, summary string) {
 	r.touched = true
 }
 
-// keepBaseFacts undoes the manifest facts (SpecHash, DeletionPolicy,
+// keepBaseFacts undoes the manifest facts (SpecHash, SpecSource, DeletionPolicy,
 // ObservedRevision) applied at the start of a step whose call did not take
 // effect (retry later, transient failure): the record then changes only in
 // its condition, and the next attempt records them.
@@ -336,7 +336,7 @@ func (r *stepRun) keepBaseFacts() {
 	if r.rec == nil || r.base == nil {
 		return
 	}
-	r.rec.SpecHash, r.rec.DeletionPolicy, r.rec.ObservedRevision = r.base.SpecHash, r.base.DeletionPolicy, r.base.ObservedRevision
+	r.rec.SpecHash, r.rec.SpecSource, r.rec.DeletionPolicy, r.rec.ObservedRevision = r.base.SpecHash, r.base.SpecSource, r.base.DeletionPolicy, r.base.ObservedRevision
 }
 
 // failCall records a failure that may clear by itself: phase kept, Failed
@@ -491,6 +491,8 @@ func applyStepFacts(rec *manifest.StatusRecord, s *plan.Step, revision string) {
 		}
 		if s.Source != nil {
 			rec.DeletionPolicy = s.DeletionPolicy
+			src := *s.Source
+			rec.SpecSource = &src
 		}
 	}
 	if s.Action.Mutating() || s.Action == plan.Adopt {

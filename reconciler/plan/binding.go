@@ -360,5 +360,5 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 	}
 	s.Reason = strings.Join(why, "; ")
 	p.fillBind(s, b, st, d)
-	s.Changes = p.paramUpdateChanges(live, d, paramsChanged)
+	s.Changes = p.paramUpdateChanges(s.Ref, live, d, paramsChanged)
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -538,7 +539,7 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 		why = append(why, "drift: broker reports different parameters")
 	}
 	if s.SendParameters {
-		s.Changes = append(s.Changes, p.paramUpdateChanges(live, d, paramsChanged)...)
+		s.Changes = append(s.Changes, p.paramUpdateChanges(s.Ref, live, d, paramsChanged)...)
 	}
 	if urChanged {
 		why = append(why, fmt.Sprintf("updateRequests changed: %d -> %d", rec.UpdateRequests, inst.Spec.UpdateRequests))
@@ -547,18 +548,60 @@ func (p *planner) existingInstance(s *Step, inst *manifest.ServiceInstance, rec 
 	s.Reason = strings.Join(why, "; ")
 }
 
-// paramUpdateChanges shows a parameter update: a real diff when a live GET
-// told the broker's values, else every desired value with op "set".
-func (p *planner) paramUpdateChanges(live map[string]any, d desiredState, withRemovals bool) []Change {
+// paramUpdateChanges shows a parameter update: a real diff against the
+// broker's values when a live GET told them, else against the manifest
+// last applied (Input.Applied), else every desired value with op "set"
+// (old values unknown).
+func (p *planner) paramUpdateChanges(ref manifest.Ref, live map[string]any, d desiredState, withRemovals bool) []Change {
 	if live != nil {
-		if ch := paramDiff(live, d.params, d.secretKeys, withRemovals); len(ch) > 0 {
+		if ch := paramDiff(live, d.params, d.secretKeys, withRemovals, false); len(ch) > 0 {
 			return ch
+		}
+	}
+	if old, oldSecretKeys, ok := p.appliedParams(ref); ok {
+		// A key from a Secret on either side is redacted on both.
+		secretKeys := append(slices.Clone(d.secretKeys), oldSecretKeys...)
+		if ch := paramDiff(old, d.params, secretKeys, true, true); len(ch) > 0 {
+			return ch
+		}
+		if len(secretKeys) > 0 {
+			// Only values read from Secrets differ.
+			return []Change{{Path: "parameters (from Secrets)", Op: ChangeModify, Old: SensitiveValue, New: SensitiveValue, Sensitive: true}}
 		}
 	}
 	if len(d.params) == 0 {
 		return []Change{{Path: "parameters", Op: ChangeSet, New: "{}"}}
 	}
 	return paramChanges(d.params, d.secretKeys, ChangeSet)
+}
+
+// appliedParams resolves the parameters of the manifest last applied
+// (Input.Applied, or the current manifest when its blob is the one
+// applied) and the keys that came from Secrets. parametersFrom Secrets
+// are read as they are today: their values are redacted either way, only
+// their keys matter.
+func (p *planner) appliedParams(ref manifest.Ref) (map[string]any, []string, bool) {
+	obj := p.in.Applied[ref]
+	if rec := p.in.Records[ref]; obj == nil && rec != nil && rec.Applied != nil && rec.Applied.Blob != "" {
+		if cur, ok := p.set.Get(ref); ok && cur.GetSource().Blob == rec.Applied.Blob {
+			obj = cur
+		}
+	}
+	var params map[string]any
+	var from []manifest.ParametersFromSource
+	switch o := obj.(type) {
+	case *manifest.ServiceInstance:
+		params, from = o.Spec.Parameters, o.Spec.ParametersFrom
+	case *manifest.ServiceBinding:
+		params, from = o.Spec.Parameters, o.Spec.ParametersFrom
+	default:
+		return nil, nil, false
+	}
+	old, keys, err := manifest.ResolveParameters(ref.Namespace, params, from, p.in.Secrets)
+	if err != nil {
+		old, keys, err = manifest.ResolveParameters(ref.Namespace, params, nil, nil)
+	}
+	return old, keys, err == nil
 }
 
 // planName is a target's plan for display: its name, else its id.

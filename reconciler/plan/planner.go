@@ -31,6 +31,10 @@ type Input struct {
 	// Catalogs are the brokers' catalogs (cached or freshly fetched), keyed
 	// by manifest.CatalogKey.
 	Catalogs manifest.Catalogs
+	// Applied are the manifests last applied (StatusRecord.Applied) of
+	// the resources whose manifest changed since: the old parameters a
+	// change shows when no live GET told them.
+	Applied map[manifest.Ref]manifest.Object
 	// Observations are optional live GET results (instances_retrievable /
 	// bindings_retrievable), used for drift detection and adoption.
 	Observations map[manifest.Ref]Observation

@@ -106,7 +106,10 @@ func paramChanges(params map[string]any, secretKeys []string, op ChangeOp) []Cha
 // sides); a leaf the broker has but the manifest does not is listed as a
 // removal without its value, since its origin is unknown. withRemovals
 // false skips those (brokers often report defaults nobody asked for).
-func paramDiff(old, new map[string]any, secretKeys []string, withRemovals bool) []Change {
+// oldFromManifest says old comes from the manifest last applied, not from
+// the broker: a removed leaf then shows its old value (redacted when
+// sensitive), and removals are always listed.
+func paramDiff(old, new map[string]any, secretKeys []string, withRemovals, oldFromManifest bool) []Change {
 	ol := flattenParams("parameters", old, secretKeys)
 	nl := flattenParams("parameters", new, secretKeys)
 	var out []Change
@@ -143,6 +146,8 @@ func paramDiff(old, new map[string]any, secretKeys []string, withRemovals bool) 
 			out = append(out, Change{Path: p, Op: ChangeModify, Old: o.value, New: n.value})
 		case inNew:
 			out = append(out, Change{Path: p, Op: ChangeAdd, New: n.value, Sensitive: n.sensitive})
+		case inOld && oldFromManifest:
+			out = append(out, Change{Path: p, Op: ChangeRemove, Old: o.value, Sensitive: o.sensitive})
 		case inOld && withRemovals:
 			out = append(out, Change{Path: p, Op: ChangeRemove})
 		}

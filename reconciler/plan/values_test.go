@@ -49,6 +49,7 @@ func TestParamDiff(t *testing.T) {
 		old, new     map[string]any
 		secret       []string
 		withRemovals bool
+		fromManifest bool
 		want         []Change
 	}{
 		{
@@ -87,10 +88,22 @@ func TestParamDiff(t *testing.T) {
 			secret: []string{"creds"},
 			want:   []Change{{Path: "parameters.creds", Op: ChangeModify, Old: SensitiveValue, New: SensitiveValue, Sensitive: true}},
 		},
+		{
+			name:         "old from the manifest last applied: removals show their value, secrets stay hidden",
+			old:          map[string]any{"tier": "gold", "password": "old-pass", "size": 10.0},
+			new:          map[string]any{"size": json.Number("20")},
+			secret:       []string{"password"},
+			fromManifest: true,
+			want: []Change{
+				{Path: "parameters.password", Op: ChangeRemove, Old: SensitiveValue, Sensitive: true},
+				{Path: "parameters.size", Op: ChangeModify, Old: "10", New: "20"},
+				{Path: "parameters.tier", Op: ChangeRemove, Old: `"gold"`},
+			},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := paramDiff(c.old, c.new, c.secret, c.withRemovals)
+			got := paramDiff(c.old, c.new, c.secret, c.withRemovals, c.fromManifest)
 			if d := cmp.Diff(c.want, got); d != "" {
 				t.Errorf("paramDiff (-want +got):\n%s", d)
 			}
