@@ -124,7 +124,7 @@ type Reconciler struct {
 	Identity func(rev string) *osbwire.OriginatingIdentity
 	// Progress, when set, is called as each step of a sync ends (from
 	// several goroutines).
-	Progress func(done, total int, o exec.Outcome)
+	Progress func(exec.Progress)
 	// Redact is the set of secret values this reconciler knows: broker
 	// auth, parametersFrom values and binding credentials are added as
 	// they are read or received, and the records a pass writes are
@@ -562,7 +562,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		Now:         r.Now,
 		Log:         r.Log,
 		InlinePoll:  r.Options.InlinePoll,
-		OnStep:      r.Progress,
+		OnProgress:  r.Progress,
 		Redact:      r.Redact,
 		RetryMin:    r.Options.MinRetryDelay,
 		RetryMax:    r.Options.MaxRetryDelay,

@@ -5,8 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
-
-	"github.com/sirupsen/logrus"
+	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler"
@@ -25,31 +24,67 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressReporter shows a sync's progress: on a terminal one rewritten
-// status line ("[12/40] create ServiceInstance apps/db: succeeded"), else
-// one structured log entry per resource acted on.
-func progressReporter(w io.Writer, log logrus.FieldLogger, terminal bool) func(done, total int, o exec.Outcome) {
-	var mu sync.Mutex
-	return func(done, total int, o exec.Outcome) {
-		mu.Lock()
-		defer mu.Unlock()
-		if terminal {
-			fmt.Fprintf(w, "\r\033[K[%d/%d] %s %s: %s", done, total, o.Action, o.Ref, o.Status)
-			if done == total {
-				fmt.Fprintln(w)
-			}
+// statusLine is a terminal's last line, kept for progress: log entries
+// written through it clear that line first and draw it again after, so
+// logs and progress do not garble each other. Every event is still logged
+// once; the line only says where the pass stands.
+type statusLine struct {
+	mu   sync.Mutex
+	w    io.Writer
+	line string
+	// drawn is when the line was last drawn (redraws are throttled).
+	drawn time.Time
+	now   func() time.Time
+}
+
+func newStatusLine(w io.Writer) *statusLine { return &statusLine{w: w, now: time.Now} }
+
+// Write implements io.Writer for the logger.
+func (s *statusLine) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.line != "" {
+		fmt.Fprint(s.w, "\r\033[K")
+	}
+	n, err := s.w.Write(p)
+	if s.line != "" {
+		fmt.Fprint(s.w, s.line)
+	}
+	return n, err
+}
+
+// set draws line; unless force, at most ten times a second.
+func (s *statusLine) set(line string, force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if !force && now.Sub(s.drawn) < 100*time.Millisecond {
+		s.line = line
+		return
+	}
+	s.line, s.drawn = line, now
+	fmt.Fprint(s.w, "\r\033[K"+line)
+}
+
+// clear removes the line.
+func (s *statusLine) clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.line != "" {
+		fmt.Fprint(s.w, "\r\033[K")
+	}
+	s.line = ""
+}
+
+// progressLine shows a sync's progress on a terminal's status line:
+// "[12/40 resources, 3 calls in flight]".
+func progressLine(s *statusLine) func(exec.Progress) {
+	return func(p exec.Progress) {
+		if p.Done >= p.Total {
+			s.clear()
 			return
 		}
-		if o.Status == exec.StatusUnchanged {
-			return
-		}
-		e := log.WithFields(logrus.Fields{"resource": o.Ref.String(), "action": string(o.Action), "status": string(o.Status),
-			"external_id": o.ExternalID, "step": done, "steps": total})
-		if o.Err != nil {
-			e.WithError(o.Err).Warn(o.Summary)
-			return
-		}
-		e.Info(o.Summary)
+		s.set(fmt.Sprintf("[%d/%d resources, %d calls in flight]", p.Done, p.Total, p.CallsInFlight), p.Ended != nil)
 	}
 }
 
@@ -68,23 +103,13 @@ func useColor(mode string, w io.Writer) bool {
 	return isTerminal(w)
 }
 
-// printSyncSummary prints one line per resource acted on and the counts;
-// failures quote brokers, so they are scrubbed of secrets.
+// printSyncSummary prints the pass's counts, the resources still failed
+// from earlier passes and the status commit. What each step did was
+// logged as it ended (once); it is not repeated here. Reasons quote
+// brokers, so they are scrubbed of secrets.
 func printSyncSummary(w io.Writer, res *reconciler.SyncResult, secrets *redact.Set) {
 	if res.Exec == nil {
 		return
-	}
-	for _, o := range res.Exec.Outcomes {
-		status := "ok"
-		switch {
-		case o.Status == exec.StatusFailed:
-			status = "FAILED: " + secrets.Scrub(errText(o.Err, o.Summary))
-		case o.Status == exec.StatusRetryLater:
-			status = "retried later: " + secrets.Scrub(errText(o.Err, o.Summary))
-		case o.InProgress:
-			status = "in progress"
-		}
-		fmt.Fprintf(w, "%-16s %s: %s\n", o.Action, o.Ref, status)
 	}
 	// Resources that failed in an earlier pass and wait for a manifest
 	// change (or osbgit retry): listed, not counted as this pass's
@@ -109,14 +134,6 @@ func printSyncSummary(w io.Writer, res *reconciler.SyncResult, secrets *redact.S
 		fmt.Fprint(w, " No status change to commit.")
 	}
 	fmt.Fprintln(w)
-}
-
-// errText is err's message, else summary.
-func errText(err error, summary string) string {
-	if err != nil {
-		return err.Error()
-	}
-	return summary
 }
 
 func short(rev string) string {

@@ -89,6 +89,7 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 			if err := applyEnv(cmd); err != nil {
 				return err
 			}
+			g.LogFormat = resolveLogFormat(g.LogFormat, os.Getenv)
 			l, err := newLogger(stderr, g.LogFormat, g.LogLevel)
 			if err != nil {
 				return err
@@ -110,7 +111,7 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	pf.StringVar(&g.Path, "path", "", "directory inside the repo holding manifests (default: osbgit.yaml's path, else the root)")
 	pf.StringVar(&g.SecretStore, "secret-store", "", "where credentials and auth secrets live: kube or dir:PATH")
 	pf.StringVar(&g.Kubeconfig, "kubeconfig", "", "kubeconfig for --secret-store kube (default: in-cluster, then $KUBECONFIG)")
-	pf.StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.LogFormat, "log-format", "auto", "log format: text, json, or auto (json inside a Kubernetes pod, else text)")
 	pf.StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.GitUsername, "git-username", "", "username for Git over HTTPS")
 	pf.StringVar(&g.GitPasswordFile, "git-password-file", "", "file holding the Git password (or env OSBGIT_GIT_PASSWORD)")
@@ -171,6 +172,18 @@ func applyEnv(cmd *cobra.Command) error {
 	return firstErr
 }
 
+// resolveLogFormat turns "auto" into json inside a Kubernetes pod (where
+// logs are collected and parsed) and text elsewhere.
+func resolveLogFormat(format string, getenv func(string) string) string {
+	if format != "auto" {
+		return format
+	}
+	if getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return "json"
+	}
+	return "text"
+}
+
 func newLogger(w io.Writer, format, level string) (*logrus.Logger, error) {
 	l := logrus.New()
 	l.SetOutput(w)
@@ -180,7 +193,7 @@ func newLogger(w io.Writer, format, level string) (*logrus.Logger, error) {
 	case "json":
 		l.SetFormatter(&logrus.JSONFormatter{})
 	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+		return nil, fmt.Errorf("--log-format %q: want text, json or auto", format)
 	}
 	lv, err := logrus.ParseLevel(level)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
 
@@ -53,8 +52,12 @@ record says why), 2 error (nothing may have been done).`,
 			if r.Options.ConfirmedBrokerMoves, err = brokerRefs(confirmMoves); err != nil {
 				return withExitCode(exitError, err)
 			}
-			errw := cmd.ErrOrStderr()
-			r.Progress = progressReporter(errw, g.log, isTerminal(errw) && g.LogFormat != "json")
+			if errw := cmd.ErrOrStderr(); isTerminal(errw) && g.LogFormat != "json" {
+				line := newStatusLine(errw)
+				g.log.SetOutput(line)
+				defer func() { line.clear(); g.log.SetOutput(errw) }()
+				r.Progress = progressLine(line)
+			}
 			if r.Options.StateStore, err = state.store(g, repo); err != nil {
 				return withExitCode(exitError, err)
 			}
@@ -74,13 +77,6 @@ record says why), 2 error (nothing may have been done).`,
 				return withExitCode(exitError, fmt.Errorf("pass refused: %s", res.Refused))
 			}
 			printSyncSummary(out, res, g.secrets)
-			if res.Exec != nil {
-				for _, o := range res.Exec.Outcomes {
-					if o.Err != nil {
-						g.log.WithFields(logrus.Fields{"resource": o.Ref.String(), "action": string(o.Action)}).Error(o.Err)
-					}
-				}
-			}
 			if res.Failed() {
 				return withExitCode(exitChanges, nil)
 			}

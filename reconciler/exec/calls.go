@@ -50,7 +50,9 @@ func (r *stepRun) call(ctx context.Context, ci CallInfo, f func(context.Context)
 		return fmt.Errorf("%s not sent: %w", ci.Op, errDrained)
 	}
 	r.sent++
+	r.progress.callStarted()
 	err := f(ctx)
+	r.progress.callEnded()
 	l := r.logger().WithField("op", string(ci.Op))
 	if err != nil {
 		if id := requestID(err); id != "" {

@@ -185,10 +185,10 @@ type Executor struct {
 	// stops that call (it is not made) and fails the step as a call that
 	// never reached the broker. Tests use it to inject crashes.
 	BeforeCall func(ctx context.Context, c CallInfo) error
-	// OnStep, when set, is called as each step ends (from the step's
-	// goroutine, so it must be safe for concurrent use) with the number of
-	// steps ended so far and the total: the CLI draws progress with it.
-	OnStep func(done, total int, o Outcome)
+	// OnProgress, when set, is called as each step ends and as each
+	// broker call starts and ends (from the steps' goroutines, so it must
+	// be safe for concurrent use): the CLI draws progress with it.
+	OnProgress func(Progress)
 	// Redact learns the binding credentials the run receives (bind and
 	// fetch-binding answers, addKeysFrom Secrets, and, before a step calls
 	// the broker, the stored Secret of its binding or of its instance's
@@ -371,24 +371,21 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			first[p.Steps[i].Ref] = i
 		}
 	}
-	sems := &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}}
-	log := e.log()
-	var wg sync.WaitGroup
-	var ended atomic.Int64
-	report := func(r *stepRun) {
-		if e.OnStep != nil {
-			e.OnStep(int(ended.Add(1)), n, r.out)
-		}
+	sh := &runShared{
+		sems:     &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}},
+		log:      e.log(),
+		learner:  newLearner(e, p),
+		progress: &progress{report: e.OnProgress, total: n},
 	}
-	learner := newLearner(e, p)
+	var wg sync.WaitGroup
 	for i := range p.Steps {
-		r := newStepRun(e, p, i, writeAhead, sems, log, learner)
+		r := newStepRun(e, p, i, writeAhead, sh)
 		runs[i] = r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(done[i])
-			defer report(r)
+			defer sh.progress.stepEnded(&r.out)
 			for _, dep := range r.s.DependsOn {
 				j, ok := first[dep]
 				if !ok || dep == r.s.Ref {
@@ -438,6 +435,41 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}
 	}
 	return res
+}
+
+// runShared is what the steps of one Run share.
+type runShared struct {
+	sems     *semaphores
+	log      logrus.FieldLogger
+	learner  *secrets.Learner
+	progress *progress
+}
+
+// Progress is where a Run stands.
+type Progress struct {
+	// Done steps of Total have ended; CallsInFlight broker calls are
+	// being made.
+	Done, Total, CallsInFlight int
+	// Ended is the step that just ended (nil when a call started or
+	// ended).
+	Ended *Outcome
+}
+
+// progress counts a Run's ended steps and calls in flight for OnProgress.
+type progress struct {
+	report      func(Progress)
+	total       int
+	done, calls atomic.Int64
+}
+
+func (p *progress) stepEnded(o *Outcome) { p.send(p.done.Add(1), p.calls.Load(), o) }
+func (p *progress) callStarted()          { p.send(p.done.Load(), p.calls.Add(1), nil) }
+func (p *progress) callEnded()            { p.send(p.done.Load(), p.calls.Add(-1), nil) }
+
+func (p *progress) send(done, calls int64, o *Outcome) {
+	if p.report != nil {
+		p.report(Progress{Done: int(done), Total: p.total, CallsInFlight: int(calls), Ended: o})
+	}
 }
 
 // semaphores are per-broker call limits.

@@ -83,6 +83,8 @@ type stepRun struct {
 	p    *plan.Plan
 	s    *plan.Step
 	sems *semaphores
+	// progress counts the Run's steps and calls for Executor.OnProgress.
+	progress *progress
 	// sent counts the calls the step sent; drained is set when its first
 	// call was not sent because osbgit is shutting down.
 	sent    int
@@ -126,9 +128,9 @@ type stepRun struct {
 	instanceLost bool
 }
 
-func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sems *semaphores, log logrus.FieldLogger, learner *secrets.Learner) *stepRun {
+func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sh *runShared) *stepRun {
 	s := &p.Steps[i]
-	r := &stepRun{e: e, p: p, s: s, sems: sems, binding: s.Ref.Kind == manifest.KindServiceBinding, learner: learner}
+	r := &stepRun{e: e, p: p, s: s, sems: sh.sems, binding: s.Ref.Kind == manifest.KindServiceBinding, learner: sh.learner, progress: sh.progress}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
 	r.base = s.Record
 	if needsWriteAhead(s) {
@@ -148,7 +150,7 @@ func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*m
 	if r.out.ExternalID == "" && r.rec != nil {
 		r.out.ExternalID = r.rec.ExternalID
 	}
-	r.parentLog = log
+	r.parentLog = sh.log
 	return r
 }
 
