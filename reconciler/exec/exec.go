@@ -463,8 +463,8 @@ type progress struct {
 }
 
 func (p *progress) stepEnded(o *Outcome) { p.send(p.done.Add(1), p.calls.Load(), o) }
-func (p *progress) callStarted()          { p.send(p.done.Load(), p.calls.Add(1), nil) }
-func (p *progress) callEnded()            { p.send(p.done.Load(), p.calls.Add(-1), nil) }
+func (p *progress) callStarted()         { p.send(p.done.Load(), p.calls.Add(1), nil) }
+func (p *progress) callEnded()           { p.send(p.done.Load(), p.calls.Add(-1), nil) }
 
 func (p *progress) send(done, calls int64, o *Outcome) {
 	if p.report != nil {
