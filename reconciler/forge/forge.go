@@ -247,14 +247,14 @@ func escapeSegments(p string) string {
 	return strings.Join(parts, "/")
 }
 
-// cut shortens s to at most n runes, on one line.
+// cut shortens s to at most n runes.
 func cut(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	for i := range s {
+		if n--; n == 0 && i+utf8.RuneLen([]rune(s[i:])[0]) < len(s) {
+			return s[:i] + "…"
+		}
 	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	return s
 }
 
 func short(sha string) string {
