@@ -34,6 +34,7 @@ type Source interface {
 	ChangedOutside(fromRev, toRev, prefix string) (bool, error)
 	WriteIntent(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
 	WriteStatus(ctx context.Context, cs gitrepo.ChangeSet) (gitrepo.WriteResult, error)
+	WriteNote(ctx context.Context, n gitrepo.Note) (string, error)
 	Branch() string
 	StatusBranch() string
 	// URL is the repository as shown (credentials redacted).
@@ -132,6 +133,9 @@ type Reconciler struct {
 	// whatever shows results (render, errors). Nil: init creates one,
 	// kept across passes.
 	Redact *redact.Set
+	// CommitStatuses, when set, gets a forge commit status on each new
+	// manifest revision a pass reconciles (result.go).
+	CommitStatuses CommitStatuses
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -550,10 +554,13 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.State.setLastRelist(c.broker, now)
 		}
 	}
+	rev := r.newRevision(p.fetch.Head)
 	if res.Refused != "" {
 		r.Log.WithField("reason", res.Refused).Error("plan refused; no broker call made")
+		r.resultDone(ctx, rev, r.resultNote(rev, p.cfg.clusterID, res), nil, res)
 		return res, nil
 	}
+	r.resultStarted(ctx, rev)
 
 	ex := &exec.Executor{
 		Brokers:     r.brokerLookup(ctx, p.snap.Set, p.gate),
@@ -596,13 +603,16 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	} else {
 		r.State.NextDriftCheck = time.Time{}
 	}
+	note := r.resultNote(rev, p.cfg.clusterID, res)
+	var statusWrite *gitrepo.WriteResult
 	if len(files) > 0 || len(p.view.diverged) > 0 {
 		msg, err := commitMessage(p.cfg.template, res.Exec)
 		if err != nil {
 			return nil, err
 		}
-		msg = r.withRestoreNote(msg, p.view.diverged)
-		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg, Sealed: r.sealed(ctx, &p.view)})
+		msg = withRevisionTrailer(r.withRestoreNote(msg, p.view.diverged), p.fetch.Head)
+		wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg, Sealed: r.sealed(ctx, &p.view), Note: note})
+		statusWrite = &wr
 		if err != nil {
 			return res, fmt.Errorf("push status records: %w", err)
 		}
@@ -618,6 +628,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	} else {
 		r.State.ObservedHead = p.fetch.Head
 	}
+	r.resultDone(ctx, rev, note, statusWrite, res)
 	r.saveState(ctx)
 	return res, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/forge"
 	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/kubestate"
 	"github.com/osbgit/osbgit/reconciler/secrets"
@@ -41,6 +42,10 @@ type passFlags struct {
 	// minRetry and maxRetry bound the backoff of calls the broker gave
 	// no verdict on.
 	minRetry, maxRetry time.Duration
+	// commitStatus (a forge.Kind), commitStatusTokenFile and
+	// commitStatusURL set a forge commit status on each reconciled
+	// revision.
+	commitStatus, commitStatusTokenFile, commitStatusURL string
 }
 
 func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
@@ -54,6 +59,9 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 		f.IntVar(&pf.concurrency, "concurrency", 0, "concurrent calls per broker (default: osbgit.yaml's concurrency, 8)")
 		f.DurationVar(&pf.minRetry, "min-retry-delay", exec.MinRetryDelay, "first wait before a call the broker gave no verdict on (5xx, timeout, 422 ConcurrencyError) is repeated; the waits double up to --max-retry-delay")
 		f.DurationVar(&pf.maxRetry, "max-retry-delay", exec.MaxRetryDelay, "longest wait before a call the broker gave no verdict on is repeated")
+		f.StringVar(&pf.commitStatus, "commit-status", "", "set a commit status (pending, then success or failure) on each manifest commit a pass reconciles, on this forge: github, gitlab or gitea; the project comes from --repo's URL")
+		f.StringVar(&pf.commitStatusTokenFile, "commit-status-token-file", "", "file holding the forge API token for --commit-status")
+		f.StringVar(&pf.commitStatusURL, "commit-status-url", "", "forge API base URL for --commit-status (default: https://api.github.com, https://gitlab.com/api/v4 or https://gitea.com/api/v1); set it for GitHub Enterprise or a self-hosted GitLab or Gitea")
 	}
 }
 
@@ -307,6 +315,10 @@ func (sf *stateFlags) store(g *globalOptions, repo *gitrepo.Repo) (reconciler.St
 
 // newReconciler wires a reconciler for --repo with the pass flags.
 func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *passFlags) (*reconciler.Reconciler, *gitrepo.Repo, error) {
+	statuses, err := pf.commitStatuses(g)
+	if err != nil {
+		return nil, nil, err
+	}
 	repo, err := g.openRepo(ctx, pf.statusBranch, pf.mutating)
 	if err != nil {
 		return nil, nil, err
@@ -317,11 +329,12 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 		return nil, nil, err
 	}
 	r := &reconciler.Reconciler{
-		Source:  repo,
-		Log:     g.log,
-		Options: pf.options(cmd, g),
-		Clients: &reconciler.BrokerClients{UserAgent: "osbgit/" + version},
-		Redact:  g.secrets,
+		Source:         repo,
+		Log:            g.log,
+		Options:        pf.options(cmd, g),
+		Clients:        &reconciler.BrokerClients{UserAgent: "osbgit/" + version},
+		Redact:         g.secrets,
+		CommitStatuses: statuses,
 	}
 	if store != nil {
 		r.Secrets = store
@@ -329,6 +342,36 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 		r.Keys = recordKeys(store)
 	}
 	return r, repo, nil
+}
+
+// commitStatuses is the forge client of --commit-status (nil without it).
+// What cannot work (an unknown forge, no token, a --repo that names no
+// forge project, such as a local path) is an error at startup, not a
+// warning on every pass. The token is added to the redaction set.
+func (pf *passFlags) commitStatuses(g *globalOptions) (reconciler.CommitStatuses, error) {
+	if pf.commitStatus == "" {
+		if pf.commitStatusTokenFile != "" || pf.commitStatusURL != "" {
+			return nil, errors.New("--commit-status-token-file and --commit-status-url need --commit-status github|gitlab|gitea")
+		}
+		return nil, nil
+	}
+	if pf.commitStatusTokenFile == "" {
+		return nil, errors.New("--commit-status needs --commit-status-token-file")
+	}
+	token, err := readSecretFile("commit-status-token-file", pf.commitStatusTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	g.secrets.Add(token, "Bearer "+token, "token "+token)
+	name := forge.DefaultContext
+	if pf.clusterID != "" {
+		name += "/" + pf.clusterID
+	}
+	c, err := forge.New(forge.Options{Kind: forge.Kind(pf.commitStatus), BaseURL: pf.commitStatusURL, RepoURL: g.Repo, Token: token, Context: name})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // writingReconciler is newReconciler for a command that writes records

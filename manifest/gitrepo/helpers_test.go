@@ -138,6 +138,9 @@ type gitServer struct {
 	*httptest.Server
 	mu   sync.Mutex
 	reqs []string // "METHOD path?query"
+	// before, when set, runs before each request is served (a test's
+	// concurrent writer).
+	before func(r *http.Request)
 }
 
 // newGitServer starts the server. An empty user disables auth.
@@ -160,7 +163,11 @@ func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitSer
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gs.mu.Lock()
 		gs.reqs = append(gs.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		before := gs.before
 		gs.mu.Unlock()
+		if before != nil {
+			before(r)
+		}
 		if user != "" {
 			u, p, ok := r.BasicAuth()
 			if !ok || u != user || p != pass {

@@ -14,7 +14,7 @@ import (
 // cs.Sealed.Sign) holds the result, and the status branch gets a commit
 // whose .osbgit/ is that tree. One push moves both refs, each by
 // compare-and-swap. Caller holds r.mu.
-func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editNode, intent bool) (WriteResult, error) {
+func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editNode, intent bool, nw *noteWrite) (WriteResult, error) {
 	target := r.statusBranch
 	recName := plumbing.ReferenceName(RecordsRef(target))
 	res := WriteResult{Branch: target}
@@ -67,18 +67,26 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 			}
 			return res, nil
 		}
+		statusCommit := branchHead
+		if !branchUpdate {
+			statusCommit = old
+		}
+		updates = nw.add(ctx, r, w, statusCommit, updates)
 		err = r.pushRefs(ctx, updates, w.pending)
 		if err == nil {
 			if err := r.recordPushed(updates...); err != nil {
 				return res, err
 			}
-			if !branchUpdate {
-				branchHead = old
-			}
+			nw.succeeded()
+			branchHead = statusCommit
 			r.known[target] = branchHead
 			res.Commit, res.Changed = branchHead.String(), true
 			res.RecordsCommit = recHead.String()
 			return res, nil
+		}
+		if nw.rejected(err) {
+			res.Attempts--
+			continue
 		}
 		ce, err := r.retryAfter(ctx, err, &res, intent)
 		if err != nil {

@@ -45,6 +45,12 @@ type ChangeSet struct {
 	// .osbgit/ is that same tree — whatever the branch held there before
 	// (an edit by someone else) is replaced. Both refs move in one push.
 	Sealed *Sealed
+	// Note, for WriteStatus only, is a git note added under NotesRef,
+	// pushed in the same push as the status commit when the notes ref
+	// allows, else by itself right after it (see WriteNote); when the
+	// change set makes no commit, it is written by itself. A note never
+	// fails the write: WriteResult.NoteErr says why it is missing.
+	Note *Note
 }
 
 // RecordsRefPrefix starts the ref holding osbgit's records commits for a
@@ -105,6 +111,13 @@ type WriteResult struct {
 	// RecordsCommit is the records ref's head after a sealed write
 	// ("" when it does not exist).
 	RecordsCommit string
+	// NoteCommit is the notes commit that added ChangeSet.Note (or the
+	// notes ref's head when the note already held its text); "" when
+	// none was written.
+	NoteCommit string
+	// NoteErr is why ChangeSet.Note could not be written (the status
+	// write itself succeeded).
+	NoteErr error
 }
 
 // SkipCITrailer is the marker that tells CI systems to skip a commit.
@@ -188,14 +201,19 @@ func (r *Repo) write(ctx context.Context, cs ChangeSet, intent bool) (WriteResul
 	if err := r.checkOpen(); err != nil {
 		return WriteResult{}, err
 	}
-	res, err := r.writeLocked(ctx, cs, intent)
+	nw := &noteWrite{}
+	if !intent {
+		nw.note = cs.Note
+	}
+	res, err := r.writeLocked(ctx, cs, intent, nw)
 	if err != nil {
 		return res, r.newError("write", r.statusBranch, err)
 	}
+	nw.finish(ctx, r, &res)
 	return res, nil
 }
 
-func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (WriteResult, error) {
+func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool, nw *noteWrite) (WriteResult, error) {
 	target := r.statusBranch
 	res := WriteResult{Branch: target}
 	if strings.TrimSpace(cs.Message) == "" {
@@ -215,7 +233,7 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 		}
 	}
 	if cs.Sealed != nil {
-		return r.writeSealedLocked(ctx, cs, edits, intent)
+		return r.writeSealedLocked(ctx, cs, edits, intent, nw)
 	}
 	reopened := false
 	for {
@@ -243,14 +261,20 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool) (Writ
 			return res, nil
 		}
 		update := refUpdate{name: plumbing.NewBranchReferenceName(target), old: old, new: commit}
-		err = r.pushRefs(ctx, []refUpdate{update}, objs)
+		updates := nw.add(ctx, r, &treeWriter{r: r, pending: objs}, commit, []refUpdate{update})
+		err = r.pushRefs(ctx, updates, objs)
 		if err == nil {
-			if err := r.recordPushed(update); err != nil {
+			if err := r.recordPushed(updates...); err != nil {
 				return res, err
 			}
+			nw.succeeded()
 			r.known[target] = commit
 			res.Commit, res.Changed = commit.String(), true
 			return res, nil
+		}
+		if nw.rejected(err) {
+			res.Attempts--
+			continue
 		}
 		if _, err := r.retryAfter(ctx, err, &res, intent); err != nil {
 			return res, err
