@@ -14,6 +14,12 @@
 // credentials, parametersFrom values, binding credentials — in raw and
 // encoded forms (redact.Forms); parameter changes a person wrote are not.
 //
+// Every view is byte-identical across runs on the same inputs: an ID the
+// plan generated (Step.NewID, a fresh one each run) is shown as "new ID,
+// recorded before the first call" (Text, Markdown) or as new_id with an
+// empty external_id (JSON); IDs reserved by an earlier pass or given by
+// spec.externalID are shown as they are.
+//
 // # Text
 //
 // Text prints a header naming the revision, then one block per resource
@@ -69,8 +75,11 @@
 //	                                 // namespace is "" for cluster-scoped kinds
 //	      "action": "create",        // none|create|update|delete|poll|orphan-mitigate|adopt|forget
 //	      "reason": "new instance",
-//	      "external_id": "…",        // instance_id / binding_id ("" when unknown)
-//	      "instance_external_id": "",// bindings: the bound instance_id
+//	      "external_id": "…",        // instance_id / binding_id ("" when unknown or new_id)
+//	      "new_id": false,           // the plan generated external_id: a sync uses a
+//	                                 // fresh one, recorded before the first call
+//	      "instance_external_id": "",// bindings: the bound instance_id ("" when unknown,
+//	                                 // or new: its instance's resource has new_id)
 //	      "predecessor_binding_id": "", // binding rotation: the binding replaced
 //	      "broker": {"kind": "ClusterServiceBroker", "namespace": "", "name": "demo"}, // or null
 //	      "class": "postgres",       // class (service) name at the broker, "" when unknown

@@ -197,14 +197,18 @@ func (t *textWriter) step(s *plan.Step) {
 		t.line(6, t.sc.text(s.Reason))
 	}
 	if s.ExternalID != "" && s.Action != plan.None && s.Action != plan.Forget {
-		id := "id: " + s.ExternalID
+		id := "id: " + t.sc.id(s.ExternalID)
 		if s.InstanceExternalID != "" {
-			id += ", instance id: " + s.InstanceExternalID
+			if t.sc.isNew(s.InstanceExternalID) {
+				id += "; instance id: the instance's new ID"
+			} else {
+				id += "; instance id: " + s.InstanceExternalID
+			}
 		}
 		if s.PredecessorBindingID != "" {
-			id += ", replaces: " + s.PredecessorBindingID
+			id += "; replaces: " + s.PredecessorBindingID
 		}
-		if s.WriteAhead {
+		if s.WriteAhead && !s.NewID {
 			id += " (recorded before the call)"
 		}
 		t.line(6, id)
