@@ -1,6 +1,7 @@
 // Package render shows a plan.Plan to people (Text, in the style of
-// `terraform plan`) and to programs (JSON, a stable documented schema). It
-// is what `osbgit diff` prints.
+// `terraform plan`), to reviewers of a pull request (Markdown, a comment)
+// and to programs (JSON, a stable documented schema). It is what `osbgit
+// diff` prints.
 //
 // Neither view ever contains a parameter value that came from a Secret
 // (parametersFrom), a credential, or Step.Parameters: changes carry
@@ -48,6 +49,33 @@
 // deletes. A second line follows the Plan line when there are polls, adopts,
 // forgets or errors ("Also: 1 to poll, 1 to forget." / "2 resources have
 // errors.").
+//
+// # Markdown
+//
+// Markdown writes a pull-request comment (GitHub, GitLab, Gitea): the
+// line MarkdownMarker (an HTML comment CI jobs find their earlier comment
+// by), a title naming the revision, then the refusal, blocked resources
+// (steps with an error), warnings and diagnostics not already said by a
+// blocked resource's error; the text view's closing lines in one
+// paragraph; a table of the resources with an action (action, kind,
+// namespace/name, broker, class/plan, "old → new" when the plan changes);
+// and a collapsible <details> per such resource holding the text view's
+// lines about it in a fenced diff block.
+//
+// The output stays under MarkdownOptions.Limit bytes (default
+// DefaultMarkdownLimit, under GitHub's 65,536-character comment limit):
+// details are dropped from the end first, then table rows, then top
+// entries, and a closing line says how many ("… 3 more resources not
+// shown; run `osbgit diff` for the full plan."). One message is cut at
+// 1,000 bytes.
+//
+// Every string that comes from the repository or a broker is inert: in
+// the Markdown parts it is an inline code span whose delimiter is longer
+// than any backtick run it holds (newlines and control characters become
+// spaces; in table cells pipes are escaped), in <summary> it is
+// HTML-escaped inside <code>, and in details it is inside a fence longer
+// than any backtick run of the block. So no value adds a link, an image,
+// HTML, a heading, a mention or a table cell, or closes a block early.
 //
 // # JSON schema (format_version "1")
 //
