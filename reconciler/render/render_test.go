@@ -230,14 +230,7 @@ func TestScrub(t *testing.T) {
 		Warnings:            []string{"deep-secret"},
 		Changes:             []plan.Change{{Path: "parameters.size", Op: plan.ChangeAdd, New: "visible"}},
 	}}}
-	var txt, js bytes.Buffer
-	if err := Text(&txt, p, TextOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := JSON(&js, p); err != nil {
-		t.Fatal(err)
-	}
-	for name, out := range map[string]string{"text": txt.String(), "json": js.String()} {
+	for name, out := range views(t, p) {
 		if strings.Contains(out, "pa55word") || strings.Contains(out, "deep-secret") {
 			t.Errorf("%s leaks:\n%s", name, out)
 		}
@@ -307,14 +300,8 @@ func TestNewIDsHidden(t *testing.T) {
 		{Ref: manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "kept"}, Action: plan.Create,
 			Reason: "repeating the create reserved by an earlier pass", ExternalID: reserved, WriteAhead: true},
 	}}
-	var txt, js bytes.Buffer
-	if err := Text(&txt, p, TextOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := JSON(&js, p); err != nil {
-		t.Fatal(err)
-	}
-	for name, out := range map[string]string{"text": txt.String(), "json": js.String()} {
+	out := views(t, p)
+	for name, out := range out {
 		if strings.Contains(out, "8c1f0a52") {
 			t.Errorf("%s shows a generated ID:\n%s", name, out)
 		}
@@ -328,8 +315,8 @@ func TestNewIDsHidden(t *testing.T) {
 		"id: " + reserved + " (recorded before the call)\n",
 		"new instance (would use " + NewIDPlaceholder + ")",
 	} {
-		if !strings.Contains(txt.String(), want) {
-			t.Errorf("text lacks %q:\n%s", want, txt.String())
+		if !strings.Contains(out["text"], want) || !strings.Contains(out["markdown"], strings.TrimSpace(want)) {
+			t.Errorf("text or markdown lacks %q:\n%s\n%s", want, out["text"], out["markdown"])
 		}
 	}
 	doc := NewDocument(p)
@@ -339,4 +326,20 @@ func TestNewIDsHidden(t *testing.T) {
 	if r := doc.Resources[2]; r.NewID || r.ExternalID != reserved {
 		t.Errorf("JSON reserved create: %+v", r)
 	}
+}
+
+// views renders p in every format, keyed by name.
+func views(t *testing.T, p *plan.Plan) map[string]string {
+	t.Helper()
+	var txt, js, md bytes.Buffer
+	if err := Text(&txt, p, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSON(&js, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := Markdown(&md, p, MarkdownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"text": txt.String(), "json": js.String(), "markdown": md.String()}
 }
