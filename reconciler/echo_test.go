@@ -123,14 +123,17 @@ func TestBrokerEchoesAreScrubbed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("diff: %v", err)
 		}
-		var txt, js bytes.Buffer
+		var txt, js, md bytes.Buffer
 		if err := render.Text(&txt, res.Plan, render.TextOptions{Redact: r.Redact, ShowUnchanged: true}); err != nil {
 			t.Fatal(err)
 		}
 		if err := render.JSON(&js, res.Plan, render.JSONOptions{Redact: r.Redact}); err != nil {
 			t.Fatal(err)
 		}
-		diffs = append(diffs, txt.String(), js.String())
+		if err := render.Markdown(&md, res.Plan, render.MarkdownOptions{Redact: r.Redact}); err != nil {
+			t.Fatal(err)
+		}
+		diffs = append(diffs, txt.String(), js.String(), md.String())
 	}
 	sync := func(r *Reconciler) *SyncResult {
 		t.Helper()

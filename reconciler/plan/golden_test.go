@@ -34,6 +34,7 @@ var (
 //	<scenario>/catalogs.json    optional: replaces ../catalogs.json
 //	<scenario>/plan.txt         golden text view
 //	<scenario>/plan.json        golden JSON view
+//	<scenario>/plan.md          golden Markdown view
 const goldenDir = "../../testdata/plan"
 
 // scenarioInput is input.yaml.
@@ -220,15 +221,19 @@ func TestGolden(t *testing.T) {
 			if again := plan.Build(in2); !samePlan(p, again) {
 				t.Errorf("Build is not deterministic")
 			}
-			var txt, js bytes.Buffer
+			var txt, js, md bytes.Buffer
 			if err := render.Text(&txt, p, render.TextOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := render.JSON(&js, p); err != nil {
 				t.Fatal(err)
 			}
+			if err := render.Markdown(&md, p, render.MarkdownOptions{}); err != nil {
+				t.Fatal(err)
+			}
 			compareGolden(t, filepath.Join(dir, "plan.txt"), txt.Bytes())
 			compareGolden(t, filepath.Join(dir, "plan.json"), js.Bytes())
+			compareGolden(t, filepath.Join(dir, "plan.md"), md.Bytes())
 			checkInvariants(t, in, p)
 			if exp, err := os.ReadFile(filepath.Join(dir, "expect.txt")); err == nil {
 				for _, want := range strings.Split(strings.TrimSpace(string(exp)), "\n") {
@@ -355,14 +360,17 @@ func TestNoSecretInOutput(t *testing.T) {
 			if !found {
 				t.Fatalf("scenario %s does not send a secret parameter", name)
 			}
-			var txt, js bytes.Buffer
+			var txt, js, md bytes.Buffer
 			if err := render.Text(&txt, p, render.TextOptions{ShowUnchanged: true, Color: true}); err != nil {
 				t.Fatal(err)
 			}
 			if err := render.JSON(&js, p); err != nil {
 				t.Fatal(err)
 			}
-			for view, out := range map[string]string{"text": txt.String(), "json": js.String()} {
+			if err := render.Markdown(&md, p, render.MarkdownOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for view, out := range map[string]string{"text": txt.String(), "json": js.String(), "markdown": md.String()} {
 				if strings.Contains(out, "hunter2") {
 					t.Errorf("%s view shows the secret:\n%s", view, out)
 				}

@@ -191,6 +191,8 @@ type planner struct {
 	// bindingsOf indexes the binding manifests by their instance.
 	bindingsOf map[manifest.Ref][]manifest.Ref
 	idSeq      int
+	// newIDs holds the ExternalID newID generated for a resource.
+	newIDs map[manifest.Ref]string
 	// resolved holds every valid instance's and binding's resolved
 	// parameters and spec hash, computed ahead in parallel (see
 	// resolveAll).
@@ -275,6 +277,7 @@ func Build(in Input) *Plan {
 				s.Target.BrokerURL = b.GetBrokerSpec().URL
 			}
 			sortRefs(s.DependsOn)
+			s.NewID = s.ExternalID != "" && p.newIDs[s.Ref] == s.ExternalID
 			out.Steps = append(out.Steps, *s)
 		}
 	}
@@ -583,11 +586,18 @@ func (p *planner) diagErrors(ref manifest.Ref) string {
 
 // newID returns a fresh ExternalID for ref.
 func (p *planner) newID(ref manifest.Ref) string {
+	var id string
 	if p.in.NewID != nil {
-		return p.in.NewID()
+		id = p.in.NewID()
+	} else {
+		p.idSeq++
+		id = DeterministicID(p.in.Options.ClusterID, p.in.Options.Revision, ref, p.idSeq)
 	}
-	p.idSeq++
-	return DeterministicID(p.in.Options.ClusterID, p.in.Options.Revision, ref, p.idSeq)
+	if p.newIDs == nil {
+		p.newIDs = map[manifest.Ref]string{}
+	}
+	p.newIDs[ref] = id
+	return id
 }
 
 // DeterministicID is the ExternalID Build generates when Input.NewID is nil:

@@ -1,6 +1,7 @@
 // Package render shows a plan.Plan to people (Text, in the style of
-// `terraform plan`) and to programs (JSON, a stable documented schema). It
-// is what `osbgit diff` prints.
+// `terraform plan`), to reviewers of a pull request (Markdown, a comment)
+// and to programs (JSON, a stable documented schema). It is what `osbgit
+// diff` prints.
 //
 // Neither view ever contains a parameter value that came from a Secret
 // (parametersFrom), a credential, or Step.Parameters: changes carry
@@ -13,6 +14,12 @@
 // JSONOptions.Redact — the pass's redact.Set: broker auth, Git
 // credentials, parametersFrom values, binding credentials — in raw and
 // encoded forms (redact.Forms); parameter changes a person wrote are not.
+//
+// Every view is byte-identical across runs on the same inputs: an ID the
+// plan generated (Step.NewID, a fresh one each run) is shown as "new ID,
+// recorded before the first call" (Text, Markdown) or as new_id with an
+// empty external_id (JSON); IDs reserved by an earlier pass or given by
+// spec.externalID are shown as they are.
 //
 // # Text
 //
@@ -43,6 +50,33 @@
 // forgets or errors ("Also: 1 to poll, 1 to forget." / "2 resources have
 // errors.").
 //
+// # Markdown
+//
+// Markdown writes a pull-request comment (GitHub, GitLab, Gitea): the
+// line MarkdownMarker (an HTML comment CI jobs find their earlier comment
+// by), a title naming the revision, then the refusal, blocked resources
+// (steps with an error), warnings and diagnostics not already said by a
+// blocked resource's error; the text view's closing lines in one
+// paragraph; a table of the resources with an action (action, kind,
+// namespace/name, broker, class/plan, "old → new" when the plan changes);
+// and a collapsible <details> per such resource holding the text view's
+// lines about it in a fenced diff block.
+//
+// The output stays under MarkdownOptions.Limit bytes (default
+// DefaultMarkdownLimit, under GitHub's 65,536-character comment limit):
+// details are dropped from the end first, then table rows, then top
+// entries, and a closing line says how many ("… 3 more resources not
+// shown; run `osbgit diff` for the full plan."). One message is cut at
+// 1,000 bytes.
+//
+// Every string that comes from the repository or a broker is inert: in
+// the Markdown parts it is an inline code span whose delimiter is longer
+// than any backtick run it holds (newlines and control characters become
+// spaces; in table cells pipes are escaped), in <summary> it is
+// HTML-escaped inside <code>, and in details it is inside a fence longer
+// than any backtick run of the block. So no value adds a link, an image,
+// HTML, a heading, a mention or a table cell, or closes a block early.
+//
 // # JSON schema (format_version "1")
 //
 // JSON writes one object, indented, newline-terminated. Every field listed
@@ -69,8 +103,11 @@
 //	                                 // namespace is "" for cluster-scoped kinds
 //	      "action": "create",        // none|create|update|delete|poll|orphan-mitigate|adopt|forget
 //	      "reason": "new instance",
-//	      "external_id": "…",        // instance_id / binding_id ("" when unknown)
-//	      "instance_external_id": "",// bindings: the bound instance_id
+//	      "external_id": "…",        // instance_id / binding_id ("" when unknown or new_id)
+//	      "new_id": false,           // the plan generated external_id: a sync uses a
+//	                                 // fresh one, recorded before the first call
+//	      "instance_external_id": "",// bindings: the bound instance_id ("" when unknown,
+//	                                 // or new: its instance's resource has new_id)
 //	      "predecessor_binding_id": "", // binding rotation: the binding replaced
 //	      "broker": {"kind": "ClusterServiceBroker", "namespace": "", "name": "demo"}, // or null
 //	      "class": "postgres",       // class (service) name at the broker, "" when unknown

@@ -53,6 +53,7 @@ type Resource struct {
 	Action             string         `json:"action"`
 	Reason             string         `json:"reason"`
 	ExternalID         string         `json:"external_id"`
+	NewID              bool           `json:"new_id"`
 	InstanceExternalID string         `json:"instance_external_id"`
 	PredecessorID      string         `json:"predecessor_binding_id"`
 	Broker             *Ref           `json:"broker"`
@@ -152,6 +153,7 @@ func NewDocument(p *plan.Plan, opts ...JSONOptions) Document {
 			Action:             string(s.Action),
 			Reason:             sc.text(s.Reason),
 			ExternalID:         s.ExternalID,
+			NewID:              s.NewID,
 			InstanceExternalID: s.InstanceExternalID,
 			PredecessorID:      s.PredecessorBindingID,
 			Class:              s.Target.ClassExternalName,
@@ -162,6 +164,12 @@ func NewDocument(p *plan.Plan, opts ...JSONOptions) Document {
 			PollDeadline:       timeString(s.PollDeadline),
 			Warnings:           []string{},
 			Error:              sc.text(s.Error),
+		}
+		if sc.isNew(r.ExternalID) {
+			r.ExternalID = ""
+		}
+		if sc.isNew(r.InstanceExternalID) {
+			r.InstanceExternalID = ""
 		}
 		if s.Target.Broker.Kind != "" && s.Target.Broker != s.Ref {
 			b := viewRef(s.Target.Broker)

@@ -179,7 +179,7 @@ func TestJSONSchema(t *testing.T) {
 	want := map[string]string{
 		"document":   "diagnostics,format_version,has_changes,refused,resources,revision,summary",
 		"summary":    "adopt,create,delete,errors,forget,poll,update,warnings",
-		"resource":   "action,broker,changes,class,depends_on,error,external_id,instance_external_id,operation,plan,poll_deadline,predecessor_binding_id,previous_plan,reason,ref,secret,source,warnings,write_ahead",
+		"resource":   "action,broker,changes,class,depends_on,error,external_id,instance_external_id,new_id,operation,plan,poll_deadline,predecessor_binding_id,previous_plan,reason,ref,secret,source,warnings,write_ahead",
 		"ref":        "kind,name,namespace",
 		"change":     "new,old,op,path,sensitive",
 		"operation":  "operation,orphan_mitigation,plan_id,start_time,type",
@@ -230,14 +230,7 @@ func TestScrub(t *testing.T) {
 		Warnings:            []string{"deep-secret"},
 		Changes:             []plan.Change{{Path: "parameters.size", Op: plan.ChangeAdd, New: "visible"}},
 	}}}
-	var txt, js bytes.Buffer
-	if err := Text(&txt, p, TextOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := JSON(&js, p); err != nil {
-		t.Fatal(err)
-	}
-	for name, out := range map[string]string{"text": txt.String(), "json": js.String()} {
+	for name, out := range views(t, p) {
 		if strings.Contains(out, "pa55word") || strings.Contains(out, "deep-secret") {
 			t.Errorf("%s leaks:\n%s", name, out)
 		}
@@ -294,4 +287,59 @@ func TestScrubPassSecrets(t *testing.T) {
 			t.Errorf("%s scrubbed the plan change:\n%s", name, out)
 		}
 	}
+}
+
+// TestNewIDsHidden: an ID the plan generated (a fresh one every run) is
+// never printed, so the views are the same on every run; a reserved ID
+// (an earlier pass's record, spec.externalID) is shown as it is.
+func TestNewIDsHidden(t *testing.T) {
+	const fresh, freshBind, reserved = "8c1f0a52-9d1e-4f6a-b0f3-000000000001", "8c1f0a52-9d1e-4f6a-b0f3-000000000002", "reserved-instance-7"
+	p := &plan.Plan{Steps: []plan.Step{
+		{Ref: inst, Action: plan.Create, Reason: "new instance (would use " + fresh + ")", ExternalID: fresh, NewID: true, WriteAhead: true},
+		{Ref: bind, Action: plan.Create, Reason: "new binding", ExternalID: freshBind, NewID: true, InstanceExternalID: fresh, WriteAhead: true},
+		{Ref: manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: "kept"}, Action: plan.Create,
+			Reason: "repeating the create reserved by an earlier pass", ExternalID: reserved, WriteAhead: true},
+	}}
+	out := views(t, p)
+	for name, out := range out {
+		if strings.Contains(out, "8c1f0a52") {
+			t.Errorf("%s shows a generated ID:\n%s", name, out)
+		}
+		if !strings.Contains(out, reserved) {
+			t.Errorf("%s hides the reserved ID:\n%s", name, out)
+		}
+	}
+	for _, want := range []string{
+		"id: " + NewIDLabel + "\n",
+		"id: " + NewIDLabel + "; instance id: the instance's new ID\n",
+		"id: " + reserved + " (recorded before the call)\n",
+		"new instance (would use " + NewIDPlaceholder + ")",
+	} {
+		if !strings.Contains(out["text"], want) || !strings.Contains(out["markdown"], strings.TrimSpace(want)) {
+			t.Errorf("text or markdown lacks %q:\n%s\n%s", want, out["text"], out["markdown"])
+		}
+	}
+	doc := NewDocument(p)
+	if r := doc.Resources[1]; !r.NewID || r.ExternalID != "" || r.InstanceExternalID != "" {
+		t.Errorf("JSON binding on a new instance: %+v", r)
+	}
+	if r := doc.Resources[2]; r.NewID || r.ExternalID != reserved {
+		t.Errorf("JSON reserved create: %+v", r)
+	}
+}
+
+// views renders p in every format, keyed by name.
+func views(t *testing.T, p *plan.Plan) map[string]string {
+	t.Helper()
+	var txt, js, md bytes.Buffer
+	if err := Text(&txt, p, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSON(&js, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := Markdown(&md, p, MarkdownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"text": txt.String(), "json": js.String(), "markdown": md.String()}
 }

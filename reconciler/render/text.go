@@ -105,6 +105,9 @@ type textWriter struct {
 	w     *bufio.Writer
 	color bool
 	sc    scrubber
+	// body is the indent of a step's lines under its head (6 in the text
+	// view; 0 in the Markdown view's details).
+	body int
 }
 
 func (t *textWriter) line(indent int, s string) {
@@ -122,7 +125,7 @@ func (t *textWriter) paint(code, s string) string {
 
 // Text writes the human view of p to w (see the package doc for the shape).
 func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
-	t := &textWriter{w: bufio.NewWriter(w), color: opts.Color, sc: newScrubber(p, opts.Redact)}
+	t := &textWriter{w: bufio.NewWriter(w), color: opts.Color, sc: newScrubber(p, opts.Redact), body: 6}
 	if p == nil {
 		p = &plan.Plan{}
 	}
@@ -154,31 +157,8 @@ func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
 	if p.Refused != "" {
 		t.line(0, t.paint(ansiRed+ansiBold, "Refused: ")+t.sc.text(p.Refused)+" (nothing runs)")
 	}
-	c := p.Counts()
-	sum := summarize(p)
-	if !p.HasChanges() && c.Error == 0 && p.Refused == "" {
-		t.line(0, "No changes. Brokers match the manifests.")
-	} else {
-		t.line(0, fmt.Sprintf("Plan: %d to create, %d to update, %d to delete.", c.Create, c.Update, c.Delete))
-		var also []string
-		if sum.Poll > 0 {
-			also = append(also, fmt.Sprintf("%d to poll", sum.Poll))
-		}
-		if sum.Adopt > 0 {
-			also = append(also, fmt.Sprintf("%d to adopt", sum.Adopt))
-		}
-		if sum.Forget > 0 {
-			also = append(also, fmt.Sprintf("%d to forget", sum.Forget))
-		}
-		if len(also) > 0 {
-			t.line(0, "Also: "+strings.Join(also, ", ")+".")
-		}
-		switch {
-		case c.Error == 1:
-			t.line(0, "1 resource has errors.")
-		case c.Error > 1:
-			t.line(0, fmt.Sprintf("%d resources have errors.", c.Error))
-		}
+	for _, l := range closingLines(p) {
+		t.line(0, l)
 	}
 	if err := t.w.Flush(); err != nil {
 		return fmt.Errorf("render plan: %w", err)
@@ -186,42 +166,85 @@ func Text(w io.Writer, p *plan.Plan, opts TextOptions) error {
 	return nil
 }
 
-// step writes one resource block.
+// closingLines are the counts that end the text and Markdown views: "No
+// changes. Brokers match the manifests.", or "Plan: N to create, N to
+// update, N to delete." followed by the polls, adopts, forgets and errors
+// when there are any.
+func closingLines(p *plan.Plan) []string {
+	c := p.Counts()
+	sum := summarize(p)
+	if !p.HasChanges() && c.Error == 0 && p.Refused == "" {
+		return []string{"No changes. Brokers match the manifests."}
+	}
+	out := []string{fmt.Sprintf("Plan: %d to create, %d to update, %d to delete.", c.Create, c.Update, c.Delete)}
+	var also []string
+	if sum.Poll > 0 {
+		also = append(also, fmt.Sprintf("%d to poll", sum.Poll))
+	}
+	if sum.Adopt > 0 {
+		also = append(also, fmt.Sprintf("%d to adopt", sum.Adopt))
+	}
+	if sum.Forget > 0 {
+		also = append(also, fmt.Sprintf("%d to forget", sum.Forget))
+	}
+	if len(also) > 0 {
+		out = append(out, "Also: "+strings.Join(also, ", ")+".")
+	}
+	switch {
+	case c.Error == 1:
+		out = append(out, "1 resource has errors.")
+	case c.Error > 1:
+		out = append(out, fmt.Sprintf("%d resources have errors.", c.Error))
+	}
+	return out
+}
+
+// step writes one resource block: its head, then its body.
 func (t *textWriter) step(s *plan.Step) {
 	head := t.paint(symbolColor(s), Symbol(s)) + " " + s.Ref.String()
 	if s.Source != nil {
 		head += " (" + s.Source.String() + ")"
 	}
 	t.line(2, head)
+	t.stepBody(s)
+}
+
+// stepBody writes what a step does, indented by t.body: the reason, ids,
+// target, Secret, operation, changes, dependencies, warnings and error.
+func (t *textWriter) stepBody(s *plan.Step) {
 	if s.Reason != "" {
-		t.line(6, t.sc.text(s.Reason))
+		t.line(t.body, t.sc.text(s.Reason))
 	}
 	if s.ExternalID != "" && s.Action != plan.None && s.Action != plan.Forget {
-		id := "id: " + s.ExternalID
+		id := "id: " + t.sc.id(s.ExternalID)
 		if s.InstanceExternalID != "" {
-			id += ", instance id: " + s.InstanceExternalID
+			if t.sc.isNew(s.InstanceExternalID) {
+				id += "; instance id: the instance's new ID"
+			} else {
+				id += "; instance id: " + s.InstanceExternalID
+			}
 		}
 		if s.PredecessorBindingID != "" {
-			id += ", replaces: " + s.PredecessorBindingID
+			id += "; replaces: " + s.PredecessorBindingID
 		}
-		if s.WriteAhead {
+		if s.WriteAhead && !s.NewID {
 			id += " (recorded before the call)"
 		}
-		t.line(6, id)
+		t.line(t.body, id)
 	}
 	if s.Action != plan.None && s.Action != plan.Forget && s.Target.Broker.Kind != "" && s.Target.Broker != s.Ref {
 		where := "at " + s.Target.Broker.String()
 		if s.Target.ClassExternalName != "" || s.Target.PlanID != "" {
 			where += ": " + s.Target.ClassExternalName + "/" + targetPlan(s.Target)
 		}
-		t.line(6, where)
+		t.line(t.body, where)
 	}
 	if s.SecretName != "" {
 		switch s.Action {
 		case plan.Create, plan.Update:
-			t.line(6, "credentials to Secret "+s.SecretNamespace+"/"+s.SecretName)
+			t.line(t.body, "credentials to Secret "+s.SecretNamespace+"/"+s.SecretName)
 		case plan.Delete:
-			t.line(6, "credentials Secret "+s.SecretNamespace+"/"+s.SecretName+" is deleted")
+			t.line(t.body, "credentials Secret "+s.SecretNamespace+"/"+s.SecretName+" is deleted")
 		}
 	}
 	if op := s.Operation; op != nil {
@@ -235,23 +258,23 @@ func (t *textWriter) step(s *plan.Step) {
 		if !s.PollDeadline.IsZero() {
 			o += ", deadline " + timeString(s.PollDeadline)
 		}
-		t.line(6, o)
+		t.line(t.body, o)
 	}
 	for _, c := range s.Changes {
-		t.line(6, t.paint(changeColor(c.Op), changeSymbol(c.Op))+" "+changeText(c))
+		t.line(t.body, t.paint(changeColor(c.Op), changeSymbol(c.Op))+" "+changeText(c))
 	}
 	if len(s.DependsOn) > 0 {
 		var deps []string
 		for _, d := range s.DependsOn {
 			deps = append(deps, d.String())
 		}
-		t.line(6, "after: "+strings.Join(deps, ", "))
+		t.line(t.body, "after: "+strings.Join(deps, ", "))
 	}
 	for _, w := range s.Warnings {
-		t.line(6, t.paint(ansiYellow, "warning: ")+t.sc.text(w))
+		t.line(t.body, t.paint(ansiYellow, "warning: ")+t.sc.text(w))
 	}
 	if s.Error != "" {
-		t.line(6, t.paint(ansiRed, "error: ")+t.sc.text(s.Error))
+		t.line(t.body, t.paint(ansiRed, "error: ")+t.sc.text(s.Error))
 	}
 }
 
