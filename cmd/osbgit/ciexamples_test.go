@@ -218,15 +218,6 @@ spec:
 				}
 			}
 			args := shellWords(t, cmdLine, ex.env)
-			// The example's own git commands on its checkout (naming the
-			// detached checkout), as CI would run them.
-			for _, d := range docs {
-				for _, l := range scripts(d) {
-					if l = strings.TrimSpace(l); strings.HasPrefix(l, "git checkout") {
-						gittest.Git(t, pr, shellWords(t, l, ex.env)[1:]...)
-					}
-				}
-			}
 			if len(args) < 2 || args[1] != "diff" || !strings.Contains(cmdLine, "-o markdown") || !strings.Contains(cmdLine, "--offline") ||
 				strings.Contains(cmdLine, "--secret-store") {
 				t.Fatalf("the example runs %q, want osbgit diff -o markdown --offline without a secret store", cmdLine)

@@ -97,7 +97,11 @@ func (r *Repo) RemoteHead(ctx context.Context, branch string) (string, error) {
 // localHead reads a branch ref of a local-path repository. Caller holds
 // r.mu.
 func (r *Repo) localHead(branch string) (plumbing.Hash, error) {
-	ref, err := r.st.Reference(plumbing.NewBranchReferenceName(branch))
+	name := plumbing.NewBranchReferenceName(branch)
+	if r.detached && branch == DetachedHead {
+		name = plumbing.HEAD
+	}
+	ref, err := r.st.Reference(name)
 	if err == nil {
 		return ref.Hash(), nil
 	}

@@ -132,7 +132,11 @@ type Repo struct {
 	known     map[string]plumbing.Hash
 	cachePath string // bare clone directory when WithCacheDir is used
 	workRoot  string // working tree root for a local working copy
-	unlock    func()
+	// detached: a working copy whose HEAD is no branch (a CI checkout of
+	// a pull request), read as checked out against the trusted branch;
+	// branch is then DetachedHead.
+	detached bool
+	unlock   func()
 	// closeStorage releases the cache storage's open pack files.
 	closeStorage func() error
 	closed       bool
@@ -194,7 +198,12 @@ func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
 
 	if r.branch == "" {
 		b, err := r.defaultBranch(ctx)
-		if err != nil {
+		switch {
+		case errors.Is(err, errDetached) && r.src.kind == kindWorkTree && (o.TrustedBranch != "" || o.TrustDefaultBranch):
+			// A CI checkout of a pull request: what is checked out is
+			// read as it is, against the trusted branch's records.
+			b, r.detached = DetachedHead, true
+		case err != nil:
 			r.Close()
 			return nil, r.newError("open", "", err)
 		}
@@ -403,7 +412,7 @@ func (r *Repo) defaultBranch(ctx context.Context) (string, error) {
 		if ref.Type() == plumbing.SymbolicReference && ref.Target().IsBranch() {
 			return ref.Target().Short(), nil
 		}
-		return "", fmt.Errorf("%w: HEAD is detached; give a branch", ErrBranchNotFound)
+		return "", fmt.Errorf("%w: %w; give a branch", ErrBranchNotFound, errDetached)
 	}
 	refs, err := r.lsRemote(ctx)
 	if err != nil {
@@ -432,6 +441,12 @@ func (r *Repo) trustedDefault(ctx context.Context) (string, error) {
 	}
 	return r.defaultBranch(ctx)
 }
+
+// DetachedHead is Branch() of a working copy whose HEAD is detached.
+const DetachedHead = "HEAD"
+
+// errDetached: a working copy's HEAD names no branch.
+var errDetached = errors.New("HEAD is detached")
 
 // Branch returns the manifest branch.
 func (r *Repo) Branch() string { return r.branch }
