@@ -150,6 +150,19 @@ func TestStatusWithoutKey(t *testing.T) {
 	}
 }
 
+// TestStatusUnreadableRecord: a record that does not decode (here on the
+// status branch, read without a key) is named, the others are still
+// listed, and status exits 2: the check is incomplete.
+func TestStatusUnreadableRecord(t *testing.T) {
+	f := syncedFixture(t)
+	f.repo.Push("garbage", map[string]string{".osbgit/status/apps/serviceinstance/other.yaml": "{not: [a record"}, nil)
+	code, out, errs := f.status(t, "")
+	if code != exitError || !regexpLine(out, `ServiceInstance +apps/db .* Ready .* unverified`) ||
+		!strings.Contains(out, "Unreadable: ") || !strings.Contains(out, "other.yaml") || !strings.Contains(errs, "other.yaml") {
+		t.Fatalf("status with an unreadable record: exit %d, want %d\n%s\n%s", code, exitError, out, errs)
+	}
+}
+
 // TestStatusFlags: bad flags and arguments are errors (exit 2).
 func TestStatusFlags(t *testing.T) {
 	f := newCLIFixture(t)
