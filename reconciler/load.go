@@ -275,7 +275,9 @@ func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Recor
 	}
 	recs, err := manifest.CollectRecords(decoded, warnings)
 	if err != nil {
-		return nil, fmt.Errorf("records at %s: %w", short(rev), err)
+		// The records that did decode come with the error: status shows
+		// them beside it (a pass refuses all).
+		return recs, fmt.Errorf("records at %s: %w", short(rev), err)
 	}
 	return recs, nil
 }

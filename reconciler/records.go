@@ -49,6 +49,10 @@ type recordsView struct {
 	// unverified says why the records could not be checked (no key):
 	// diff and status read the branch's records and say so.
 	unverified string
+	// sealErr is set, with unverified, when a read found the records
+	// ref's seal wrong for the key it has: diff cannot tell a laptop's
+	// own key from a forgery and reads on; status reports it.
+	sealErr error
 }
 
 // divergence is one file of the status branch's .osbgit/ that is not
@@ -60,9 +64,13 @@ type divergence struct {
 	author gitrepo.Person
 }
 
+// change is what was done to the file: added, edited or deleted.
+func (d divergence) change() string {
+	return map[gitrepo.ChangeAction]string{gitrepo.Added: "added", gitrepo.Deleted: "deleted", gitrepo.Modified: "edited"}[d.action]
+}
+
 func (d divergence) String() string {
-	what := map[gitrepo.ChangeAction]string{gitrepo.Added: "added", gitrepo.Deleted: "deleted", gitrepo.Modified: "edited"}[d.action]
-	s := fmt.Sprintf("%s %s outside osbgit", d.path, what)
+	s := fmt.Sprintf("%s %s outside osbgit", d.path, d.change())
 	if d.commit != "" {
 		s += fmt.Sprintf(" (commit %s by %s <%s>)", short(d.commit), d.author.Name, d.author.Email)
 	}
@@ -135,7 +143,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	if err != nil && !write {
 		// diff with a key of its own (a laptop's store) cannot tell
 		// another osbgit's signature from a forgery: sync can.
-		v.sealed = false
+		v.sealed, v.sealErr = false, err
 		v.unverified = "osbgit's records ref " + ref + " does not verify with this key (" + err.Error() + ")"
 		return v, nil
 	}
