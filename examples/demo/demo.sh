@@ -313,27 +313,51 @@ fi
 ok "no password, URI or other credential value anywhere in the Git history ($(wc -l <"$secrets_file" | tr -d ' ') values checked)"
 
 # ---------------------------------------------------------------------------
-banner "Change a manifest: orders-db moves to plan large, 20 GiB (commit + push)"
+banner "A pull request: orders-db moves to plan large, 20 GiB, on a branch"
 g -C "$clone" pull -q --ff-only
+g -C "$clone" checkout -q -b orders-db-large
 f=$clone/apps/orders-db.yaml
 sed -e 's/^\(  clusterServicePlanExternalName:\) small$/\1 large/' -e 's/^\(    size:\) 10\( .*\)\{0,1\}$/\1 20\2/' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
 grep -q 'clusterServicePlanExternalName: large' "$f" && grep -q '^    size: 20' "$f" || die "could not edit $f (did examples/repo/apps/orders-db.yaml change?)"
 show git -C "$clone" --no-pager diff
 show "$osbgit" validate --repo "$clone"
 g -C "$clone" commit -q -am "orders-db: plan large, 20 GiB"
-g -C "$clone" push -q
-human_commit=$(git --git-dir "$bare" rev-parse HEAD)
-say "pushed $(git --git-dir "$bare" log --format='%h %s' -1)"
+g -C "$clone" push -q origin orders-db-large
+say "pushed branch orders-db-large: $(git -C "$clone" log --format='%h %s' -1)"
 
+banner "The pull request's plan, as CI posts it (offline, no broker or Secret access)"
+plan_md=$work/plan.md
 rc=0
-show "$osbgit" diff --repo "$bare" --secret-store "dir:$store" --cache-dir "$cache" || rc=$?
-((rc == 1)) || die "osbgit diff exited $rc, want 1 (the update is pending)"
+"$osbgit" diff --repo "$clone" --trusted-branch main --offline -o markdown >"$plan_md" || rc=$?
+((rc == 1)) || die "osbgit diff -o markdown exited $rc, want 1 (changes pending)"
+say "$ osbgit diff --repo ${clone#"$root"/} --trusted-branch main --offline -o markdown  (exit 1: changes pending)"
+sed 's/^/      /' "$plan_md"
+grep -q '^<!-- osbgit-plan -->' "$plan_md" && grep -q 'Plan: 0 to create, 1 to update, 0 to delete' "$plan_md" ||
+	die "the Markdown plan does not say one update"
+grep -q 'parameters.size: 10 -> 20' "$plan_md" || die "the Markdown plan does not show the old size"
+ok "one comment's worth of Markdown: the old values come from the manifest last applied"
+
+banner "Merge the pull request, then sync"
+g -C "$clone" checkout -q main
+g -C "$clone" merge -q --no-ff -m "Merge pull request: orders-db large" orders-db-large
+g -C "$clone" push -q origin main
+human_commit=$(git --git-dir "$bare" rev-parse HEAD)
+say "merged: $(git --git-dir "$bare" log --format='%h %s' -1)"
 broker_calls
 sync_pass
 [[ $(git --git-dir "$bare" rev-parse HEAD) != "$human_commit" ]] || die "sync pushed no status commit for the update"
 show git --git-dir "$bare" log --format='%h %<(10,trunc)%an %s' -3
-say "" "the record's change (plan and parameter checksum):"
+say "" "the record's change (plan, parameter checksum, the manifest applied):"
 show git --git-dir "$bare" --no-pager diff "$human_commit" HEAD -- "$orders_record"
+
+banner "Did it converge? osbgit status, and the note on the merged commit"
+rc=0
+show "$osbgit" status --repo "$bare" --secret-store "dir:$store" --cache-dir "$cache" || rc=$?
+((rc == 0)) || die "osbgit status exited $rc, want 0 (nothing failed, records verified)"
+ok "osbgit status: exit 0 (a CI or monitoring check: 1 when a resource failed or records were tampered with)"
+show git --git-dir "$bare" --no-pager notes --ref osbgit show "$human_commit"
+git --git-dir "$bare" notes --ref osbgit show "$human_commit" >/dev/null 2>&1 || die "no osbgit note on the merged commit"
+ok "the merged commit carries osbgit's result (refs/notes/osbgit)"
 
 # ---------------------------------------------------------------------------
 banner "Nothing changed: a sync is a no-op (no broker call to change anything, no commit)"
