@@ -1,9 +1,7 @@
 package manifest
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,28 +10,16 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/manifest")
+	"github.com/osbgit/osbgit/manifest/goldentest"
+)
 
 const goldenRoot = "../testdata/manifest"
 
-// checkGolden compares got with the golden file, or rewrites it with -update.
+// checkGolden compares got with the golden file (-update rewrites it).
 func checkGolden(t *testing.T, golden string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden (run go test ./manifest/ -update): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test ./manifest/ -update and review the diff)\n--- got:\n%s\n--- want:\n%s", golden, got, want)
-	}
+	goldentest.Compare(t, golden, got)
 }
 
 // caseFS returns the tree of a fixture: a directory as os.DirFS, or a single

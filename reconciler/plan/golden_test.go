@@ -17,12 +17,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/goldentest"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/render"
 )
 
 var (
-	update = flag.Bool("update", false, "rewrite the golden files under testdata/plan")
 	hashes = flag.Bool("hashes", false, "print parameter checksums and spec hashes of every scenario's manifests (to write records)")
 )
 
@@ -254,19 +254,7 @@ func samePlan(a, b *plan.Plan) bool {
 
 func compareGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reconciler/plan/ -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./reconciler/plan/ -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldentest.Compare(t, path, got)
 }
 
 // checkInvariants asserts what holds for every plan: one step per

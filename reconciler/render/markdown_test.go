@@ -2,38 +2,22 @@ package render
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/goldentest"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/redact"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
-
 // compareGolden compares got with testdata/path (-update rewrites it).
 func compareGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	path = filepath.Join("testdata", path)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./reconciler/render/ -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./reconciler/render/ -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", path), got)
 }
 
 func markdown(t testing.TB, p *plan.Plan, opts MarkdownOptions) string {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,10 +13,9 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/manifest/goldentest"
 	"github.com/osbgit/osbgit/reconciler"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 var (
 	t0      = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
@@ -127,26 +124,10 @@ func scenarios() map[string]*reconciler.RecordsReport {
 	}
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
+// golden compares got with testdata/name (-update rewrites it).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", name), got)
 }
 
 // render runs one renderer into a buffer.
