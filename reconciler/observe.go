@@ -57,14 +57,9 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 		if !(drift || movedBroker(set, rec)) || !plan.ClaimsResource(rec) || rec.Lost != nil {
 			return
 		}
-		svc, ok := catalogService(catalogs, rec.Broker, rec.ClassExternalID)
-		retrievable := svc.InstancesRetrievable
-		if binding != "" {
-			retrievable = svc.BindingsRetrievable
-		}
-		if !ok || !retrievable {
+		if why := catalogs.DriftUndetectable(rec); why != "" {
 			if drift {
-				blind.add(ref, rec, ok)
+				blind.add(ref, rec, why)
 			}
 			return
 		}
@@ -97,32 +92,17 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 	return r.probeAll(ctx, set, records, probes, gate, concurrency), blind.diagnostics()
 }
 
-// catalogService finds a service in a broker's cached catalog.
-func catalogService(catalogs manifest.Catalogs, broker manifest.Ref, serviceID string) (osbwire.Service, bool) {
-	cat := catalogs[manifest.CatalogKey(broker)]
-	if cat == nil {
-		return osbwire.Service{}, false
-	}
-	for _, s := range cat.Services {
-		if s.ID == serviceID {
-			return s, true
-		}
-	}
-	return osbwire.Service{}, false
-}
-
 // undetectable groups the resources a drift check cannot cover, by broker,
 // class and kind.
 type undetectable map[undetectableKey][]string
 
 type undetectableKey struct {
-	broker      manifest.Ref
-	class, kind string
-	inCatalog   bool
+	broker           manifest.Ref
+	class, kind, why string
 }
 
-func (u undetectable) add(ref manifest.Ref, rec *manifest.StatusRecord, inCatalog bool) {
-	k := undetectableKey{broker: rec.Broker, class: rec.ClassExternalName, kind: string(ref.Kind), inCatalog: inCatalog}
+func (u undetectable) add(ref manifest.Ref, rec *manifest.StatusRecord, why string) {
+	k := undetectableKey{broker: rec.Broker, class: rec.ClassExternalName, kind: string(ref.Kind), why: why}
 	u[k] = append(u[k], ref.Namespace+"/"+ref.Name)
 }
 
@@ -133,20 +113,13 @@ func (u undetectable) diagnostics() manifest.Diagnostics {
 	var out manifest.Diagnostics
 	for k, refs := range u {
 		sort.Strings(refs)
-		why := "its service is not instances_retrievable"
-		if k.kind == string(manifest.KindServiceBinding) {
-			why = "its service is not bindings_retrievable"
-		}
-		if !k.inCatalog {
-			why = "the class is not in the broker's cached catalog"
-		}
 		list := strings.Join(refs[:min(len(refs), named)], ", ")
 		if len(refs) > named {
 			list += fmt.Sprintf(" and %d more", len(refs)-named)
 		}
 		out = append(out, manifest.Diagnostic{File: manifest.RecordDir + "/", Severity: manifest.SeverityWarning,
 			Message: fmt.Sprintf("drift cannot be detected for %d %s(s) of class %q at %s (%s): %s",
-				len(refs), k.kind, k.class, k.broker, why, list)})
+				len(refs), k.kind, k.class, k.broker, k.why, list)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Message < out[j].Message })
 	return out

@@ -56,6 +56,9 @@ func Table(w io.Writer, v *View, o TextOptions) error {
 	}
 	s := v.Summary
 	fmt.Fprintf(ew, "%d %s: %d failed, %d tampered, %d unverified.\n", s.Resources, plural(s.Resources, "resource"), s.Failed, s.Tampered, s.Unverified)
+	if n := s.DriftUndetectable; n > 0 {
+		fmt.Fprintf(ew, "Drift cannot be detected for %d %s (no GET at the broker, or no cached catalog: osbgit status KIND/NAMESPACE/NAME says which).\n", n, plural(n, "resource"))
+	}
 	return ew.err
 }
 
@@ -78,6 +81,9 @@ func Text(w io.Writer, d *Detail, o TextOptions) error {
 		field("Tampered", r.Tampered+": osbgit uses its own record and restores this copy on the next sync")
 	}
 	field("Failed", yes(r.Failed))
+	if r.DriftUndetectable != "" {
+		field("Drift", "cannot be detected: "+r.DriftUndetectable)
+	}
 	rec := d.Record
 	if rec == nil {
 		tw.Flush()

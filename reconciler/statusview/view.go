@@ -53,6 +53,8 @@ type Summary struct {
 	Failed     int `json:"failed"`
 	Tampered   int `json:"tampered"`
 	Unverified int `json:"unverified"`
+	// DriftUndetectable counts rows drift checks cannot cover.
+	DriftUndetectable int `json:"driftUndetectable"`
 }
 
 // Row is one resource's record, summarised.
@@ -86,6 +88,10 @@ type Row struct {
 	// osbgit uses its own record and restores the status branch's copy on
 	// the next sync.
 	Tampered string `json:"tampered"`
+	// DriftUndetectable says why drift checks (driftCheckInterval, diff
+	// --drift) cannot GET this resource at its broker ("" when they can):
+	// a broker that lost it is then only noticed by a call answered 404.
+	DriftUndetectable string `json:"driftUndetectable"`
 
 	since time.Time
 }
@@ -124,8 +130,9 @@ func Build(rep *reconciler.RecordsReport, f Filter) *View {
 	tampered, extra, problems := divergences(rep)
 	v.Problems = append(v.Problems, problems...)
 	var recs map[manifest.Ref]*manifest.StatusRecord
+	var catalogs manifest.Catalogs
 	if rep.Records != nil {
-		recs = rep.Records.Status
+		recs, catalogs = rep.Records.Status, rep.Records.CatalogsByKey()
 	}
 	add := func(r Row) {
 		if f.keep(&r) {
@@ -133,7 +140,11 @@ func Build(rep *reconciler.RecordsReport, f Filter) *View {
 		}
 	}
 	for ref, rec := range recs {
-		add(row(rec, rep.Trust, tampered[ref]))
+		r := row(rec, rep.Trust, tampered[ref])
+		if ref.Kind == manifest.KindServiceInstance || ref.Kind == manifest.KindServiceBinding {
+			r.DriftUndetectable = catalogs.DriftUndetectable(rec)
+		}
+		add(r)
 	}
 	for _, ref := range extra {
 		if _, ok := recs[ref]; !ok {
@@ -154,6 +165,9 @@ func Build(rep *reconciler.RecordsReport, f Filter) *View {
 		v.Summary.Resources++
 		if r.Failed {
 			v.Summary.Failed++
+		}
+		if r.DriftUndetectable != "" {
+			v.Summary.DriftUndetectable++
 		}
 		switch r.Records {
 		case reconciler.RecordsTampered:
