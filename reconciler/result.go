@@ -104,8 +104,7 @@ func (r *Reconciler) resultLine(res *SyncResult) string {
 	if res.Failed() {
 		state = "failure"
 	}
-	return fmt.Sprintf("%s: %d created, %d updated, %d deleted, %d in progress, %d failed, %d retried later",
-		state, c.Created, c.Updated, c.Deleted, c.InProgress, c.Failed, c.RetryLater)
+	return state + ": " + c.String()
 }
 
 // failures lists the resources that failed in res, one line each, scrubbed.

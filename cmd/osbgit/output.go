@@ -126,8 +126,7 @@ func printSyncSummary(w io.Writer, res *reconciler.SyncResult, secrets *redact.S
 		fmt.Fprintf(w, "still failed     %s\n", e)
 	}
 	c := res.Exec.Counts
-	fmt.Fprintf(w, "Sync: %d created, %d updated, %d deleted, %d in progress, %d failed, %d retried later, %d still failed from earlier passes.",
-		c.Created, c.Updated, c.Deleted, c.InProgress, c.Failed, c.RetryLater, len(earlier))
+	fmt.Fprintf(w, "Sync: %s, %d still failed from earlier passes.", c, len(earlier))
 	if res.Commit != "" {
 		fmt.Fprintf(w, " Status committed: %s.", short(res.Commit))
 	} else {

@@ -268,6 +268,12 @@ type Counts struct {
 	Failed, InProgress, RetryLater, Waiting int
 }
 
+// String is the counts as sync's summary and the result note word them.
+func (c Counts) String() string {
+	return fmt.Sprintf("%d created, %d updated, %d deleted, %d in progress, %d failed, %d retried later",
+		c.Created, c.Updated, c.Deleted, c.InProgress, c.Failed, c.RetryLater)
+}
+
 // Result is what a run did.
 type Result struct {
 	// Records are the status records that changed, by resource; a nil
