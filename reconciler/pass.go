@@ -699,11 +699,24 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 	if fr.Head == st.ObservedHead {
 		return true, "head " + short(fr.Head) + " already reconciled; nothing due"
 	}
-	changed, err := r.Source.ChangedOutside(st.ObservedHead, fr.Head, manifest.RecordDir+"/")
-	if err != nil || changed || r.recordsDiverge(fr) {
+	if r.movedBeyondRecords(st.ObservedHead, fr.Head) || r.recordsDiverge(fr) {
 		return false, ""
 	}
 	return true, "only .osbgit/ changed since " + short(st.ObservedHead)
+}
+
+// movedBeyondRecords reports whether head differs from last by more than
+// commits touching only .osbgit/ (osbgit's own); a comparison that cannot
+// be made counts as moved.
+func (r *Reconciler) movedBeyondRecords(last, head string) bool {
+	if last == head {
+		return false
+	}
+	if last == "" {
+		return true
+	}
+	changed, err := r.Source.ChangedOutside(last, head, manifest.RecordDir+"/")
+	return err != nil || changed
 }
 
 // brokerLookup adapts the broker manifests to the executor's lookup. A

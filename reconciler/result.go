@@ -7,7 +7,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/forge"
@@ -40,17 +39,10 @@ const maxNoteLine = 200
 // osbgit's own .osbgit/ commits since the last reconciled one), else "".
 // Call it before the pass records its own head.
 func (r *Reconciler) newRevision(head string) string {
-	last := r.State.ObservedHead
-	if last == head {
-		return ""
+	if r.movedBeyondRecords(r.State.ObservedHead, head) {
+		return head
 	}
-	if last != "" {
-		changed, err := r.Source.ChangedOutside(last, head, manifest.RecordDir+"/")
-		if err == nil && !changed {
-			return ""
-		}
-	}
-	return head
+	return ""
 }
 
 // resultStarted sets rev pending on the forge, as the pass starts acting on
