@@ -395,14 +395,20 @@ func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*R
 // (RecordRefOf), so a file there at a path osbgit never writes (an invalid
 // name, a wrong depth) is left out, with a warning (sorted) for the log.
 func RecordPaths(paths []string) (files, warnings []string) {
-	for _, dir := range []string{StatusDir, CatalogDir} {
+	return LegacyRecordRoot.RecordPaths(paths)
+}
+
+// RecordPaths is RecordPaths under root: files outside root's status and
+// catalog directories (another deployment's) are left out silently.
+func (root RecordRoot) RecordPaths(paths []string) (files, warnings []string) {
+	for _, dir := range []string{root.StatusDir(), root.CatalogDir()} {
 		start := len(files)
 		for _, p := range paths {
 			if !strings.HasPrefix(p, dir+"/") || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
 				continue
 			}
-			if _, _, ok := RecordRefOf(p); !ok {
-				warnings = append(warnings, fmt.Sprintf("%s: ignored: not a record path (records are %s/<namespace>/<kind>/<name>.yaml and %s/[<namespace>/]<name>.yaml, with valid names)", p, StatusDir, CatalogDir))
+			if _, _, ok := root.RecordRefOf(p); !ok {
+				warnings = append(warnings, fmt.Sprintf("%s: ignored: not a record path (records are %s/<namespace>/<kind>/<name>.yaml and %s/[<namespace>/]<name>.yaml, with valid names)", p, root.StatusDir(), root.CatalogDir()))
 				continue
 			}
 			files = append(files, p)
@@ -433,7 +439,12 @@ type RecordFile struct {
 // strictly (UnmarshalRecord), or whose kind does not match its directory,
 // is an error.
 func DecodeRecordFile(p string, data []byte) RecordFile {
-	ref, status, ok := RecordRefOf(p)
+	return LegacyRecordRoot.DecodeRecordFile(p, data)
+}
+
+// DecodeRecordFile is DecodeRecordFile under root.
+func (root RecordRoot) DecodeRecordFile(p string, data []byte) RecordFile {
+	ref, status, ok := root.RecordRefOf(p)
 	if !ok {
 		return RecordFile{Err: fmt.Errorf("%s: not a record path", p)}
 	}
@@ -445,12 +456,12 @@ func DecodeRecordFile(p string, data []byte) RecordFile {
 	switch r := rec.(type) {
 	case *StatusRecord:
 		if !status {
-			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindCatalogRecord, CatalogDir)}
+			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindCatalogRecord, root.CatalogDir())}
 		}
 		held = &r.Ref
 	case *CatalogRecord:
 		if status {
-			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindStatusRecord, StatusDir)}
+			return RecordFile{Err: fmt.Errorf("%s: kind: want %s in %s/", p, KindStatusRecord, root.StatusDir())}
 		}
 		held = &r.Broker
 	}

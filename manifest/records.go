@@ -118,13 +118,35 @@ func recordFile(ref Ref, dir string) (string, error) {
 	return p, nil
 }
 
+// RecordRoot is the directory (relative to the repo root) where one
+// deployment keeps its status records (<root>/status/) and cached catalogs
+// (<root>/catalog/). A repository served by one deployment uses
+// LegacyRecordRoot, .osbgit itself; deployments sharing a repository each
+// have a root of their own under it (gitrepo.RecordsDir of their cluster
+// ID), so none reads, writes or prunes another's records.
+type RecordRoot string
+
+// LegacyRecordRoot is the root of a deployment without a cluster ID:
+// .osbgit/status/ and .osbgit/catalog/, the layout osbgit always had.
+const LegacyRecordRoot RecordRoot = RecordDir
+
+// StatusDir is the directory of the root's status records.
+func (root RecordRoot) StatusDir() string { return string(root) + "/status" }
+
+// CatalogDir is the directory of the root's cached catalogs.
+func (root RecordRoot) CatalogDir() string { return string(root) + "/catalog" }
+
 // StatusPath is where the record of ref lives:
 // .osbgit/status/<namespace or _cluster>/<lowercase kind>/<name>.yaml. It
 // refuses (ErrNoRecordPath) a ref whose kind has no status record or whose
 // namespace or name validation refuses, so a path it returns never leaves
 // its own <namespace>/<kind>/ directory and always fits a file system;
 // callers skip such a ref (validation has reported it).
-func StatusPath(ref Ref) (string, error) {
+func StatusPath(ref Ref) (string, error) { return LegacyRecordRoot.StatusPath(ref) }
+
+// StatusPath is StatusPath under root: <root>/status/<namespace or
+// _cluster>/<lowercase kind>/<name>.yaml.
+func (root RecordRoot) StatusPath(ref Ref) (string, error) {
 	if err := checkRecordRef(ref, statusRecordKinds); err != nil {
 		return "", err
 	}
@@ -132,28 +154,39 @@ func StatusPath(ref Ref) (string, error) {
 	if ns == "" {
 		ns = ClusterScopeDir
 	}
-	return recordFile(ref, StatusDir+"/"+ns+"/"+strings.ToLower(string(ref.Kind)))
+	return recordFile(ref, root.StatusDir()+"/"+ns+"/"+strings.ToLower(string(ref.Kind)))
 }
 
 // CatalogPath is where the cached catalog of a broker lives:
 // .osbgit/catalog/<name>.yaml for a ClusterServiceBroker and
 // .osbgit/catalog/<namespace>/<name>.yaml for a ServiceBroker. Like
 // StatusPath it refuses (ErrNoRecordPath) any other ref.
-func CatalogPath(broker Ref) (string, error) {
+func CatalogPath(broker Ref) (string, error) { return LegacyRecordRoot.CatalogPath(broker) }
+
+// CatalogPath is CatalogPath under root: <root>/catalog/[<namespace>/]<name>.yaml.
+func (root RecordRoot) CatalogPath(broker Ref) (string, error) {
 	if err := checkRecordRef(broker, catalogRecordKinds); err != nil {
 		return "", err
 	}
 	if broker.Namespace == "" {
-		return recordFile(broker, CatalogDir)
+		return recordFile(broker, root.CatalogDir())
 	}
-	return recordFile(broker, CatalogDir+"/"+broker.Namespace)
+	return recordFile(broker, root.CatalogDir()+"/"+broker.Namespace)
 }
 
 // RecordRefOf is the inverse of StatusPath and CatalogPath: the resource
 // (status true) or broker (status false) whose record lives at p. ok is
 // false for every other path, which osbgit never writes and never reads.
-func RecordRefOf(p string) (ref Ref, status, ok bool) {
-	parts := strings.Split(p, "/")
+func RecordRefOf(p string) (ref Ref, status, ok bool) { return LegacyRecordRoot.RecordRefOf(p) }
+
+// RecordRefOf is RecordRefOf under root: ok is false for a path outside
+// root, such as another deployment's record.
+func (root RecordRoot) RecordRefOf(p string) (ref Ref, status, ok bool) {
+	rest, under := strings.CutPrefix(p, string(root)+"/")
+	if !under {
+		return Ref{}, false, false
+	}
+	parts := strings.Split(rest, "/")
 	name, isYAML := strings.CutSuffix(parts[len(parts)-1], ".yaml")
 	if !isYAML {
 		return Ref{}, false, false
@@ -161,19 +194,19 @@ func RecordRefOf(p string) (ref Ref, status, ok bool) {
 	var want string
 	var err error
 	switch {
-	case len(parts) == 5 && strings.HasPrefix(p, StatusDir+"/"):
-		ns := parts[2]
+	case len(parts) == 4 && parts[0] == "status":
+		ns := parts[1]
 		if ns == ClusterScopeDir {
 			ns = ""
 		}
-		ref, status = Ref{Kind: statusKindOf(parts[3]), Namespace: ns, Name: name}, true
-		want, err = StatusPath(ref)
-	case len(parts) == 3 && strings.HasPrefix(p, CatalogDir+"/"):
+		ref, status = Ref{Kind: statusKindOf(parts[2]), Namespace: ns, Name: name}, true
+		want, err = root.StatusPath(ref)
+	case len(parts) == 2 && parts[0] == "catalog":
 		ref = Ref{Kind: KindClusterServiceBroker, Name: name}
-		want, err = CatalogPath(ref)
-	case len(parts) == 4 && strings.HasPrefix(p, CatalogDir+"/"):
-		ref = Ref{Kind: KindServiceBroker, Namespace: parts[2], Name: name}
-		want, err = CatalogPath(ref)
+		want, err = root.CatalogPath(ref)
+	case len(parts) == 3 && parts[0] == "catalog":
+		ref = Ref{Kind: KindServiceBroker, Namespace: parts[1], Name: name}
+		want, err = root.CatalogPath(ref)
 	default:
 		return Ref{}, false, false
 	}

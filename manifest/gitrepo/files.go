@@ -9,6 +9,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
 // File is one file of a commit's tree.
@@ -127,12 +128,20 @@ func (r *Repo) walkFiles(h plumbing.Hash, prefix string, out *[]File) error {
 // subtree returns the hash of the tree at dir under root, or the zero hash
 // when there is no directory there. Caller holds r.mu.
 func (r *Repo) subtree(root plumbing.Hash, dir string) (plumbing.Hash, error) {
+	return subtreeIn(r.st, root, dir)
+}
+
+// subtreeIn is subtree reading trees from s.
+func subtreeIn(s storer.EncodedObjectStorer, root plumbing.Hash, dir string) (plumbing.Hash, error) {
 	if dir == "." || dir == "" {
 		return root, nil
 	}
 	h := root
 	for _, part := range strings.Split(dir, "/") {
-		t, err := object.GetTree(r.st, h)
+		if h.IsZero() {
+			return h, nil
+		}
+		t, err := object.GetTree(s, h)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}

@@ -32,6 +32,14 @@ type Options struct {
 	// branch compares with. For a local working copy it is the branch
 	// origin/HEAD names, else the checked-out branch.
 	TrustDefaultBranch bool
+	// ClusterID names the deployment whose records this Repo reads and
+	// writes, when several share the repository: its records live in
+	// RecordsDir(ClusterID) and its records ref is
+	// ClusterRecordsRef(ClusterID, status branch). Empty keeps the layout
+	// of a repository with one deployment (.osbgit/,
+	// refs/osbgit/records/<branch>). Set by the operator, never by the
+	// repository; Open refuses one CheckClusterID refuses.
+	ClusterID string
 	// Auth holds credentials; the zero value means anonymous.
 	Auth Auth
 }

@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -16,7 +17,7 @@ import (
 // compare-and-swap. Caller holds r.mu.
 func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editNode, intent bool, nw *noteWrite) (WriteResult, error) {
 	target := r.statusBranch
-	recName := plumbing.ReferenceName(RecordsRef(target))
+	recName := r.recordsRef()
 	res := WriteResult{Branch: target}
 	recBase := plumbing.ZeroHash
 	if cs.Sealed.Base != "" {
@@ -39,7 +40,7 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 		var branchHead plumbing.Hash
 		var branchUpdate bool
 		if err == nil {
-			branchHead, branchUpdate, err = r.graftRecords(w, base, tree, cs.Message)
+			branchHead, branchUpdate, err = r.graftRecords(w, base, tree, cs.RetireLegacy != "", cs.Message)
 		}
 		if retry, rerr := r.reopenAfterGC(err, &reopened); rerr != nil || retry {
 			if rerr != nil {
@@ -53,6 +54,13 @@ func (r *Repo) writeSealedLocked(ctx context.Context, cs ChangeSet, edits *editN
 		}
 		if recUpdate {
 			updates = append(updates, refUpdate{name: recName, old: recBase, new: recHead})
+		}
+		if cs.RetireLegacy != "" {
+			h, err := r.resolveHash(cs.RetireLegacy)
+			if err != nil {
+				return res, fmt.Errorf("legacy records: %w", err)
+			}
+			updates = append(updates, refUpdate{name: r.legacyRecordsRef(), old: h, new: plumbing.ZeroHash})
 		}
 		if branchUpdate {
 			updates = append(updates, refUpdate{name: plumbing.NewBranchReferenceName(target), old: old, new: branchHead})
@@ -116,7 +124,7 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 			return base, tree, false, fmt.Errorf("%w: records commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
 		}
 		root = c.TreeHash
-		t, err := r.subtree(root, StatusDir)
+		t, err := r.recordsTreeIn(r.st, root)
 		if err != nil {
 			return base, tree, false, err
 		}
@@ -126,16 +134,8 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 	if err != nil {
 		return base, tree, false, fmt.Errorf("building records tree: %w", err)
 	}
-	if !newRoot.IsZero() {
-		t, err := object.GetTree(w.pending, newRoot)
-		if err != nil {
-			return base, tree, false, err
-		}
-		for _, e := range t.Entries {
-			if e.Name == StatusDir && !e.Mode.IsFile() {
-				tree = e.Hash
-			}
-		}
+	if tree, err = r.recordsTreeIn(w.pending, newRoot); err != nil {
+		return base, tree, false, err
 	}
 	if !changed && !base.IsZero() && !sealed.Resign {
 		return base, tree, false, nil
@@ -157,22 +157,47 @@ func (r *Repo) buildRecordsCommit(w *treeWriter, base plumbing.Hash, edits *edit
 	return head, tree, err == nil, err
 }
 
-// graftRecords builds a commit on base whose .osbgit/ is tree (zero: no
-// .osbgit/), or reports that base already holds it.
-func (r *Repo) graftRecords(w *treeWriter, base, tree plumbing.Hash, message string) (plumbing.Hash, bool, error) {
+// graftRecords builds a commit on base whose records directory
+// (RecordsDir) is tree (zero: none), or reports that base already holds
+// it. Only this deployment's directory changes: one without a cluster ID
+// keeps base's .osbgit/clusters/; with retireLegacy, .osbgit/ outside
+// .osbgit/clusters/ is removed too.
+func (r *Repo) graftRecords(w *treeWriter, base, tree plumbing.Hash, retireLegacy bool, message string) (plumbing.Hash, bool, error) {
 	parent, err := object.GetCommit(r.st, base)
 	if err != nil {
 		return plumbing.ZeroHash, false, fmt.Errorf("%w: base commit %s: %w", ErrRevisionNotFound, shortHash(base.String()), err)
 	}
-	graft := &editNode{children: map[string]*editNode{StatusDir: {leaf: true, graft: true, tree: tree}}}
-	root, changed, err := w.apply(parent.TreeHash, graft)
-	if err != nil || !changed {
-		return plumbing.ZeroHash, false, err
+	var grafts []*editNode
+	if r.clusterID == "" || retireLegacy {
+		legacy := tree
+		if r.clusterID != "" {
+			legacy = plumbing.ZeroHash
+		}
+		grafts = append(grafts, graftAt(StatusDir, legacy))
+		clusters, err := r.subtree(parent.TreeHash, ClustersDir)
+		if err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+		// Unconditional: a legacy records tree holding clusters/ (pushed
+		// by someone else) never reaches the branch.
+		grafts = append(grafts, graftAt(ClustersDir, clusters))
+	}
+	if r.clusterID != "" {
+		grafts = append(grafts, graftAt(r.RecordsDir(), tree))
+	}
+	root := parent.TreeHash
+	for _, g := range grafts {
+		if root, _, err = w.apply(root, g); err != nil {
+			return plumbing.ZeroHash, false, err
+		}
 	}
 	if root.IsZero() {
 		if root, err = w.writeTree(nil); err != nil {
 			return plumbing.ZeroHash, false, err
 		}
+	}
+	if root == parent.TreeHash {
+		return plumbing.ZeroHash, false, nil
 	}
 	h, err := r.storeCommit(w, root, []plumbing.Hash{base}, message)
 	return h, err == nil, err
@@ -237,4 +262,14 @@ func (r *Repo) LastChange(rev, p string) (string, Person, error) {
 		c = parent
 	}
 	return c.Hash.String(), author(c), nil
+}
+
+// graftAt is an edit making the directory at dir tree (zero removes it).
+func graftAt(dir string, tree plumbing.Hash) *editNode {
+	parts := strings.Split(dir, "/")
+	n := &editNode{leaf: true, graft: true, tree: tree}
+	for i := len(parts) - 1; i >= 0; i-- {
+		n = &editNode{children: map[string]*editNode{parts[i]: n}}
+	}
+	return n
 }

@@ -211,14 +211,15 @@ func (r *Repo) fetchLocked(ctx context.Context) (FetchResult, error) {
 			missing = append(missing, h)
 		}
 	}
-	recName := r.recordsRef()
-	if h, ok := ar.References[recName.String()]; ok {
-		want[recName] = h
-		if !r.hasCommit(h) {
-			missing = append(missing, h)
+	for _, recName := range r.recordsRefs() {
+		if h, ok := ar.References[recName.String()]; ok {
+			want[recName] = h
+			if !r.hasCommit(h) {
+				missing = append(missing, h)
+			}
+		} else {
+			_ = r.st.RemoveReference(recName)
 		}
-	} else {
-		_ = r.st.RemoveReference(recName)
 	}
 	updated := false
 	setRefs := want // refs to set from the advertisement
@@ -466,15 +467,30 @@ func (r *Repo) fetchSpecs(ctx context.Context, want map[plumbing.ReferenceName]p
 	return err
 }
 
-// recordsRef names the status branch's records ref.
+// recordsRef names this deployment's records ref of the status branch.
 func (r *Repo) recordsRef() plumbing.ReferenceName {
+	return plumbing.ReferenceName(r.RecordsRef())
+}
+
+// legacyRecordsRef names the status branch's records ref of the
+// deployment without a cluster ID.
+func (r *Repo) legacyRecordsRef() plumbing.ReferenceName {
 	return plumbing.ReferenceName(RecordsRef(r.statusBranch))
+}
+
+// recordsRefs are the records refs a fetch brings: this deployment's and,
+// for one with a cluster ID, the legacy one (FetchResult.LegacyRecordsHead).
+func (r *Repo) recordsRefs() []plumbing.ReferenceName {
+	if r.clusterID == "" {
+		return []plumbing.ReferenceName{r.recordsRef()}
+	}
+	return []plumbing.ReferenceName{r.recordsRef(), r.legacyRecordsRef()}
 }
 
 // headsPresent checks every local branch head's commit (and the records
 // ref's) is present.
 func (r *Repo) headsPresent() bool {
-	names := []plumbing.ReferenceName{r.recordsRef()}
+	names := r.recordsRefs()
 	for _, b := range r.branches() {
 		names = append(names, plumbing.NewBranchReferenceName(b))
 	}
@@ -516,6 +532,11 @@ func (r *Repo) localResult(updated bool) (FetchResult, error) {
 	}
 	if ref, err := r.st.Reference(r.recordsRef()); err == nil && r.hasCommit(ref.Hash()) {
 		res.RecordsHead = ref.Hash().String()
+	}
+	if r.clusterID != "" {
+		if ref, err := r.st.Reference(r.legacyRecordsRef()); err == nil && r.hasCommit(ref.Hash()) {
+			res.LegacyRecordsHead = ref.Hash().String()
+		}
 	}
 	return res, nil
 }

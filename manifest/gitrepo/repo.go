@@ -103,9 +103,14 @@ type FetchResult struct {
 	// TrustedHead is the trusted branch's head commit; "" when that branch
 	// does not exist. Equal to Head when they are one branch.
 	TrustedHead string
-	// RecordsHead is the head of the status branch's records ref
-	// (RecordsRef); "" when it does not exist.
+	// RecordsHead is the head of this deployment's records ref
+	// (Repo.RecordsRef); "" when it does not exist.
 	RecordsHead string
+	// LegacyRecordsHead, for a deployment with a cluster ID only, is the
+	// head of the records ref of the status branch's deployment without
+	// one (RecordsRef): records `osbgit records move` can take over; ""
+	// when it does not exist.
+	LegacyRecordsHead string
 	// Updated is true when objects or refs were transferred; false when
 	// the local copy was already current (or the source is a local path).
 	Updated bool
@@ -124,6 +129,8 @@ type Repo struct {
 	branch        string
 	statusBranch  string
 	trustedBranch string
+	// clusterID is Options.ClusterID.
+	clusterID string
 
 	repo *git.Repository
 	st   storage.Storer
@@ -177,7 +184,12 @@ func Open(ctx context.Context, o Options, opts ...Option) (*Repo, error) {
 		return fail(err)
 	}
 	r := &Repo{src: src, auth: ta, set: s, shownURL: src.shown, secrets: ta.secrets,
-		branch: o.Branch, statusBranch: o.StatusBranch, trustedBranch: o.TrustedBranch, known: map[string]plumbing.Hash{}}
+		branch: o.Branch, statusBranch: o.StatusBranch, trustedBranch: o.TrustedBranch, clusterID: o.ClusterID, known: map[string]plumbing.Hash{}}
+	if o.ClusterID != "" {
+		if err := CheckClusterID(o.ClusterID); err != nil {
+			return fail(err)
+		}
+	}
 	for _, b := range []string{o.Branch, o.StatusBranch, o.TrustedBranch} {
 		if b != "" {
 			if err := plumbing.NewBranchReferenceName(b).Validate(); err != nil || strings.HasPrefix(b, "refs/") {

@@ -45,6 +45,13 @@ type ChangeSet struct {
 	// .osbgit/ is that same tree — whatever the branch held there before
 	// (an edit by someone else) is replaced. Both refs move in one push.
 	Sealed *Sealed
+	// RetireLegacy, for a sealed WriteIntent of a deployment with a
+	// cluster ID only, takes over the records of the status branch's
+	// deployment without one: it is the head of their records ref
+	// (FetchResult.LegacyRecordsHead), which the same push deletes by
+	// compare-and-swap (so of two writes retiring it one fails), and the
+	// status branch's .osbgit/ outside .osbgit/clusters/ is removed.
+	RetireLegacy string
 	// Note, for WriteStatus only, is a git note added under NotesRef,
 	// pushed in the same push as the status commit when the notes ref
 	// allows, else by itself right after it (see WriteNote); when the
@@ -223,6 +230,14 @@ func (r *Repo) writeLocked(ctx context.Context, cs ChangeSet, intent bool, nw *n
 	if err != nil {
 		return res, err
 	}
+	for p := range cs.Files {
+		if !r.ownsRecordPath(p) {
+			return res, fmt.Errorf("%w: %q is not in this deployment's records directory %s/", ErrOutsideStatusDir, p, r.RecordsDir())
+		}
+	}
+	if cs.RetireLegacy != "" && (cs.Sealed == nil || r.clusterID == "" || !intent) {
+		return res, fmt.Errorf("%w: RetireLegacy needs a sealed WriteIntent of a deployment with a cluster ID", ErrInvalidOptions)
+	}
 	if err := r.checkWritableLocked(); err != nil {
 		return res, err
 	}
@@ -353,6 +368,12 @@ func (r *Repo) recordPushed(updates ...refUpdate) error {
 		return nil
 	}
 	for _, u := range updates {
+		if u.new.IsZero() {
+			if err := r.st.RemoveReference(u.name); err != nil {
+				return fmt.Errorf("recording deleted ref %s: %w", u.name, err)
+			}
+			continue
+		}
 		if err := r.st.SetReference(plumbing.NewHashReference(u.name, u.new)); err != nil {
 			return fmt.Errorf("recording pushed ref %s: %w", u.name, err)
 		}
@@ -464,7 +485,7 @@ func (w *treeWriter) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
 func (w *treeWriter) apply(h plumbing.Hash, n *editNode) (plumbing.Hash, bool, error) {
 	var entries []object.TreeEntry
 	if !h.IsZero() {
-		t, err := object.GetTree(w.r.st, h)
+		t, err := object.GetTree(w.pending, h) // pending: edits may apply to a tree this write made
 		if err != nil {
 			return h, false, err
 		}
@@ -689,7 +710,7 @@ func (r *Repo) pushRefs(ctx context.Context, updates []refUpdate, objs *pendingO
 		if name.IsBranch() {
 			branch = name.Short()
 		}
-		return &ConflictError{URL: r.shownURL, Branch: branch, Expected: old.String(), Actual: a, Records: strings.HasPrefix(name.String(), RecordsRefPrefix)}
+		return &ConflictError{URL: r.shownURL, Branch: branch, Expected: old.String(), Actual: a, Records: strings.HasPrefix(name.String(), RecordsRefPrefix) || strings.HasPrefix(name.String(), clusterRefsPrefix)}
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	if len(updates) > 1 && ar.Capabilities.Supports(capability.Atomic) {
