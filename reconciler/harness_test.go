@@ -60,7 +60,14 @@ func newFixture(t testing.TB, manifests func(brokerURL string) map[string]string
 // (no in-memory state), reading the same repo, broker and store.
 func (f *fixture) reconciler(opts Options) *Reconciler {
 	f.t.Helper()
-	repo, err := gitrepo.Open(context.Background(), gitrepo.Options{URL: f.repo.Bare, Branch: "main"},
+	return f.reconcilerAs("", opts)
+}
+
+// reconcilerAs is reconciler for the deployment with cluster ID clusterID
+// ("" for a repository's only deployment).
+func (f *fixture) reconcilerAs(clusterID string, opts Options) *Reconciler {
+	f.t.Helper()
+	repo, err := gitrepo.Open(context.Background(), gitrepo.Options{URL: f.repo.Bare, Branch: "main", ClusterID: clusterID},
 		gitrepo.WithBackoff(5*time.Millisecond, 20*time.Millisecond))
 	if err != nil {
 		f.t.Fatal(err)

@@ -231,17 +231,18 @@ type blobReaderSource interface {
 	BlobReader() (*gitrepo.BlobReader, error)
 }
 
-// LoadRecords reads the .osbgit/ records of the status branch head (rev ""
-// or a missing status branch gives empty records) through the decode
-// cache: only record blobs not seen before are read and decoded. Files
-// are listed with their blob hashes and read by hash (no path lookup per
-// file), and decoded in parallel; manifest.LoadRecordFiles says which
-// files are records and how they are taken.
-func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Records, error) {
+// LoadRecords reads the records under root (a deployment's records
+// directory) of the status branch head (rev "" or a missing status branch
+// gives empty records) through the decode cache: only record blobs not
+// seen before are read and decoded. Files are listed with their blob
+// hashes and read by hash (no path lookup per file), and decoded in
+// parallel; root.RecordPaths says which files are records and how they
+// are taken (another deployment's are not).
+func LoadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *DecodeCache) (*manifest.Records, error) {
 	if rev == "" {
 		return manifest.CollectRecords(nil, nil)
 	}
-	files, err := tr.Files(rev, manifest.RecordDir)
+	files, err := tr.Files(rev, string(root))
 	if errors.Is(err, fs.ErrNotExist) {
 		return manifest.CollectRecords(nil, nil)
 	}
@@ -254,7 +255,7 @@ func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Recor
 		paths = append(paths, f.Path)
 		byPath[f.Path] = f
 	}
-	recordPaths, warnings := manifest.RecordPaths(paths)
+	recordPaths, warnings := root.RecordPaths(paths)
 	recordFiles := make([]gitrepo.File, 0, len(recordPaths))
 	for _, p := range recordPaths {
 		recordFiles = append(recordFiles, byPath[p])
@@ -268,7 +269,7 @@ func LoadRecords(tr TreeReader, rev string, cache *DecodeCache) (*manifest.Recor
 		}
 	}
 	decoded, failed, err := cache.recordCache().decode(recordFiles, read, func(f gitrepo.File, data []byte) manifest.RecordFile {
-		return manifest.DecodeRecordFile(f.Path, data)
+		return root.DecodeRecordFile(f.Path, data)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)

@@ -53,14 +53,14 @@ func TestLoadRecordsCachesByBlob(t *testing.T) {
 			t.Fatal(err)
 		}
 		hits, misses := cache.records.hits, cache.records.misses
-		got, err := LoadRecords(src, fr.StatusHead, cache)
+		got, err := LoadRecords(src, manifest.LegacyRecordRoot, fr.StatusHead, cache)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if h, m := cache.records.hits-hits, cache.records.misses-misses; h != wantHits || m != wantMisses {
 			t.Errorf("%d records taken from the cache and %d decoded, want %d and %d", h, m, wantHits, wantMisses)
 		}
-		uncached, err := LoadRecords(src, fr.StatusHead, nil)
+		uncached, err := LoadRecords(src, manifest.LegacyRecordRoot, fr.StatusHead, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

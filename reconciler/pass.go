@@ -44,6 +44,15 @@ type Source interface {
 	TreeHash(rev, dir string) (string, error)
 	ChangedFiles(fromRev, toRev, dir string) ([]gitrepo.Change, error)
 	LastChange(rev, path string) (string, gitrepo.Person, error)
+	// This deployment's records (gitrepo/clusters.go): its cluster ID
+	// ("" for a repository's only deployment), records directory and
+	// records ref, and reads confined to that directory.
+	ClusterID() string
+	RecordsDir() string
+	RecordsRef() string
+	RecordsTree(rev string) (string, error)
+	ChangedRecords(fromRev, toRev string) ([]gitrepo.Change, error)
+	RecordFiles(rev string) ([]gitrepo.File, error)
 }
 
 // Options are the command-line settings of a pass; a nil pointer or zero
@@ -56,7 +65,10 @@ type Options struct {
 	MaxDeletions *int
 	// Concurrency overrides the config's per-broker call limit.
 	Concurrency int
-	// ClusterID overrides the config's clusterID (sent as context.clusterid).
+	// ClusterID overrides the config's clusterID (sent as
+	// context.clusterid). A Source with a cluster ID of its own (the
+	// deployment's, which also keys its records) is the default when it
+	// is empty.
 	ClusterID string
 	// InlinePoll is how long a pass keeps polling async operations before
 	// recording them for a later pass.
@@ -233,6 +245,9 @@ func (r *Reconciler) effective(cfg *manifest.Config) effectiveConfig {
 	if e.concurrency <= 0 {
 		e.concurrency = manifest.DefaultConcurrency
 	}
+	if id := r.Source.ClusterID(); id != "" {
+		e.clusterID = id
+	}
 	if r.Options.ClusterID != "" {
 		e.clusterID = r.Options.ClusterID
 	}
@@ -272,7 +287,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
-	records, recordsErr := LoadRecords(r.Source, view.rev, r.Cache)
+	records, recordsErr := r.loadRecords(view.rev)
 	var snap *Snapshot
 	if po.workTree != nil {
 		snap = LoadTree(po.workTree, r.Options.Path)
@@ -356,7 +371,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
 	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
-		p.Diagnostics = append(p.Diagnostics, manifest.Diagnostic{File: manifest.RecordDir + "/", Severity: manifest.SeverityWarning,
+		p.Diagnostics = append(p.Diagnostics, manifest.Diagnostic{File: r.Source.RecordsDir() + "/", Severity: manifest.SeverityWarning,
 			Message: "records unverified (" + view.unverified + "): read as the status branch holds them"})
 	}
 	if view.refused != "" && p.Refused == "" {
@@ -524,7 +539,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			// nothing (the next process plans again).
 			return &SyncResult{Skipped: true, Reason: "shutting down: nothing started"}, nil
 		}
-		files, err := recordChanges(r.Log, p.records, writeAhead, nil, false)
+		files, err := recordChanges(r.Log, r.recordRoot(), p.records, writeAhead, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -588,7 +603,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			catalogRecs[ref] = nil
 		}
 	}
-	files, err := recordChanges(r.Log, p.records, res.Exec.Records, catalogRecs, true)
+	files, err := recordChanges(r.Log, r.recordRoot(), p.records, res.Exec.Records, catalogRecs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -833,8 +848,9 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 // Records are compared and rendered on all cores (a cold converge renders
 // thousands). A record whose ref has no record path (a name validation
 // refuses) is left out with a warning, so it can neither land outside its
-// own directory nor fail the commit of the others.
-func recordChanges(log logrus.FieldLogger, base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
+// own directory nor fail the commit of the others. Paths are under root,
+// this deployment's records directory.
+func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
 	type change struct {
 		path           string
 		oldRec, newRec manifest.Record
@@ -859,7 +875,7 @@ func recordChanges(log logrus.FieldLogger, base *manifest.Records, status map[ma
 		changes = append(changes, c)
 	}
 	for ref, rec := range status {
-		p, err := manifest.StatusPath(ref)
+		p, err := root.StatusPath(ref)
 		if err != nil {
 			log.WithError(err).Warn("status record not written")
 			continue
@@ -868,7 +884,7 @@ func recordChanges(log logrus.FieldLogger, base *manifest.Records, status map[ma
 		add(p, old, ok, rec, rec != nil, !statusChanged)
 	}
 	for ref, rec := range catalogs {
-		p, err := manifest.CatalogPath(ref)
+		p, err := root.CatalogPath(ref)
 		if err != nil {
 			log.WithError(err).Warn("catalog record not written")
 			continue
@@ -973,7 +989,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	records, err := LoadRecords(r.Source, fr.StatusHead, r.Cache)
+	records, err := r.loadRecords(fr.StatusHead)
 	if err != nil {
 		return nil, err
 	}

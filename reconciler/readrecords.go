@@ -30,6 +30,12 @@ const (
 type RecordsReport struct {
 	// StatusBranch is the branch the records belong to.
 	StatusBranch string
+	// RecordsRef is this deployment's records ref, and Root the
+	// directory of its records (both depend on its cluster ID).
+	RecordsRef string
+	Root       manifest.RecordRoot
+	// ClusterID is the deployment's cluster ID ("" for none).
+	ClusterID string
 	// Revision is the commit the records were read from: the records
 	// ref's head when verified, else the status branch's head ("" when
 	// there are none).
@@ -79,7 +85,8 @@ func (r *Reconciler) ReadRecords(ctx context.Context) (*RecordsReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &RecordsReport{StatusBranch: r.Source.StatusBranch(), Revision: view.rev, Trust: RecordsVerified}
+	rep := &RecordsReport{StatusBranch: r.Source.StatusBranch(), RecordsRef: r.Source.RecordsRef(), Root: r.recordRoot(), ClusterID: r.Source.ClusterID(),
+		Revision: view.rev, Trust: RecordsVerified}
 	switch {
 	case view.refused != "":
 		rep.Trust, rep.Reason = RecordsTampered, view.refused
@@ -92,7 +99,7 @@ func (r *Reconciler) ReadRecords(ctx context.Context) (*RecordsReport, error) {
 	for _, d := range view.diverged {
 		rep.Diverged = append(rep.Diverged, DivergedRecord{Path: d.path, Change: d.change(), Commit: d.commit, Author: d.author})
 	}
-	rep.Records, rep.Err = LoadRecords(r.Source, view.rev, r.Cache)
+	rep.Records, rep.Err = r.loadRecords(view.rev)
 	if rep.Records == nil {
 		return nil, rep.Err
 	}

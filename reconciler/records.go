@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -113,7 +112,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		return v, nil
 	}
 	v.key, v.sealed = key, true
-	ref := gitrepo.RecordsRef(branch)
+	ref, dir := r.Source.RecordsRef(), r.Source.RecordsDir()
 	branchTree, err := r.recordsTree(fr.StatusHead)
 	if err != nil {
 		return v, err
@@ -130,13 +129,13 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 			// starts the records ref.
 			return v, nil
 		}
-		v.refused = fmt.Sprintf("the status branch %s has records in %s/ but osbgit's records ref %s is missing", branch, manifest.RecordDir, ref)
+		v.refused = fmt.Sprintf("the status branch %s has records in %s/ but osbgit's records ref %s is missing", branch, dir, ref)
 		if highest > 0 {
 			v.refused += fmt.Sprintf(" (osbgit had signed %d records commits: the ref was deleted)", highest)
 		} else {
 			v.refused += " (an osbgit from before records were signed wrote them)"
 		}
-		v.refused += "; review " + manifest.RecordDir + "/ and run `osbgit trust` to adopt them"
+		v.refused += "; review " + dir + "/ and run `osbgit trust` to adopt them"
 		return v, nil
 	}
 	seal, err := r.sealOf(fr.RecordsHead, key, scope)
@@ -148,14 +147,14 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 		return v, nil
 	}
 	if err != nil {
-		commit, who, _ := r.Source.LastChange(fr.RecordsHead, manifest.RecordDir)
+		commit, who, _ := r.Source.LastChange(fr.RecordsHead, dir)
 		v.refused = fmt.Sprintf("osbgit's records ref %s points at %s, which osbgit did not sign (%v; last commit by %s <%s>): someone else pushed it; review %s/ and run `osbgit trust`",
-			ref, short(commit), err, who.Name, who.Email, manifest.RecordDir)
+			ref, short(commit), err, who.Name, who.Email, dir)
 		return v, nil
 	}
 	if seal.Sequence < highest {
 		v.refused = fmt.Sprintf("osbgit's records ref %s was moved back to records commit %d of %d (%s): someone pushed an older records commit; review %s/ and run `osbgit trust`",
-			ref, seal.Sequence, highest, short(fr.RecordsHead), manifest.RecordDir)
+			ref, seal.Sequence, highest, short(fr.RecordsHead), dir)
 		return v, nil
 	}
 	if seal.Sequence > highest {
@@ -167,7 +166,7 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 	}
 	v.rev, v.base, v.seq = fr.RecordsHead, fr.RecordsHead, seal.Sequence
 	if fr.StatusHead != "" && branchTree != seal.Tree {
-		changes, err := r.Source.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir)
+		changes, err := r.Source.ChangedRecords(fr.RecordsHead, fr.StatusHead)
 		if err != nil {
 			return v, fmt.Errorf("compare the status branch's records with osbgit's: %w", err)
 		}
@@ -184,11 +183,25 @@ func (r *Reconciler) viewRecords(ctx context.Context, fr gitrepo.FetchResult, wr
 
 // recordsScope names whose records a seal covers: this repository's
 // status branch (gitrepo.Identity: the same over https and ssh, with or
-// without credentials). A records commit copied from another repository
-// or branch (signed with the same key) does not verify here; a repository
-// moved to another host or path needs `osbgit trust` once.
+// without credentials) and, for a deployment with a cluster ID, that ID.
+// A records commit copied from another repository, branch or cluster
+// (signed with the same key) does not verify here; a repository moved to
+// another host or path needs `osbgit trust` once.
 func (r *Reconciler) recordsScope() string {
-	return gitrepo.Identity(r.Source.URL()) + "#" + r.Source.StatusBranch()
+	return legacyScope(r.Source) + clusterScope(r.Source.ClusterID())
+}
+
+// legacyScope is the records scope of the status branch's deployment
+// without a cluster ID.
+func legacyScope(s Source) string { return gitrepo.Identity(s.URL()) + "#" + s.StatusBranch() }
+
+// clusterScope is what a cluster ID adds to a records scope ("" for none,
+// so the scope of a repository's only deployment is what it always was).
+func clusterScope(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "#cluster=" + id
 }
 
 // checkSeal checks a records commit's seal: signed with key, for this
@@ -228,7 +241,7 @@ func (r *Reconciler) sealed(ctx context.Context, v *recordsView) *gitrepo.Sealed
 		}
 		s := integrity.Sign(v.key, scope, seq+1, tree)
 		v.signed = seq + 1
-		return fmt.Sprintf("osbgit: records %d\n\nosbgit's own copy of %s/ (see osbgit trust).\n\n%s", seq+1, manifest.RecordDir, s.Trailer()), nil
+		return fmt.Sprintf("osbgit: records %d\n\nosbgit's own copy of %s/ (see osbgit trust).\n\n%s", seq+1, r.Source.RecordsDir(), s.Trailer()), nil
 	}}
 }
 
@@ -262,7 +275,7 @@ func (r *Reconciler) withRestoreNote(msg string, ds []divergence) string {
 	msg = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(msg, "\n"), gitrepo.SkipCITrailer), "\n")
 	var b strings.Builder
 	b.WriteString(msg + "\n\n")
-	fmt.Fprintf(&b, "Restored %d file(s) of %s/ changed outside osbgit:\n", len(ds), manifest.RecordDir)
+	fmt.Fprintf(&b, "Restored %d file(s) of %s/ changed outside osbgit:\n", len(ds), r.Source.RecordsDir())
 	for i, d := range ds {
 		if i == maxBlamed {
 			fmt.Fprintf(&b, "- and %d more\n", len(ds)-maxBlamed)
@@ -299,17 +312,11 @@ func (r *Reconciler) recordsDiverge(fr gitrepo.FetchResult) bool {
 	return a != b || errA != nil || errB != nil
 }
 
-// recordsTree is the hash of rev's .osbgit/ tree: gitrepo.NoRecordsTree
-// when it has none, or when rev is "" (no such branch).
+// recordsTree is the hash of this deployment's records tree in rev
+// (gitrepo.Repo.RecordsTree): gitrepo.NoRecordsTree when it has none, or
+// when rev is "" (no such branch).
 func (r *Reconciler) recordsTree(rev string) (string, error) {
-	if rev == "" {
-		return gitrepo.NoRecordsTree, nil
-	}
-	tree, err := r.Source.TreeHash(rev, manifest.RecordDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return gitrepo.NoRecordsTree, nil
-	}
-	return tree, err
+	return r.Source.RecordsTree(rev)
 }
 
 // TrustResult is what `osbgit trust` adopted.
@@ -356,12 +363,12 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	if !verified && len(paths) > 0 {
 		// Adopting some files would sign the rest of a records tree no
 		// one reviewed.
-		return nil, fmt.Errorf("osbgit's records ref %s is missing or does not verify: trust adopts all of %s/ then (run it without paths)", gitrepo.RecordsRef(branch), manifest.RecordDir)
+		return nil, fmt.Errorf("osbgit's records ref %s is missing or does not verify: trust adopts all of %s/ then (run it without paths)", r.Source.RecordsRef(), r.Source.RecordsDir())
 	}
 	var changes []gitrepo.Change
 	if fr.RecordsHead == "" {
-		files, err := r.Source.Files(fr.StatusHead, manifest.RecordDir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		files, err := r.Source.RecordFiles(fr.StatusHead)
+		if err != nil {
 			return nil, err
 		}
 		for _, f := range files {
@@ -371,7 +378,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 		if s, err := r.sealOf(fr.RecordsHead, key, scope); err == nil && s.Sequence > v.seq {
 			v.seq = s.Sequence
 		}
-		if changes, err = r.Source.ChangedFiles(fr.RecordsHead, fr.StatusHead, manifest.RecordDir); err != nil {
+		if changes, err = r.Source.ChangedRecords(fr.RecordsHead, fr.StatusHead); err != nil {
 			return nil, err
 		}
 	}
@@ -397,7 +404,7 @@ func (r *Reconciler) Trust(ctx context.Context, paths []string, dryRun bool) (*T
 	if dryRun || (len(files) == 0 && verified) {
 		return res, nil
 	}
-	msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit trust: adopt %d file(s) of %s/ after review", len(res.Adopted), manifest.RecordDir))
+	msg := gitrepo.EnsureSkipCI(fmt.Sprintf("osbgit trust: adopt %d file(s) of %s/ after review", len(res.Adopted), r.Source.RecordsDir()))
 	sealed := r.sealed(ctx, &v)
 	sealed.Resign = true
 	wr, err := r.Source.WriteStatus(ctx, gitrepo.ChangeSet{Files: files, Message: msg, Sealed: sealed})
@@ -419,11 +426,16 @@ func (r *Reconciler) verifiable(key []byte, scope, rev string, highest uint64) b
 // sealOf reads and checks the seal of records commit rev: signed with key,
 // for scope, over the tree rev holds. The error says why it is not.
 func (r *Reconciler) sealOf(rev string, key []byte, scope string) (integrity.Seal, error) {
-	msg, err := r.Source.CommitMessage(rev)
+	tree, err := r.recordsTree(rev)
 	if err != nil {
 		return integrity.Seal{}, err
 	}
-	tree, err := r.recordsTree(rev)
+	return r.sealOfTree(rev, key, scope, tree)
+}
+
+// sealOfTree is sealOf for a records commit holding records tree tree.
+func (r *Reconciler) sealOfTree(rev string, key []byte, scope, tree string) (integrity.Seal, error) {
+	msg, err := r.Source.CommitMessage(rev)
 	if err != nil {
 		return integrity.Seal{}, err
 	}

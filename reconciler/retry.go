@@ -35,7 +35,7 @@ func (r *Reconciler) Retry(ctx context.Context, ref manifest.Ref) error {
 	if view.refused != "" {
 		return fmt.Errorf("records refused: %s", view.refused)
 	}
-	records, err := LoadRecords(r.Source, view.rev, r.Cache)
+	records, err := r.loadRecords(view.rev)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (r *Reconciler) Retry(ctx context.Context, ref manifest.Ref) error {
 	now := metav1.NewTime(r.Now())
 	next := *rec
 	next.Retry = &manifest.Retry{Since: now, At: now}
-	files, err := recordChanges(r.Log, records, map[manifest.Ref]*manifest.StatusRecord{ref: &next}, nil, true)
+	files, err := recordChanges(r.Log, r.recordRoot(), records, map[manifest.Ref]*manifest.StatusRecord{ref: &next}, nil, true)
 	if err != nil {
 		return err
 	}

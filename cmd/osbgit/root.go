@@ -51,10 +51,14 @@ type globalOptions struct {
 	// from (see brokerAuthNamespaces for the default).
 	BrokerAuthNamespaces []string
 	Path                 string
-	SecretStore          string
-	Kubeconfig           string
-	LogFormat            string
-	LogLevel             string
+	// ClusterID is the deployment's identity (--cluster-id): sent as
+	// context.clusterid and, when set, the key of its own records
+	// (.osbgit/clusters/<id>/, gitrepo.Options.ClusterID).
+	ClusterID   string
+	SecretStore string
+	Kubeconfig  string
+	LogFormat   string
+	LogLevel    string
 
 	GitUsername            string
 	GitPasswordFile        string
@@ -109,6 +113,7 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	pf.StringVar(&g.TrustedBranch, "trusted-branch", "", "the branch the operator trusts: what sync and run reconcile, whose broker manifests say where broker credentials may go, and whose records a diff of any other branch reads (default: --branch for sync and run, else the remote's default branch)")
 	pf.StringSliceVar(&g.BrokerAuthNamespaces, "broker-auth-namespaces", nil, "namespaces broker auth Secrets may come from (default: osbgit's own namespace in a cluster, else osbgit-system)")
 	pf.StringVar(&g.Path, "path", "", "directory inside the repo holding manifests (default: osbgit.yaml's path, else the root)")
+	pf.StringVar(&g.ClusterID, "cluster-id", "", "this deployment's identity, set by the operator: sent to brokers as context.clusterid, and, when several deployments share the repository, the key of its own records (.osbgit/clusters/ID/; a DNS label). Without it records live in .osbgit/ and context.clusterid is osbgit.yaml's clusterID")
 	pf.StringVar(&g.SecretStore, "secret-store", "", "where credentials and auth secrets live: kube or dir:PATH")
 	pf.StringVar(&g.Kubeconfig, "kubeconfig", "", "kubeconfig for --secret-store kube (default: in-cluster, then $KUBECONFIG)")
 	pf.StringVar(&g.LogFormat, "log-format", "auto", "log format: text, json, or auto (json inside a Kubernetes pod, else text)")

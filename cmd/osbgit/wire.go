@@ -38,7 +38,6 @@ type passFlags struct {
 	prune        bool
 	maxDeletions int
 	concurrency  int
-	clusterID    string
 	// minRetry and maxRetry bound the backoff of calls the broker gave
 	// no verdict on.
 	minRetry, maxRetry time.Duration
@@ -54,7 +53,6 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 	f.StringVar(&pf.statusBranch, "status-branch", "", "branch holding .osbgit/ records (default: the trusted branch's osbgit.yaml statusBranch, else the trusted branch)")
 	f.BoolVar(&pf.prune, "prune", false, "delete resources whose manifest was removed (default: osbgit.yaml's prune)")
 	f.IntVar(&pf.maxDeletions, "max-deletions", 0, "refuse a pass deleting more than N resources (default: osbgit.yaml's maxDeletions, 10)")
-	f.StringVar(&pf.clusterID, "cluster-id", "", "context.clusterid sent to brokers (default: osbgit.yaml's clusterID)")
 	if mutating {
 		f.IntVar(&pf.concurrency, "concurrency", 0, "concurrent calls per broker (default: osbgit.yaml's concurrency, 8)")
 		f.DurationVar(&pf.minRetry, "min-retry-delay", exec.MinRetryDelay, "first wait before a call the broker gave no verdict on (5xx, timeout, 422 ConcurrencyError) is repeated; the waits double up to --max-retry-delay")
@@ -67,7 +65,7 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 
 // options turns the flags that were given into reconciler overrides.
 func (pf *passFlags) options(cmd *cobra.Command, g *globalOptions) reconciler.Options {
-	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: pf.clusterID,
+	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: g.ClusterID,
 		BrokerAuthNamespaces: g.brokerAuthNamespaces(), MinRetryDelay: pf.minRetry, MaxRetryDelay: pf.maxRetry}
 	if cmd.Flags().Changed("prune") || os.Getenv(envName("prune")) != "" {
 		v := pf.prune
@@ -165,7 +163,7 @@ func (g *globalOptions) openRepo(ctx context.Context, statusBranch string, mutat
 	if g.GitInsecureSkipHostKey {
 		opts = append(opts, gitrepo.WithInsecureSkipHostKeyCheck())
 	}
-	o := gitrepo.Options{URL: g.Repo, Branch: g.Branch, StatusBranch: statusBranch, Auth: auth, TrustedBranch: g.TrustedBranch}
+	o := gitrepo.Options{URL: g.Repo, Branch: g.Branch, StatusBranch: statusBranch, Auth: auth, TrustedBranch: g.TrustedBranch, ClusterID: g.ClusterID}
 	switch {
 	case mutating && g.Branch != "" && g.TrustedBranch != "" && g.Branch != g.TrustedBranch:
 		return nil, fmt.Errorf("--branch %q is not the trusted branch %q: sync and run reconcile only the trusted branch (diff previews any branch)", g.Branch, g.TrustedBranch)
@@ -260,10 +258,15 @@ func (g *globalOptions) openSecrets() (secrets.Store, error) {
 	return secretstore.Parse(g.SecretStore, secretstore.Options{Kubeconfig: g.Kubeconfig})
 }
 
-// stateKey names the pass state of this repo, branch and path: the file
-// name in the cache, the key in a state ConfigMap.
+// stateKey names the pass state of this repo, branch, path and cluster ID:
+// the file name in the cache, the key in a state ConfigMap. Without a
+// cluster ID the key is what it always was.
 func (g *globalOptions) stateKey(repo *gitrepo.Repo) string {
-	sum := sha256.Sum256([]byte(repo.URL() + "\x00" + repo.Branch() + "\x00" + g.Path))
+	id := repo.URL() + "\x00" + repo.Branch() + "\x00" + g.Path
+	if g.ClusterID != "" {
+		id += "\x00" + g.ClusterID
+	}
+	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:8]) + ".json"
 }
 
@@ -364,8 +367,8 @@ func (pf *passFlags) commitStatuses(g *globalOptions) (reconciler.CommitStatuses
 	}
 	g.secrets.Add(token, "Bearer "+token, "token "+token)
 	name := forge.DefaultContext
-	if pf.clusterID != "" {
-		name += "/" + pf.clusterID
+	if g.ClusterID != "" {
+		name += "/" + g.ClusterID
 	}
 	c, err := forge.New(forge.Options{Kind: forge.Kind(pf.commitStatus), BaseURL: pf.commitStatusURL, RepoURL: g.Repo, Token: token, Context: name})
 	if err != nil {

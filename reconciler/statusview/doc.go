@@ -37,6 +37,8 @@
 //	{
 //	  "formatVersion": "1",
 //	  "statusBranch": "main",
+//	  "clusterID": "",               // the deployment's --cluster-id ("" for none)
+//	  "recordsRef": "refs/osbgit/records/main", // or refs/osbgit/clusters/<id>/records/main
 //	  "revision": "<commit the records were read from>",
 //	  "records": "verified",         // verified|unverified|tampered, the records as a whole
 //	  "reason": "",                  // why unverified or tampered
@@ -59,7 +61,8 @@
 //	  "errors": []                   // record files that could not be read
 //	}
 //
-// Describe's Detail has formatVersion, statusBranch, revision, records and
+// Describe's Detail has formatVersion, statusBranch, clusterID, recordsRef,
+// revision, records and
 // reason as above, then "resource" (a row), "record" (the status record in
 // its own format, see manifest.StatusRecord; null when only the status
 // branch has the file) and "history" (a git command listing the record's

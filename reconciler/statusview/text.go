@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
 )
 
@@ -145,7 +144,7 @@ func writeHeader(w io.Writer, h Header) {
 	}
 	switch h.Records {
 	case reconciler.RecordsVerified:
-		fmt.Fprintf(w, "Records: verified (osbgit's records ref %s, %s)\n", Safe(gitrepo.RecordsRef(h.StatusBranch)), at)
+		fmt.Fprintf(w, "Records: verified (osbgit's records ref %s, %s)\n", Safe(h.RecordsRef), at)
 	case reconciler.RecordsUnverified:
 		fmt.Fprintf(w, "Records: unverified, read from status branch %s %s (%s)\n", Safe(h.StatusBranch), at, Safe(h.Reason))
 	default:

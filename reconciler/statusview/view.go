@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
-	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
 )
 
@@ -37,6 +36,10 @@ type View struct {
 // Header says where records came from and how far they can be trusted.
 type Header struct {
 	StatusBranch string `json:"statusBranch"`
+	// ClusterID is the deployment whose records these are ("" for a
+	// repository's only deployment), RecordsRef its records ref.
+	ClusterID  string `json:"clusterID"`
+	RecordsRef string `json:"recordsRef"`
 	// Revision is the commit the records were read from.
 	Revision string `json:"revision"`
 	// Records is verified, unverified or tampered for the records as a
@@ -186,7 +189,7 @@ func (v *View) Unhealthy() bool {
 }
 
 func header(rep *reconciler.RecordsReport) Header {
-	return Header{StatusBranch: rep.StatusBranch, Revision: rep.Revision, Records: rep.Trust, Reason: rep.Reason}
+	return Header{StatusBranch: rep.StatusBranch, ClusterID: rep.ClusterID, RecordsRef: rep.RecordsRef, Revision: rep.Revision, Records: rep.Trust, Reason: rep.Reason}
 }
 
 // recordErrors lists the record files ReadRecords could not read, one
@@ -208,7 +211,7 @@ func divergences(rep *reconciler.RecordsReport) (tampered map[manifest.Ref]strin
 		if d.Commit != "" {
 			note += fmt.Sprintf(" (commit %s by %s <%s>)", shortRev(d.Commit), d.Author.Name, d.Author.Email)
 		}
-		ref, status, ok := manifest.RecordRefOf(d.Path)
+		ref, status, ok := recordRoot(rep).RecordRefOf(d.Path)
 		if !ok || !status {
 			problems = append(problems, d.Path+" "+note)
 			continue
@@ -303,10 +306,10 @@ func Describe(rep *reconciler.RecordsReport, ref manifest.Ref) (d *Detail, ok bo
 		if rep.Records != nil {
 			d.Record = rep.Records.Status[ref]
 		}
-		if p, err := manifest.StatusPath(ref); err == nil {
+		if p, err := recordRoot(rep).StatusPath(ref); err == nil {
 			src := rep.StatusBranch
 			if rep.Trust == reconciler.RecordsVerified {
-				src = gitrepo.RecordsRef(rep.StatusBranch)
+				src = rep.RecordsRef
 			}
 			d.History = "git log -p " + src + " -- " + p
 		}
@@ -325,4 +328,13 @@ func shortRev(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// recordRoot is the directory of the report's records (the legacy root
+// for a report that names none).
+func recordRoot(rep *reconciler.RecordsReport) manifest.RecordRoot {
+	if rep.Root == "" {
+		return manifest.LegacyRecordRoot
+	}
+	return rep.Root
 }

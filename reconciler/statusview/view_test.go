@@ -109,16 +109,16 @@ const (
 func scenarios() map[string]*reconciler.RecordsReport {
 	mallory := gitrepo.Person{Name: "Mallory", Email: "mallory@example.com"}
 	return map[string]*reconciler.RecordsReport{
-		"verified": {StatusBranch: "main", Revision: recordsHead, Trust: reconciler.RecordsVerified, Records: records(),
+		"verified": {StatusBranch: "main", RecordsRef: "refs/osbgit/records/main", Revision: recordsHead, Trust: reconciler.RecordsVerified, Records: records(),
 			Diverged: []reconciler.DivergedRecord{
 				{Path: ".osbgit/status/apps/servicebinding/db-binding.yaml", Change: "edited", Commit: "badc0debadc0debadc0debadc0debadc0debadc0", Author: mallory},
 				{Path: ".osbgit/status/apps/servicebinding/planted.yaml", Change: "added", Commit: "badc0debadc0debadc0debadc0debadc0debadc0", Author: mallory},
 				{Path: ".osbgit/catalog/demo.yaml", Change: "deleted"},
 			},
 			Err: errors.New("records at c0ffeec0ffee: .osbgit/status/apps/serviceinstance/broken.yaml:3: formatVersion: 99 is newer than this osbgit knows (1)")},
-		"unverified": {StatusBranch: "status", Revision: statusHead, Trust: reconciler.RecordsUnverified,
+		"unverified": {StatusBranch: "status", RecordsRef: "refs/osbgit/records/status", Revision: statusHead, Trust: reconciler.RecordsUnverified,
 			Reason: "no access to osbgit's records key", Records: records()},
-		"tampered": {StatusBranch: "main", Revision: statusHead, Trust: reconciler.RecordsTampered,
+		"tampered": {StatusBranch: "main", RecordsRef: "refs/osbgit/records/main", Revision: statusHead, Trust: reconciler.RecordsTampered,
 			Reason:  "osbgit's records ref refs/osbgit/records/main was moved back to records commit 3 of 5 (c0ffeec0ffee): someone pushed an older records commit; review .osbgit/ and run `osbgit trust`",
 			Records: records()},
 	}
