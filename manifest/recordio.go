@@ -349,9 +349,12 @@ func (r *Records) CatalogsByKey() Catalogs {
 // LoadRecords reads every *.yaml record under .osbgit/status and
 // .osbgit/catalog of fsys. A missing .osbgit/ gives empty Records. Files
 // are taken as LoadRecordFiles says; all errors are returned joined.
-func LoadRecords(fsys fs.FS) (*Records, error) {
+func LoadRecords(fsys fs.FS) (*Records, error) { return LegacyRecordRoot.LoadRecords(fsys) }
+
+// LoadRecords is LoadRecords of the records under root.
+func (root RecordRoot) LoadRecords(fsys fs.FS) (*Records, error) {
 	var files []string
-	for _, dir := range []string{StatusDir, CatalogDir} {
+	for _, dir := range []string{root.StatusDir(), root.CatalogDir()} {
 		err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if p == dir && errors.Is(err, fs.ErrNotExist) {
@@ -368,7 +371,7 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 			return nil, fmt.Errorf("read records under %s: %w", dir, err)
 		}
 	}
-	return LoadRecordFiles(files, func(p string) ([]byte, error) { return fs.ReadFile(fsys, p) })
+	return root.LoadRecordFiles(files, func(p string) ([]byte, error) { return fs.ReadFile(fsys, p) })
 }
 
 // LoadRecordFiles is LoadRecords over a list of paths (relative to the repo
@@ -377,14 +380,19 @@ func LoadRecords(fsys fs.FS) (*Records, error) {
 // by up to GOMAXPROCS goroutines, and CollectRecords gathers them. The
 // result and the errors do not depend on the goroutines.
 func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
-	files, warnings := RecordPaths(paths)
+	return LegacyRecordRoot.LoadRecordFiles(paths, read)
+}
+
+// LoadRecordFiles is LoadRecordFiles of the records under root.
+func (root RecordRoot) LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
+	files, warnings := root.RecordPaths(paths)
 	out := make([]RecordFile, len(files))
 	DecodeRange(len(files), func(i int) ([]byte, error) { return read(files[i]) }, func(i int, data []byte, err error) {
 		if err != nil {
 			out[i] = RecordFile{Err: fmt.Errorf("read record: %w", err)}
 			return
 		}
-		out[i] = DecodeRecordFile(files[i], data)
+		out[i] = root.DecodeRecordFile(files[i], data)
 	})
 	return CollectRecords(out, warnings)
 }

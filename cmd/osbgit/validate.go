@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo"
 )
 
 // manifestTree is the seam between commands that read manifests and where
@@ -120,7 +121,13 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer) error {
 	set, diags := manifest.Load(fsys, g.Path)
 	diags = append(diags, manifest.CheckBrokerAuthNamespaces(set, g.brokerAuthNamespaces())...)
 	diags.Sort()
-	records, rerr := manifest.LoadRecords(fsys)
+	if g.ClusterID != "" {
+		if err := gitrepo.CheckClusterID(g.ClusterID); err != nil {
+			return withExitCode(exitError, fmt.Errorf("--cluster-id: %w", err))
+		}
+	}
+	// The cached catalogs of this deployment (--cluster-id) check the plans.
+	records, rerr := manifest.RecordRoot(gitrepo.RecordsDir(g.ClusterID)).LoadRecords(fsys)
 	if rerr != nil {
 		// Broken records matter to sync, not to the manifests: report and go
 		// on with whatever loaded.

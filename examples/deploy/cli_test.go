@@ -34,6 +34,7 @@ var globalFlags = map[string]flagKind{
 	"git-insecure-http":                boolFlag,
 	"git-insecure-skip-host-key-check": boolFlag,
 	"cache-dir":                        strFlag,
+	"cluster-id":                       strFlag,
 }
 
 // passFlagSet are the flags of every command that plans a pass.
@@ -41,7 +42,6 @@ var passFlagSet = map[string]flagKind{
 	"status-branch": strFlag,
 	"prune":         boolFlag,
 	"max-deletions": intFlag,
-	"cluster-id":    strFlag,
 }
 
 var syncFlags = merge(passFlagSet, map[string]flagKind{
