@@ -264,7 +264,7 @@ func gitStdin(dir, stdin string, args ...string) (string, error) {
 func TestStatusWriteWhenTheServerRefusesNotes(t *testing.T) {
 	for _, tt := range []struct {
 		name, hook, script string
-		wantErr              bool
+		wantErr            bool
 	}{
 		{name: "notes refused", hook: "update", script: "#!/bin/sh\ncase \"$1\" in refs/notes/*) echo 'no notes here' >&2; exit 1;; esac\nexit 0\n"},
 		{name: "push refused", hook: "pre-receive", script: "#!/bin/sh\necho 'frozen' >&2\nexit 1\n", wantErr: true},
