@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -331,5 +332,23 @@ func TestLimit(t *testing.T) {
 	Limit(refused, mustDecode(t, "apiVersion: osbgit.dev/v1alpha1\nkind: Policy\nmaxCreatesPerPass: 0\n"))
 	if refused.Steps[0].Error != "" {
 		t.Errorf("a refused plan was changed")
+	}
+}
+
+// The example policy in the README decodes.
+func TestReadmeExample(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "### Tenancy policy")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml block in the README's Tenancy policy section")
+	}
+	p := mustDecode(t, block)
+	if len(p.Paths) != 3 || len(p.Plans) != 2 || p.MaxDeletesPerPass == nil {
+		t.Errorf("README example decoded as %+v", p)
 	}
 }
