@@ -49,10 +49,6 @@ func teamInstance(ns, name, plan string) string {
 	return strings.Replace(instanceYAML(name, plan, ""), "namespace: apps", "namespace: "+ns, 1)
 }
 
-func teamBinding(ns, name, instance string) string {
-	return strings.Replace(bindingYAML(name, instance), "namespace: apps", "namespace: "+ns, 1)
-}
-
 // provisioned lists "namespace/name" of every provision call the broker got
 // (from the OSB context), sorted.
 func provisioned(t *testing.T, b *osbtest.Broker, e osbtest.Endpoint) []string {
@@ -96,7 +92,7 @@ func TestTenancyPolicyBlocksOnlyTheViolations(t *testing.T) {
 			"teams/a/db.yaml":      teamInstance("team-a", "db", "small"),
 			"teams/a/big.yaml":     teamInstance("team-a", "big", "large"),
 			"teams/a/steal.yaml":   teamInstance("team-b", "sneaky", "small"),
-			"teams/a/creds.yaml":   teamBinding("team-b", "creds", "db"),
+			"teams/a/creds.yaml":   teamBindingYAML("team-b", "creds", "db"),
 			"teams/b/db.yaml":      teamInstance("team-b", "db", "large"),
 		}
 	})

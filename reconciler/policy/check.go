@@ -105,7 +105,7 @@ func (p *Policy) checkPath(o manifest.Object) *manifest.Diagnostic {
 		ns += " (the default namespace)"
 	}
 	return diag(o, "metadata.namespace", fmt.Sprintf("namespace %s may not be declared in %s: the tenancy policy (%s) allows files under %q namespace(s) %s",
-		ns, file, at, rule.Path, quoted(rule.Namespaces)))
+		ns, file, at, rule.Path, manifest.QuotedList(rule.Namespaces)))
 }
 
 // pathRule is the first path rule matching file.
@@ -179,7 +179,7 @@ func (p *Policy) checkPlan(inst *manifest.ServiceInstance, brokers []manifest.Br
 	if !classAllowed {
 		return diag(inst, "spec."+form.ClassField, fmt.Sprintf("class %q is not allowed in namespace %q by the tenancy policy (%s)", class, ns, at))
 	}
-	return diag(inst, "spec."+form.PlanField, fmt.Sprintf("plan %q of class %q is not allowed in namespace %q by the tenancy policy (%s); allowed: %s", plan, class, ns, at, quoted(plans)))
+	return diag(inst, "spec."+form.PlanField, fmt.Sprintf("plan %q of class %q is not allowed in namespace %q by the tenancy policy (%s); allowed: %s", plan, class, ns, at, manifest.QuotedList(plans)))
 }
 
 // diag is an error about o at field.

@@ -289,15 +289,3 @@ func matchAny(patterns []string, s string) bool {
 	}
 	return false
 }
-
-// quoted renders patterns for messages: "team-a", "team-a-*".
-func quoted(xs []string) string {
-	if len(xs) == 0 {
-		return "none"
-	}
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
-}
