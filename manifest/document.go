@@ -60,30 +60,14 @@ func decodeSingleDocument(sink *diagSink, data []byte, apiVersion string, kind K
 		sink.errorf(l, "", "file is not valid UTF-8")
 		return nil, false
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root *yaml.Node
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			line, msg := splitYAMLError(err)
-			sink.errorf(line, "", "invalid YAML: %s", msg)
-			return nil, false
-		}
-		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-			continue
-		}
-		n := doc.Content[0]
+	if !eachDocument(sink, data, func(n *yaml.Node) {
 		if root != nil {
 			sink.errorf(n.Line, "", "%s must hold a single %s document", sink.file, kind)
-			continue
+			return
 		}
 		root = n
-	}
-	if root == nil {
+	}) || root == nil {
 		return nil, false
 	}
 	if root.Kind != yaml.MappingNode {
@@ -100,4 +84,26 @@ func decodeSingleDocument(sink *diagSink, data []byte, apiVersion string, kind K
 		return nil, false
 	}
 	return lines, true
+}
+
+// eachDocument calls fn with the root node of each non-empty YAML document
+// of data, in order. A syntax error is reported to sink and ends the walk
+// (false): the documents before it were given to fn.
+func eachDocument(sink *diagSink, data []byte, fn func(root *yaml.Node)) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			line, msg := splitYAMLError(err)
+			sink.errorf(line, "", "invalid YAML: %s", msg)
+			return false
+		}
+		if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+			fn(doc.Content[0])
+		}
+	}
 }

@@ -1,10 +1,8 @@
 package manifest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"reflect"
@@ -84,23 +82,9 @@ func DecodeFile(file string, data []byte) (objs []Object, diags Diagnostics) {
 		sink.errorf(l, "", "file is not valid UTF-8")
 		return nil, sink.out
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			line, msg := splitYAMLError(err)
-			sink.errorf(line, "", "invalid YAML: %s", msg)
-			break
-		}
-		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-			continue
-		}
-		objs = append(objs, decodeDocument(file, doc.Content[0], sink, true)...)
-	}
+	eachDocument(sink, data, func(root *yaml.Node) {
+		objs = append(objs, decodeDocument(file, root, sink, true)...)
+	})
 	diags = sink.out
 	diags.Sort()
 	return objs, diags
