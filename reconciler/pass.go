@@ -21,6 +21,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/policy"
 	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 )
@@ -81,6 +82,11 @@ type Options struct {
 	// ConfirmedBrokerMoves are brokers whose URL change an operator
 	// confirmed (plan.Options.ConfirmedBrokerMoves).
 	ConfirmedBrokerMoves []manifest.Ref
+	// Policy is the operator's tenancy policy (--policy); nil allows
+	// every path, namespace, class and plan, uncapped. A resource it does
+	// not allow is blocked with an error at its file:line, and a broker it
+	// does not allow is never called (reconciler/policy).
+	Policy *policy.Policy
 	// MinRetryDelay and MaxRetryDelay bound the backoff before a call the
 	// broker gave no verdict on is repeated (exec.MinRetryDelay and
 	// exec.MaxRetryDelay when zero).
@@ -325,6 +331,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	diags := append(manifest.Diagnostics(nil), snap.Diagnostics...)
 	diags = append(diags, authDiags...)
 	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
+	diags = append(diags, policy.Check(snap.Set, r.Options.Policy, catalogs)...)
 	diags.Sort()
 	var observations map[manifest.Ref]plan.Observation
 	var blind manifest.Diagnostics
@@ -353,6 +360,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		},
 	}
 	p := plan.Build(in)
+	policy.Limit(p, r.Options.Policy)
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
 	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
