@@ -278,6 +278,17 @@ func TestBindingSecretRestored(t *testing.T) {
 				}
 			}
 			f.broker.ResetCalls()
+			// diff shows the restore, and makes no mutating call.
+			d, err := f.reconciler(Options{StatePath: state}).Diff(ctx, DiffOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := stepFor(t, d.Plan, bindRef); !strings.HasPrefix(s.Reason, tt.wantReason) {
+				t.Errorf("diff: reason %q, want %q", s.Reason, tt.wantReason)
+			}
+			if n := len(f.broker.MutatingCalls()); n != 0 {
+				t.Fatalf("diff made %d mutating calls", n)
+			}
 			res := f.cronSync(state)
 			if res.Skipped {
 				t.Fatalf("sync after the Secret changed skipped: %s", res.Reason)
