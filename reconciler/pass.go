@@ -142,6 +142,10 @@ type Reconciler struct {
 	// CommitStatuses, when set, gets a forge commit status on each new
 	// manifest revision a pass reconciles (result.go).
 	CommitStatuses CommitStatuses
+
+	// hasher makes the checksums of Secret contents (secretcheck.go).
+	hasherOnce sync.Once
+	hasher     *secretHasher
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -211,6 +215,9 @@ type prepared struct {
 	gate notContacted
 	// records says where the records came from and how to write them.
 	view recordsView
+	// secrets is what the pass found of the Secrets it depends on (nil
+	// without a secret store, or offline).
+	secrets *secretObservation
 }
 
 type effectiveConfig struct {
@@ -303,8 +310,16 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
+	var observed *secretObservation
+	var relist map[manifest.Ref]string
+	if !po.offline {
+		// Before anything else reads them (secretcheck.go).
+		if observed = r.observeSecrets(ctx, snap.Set, records.Status); observed != nil {
+			relist = observed.relist
+		}
+	}
 	brokers := snap.Set.Brokers()
-	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), now, po.refresh, po.offline, gate,
+	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), relist, now, po.refresh, po.offline, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	catalogs := records.CatalogsByKey()
 	access := make(map[manifest.Ref]plan.BrokerAccess, len(outs))
@@ -347,6 +362,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Catalogs:     catalogs,
 		Brokers:      access,
 		Secrets:      readParameterSecrets(ctx, snap.Set, r.Secrets, r.Redact),
+		SecretDrift:  observed.driftOrNil(),
 		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,
@@ -370,7 +386,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed}, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -494,7 +510,20 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("look up branch head: %w", err)
 	}
-	if r.State.quiet(head, now) && len(r.Options.ConfirmedBrokerMoves) == 0 {
+	// A quiet head still reads the Secrets the last pass depended on
+	// (once per sync): one that changed makes the pass due.
+	var changedSecrets []string
+	secretsChecked := false
+	secretsChanged := func() bool {
+		if !secretsChecked {
+			secretsChecked = true
+			if changedSecrets = r.secretsChanged(ctx); len(changedSecrets) > 0 {
+				r.Log.WithField("secrets", strings.Join(changedSecrets, ", ")).Info("referenced Secrets changed since the last pass")
+			}
+		}
+		return len(changedSecrets) > 0
+	}
+	if r.State.quiet(head, now) && len(r.Options.ConfirmedBrokerMoves) == 0 && !secretsChanged() {
 		return &SyncResult{Skipped: true, Reason: "head " + short(head) + " already reconciled; nothing due"}, nil
 	}
 	maxReplans := r.Options.MaxReplans
@@ -509,7 +538,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fetch: %w", err)
 		}
-		if skip, why := r.onlyStatusChanged(fr, now); skip {
+		if skip, why := r.onlyStatusChanged(fr, now); skip && !secretsChanged() {
 			r.State.ObservedHead = fr.Head
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
@@ -583,6 +612,9 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		RetryMax:    r.Options.MaxRetryDelay,
 	}
 	ex.Identity = r.identity(p.fetch.Head)
+	if p.secrets != nil {
+		ex.SecretWritten = p.secrets.wrote
+	}
 	res.Exec = ex.Run(ctx, p.plan, writeAhead)
 
 	catalogRecs := map[manifest.Ref]*manifest.CatalogRecord{}
@@ -601,6 +633,9 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		return nil, err
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
+	if p.secrets != nil {
+		r.State.Secrets = p.secrets.sums(final)
+	}
 	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan)
 	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
@@ -989,7 +1024,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), r.Now(), refresh, false, gate,
+	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), nil, r.Now(), refresh, false, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	res := make([]BrokerCatalog, 0, len(outs))
 	for _, o := range outs {
