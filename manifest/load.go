@@ -1,10 +1,8 @@
 package manifest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"reflect"
@@ -84,23 +82,9 @@ func DecodeFile(file string, data []byte) (objs []Object, diags Diagnostics) {
 		sink.errorf(l, "", "file is not valid UTF-8")
 		return nil, sink.out
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			line, msg := splitYAMLError(err)
-			sink.errorf(line, "", "invalid YAML: %s", msg)
-			break
-		}
-		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-			continue
-		}
-		objs = append(objs, decodeDocument(file, doc.Content[0], sink, true)...)
-	}
+	eachDocument(sink, data, func(root *yaml.Node) {
+		objs = append(objs, decodeDocument(file, root, sink, true)...)
+	})
 	diags = sink.out
 	diags.Sort()
 	return objs, diags
@@ -282,62 +266,9 @@ func prescanMeta(root *yaml.Node) (ns, name string) {
 func DecodeConfig(file string, data []byte) (cfg *Config, diags Diagnostics) {
 	cfg = DefaultConfig()
 	sink := &diagSink{file: file}
-	defer func() {
-		if p := recover(); p != nil {
-			cfg = DefaultConfig()
-			diags = Diagnostics{{File: file, Severity: SeverityError, Message: fmt.Sprintf("internal error decoding config (please report): %v", p)}}
-		}
-	}()
-	if len(bytes.TrimSpace(data)) == 0 {
-		return cfg, nil
-	}
-	if len(data) > MaxFileSize {
-		sink.errorf(0, "", "file larger than %d bytes", MaxFileSize)
-		return cfg, sink.out
-	}
-	if l, bad := invalidUTF8Line(data); bad {
-		sink.errorf(l, "", "file is not valid UTF-8")
-		return cfg, sink.out
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root *yaml.Node
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			line, msg := splitYAMLError(err)
-			sink.errorf(line, "", "invalid YAML: %s", msg)
-			return cfg, sink.out
-		}
-		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-			continue
-		}
-		n := doc.Content[0]
-		if root != nil {
-			sink.errorf(n.Line, "", "%s must hold a single Config document", file)
-			continue
-		}
-		root = n
-	}
-	if root == nil {
-		return cfg, sink.out
-	}
-	if root.Kind != yaml.MappingNode {
-		sink.errorf(root.Line, "", "expected a Config mapping, got %s", nodeDesc(root))
-		return cfg, sink.out
-	}
-	apiVersion, kind := typeOf(root)
-	if apiVersion != ConfigAPIVersion || kind != string(KindConfig) {
-		sink.errorf(root.Line, "", "want apiVersion %s and kind Config, got %q and %q", ConfigAPIVersion, apiVersion, kind)
-		return cfg, sink.out
-	}
-	lines := &fieldLines{}
-	c := &converter{sink: sink, lines: lines}
 	decoded := &Config{}
-	if c.decodeInto(root, decoded) {
+	lines, ok := decodeSingleDocument(sink, data, ConfigAPIVersion, KindConfig, decoded)
+	if ok {
 		has := lines.has
 		def := DefaultConfig()
 		if !has("path") || decoded.Path == "" {
@@ -361,7 +292,7 @@ func DecodeConfig(file string, data []byte) (cfg *Config, diags Diagnostics) {
 		if decoded.DefaultNamespace == "" {
 			decoded.DefaultNamespace = def.DefaultNamespace
 		}
-		decoded.Source = Source{File: file, Line: root.Line}
+		decoded.Source = Source{File: file, Line: lines.lookup("")}
 		decoded.lines = lines
 		cfg = decoded
 		validateConfig(cfg, sink)

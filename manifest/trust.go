@@ -42,14 +42,15 @@ func CheckBrokerAuthNamespaces(set *Set, allowed []string) Diagnostics {
 			out = append(out, Diagnostic{File: b.GetSource().File, Line: b.FieldLine(a.field), Field: a.field,
 				Severity: SeverityError, Ref: b.GetRef(),
 				Message: fmt.Sprintf("broker auth Secrets may only come from namespace(s) %s (set by the operator: --broker-auth-namespaces), not %q",
-					quotedList(allowed), ns)})
+					QuotedList(allowed), ns)})
 		}
 	}
 	out.Sort()
 	return out
 }
 
-func quotedList(xs []string) string {
+// QuotedList renders names for messages: "a", "b" ("(none)" when empty).
+func QuotedList(xs []string) string {
 	if len(xs) == 0 {
 		return "(none)"
 	}

@@ -264,6 +264,31 @@ func planFormsUsed(p *PlanReference) []planForm {
 	return out
 }
 
+// PlanRefFields is the plan-reference form an instance uses, for checks
+// that must name its fields (the tenancy policy).
+type PlanRefFields struct {
+	// ClassField and PlanField are the spec field names, e.g.
+	// "clusterServiceClassExternalName".
+	ClassField, PlanField string
+	// Class and Plan are their values (Plan may be empty).
+	Class, Plan string
+	// ExternalName: the values are the catalog's external names (not
+	// external IDs or Kubernetes names).
+	ExternalName bool
+}
+
+// Fields returns the one form p uses; ok is false when p uses none or
+// several (Validate reports that).
+func (p *PlanReference) Fields() (f PlanRefFields, ok bool) {
+	forms := planFormsUsed(p)
+	if len(forms) != 1 {
+		return PlanRefFields{}, false
+	}
+	pf := forms[0]
+	return PlanRefFields{ClassField: pf.classField, PlanField: pf.planField, Class: pf.class(p), Plan: pf.planValue(p),
+		ExternalName: pf.by == "external name"}, true
+}
+
 func (v *validator) instance(i *ServiceInstance) {
 	v.meta(i)
 	if i.objBase().partial {

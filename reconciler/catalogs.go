@@ -83,10 +83,12 @@ type catalogGetter interface {
 
 // refreshCatalogs fetches the catalogs that are due (all of them when force)
 // concurrently, keeping the cached record when a fetch fails or returns the
-// same catalog. Offline, or for brokers in skip, the cached record is used
-// without a call. getClient returns the broker's client.
+// same catalog. due names brokers to relist whatever their schedule, with
+// the reason (their auth Secret changed). Offline, or for brokers in skip,
+// the cached record is used without a call. getClient returns the broker's
+// client.
 func refreshCatalogs(ctx context.Context, brokers []manifest.Broker, cached map[manifest.Ref]*manifest.CatalogRecord,
-	lastRelist map[manifest.Ref]time.Time, now time.Time, force, offline bool, skip notContacted,
+	lastRelist map[manifest.Ref]time.Time, due map[manifest.Ref]string, now time.Time, force, offline bool, skip notContacted,
 	getClient func(context.Context, manifest.Broker) (catalogGetter, error)) []catalogOutcome {
 	out := make([]catalogOutcome, len(brokers))
 	var wg sync.WaitGroup
@@ -95,6 +97,9 @@ func refreshCatalogs(ctx context.Context, brokers []manifest.Broker, cached map[
 		ref := b.GetRef()
 		rec := cached[ref]
 		reason := RelistReason(b, rec, lastRelist[ref], now)
+		if reason == "" {
+			reason = due[ref]
+		}
 		if force && reason == "" {
 			reason = "refresh requested"
 		}

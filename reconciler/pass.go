@@ -21,6 +21,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/policy"
 	"github.com/osbgit/osbgit/reconciler/redact"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 )
@@ -93,6 +94,11 @@ type Options struct {
 	// ConfirmedBrokerMoves are brokers whose URL change an operator
 	// confirmed (plan.Options.ConfirmedBrokerMoves).
 	ConfirmedBrokerMoves []manifest.Ref
+	// Policy is the operator's tenancy policy (--policy); nil allows
+	// every path, namespace, class and plan, uncapped. A resource it does
+	// not allow is blocked with an error at its file:line, and a broker it
+	// does not allow is never called (reconciler/policy).
+	Policy *policy.Policy
 	// MinRetryDelay and MaxRetryDelay bound the backoff before a call the
 	// broker gave no verdict on is repeated (exec.MinRetryDelay and
 	// exec.MaxRetryDelay when zero).
@@ -148,6 +154,10 @@ type Reconciler struct {
 	// CommitStatuses, when set, gets a forge commit status on each new
 	// manifest revision a pass reconciles (result.go).
 	CommitStatuses CommitStatuses
+
+	// hasher makes the checksums of Secret contents (secretcheck.go).
+	hasherOnce sync.Once
+	hasher     *secretHasher
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -217,6 +227,9 @@ type prepared struct {
 	gate notContacted
 	// records says where the records came from and how to write them.
 	view recordsView
+	// secrets is what the pass found of the Secrets it depends on (nil
+	// without a secret store, or offline).
+	secrets *secretObservation
 }
 
 type effectiveConfig struct {
@@ -312,8 +325,16 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
+	var observed *secretObservation
+	var relist map[manifest.Ref]string
+	if !po.offline {
+		// Before anything else reads them (secretcheck.go).
+		if observed = r.observeSecrets(ctx, snap.Set, records.Status); observed != nil {
+			relist = observed.relist
+		}
+	}
 	brokers := snap.Set.Brokers()
-	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), now, po.refresh, po.offline, gate,
+	outs := refreshCatalogs(ctx, brokers, records.Catalogs, r.State.relistTimes(), relist, now, po.refresh, po.offline, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	catalogs := records.CatalogsByKey()
 	access := make(map[manifest.Ref]plan.BrokerAccess, len(outs))
@@ -340,6 +361,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	diags := append(manifest.Diagnostics(nil), snap.Diagnostics...)
 	diags = append(diags, authDiags...)
 	diags = append(diags, manifest.ValidateWithCatalogs(snap.Set, catalogs, manifest.WithRecords(records))...)
+	diags = append(diags, policy.Check(snap.Set, r.Options.Policy, catalogs)...)
 	diags.Sort()
 	var observations map[manifest.Ref]plan.Observation
 	var blind manifest.Diagnostics
@@ -355,6 +377,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		Catalogs:     catalogs,
 		Brokers:      access,
 		Secrets:      readParameterSecrets(ctx, snap.Set, r.Secrets, r.Redact),
+		SecretDrift:  observed.driftOrNil(),
 		NewID:        r.NewID,
 		Options: plan.Options{
 			Prune:                     cfg.prune,
@@ -368,6 +391,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		},
 	}
 	p := plan.Build(in)
+	policy.Limit(p, r.Options.Policy)
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
 	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
@@ -377,7 +401,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed}, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -501,7 +525,20 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("look up branch head: %w", err)
 	}
-	if r.State.quiet(head, now) && len(r.Options.ConfirmedBrokerMoves) == 0 {
+	// A quiet head still reads the Secrets the last pass depended on
+	// (once per sync): one that changed makes the pass due.
+	var changedSecrets []string
+	secretsChecked := false
+	secretsChanged := func() bool {
+		if !secretsChecked {
+			secretsChecked = true
+			if changedSecrets = r.secretsChanged(ctx); len(changedSecrets) > 0 {
+				r.Log.WithField("secrets", strings.Join(changedSecrets, ", ")).Info("referenced Secrets changed since the last pass")
+			}
+		}
+		return len(changedSecrets) > 0
+	}
+	if r.State.quiet(head, now) && len(r.Options.ConfirmedBrokerMoves) == 0 && !secretsChanged() {
 		return &SyncResult{Skipped: true, Reason: "head " + short(head) + " already reconciled; nothing due"}, nil
 	}
 	maxReplans := r.Options.MaxReplans
@@ -516,7 +553,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fetch: %w", err)
 		}
-		if skip, why := r.onlyStatusChanged(fr, now); skip {
+		if skip, why := r.onlyStatusChanged(fr, now); skip && !secretsChanged() {
 			r.State.ObservedHead = fr.Head
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
@@ -590,6 +627,9 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		RetryMax:    r.Options.MaxRetryDelay,
 	}
 	ex.Identity = r.identity(p.fetch.Head)
+	if p.secrets != nil {
+		ex.SecretWritten = p.secrets.wrote
+	}
 	res.Exec = ex.Run(ctx, p.plan, writeAhead)
 
 	catalogRecs := map[manifest.Ref]*manifest.CatalogRecord{}
@@ -608,6 +648,9 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		return nil, err
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
+	if p.secrets != nil {
+		r.State.Secrets = p.secrets.sums(final)
+	}
 	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan)
 	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
@@ -997,7 +1040,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, err
 	}
-	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), r.Now(), refresh, false, gate,
+	outs := refreshCatalogs(ctx, snap.Set.Brokers(), records.Catalogs, r.State.relistTimes(), nil, r.Now(), refresh, false, gate,
 		func(ctx context.Context, b manifest.Broker) (catalogGetter, error) { return r.Clients.Client(ctx, b) })
 	res := make([]BrokerCatalog, 0, len(outs))
 	for _, o := range outs {

@@ -43,6 +43,10 @@ type PassState struct {
 	NextPoll time.Time `json:"nextPoll,omitzero"`
 	// NextDriftCheck is when live state is next compared (zero: never).
 	NextDriftCheck time.Time `json:"nextDriftCheck,omitzero"`
+	// Secrets are the Secrets the last pass depended on, with keyed
+	// checksums (secretcheck.go): a sync whose head has not moved reads
+	// them and runs a pass when one changed.
+	Secrets *SecretSums `json:"secrets,omitempty"`
 }
 
 func (s *PassState) lastRelist(ref manifest.Ref) time.Time {

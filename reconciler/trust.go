@@ -5,6 +5,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/reconciler/policy"
 )
 
 // notContacted maps the brokers a pass must not call to why. Only the
@@ -71,7 +72,8 @@ func (r *Reconciler) trustedBranch() string {
 // brokerGate returns the brokers this pass must not call, and the
 // diagnostics of broker auth Secrets from namespaces the operator does not
 // allow (their brokers are never called: the Secret must not travel even
-// to fetch a catalog).
+// to fetch a catalog). Brokers the tenancy policy does not allow are not
+// called either.
 func (r *Reconciler) brokerGate(fr gitrepo.FetchResult, set *manifest.Set, workTree bool) (notContacted, manifest.Diagnostics, error) {
 	authDiags := manifest.CheckBrokerAuthNamespaces(set, r.authNamespaces())
 	gate, err := r.contactGate(fr, set, workTree)
@@ -84,6 +86,12 @@ func (r *Reconciler) brokerGate(fr gitrepo.FetchResult, set *manifest.Set, workT
 	for _, d := range authDiags {
 		if _, ok := gate[d.Ref]; !ok {
 			gate[d.Ref] = "not contacted: its auth Secret comes from a namespace the operator does not allow"
+		}
+	}
+	// Its diagnostics come again from policy.Check, with the others.
+	for _, d := range policy.CheckBrokers(set, r.Options.Policy) {
+		if _, ok := gate[d.Ref]; !ok {
+			gate[d.Ref] = "not contacted: the tenancy policy does not allow its manifest"
 		}
 	}
 	return gate, authDiags, nil

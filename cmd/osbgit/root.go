@@ -50,7 +50,10 @@ type globalOptions struct {
 	// BrokerAuthNamespaces are the namespaces broker auth Secrets may come
 	// from (see brokerAuthNamespaces for the default).
 	BrokerAuthNamespaces []string
-	Path                 string
+	// PolicyFile is the operator's tenancy policy (--policy; see
+	// tenancyPolicy).
+	PolicyFile string
+	Path       string
 	// ClusterID is the deployment's identity (--cluster-id): sent as
 	// context.clusterid and, when set, the key of its own records
 	// (.osbgit/clusters/<id>/, gitrepo.Options.ClusterID).
@@ -112,6 +115,7 @@ func newRootCommand(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	pf.StringVar(&g.Branch, "branch", "", "branch to read (default: the repo's HEAD branch; sync and run: the trusted branch)")
 	pf.StringVar(&g.TrustedBranch, "trusted-branch", "", "the branch the operator trusts: what sync and run reconcile, whose broker manifests say where broker credentials may go, and whose records a diff of any other branch reads (default: --branch for sync and run, else the remote's default branch)")
 	pf.StringSliceVar(&g.BrokerAuthNamespaces, "broker-auth-namespaces", nil, "namespaces broker auth Secrets may come from (default: osbgit's own namespace in a cluster, else osbgit-system)")
+	pf.StringVar(&g.PolicyFile, "policy", "", "tenancy policy file set by the operator (in a cluster, a mounted ConfigMap): which repo paths may declare which namespaces, which classes and plans a namespace may use, caps on creates and deletes per pass (default: none)")
 	pf.StringVar(&g.Path, "path", "", "directory inside the repo holding manifests (default: osbgit.yaml's path, else the root)")
 	pf.StringVar(&g.ClusterID, "cluster-id", "", "this deployment's identity, set by the operator: sent to brokers as context.clusterid, and, when several deployments share the repository, the key of its own records (.osbgit/clusters/ID/; a DNS label). Without it records live in .osbgit/ and context.clusterid is osbgit.yaml's clusterID")
 	pf.StringVar(&g.SecretStore, "secret-store", "", "where credentials and auth secrets live: kube or dir:PATH")

@@ -21,6 +21,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/daemon"
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
+	"github.com/osbgit/osbgit/reconciler/secretwatch"
 )
 
 func init() { subcommands = append(subcommands, newRunCommand) }
@@ -43,6 +44,7 @@ type runFlags struct {
 	shutdownGrace         time.Duration
 	inlinePoll            time.Duration
 	pollInterval          time.Duration
+	secretCheckInterval   time.Duration
 	state                 stateFlags
 }
 
@@ -59,6 +61,7 @@ func (rf *runFlags) register(cmd *cobra.Command) {
 	f.DurationVar(&rf.shutdownGrace, "shutdown-grace", daemon.DefaultShutdownGrace, "on SIGTERM, how long the running pass may take to finish its calls, record operations in flight and push status (keep below terminationGracePeriodSeconds)")
 	f.DurationVar(&rf.inlinePoll, "inline-poll", 5*time.Second, "how long a pass keeps polling an async operation before leaving it to a later pass")
 	f.DurationVar(&rf.pollInterval, "poll-interval", 10*time.Second, "how soon the next pass polls async operations left in flight (the schedule still applies when sooner)")
+	f.DurationVar(&rf.secretCheckInterval, "secret-check-interval", time.Minute, "with --secret-store dir:PATH, how often the Secrets the manifests reference (parametersFrom, broker auth, binding Secrets) are re-read; a change runs a pass (with kube, they are watched); 0: only on the schedule")
 	rf.state.register(f, "do not keep pass state in the cache dir (the first pass after a restart is a full pass)")
 }
 
@@ -193,8 +196,14 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 		}
 	}
 
+	passer := newReconcilerPasser(r, g.log, rf.pollInterval)
+	var watch *secretwatch.Kube
+	if kube, ok := r.Secrets.(*secretstore.Kube); ok {
+		watch = &secretwatch.Kube{Client: kube.Client(), Log: g.log}
+		passer.watch = watch.Update
+	}
 	d, err := daemon.New(daemon.Config{
-		Passer:                newReconcilerPasser(r, g.log, rf.pollInterval),
+		Passer:                passer,
 		Schedule:              sched,
 		WebhookAddr:           rf.webhookAddr,
 		WebhookSecret:         secret,
@@ -207,6 +216,17 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 	})
 	if err != nil {
 		return err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	switch {
+	case watch != nil:
+		watch.Changed = func() { d.Request(daemon.TriggerSecret) }
+		go watch.Run(watchCtx)
+	case rf.secretCheckInterval > 0:
+		go func() {
+			_ = secretwatch.Poll(watchCtx, rf.secretCheckInterval, func() { d.Request(daemon.TriggerSecret) })
+		}()
 	}
 	if err := d.Run(ctx); err != nil {
 		return err
@@ -226,6 +246,8 @@ type reconcilerPasser struct {
 	// pollInterval is how soon operations in flight are polled again (the
 	// pass state does not record their Retry-After).
 	pollInterval time.Duration
+	// watch, when set, is given the Secrets to watch after each pass.
+	watch func(secretwatch.Set)
 }
 
 func newReconcilerPasser(r *reconciler.Reconciler, log logrus.FieldLogger, pollInterval time.Duration) *reconcilerPasser {
@@ -242,6 +264,9 @@ func newReconcilerPasser(r *reconciler.Reconciler, log logrus.FieldLogger, pollI
 func (p *reconcilerPasser) Pass(ctx context.Context, _ daemon.Trigger) (daemon.PassReport, error) {
 	res, err := p.sync(ctx)
 	var rep daemon.PassReport
+	if st := p.state(); st != nil && p.watch != nil {
+		p.watch(watchSet(st))
+	}
 	if st := p.state(); st != nil {
 		rep.InFlight = st.InFlight
 		rep.NextWake = st.NextRelist
@@ -276,6 +301,20 @@ func (p *reconcilerPasser) Pass(ctx context.Context, _ daemon.Trigger) (daemon.P
 		return rep, fmt.Errorf("pass refused: %s", res.Refused)
 	}
 	return rep, nil
+}
+
+// watchSet is the Secrets the pass state depends on, as secretwatch takes
+// them.
+func watchSet(st *reconciler.PassState) secretwatch.Set {
+	referenced, bindings := st.ReferencedSecrets()
+	conv := func(ns []reconciler.SecretName) []secretwatch.Name {
+		out := make([]secretwatch.Name, len(ns))
+		for i, n := range ns {
+			out[i] = secretwatch.Name{Namespace: n.Namespace, Name: n.Name}
+		}
+		return out
+	}
+	return secretwatch.Set{Referenced: conv(referenced), Bindings: conv(bindings)}
 }
 
 // actionCounts tallies outcomes by action and result for

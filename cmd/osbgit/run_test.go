@@ -23,6 +23,12 @@ import (
 	"github.com/osbgit/osbgit/reconciler/daemon"
 	"github.com/osbgit/osbgit/reconciler/exec"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/secretwatch"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"sync/atomic"
+	"testing/synctest"
 )
 
 func TestRunFlagDefaults(t *testing.T) {
@@ -439,4 +445,53 @@ func TestKlogLogger(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPassWatchesTheStateSecrets: after each pass, run watches the Secrets
+// the pass state depends on (kube store), and a change to one of them asks
+// for a pass; client-go's fake clientset, synctest's clock.
+func TestPassWatchesTheStateSecrets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset(
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "osbgit-system", Name: "broker-auth"}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "db-creds"}},
+		)
+		var requested atomic.Int32
+		watch := &secretwatch.Kube{Client: cs, Changed: func() { requested.Add(1) }}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go watch.Run(ctx)
+		st := reconciler.PassState{Secrets: &reconciler.SecretSums{
+			Referenced: map[string]string{"osbgit-system/broker-auth": "sum"},
+			Bindings:   map[string]string{"apps/db-creds": "sum"},
+		}}
+		p := &reconcilerPasser{
+			sync:  func(context.Context) (*reconciler.SyncResult, error) { return &reconciler.SyncResult{}, nil },
+			state: func() *reconciler.PassState { return &st },
+			now:   time.Now,
+			watch: watch.Update,
+		}
+		if _, err := p.Pass(ctx, daemon.TriggerStart); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := cs.CoreV1().Secrets("apps").Delete(ctx, "db-creds", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if requested.Load() == 0 {
+			t.Fatal("deleting a binding Secret asked for no pass")
+		}
+		requested.Store(0)
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "osbgit-system", Name: "broker-auth"}, Data: map[string][]byte{"password": []byte("new")}}
+		if _, err := cs.CoreV1().Secrets("osbgit-system").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if requested.Load() == 0 {
+			t.Fatal("rotating the broker auth Secret asked for no pass")
+		}
+		cancel()
+		synctest.Wait()
+	})
 }

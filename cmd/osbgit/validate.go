@@ -12,6 +12,7 @@ import (
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/reconciler/policy"
 )
 
 // manifestTree is the seam between commands that read manifests and where
@@ -83,7 +84,9 @@ func newValidateCommand(g *globalOptions) *cobra.Command {
 the repository root) and checks it without calling any broker: YAML and field
 names, required fields, names, references between objects, broker settings,
 secretTransforms. When .osbgit/catalog holds cached catalogs, classes, plans
-and parameters are also checked against them.
+and parameters are also checked against them. With --policy, every manifest
+is checked against the operator's tenancy policy too (its paths, namespaces,
+classes and plans).
 
 Every problem is printed as file:line: field: message (warnings prefixed with
 "warning: "). Exit code: 0 valid (warnings allowed), 1 invalid, 2 error.`,
@@ -118,6 +121,10 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer) error {
 			return withExitCode(exitError, fmt.Errorf("manifest path %q: not a directory", dir))
 		}
 	}
+	pol, err := g.tenancyPolicy()
+	if err != nil {
+		return withExitCode(exitError, err)
+	}
 	set, diags := manifest.Load(fsys, g.Path)
 	diags = append(diags, manifest.CheckBrokerAuthNamespaces(set, g.brokerAuthNamespaces())...)
 	diags.Sort()
@@ -136,11 +143,14 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer) error {
 		}
 	}
 	checkedCatalogs := 0
+	var catalogs manifest.Catalogs
 	if records != nil && len(records.Catalogs) > 0 {
 		checkedCatalogs = len(records.Catalogs)
-		diags = append(diags, manifest.ValidateWithCatalogs(set, records.CatalogsByKey(), manifest.WithRecords(records))...)
-		diags.Sort()
+		catalogs = records.CatalogsByKey()
+		diags = append(diags, manifest.ValidateWithCatalogs(set, catalogs, manifest.WithRecords(records))...)
 	}
+	diags = append(diags, policy.Check(set, pol, catalogs)...)
+	diags.Sort()
 	for _, d := range diags {
 		fmt.Fprintln(stdout, d.String())
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/osbgit/osbgit/reconciler/forge"
 	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/kubestate"
+	"github.com/osbgit/osbgit/reconciler/policy"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -214,6 +215,19 @@ func trustedConfig(ctx context.Context, repo *gitrepo.Repo) (*manifest.Config, e
 	return cfg, nil
 }
 
+// tenancyPolicy reads --policy (nil without it). The policy comes only
+// from the operator (a flag or OSBGIT_POLICY on the deployment, the file a
+// mounted ConfigMap), never from the manifest repository its rules
+// constrain; a file that cannot be read or has errors stops the command,
+// since running without it would allow everything. It is read once per
+// process: a changed ConfigMap applies from the next start.
+func (g *globalOptions) tenancyPolicy() (*policy.Policy, error) {
+	if g.PolicyFile == "" {
+		return nil, nil
+	}
+	return policy.Load(g.PolicyFile)
+}
+
 // serviceAccountNamespaceFile holds the pod's namespace in a cluster.
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -322,6 +336,10 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 	if err != nil {
 		return nil, nil, err
 	}
+	pol, err := g.tenancyPolicy()
+	if err != nil {
+		return nil, nil, err
+	}
 	repo, err := g.openRepo(ctx, pf.statusBranch, pf.mutating)
 	if err != nil {
 		return nil, nil, err
@@ -339,6 +357,7 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 		Redact:         g.secrets,
 		CommitStatuses: statuses,
 	}
+	r.Options.Policy = pol
 	if store != nil {
 		r.Secrets = store
 		r.Clients.Secrets = store

@@ -696,12 +696,13 @@ func TestRBAC(t *testing.T) {
 }
 
 // checkSystemRole: in osbgit-system, Leases for leader election, named
-// Secrets (git credentials, broker auth) read-only, and the records key
+// Secrets read-only (git credentials; broker auth, also listed and watched
+// by name so `run` notices a rotation), and the records key
 // and sequence: create (which cannot be limited to a name), get both by
 // name, update only the sequence.
 func checkSystemRole(t *testing.T, r *rbacv1.Role) {
 	t.Helper()
-	var leases, secrets bool
+	var leases, secrets, brokerAuth bool
 	for _, rule := range r.Rules {
 		switch {
 		case slices.Equal(rule.APIGroups, []string{"coordination.k8s.io"}) && slices.Equal(rule.Resources, []string{"leases"}):
@@ -717,18 +718,21 @@ func checkSystemRole(t *testing.T, r *rbacv1.Role) {
 			switch {
 			case slices.Equal(rule.Verbs, []string{"create"}) && len(rule.ResourceNames) == 0:
 			case slices.Equal(rule.Verbs, []string{"update"}) && slices.Equal(rule.ResourceNames, []string{"osbgit-records-sequence"}):
-			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Contains(rule.ResourceNames, gitSecret):
+			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Equal(rule.ResourceNames, []string{gitSecret}):
 				secrets = true
+			case slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) && len(rule.ResourceNames) > 0 &&
+				!slices.ContainsFunc(rule.ResourceNames, func(n string) bool { return n == gitSecret || strings.HasPrefix(n, "osbgit-records-") }):
+				brokerAuth = true
 			case slices.Equal(rule.Verbs, []string{"get"}) && slices.Equal(rule.ResourceNames, []string{"osbgit-records-key", "osbgit-records-sequence"}):
 			default:
-				t.Errorf("Role %s/%s: secrets rule %+v: want get by name (git credentials, broker auth, records key and sequence), create, or update of the records sequence", r.Namespace, r.Name, rule)
+				t.Errorf("Role %s/%s: secrets rule %+v: want get by name (git credentials, records key and sequence), get, list and watch by name (broker auth), create, or update of the records sequence", r.Namespace, r.Name, rule)
 			}
 		default:
 			t.Errorf("Role %s/%s: unexpected rule %+v", r.Namespace, r.Name, rule)
 		}
 	}
-	if !leases || !secrets {
-		t.Errorf("Role %s/%s: leases rule %v, secrets rule %v; want both", r.Namespace, r.Name, leases, secrets)
+	if !leases || !secrets || !brokerAuth {
+		t.Errorf("Role %s/%s: leases rule %v, git credentials rule %v, broker auth rule %v; want all", r.Namespace, r.Name, leases, secrets, brokerAuth)
 	}
 }
 

@@ -309,14 +309,26 @@ func (nw *noteWrite) add(ctx context.Context, r *Repo, w *treeWriter, statusComm
 	return append(updates, u)
 }
 
-// rejected reports whether push error err is the note's doing: the push is
-// then tried again at once, without the note.
+// rejected reports whether push error err is the note's doing (the notes
+// ref moved, or the server refused that ref alone): the push is then tried
+// again at once, without the note. A push refused as a whole (a hook) is
+// not: it fails as it would without a note.
 func (nw *noteWrite) rejected(err error) bool {
 	if nw.inPush.name == "" {
 		return false
 	}
 	var ce *ConflictError
-	if errors.As(err, &ce) && ce.Branch != NotesRef {
+	var re *RejectedError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Branch != NotesRef {
+			return false
+		}
+	case errors.As(err, &re):
+		if len(re.Refs) != 1 || re.Refs[0] != NotesRef {
+			return false
+		}
+	default:
 		return false
 	}
 	nw.alone = true

@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -254,4 +255,45 @@ func gitStdin(dir, stdin string, args ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	return strings.TrimSpace(string(out)), err
+}
+
+// TestStatusWriteWhenTheServerRefusesNotes: an update hook that refuses
+// refs/notes/* (a server policy) costs the note, never the status commit;
+// a pre-receive hook refusing the whole push fails the write as it would
+// without a note (it is not retried without the note).
+func TestStatusWriteWhenTheServerRefusesNotes(t *testing.T) {
+	for _, tt := range []struct {
+		name, hook, script string
+		wantErr            bool
+	}{
+		{name: "notes refused", hook: "update", script: "#!/bin/sh\ncase \"$1\" in refs/notes/*) echo 'no notes here' >&2; exit 1;; esac\nexit 0\n"},
+		{name: "push refused", hook: "pre-receive", script: "#!/bin/sh\necho 'frozen' >&2\nexit 1\n", wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, gs, o := httpRepo(t, baseFiles)
+			manifests := tr.commit("change manifests", map[string]string{"apps/x.yaml": "kind: X\n"})
+			hook := filepath.Join(tr.bare, "hooks", tt.hook)
+			if err := os.WriteFile(hook, []byte(tt.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := mustOpen(t, o, WithCacheDir(t.TempDir()))
+			mustFetch(t, r)
+			gs.requests()
+			res, err := r.WriteStatus(testCtx(t), ChangeSet{Message: "osbgit: status", Files: map[string][]byte{statusPath: []byte("externalID: 1\n")},
+				Note: &Note{Commit: manifests, Text: noteText("osbgit: 1 created")}})
+			pushes := countReq(gs.requests(), "POST /repo.git/git-receive-pack")
+			if tt.wantErr {
+				if err == nil || pushes != 1 {
+					t.Fatalf("WriteStatus = %+v, %v after %d pushes; want the refusal, one push", res, err, pushes)
+				}
+				return
+			}
+			if err != nil || res.Commit != tr.head("main") || res.NoteErr == nil {
+				t.Fatalf("WriteStatus = %+v, %v; want the status commit on main and a note error", res, err)
+			}
+			if out, _ := gitErr(tr.bare, "rev-parse", "--verify", "-q", NotesRef); strings.TrimSpace(out) != "" {
+				t.Errorf("the notes ref exists after the server refused it: %s", out)
+			}
+		})
+	}
 }

@@ -742,8 +742,28 @@ func (r *Repo) pushRefs(ctx context.Context, updates []refUpdate, objs *pendingO
 			return conflict(u.name, u.old, now)
 		}
 	}
-	return fmt.Errorf("push rejected: %w", err)
+	rej := &RejectedError{Err: err}
+	for _, cs := range rs.CommandStatuses {
+		// In an atomic push every ref fails with the one refused:
+		// those say so and are not counted.
+		if cs.Status != "ok" && !strings.Contains(cs.Status, "atomic") {
+			rej.Refs = append(rej.Refs, cs.ReferenceName.String())
+		}
+	}
+	return rej
 }
+
+// RejectedError is a push the server refused for a reason of its own (a
+// hook, a protected ref), not because a ref moved (ConflictError).
+type RejectedError struct {
+	// Refs are the refs the server refused, leaving out those that failed
+	// only because an atomic push failed as a whole.
+	Refs []string
+	Err  error
+}
+
+func (e *RejectedError) Error() string { return "push rejected: " + e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
 
 // currentRemoteRef reads ref name on the remote (zero when missing).
 // Caller holds r.mu.

@@ -35,6 +35,10 @@ const (
 	TriggerWake Trigger = "wake"
 	// TriggerWebhook is a verified webhook (or several, coalesced).
 	TriggerWebhook Trigger = "webhook"
+	// TriggerSecret is a Secret the manifests reference that may have
+	// changed (a watch event, or the re-read interval of a directory
+	// store): the pass compares its checksum and ends early if it did not.
+	TriggerSecret Trigger = "secret"
 )
 
 // PassReport is what one pass tells the daemon, for metrics and for
@@ -441,6 +445,12 @@ func (d *Daemon) trigger(t Trigger) triggerResult {
 	}
 	return triggerQueued
 }
+
+// Request asks for a pass (trigger t) as soon as none is running, from
+// outside the daemon (a Secret watch): like webhooks, any number of
+// requests while one is pending cause one pass, and a standby or stopping
+// daemon ignores them.
+func (d *Daemon) Request(t Trigger) { d.trigger(t) }
 
 // takePending clears the pending trigger: the pass about to start covers
 // it. Invariant (under mu): kick holds a token iff pending != "".

@@ -785,8 +785,12 @@ func (r *stepRun) unbindPredecessor(ctx context.Context, oldID string) {
 // adopt records a resource the broker already holds, without a mutating
 // call. A binding not yet recorded Ready with a Secret has its credentials
 // fetched (GET) and written, since a Ready binding must have its Secret.
+//
+// With RestoreSecret (the binding's Secret was deleted or edited) the
+// credentials are fetched the same way and the Secret written again; the
+// record keeps its conditions.
 func (r *stepRun) adopt(ctx context.Context) {
-	if r.binding && (r.rec == nil || r.rec.SecretRef == nil || r.rec.Phase != manifest.PhaseReady) {
+	if r.binding && (r.rec == nil || r.rec.SecretRef == nil || r.rec.Phase != manifest.PhaseReady || r.s.RestoreSecret) {
 		if !r.lookupClient() {
 			return
 		}
@@ -804,6 +808,11 @@ func (r *stepRun) adopt(ctx context.Context) {
 			return
 		}
 		r.rec.SecretRef = ref
+		if r.s.RestoreSecret {
+			r.completed = manifest.OperationUpdate
+			r.succeed("Secret " + ref.Namespace + "/" + ref.Name + " restored from the broker (fetch binding)")
+			return
+		}
 	}
 	r.ensureRecord()
 	rec := r.rec

@@ -197,6 +197,11 @@ type Executor struct {
 	// error messages, dashboard URL) of everything it knows. Nil learns
 	// and scrubs nothing.
 	Redact *redact.Set
+	// SecretWritten, when set, is told each binding Secret the run wrote,
+	// with the data written (the caller keeps a keyed checksum of it to
+	// notice a later edit; it must not keep or log the values). Called
+	// from the steps' goroutines.
+	SecretWritten func(namespace, name string, data map[string][]byte)
 	// RetryMin and RetryMax bound the backoff before a call the broker
 	// gave no verdict on is repeated (MinRetryDelay and MaxRetryDelay when
 	// zero).

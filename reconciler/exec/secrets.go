@@ -46,6 +46,9 @@ func (r *stepRun) writeSecret(ctx context.Context, creds map[string]any) (*manif
 	if err := r.e.Secrets.Put(ctx, ns, name, sec); err != nil {
 		return nil, fmt.Errorf("write Secret %s/%s: %w", ns, name, err)
 	}
+	if r.e.SecretWritten != nil {
+		r.e.SecretWritten(ns, name, data)
+	}
 	keys := make([]string, 0, len(data))
 	for k := range data {
 		keys = append(keys, k)

@@ -295,6 +295,7 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		s.Warnings = append(s.Warnings, fmt.Sprintf("secretName changed (%s -> %s): the credentials are written to the new Secret the next time the binding is bound (change its parameters, or recreate it)", sr.Name, b.Spec.SecretName))
 	}
 	paramsChanged := d.checksum != rec.ParameterChecksum
+	secretDrift := p.in.SecretDrift[s.Ref]
 	lostHow := lostBy(rec, obs, hasObs)
 	lost := lostHow != ""
 	var live map[string]any
@@ -321,7 +322,7 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		}
 		p.createBinding(s, b, st, d, rec.ExternalID, "broker lost the binding ("+lostHow+" answered 404): binding again with the same binding_id")
 		return
-	case !paramsChanged && !driftParams:
+	case !paramsChanged && !driftParams && secretDrift == "":
 		s.Reason = "in sync"
 		if s.DeletionPolicy != rec.DeletionPolicy {
 			s.Action = Adopt
@@ -331,23 +332,43 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 		}
 		return
 	}
+	var why []string
+	if secretDrift != "" {
+		why = append(why, secretDriftReason(rec, b, secretDrift))
+	}
 	if st.wait != "" {
-		s.Reason = st.wait
+		s.Reason = strings.Join(append(why, st.wait), "; ")
 		s.WaitsFor = []manifest.Ref{st.ref}
 		return
 	}
 	if !p.checkBindable(s, st) {
 		return
 	}
-	_, pl, _ := p.catalogPlan(st.target.Broker, st.target.ServiceID, st.target.PlanID)
+	svc, pl, _ := p.catalogPlan(st.target.Broker, st.target.ServiceID, st.target.PlanID)
+	if !paramsChanged && !driftParams && svc.BindingsRetrievable {
+		// Only the Secret is wrong: the broker still holds the binding
+		// and can tell its credentials again, without a mutating call.
+		s.Action = Adopt
+		s.RestoreSecret = true
+		s.ExternalID = rec.ExternalID
+		s.InstanceExternalID = st.externalID
+		s.Target = recordTarget(rec)
+		props := rec.Properties
+		s.Desired = &props
+		s.Reason = why[0] + ": restored from the broker (fetch binding)"
+		s.Changes = []Change{{Path: "secret", Op: ChangeModify, New: s.SecretNamespace + "/" + s.SecretName}}
+		return
+	}
 	s.Action = Update
 	prev := recordTarget(rec)
 	s.Previous = &prev
-	var why []string
-	if paramsChanged {
+	switch {
+	case paramsChanged:
 		why = append(why, "parameters changed")
-	} else {
+	case driftParams:
 		why = append(why, "drift: broker reports different parameters")
+	default:
+		why[0] += ": restored from the broker by binding again (its bindings are not retrievable)"
 	}
 	if pl.IsBindingRotatable() && b.Spec.ExternalID == "" {
 		s.ExternalID = p.newID(s.Ref)
@@ -361,4 +382,25 @@ func (p *planner) existingBinding(s *Step, b *manifest.ServiceBinding, rec *mani
 	s.Reason = strings.Join(why, "; ")
 	p.fillBind(s, b, st, d)
 	s.Changes = p.paramUpdateChanges(s.Ref, live, d, paramsChanged)
+	if secretDrift != "" {
+		s.Changes = append(s.Changes, Change{Path: "secret", Op: ChangeModify, New: s.SecretNamespace + "/" + s.SecretName})
+	}
+}
+
+// secretDriftReason says what became of the binding's Secret: "Secret
+// apps/db-creds was deleted". It names the Secret osbgit wrote (the
+// record's), else the one the manifest names.
+func secretDriftReason(rec *manifest.StatusRecord, b *manifest.ServiceBinding, drift SecretDrift) string {
+	ns, name := b.Namespace, b.Spec.SecretName
+	if sr := rec.SecretRef; sr != nil {
+		name = sr.Name
+		if sr.Namespace != "" {
+			ns = sr.Namespace
+		}
+	}
+	what := "was deleted"
+	if drift == SecretEdited {
+		what = "no longer holds what osbgit wrote"
+	}
+	return fmt.Sprintf("Secret %s/%s %s", ns, name, what)
 }

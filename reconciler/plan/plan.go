@@ -181,6 +181,10 @@ type Step struct {
 	// PredecessorBindingID (binding update on a rotatable plan): the
 	// binding being rotated; the new binding gets ExternalID.
 	PredecessorBindingID string `json:"predecessorBindingID,omitempty"`
+	// RestoreSecret (binding Adopt): the binding's Secret was deleted or
+	// edited; its credentials are fetched from the broker (GET binding) and
+	// written again.
+	RestoreSecret bool `json:"restoreSecret,omitempty"`
 	// PredecessorOnly (binding Update): the new binding is already bound;
 	// the step only unbinds PredecessorBindingID, finishing a rotation an
 	// earlier pass could not (crash, unbind failed or still in progress).

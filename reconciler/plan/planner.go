@@ -48,6 +48,10 @@ type Input struct {
 	// is missing or unreadable gets an error (or, with
 	// Options.SecretsNotCompared, a warning); the others proceed.
 	Secrets manifest.SecretValues
+	// SecretDrift says which bound bindings' Secrets no longer hold what
+	// osbgit wrote (deleted, or edited by someone), as the caller observed
+	// them before planning; their credentials are restored from the broker.
+	SecretDrift map[manifest.Ref]SecretDrift
 	// NewID generates the OSB instance_id / binding_id of new resources.
 	// Nil falls back to a deterministic name-based ID (DeterministicID).
 	NewID func() string
@@ -105,6 +109,17 @@ type Observation struct {
 	// Err is a failed GET (anything but 200 / 404), shown as a warning.
 	Err string `json:"err,omitempty"`
 }
+
+// SecretDrift is what became of a binding's Secret since osbgit wrote it.
+type SecretDrift string
+
+// The kinds of SecretDrift.
+const (
+	// SecretDeleted: the Secret is gone.
+	SecretDeleted SecretDrift = "deleted"
+	// SecretEdited: its keys or values differ from what osbgit wrote.
+	SecretEdited SecretDrift = "edited"
+)
 
 // BrokerAccess is what the caller could learn from one broker this pass.
 type BrokerAccess struct {

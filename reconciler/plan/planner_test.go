@@ -843,6 +843,102 @@ func TestBuildBindings(t *testing.T) {
 	runCases(t, cases)
 }
 
+// TestBuildRestoresBindingSecrets: a bound binding whose Secret was
+// deleted or edited (Input.SecretDrift) gets its credentials back from the
+// broker: fetched where the service's bindings are retrievable, else by
+// binding again (a rotation on a rotatable plan, unbind and bind otherwise);
+// a binding with no drift stays in sync, and one whose instance is not
+// ready waits.
+func TestBuildRestoresBindingSecrets(t *testing.T) {
+	bprops := withProps(smallProp, func(p *manifest.Properties) { p.ParameterChecksum = emptySum })
+	vault := manifest.Properties{ClassExternalName: "vault", ClassExternalID: "svc-vault", PlanExternalName: "secure", PlanExternalID: "plan-vault-secure", ParameterChecksum: emptySum}
+	redis := manifest.Properties{ClassExternalName: "redis", ClassExternalID: "svc-redis", PlanExternalName: "standard", PlanExternalID: "plan-redis-standard", ParameterChecksum: emptySum}
+	drift := func(d plan.SecretDrift) func(*plan.Input) {
+		return func(in *plan.Input) { in.SecretDrift = map[manifest.Ref]plan.SecretDrift{bindRef: d} }
+	}
+	withSecret := func(r *manifest.StatusRecord) {
+		r.SecretRef = &manifest.SecretRef{Namespace: "apps", Name: "db-creds", Keys: []string{"uri"}}
+	}
+	cases := []pc{
+		{
+			name:    "deleted Secret, retrievable bindings: fetched from the broker",
+			docs:    []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, withSecret)},
+			in:      drift(plan.SecretDeleted),
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Adopt)
+				want(t, "restore", s.RestoreSecret, true)
+				want(t, "externalID", s.ExternalID, "ext-db-binding")
+				want(t, "instance", s.InstanceExternalID, "ext-db")
+				want(t, "reason", s.Reason, "Secret apps/db-creds was deleted: restored from the broker (fetch binding)")
+				want(t, "mutating", s.Action.Mutating(), false)
+				want(t, "has changes", p.HasChanges(), true)
+			},
+		},
+		{
+			name:    "edited Secret, retrievable bindings: fetched from the broker",
+			docs:    []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, withSecret)},
+			in:      drift(plan.SecretEdited),
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Adopt)
+				wantContains(t, "reason", s.Reason, "Secret apps/db-creds no longer holds what osbgit wrote")
+			},
+		},
+		{
+			name:    "deleted Secret, bindings not retrievable, rotatable plan: rotation",
+			docs:    []string{brokerYAML, instYAML("db", "vault", "secure", ""), dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, vault), bindRec(vault, withSecret)},
+			in:      drift(plan.SecretDeleted),
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Update)
+				want(t, "predecessor", s.PredecessorBindingID, "ext-db-binding")
+				want(t, "new ID", s.ExternalID != "ext-db-binding", true)
+				want(t, "writeAhead", s.WriteAhead, true)
+				wantContains(t, "reason", s.Reason, "Secret apps/db-creds was deleted: restored from the broker by binding again")
+			},
+		},
+		{
+			name:    "edited Secret, bindings not retrievable, plan not rotatable: unbind and bind",
+			docs:    []string{brokerYAML, instYAML("db", "redis", "standard", ""), dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, redis), bindRec(redis, withSecret)},
+			in:      drift(plan.SecretEdited),
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.Update)
+				want(t, "predecessor", s.PredecessorBindingID, "")
+				want(t, "same ID", s.ExternalID, "ext-db-binding")
+				wantContains(t, "reason", s.Reason, "re-binding: unbind, then bind again")
+			},
+		},
+		{
+			name:    "deleted Secret while the instance is being updated: waits",
+			docs:    []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{rec(dbRef, manifest.PhaseProvisioning, smallProp, asyncOp(manifest.OperationUpdate, "plan-pg-small", t0)), bindRec(bprops, withSecret)},
+			in:      drift(plan.SecretDeleted),
+			check: func(t *testing.T, p *plan.Plan) {
+				s := stepOf(t, p, bindRef)
+				want(t, "action", s.Action, plan.None)
+				wantContains(t, "reason", s.Reason, "Secret apps/db-creds was deleted; waiting for instance apps/db")
+			},
+		},
+		{
+			name:    "no drift: in sync",
+			docs:    []string{brokerYAML, dbYAML, dbBindYAML},
+			records: []*manifest.StatusRecord{ready(dbRef, smallProp), bindRec(bprops, withSecret)},
+			in:      func(in *plan.Input) { in.SecretDrift = map[manifest.Ref]plan.SecretDrift{} },
+			check: func(t *testing.T, p *plan.Plan) {
+				want(t, "action", stepOf(t, p, bindRef).Action, plan.None)
+				want(t, "has changes", p.HasChanges(), false)
+			},
+		},
+	}
+	runCases(t, cases)
+}
+
 func TestBuildRemovals(t *testing.T) {
 	bprops := withProps(smallProp, func(p *manifest.Properties) { p.ParameterChecksum = emptySum })
 	prune := func(o *plan.Options) { o.Prune = true }

@@ -41,6 +41,10 @@ type Store interface {
 	Delete(ctx context.Context, namespace, name string) error
 }
 
+// ErrNotFound matches (errors.Is) the error of Reader.Get for a Secret
+// that does not exist.
+var ErrNotFound = errors.New("not found")
+
 // ErrNotManaged matches (errors.Is) the error of Store.Put and
 // Store.Delete on a Secret that exists but was not created by osbgit:
 // osbgit never overwrites or deletes such a Secret.

@@ -34,6 +34,10 @@ func NewKube(client kubernetes.Interface) *Kube {
 	return &Kube{client: client}
 }
 
+// Client is the Kubernetes client the store uses (`osbgit run` watches
+// Secrets with it).
+func (k *Kube) Client() kubernetes.Interface { return k.client }
+
 // NewKubeFromKubeconfig builds a Kube store from NewKubeClient(kubeconfig).
 func NewKubeFromKubeconfig(kubeconfig string) (*Kube, error) {
 	client, err := NewKubeClient(kubeconfig)

@@ -37,8 +37,9 @@ import (
 const ownedPrefix = "osbgit.dev/"
 
 // ErrNotFound is returned (wrapped; test with errors.Is) by Get when the
-// Secret does not exist.
-var ErrNotFound = errors.New("not found")
+// Secret does not exist. It is secrets.ErrNotFound, which the reconciler
+// tests for without knowing the store.
+var ErrNotFound = secrets.ErrNotFound
 
 // ErrInvalidName is returned (wrapped) when a namespace, Secret name or key
 // is not valid: namespaces must be DNS-1123 labels, Secret names DNS-1123

@@ -157,6 +157,10 @@ func TestExampleRBAC(t *testing.T) {
 	for _, n := range []string{"git-credentials", brokerAuth, "osbgit-records-key", "osbgit-records-sequence"} {
 		allowed = append(allowed, accessCheck{verb: "get", resource: "secrets", namespace: systemNS, name: n})
 	}
+	// run watches the broker auth Secret by name.
+	for _, v := range []string{"list", "watch"} {
+		allowed = append(allowed, accessCheck{verb: v, resource: "secrets", namespace: systemNS, name: brokerAuth})
+	}
 	// The records key and sequence are created by the first osbgit.
 	allowed = append(allowed, accessCheck{verb: "create", resource: "secrets", namespace: systemNS},
 		accessCheck{verb: "update", resource: "secrets", namespace: systemNS, name: "osbgit-records-sequence"})
@@ -171,6 +175,8 @@ func TestExampleRBAC(t *testing.T) {
 		{verb: "watch", resource: "secrets"},
 		{verb: "list", resource: "secrets", namespace: systemNS},
 		{verb: "get", resource: "secrets", namespace: systemNS, name: "some-other-secret"},
+		{verb: "watch", resource: "secrets", namespace: systemNS},
+		{verb: "watch", resource: "secrets", namespace: systemNS, name: "osbgit-records-key"},
 		{verb: "update", resource: "secrets", namespace: systemNS, name: "osbgit-records-key"},
 		{verb: "update", resource: "secrets", namespace: systemNS, name: brokerAuth},
 		{verb: "delete", resource: "secrets", namespace: systemNS, name: brokerAuth},

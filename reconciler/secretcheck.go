@@ -1,0 +1,386 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
+	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/secrets"
+)
+
+// Secrets change without a commit: a rotated parametersFrom or broker auth
+// Secret, a binding Secret someone deleted or edited. The pass state keeps a
+// checksum of each Secret the last pass depended on (SecretSums), so a sync
+// whose head has not moved still notices such a change by reading those
+// Secrets (secretsChanged), and runs a pass. The pass compares the binding
+// Secrets with what osbgit wrote (observeSecrets) and the planner restores
+// them from the broker; a changed broker auth Secret forces a relist.
+//
+// The checksums are HMAC-SHA256 with a key derived from osbgit's records
+// key (the secret store's osbgit-records-key), never plain hashes: the pass
+// state may sit in a ConfigMap that more people can read than the Secrets,
+// and a plain hash of a short value (a PIN, a port, a password from a
+// small set) is brute-forced offline. They are kept only in the pass state,
+// never in Git: losing them costs one pass that cannot tell an edited
+// binding Secret whose keys are unchanged (a deleted one, or one whose keys
+// differ from the record's, is still restored), not a wrong action.
+
+// Sentinel checksums of SecretSums.
+const (
+	// sumAbsent: the Secret did not exist or could not be read.
+	sumAbsent = "absent"
+	// sumRestore: a binding Secret whose drift the last pass found but
+	// did not repair, with no checksum of what osbgit wrote; it never
+	// matches, so every sync runs a pass until it is restored.
+	sumRestore = "restore"
+)
+
+// secretChecksumContext separates the checksum key from the records key
+// it is derived from (the records key signs records; this one only
+// fingerprints Secret contents).
+const secretChecksumContext = "osbgit secret checksums v1"
+
+// secretHasher makes keyed checksums of Secret contents.
+type secretHasher struct {
+	key []byte
+	// id names the key (itself keyed), so checksums made with another
+	// key are not compared.
+	id string
+}
+
+func newSecretHasher(base []byte) *secretHasher {
+	m := hmac.New(sha256.New, base)
+	m.Write([]byte(secretChecksumContext))
+	h := &secretHasher{key: m.Sum(nil)}
+	h.id = h.mac([]byte("key id"))[:12]
+	return h
+}
+
+func (h *secretHasher) mac(b []byte) string {
+	m := hmac.New(sha256.New, h.key)
+	m.Write(b)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// sum is the checksum of a Secret's data: every key and value,
+// length-prefixed, in key order.
+func (h *secretHasher) sum(data map[string][]byte) string {
+	m := hmac.New(sha256.New, h.key)
+	var n [8]byte
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		for _, b := range [][]byte{[]byte(k), data[k]} {
+			binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+			m.Write(n[:])
+			m.Write(b)
+		}
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// secretHasher returns the reconciler's hasher, derived from the records
+// key; without one (no key keeper, or it failed) a random key of this
+// process, whose checksums a later process does not compare.
+func (r *Reconciler) secretHasher(ctx context.Context) *secretHasher {
+	r.hasherOnce.Do(func() {
+		var base []byte
+		if r.Keys != nil {
+			k, err := r.Keys.Key(ctx)
+			if err != nil {
+				r.Log.WithError(err).Warn("records key not read: Secret checksums are kept for this process only")
+			}
+			base = k
+		}
+		if base == nil {
+			base = make([]byte, 32)
+			_, _ = rand.Read(base)
+		}
+		r.hasher = newSecretHasher(base)
+	})
+	return r.hasher
+}
+
+// SecretName is a Secret's namespace and name.
+type SecretName struct {
+	Namespace, Name string
+}
+
+// String is "namespace/name", the form the pass state keys Secrets by.
+func (n SecretName) String() string { return n.Namespace + "/" + n.Name }
+
+func parseSecretName(s string) SecretName {
+	ns, name, _ := strings.Cut(s, "/")
+	return SecretName{Namespace: ns, Name: name}
+}
+
+// SecretSums are the Secrets the last pass depended on, with a keyed
+// checksum of each (see secretHasher): never a value.
+type SecretSums struct {
+	// KeyID names the key the checksums were made with.
+	KeyID string `json:"keyID"`
+	// Referenced are the parametersFrom and broker auth Secrets the
+	// manifests name, by "namespace/name".
+	Referenced map[string]string `json:"referenced,omitempty"`
+	// Bindings are the Secrets osbgit wrote binding credentials to, with
+	// the checksum of what it wrote.
+	Bindings map[string]string `json:"bindings,omitempty"`
+}
+
+// ReferencedSecrets lists the Secrets whose change makes a pass due:
+// referenced are those the manifests name (parametersFrom, broker auth),
+// bindings those osbgit wrote (labelled app.kubernetes.io/managed-by=osbgit).
+// `run` watches them.
+func (s *PassState) ReferencedSecrets() (referenced, bindings []SecretName) {
+	if s == nil || s.Secrets == nil {
+		return nil, nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Secrets.Referenced)) {
+		referenced = append(referenced, parseSecretName(k))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Secrets.Bindings)) {
+		bindings = append(bindings, parseSecretName(k))
+	}
+	return referenced, bindings
+}
+
+// secretRead is what reading one Secret told.
+type secretRead struct {
+	// sum is the data's checksum; sumAbsent when missing or unreadable.
+	sum string
+	// missing: the store said it does not exist.
+	missing bool
+	// keys are its keys, sorted (nil unless read).
+	keys []string
+}
+
+// readSecrets reads each named Secret once, on all cores, keeping only
+// checksums and key names.
+func readSecrets(ctx context.Context, store secrets.Reader, h *secretHasher, names []string) []secretRead {
+	out := make([]secretRead, len(names))
+	parallel.For(len(names), func(i int) {
+		n := parseSecretName(names[i])
+		data, err := store.Get(ctx, n.Namespace, n.Name)
+		if err != nil {
+			out[i] = secretRead{sum: sumAbsent, missing: errors.Is(err, secrets.ErrNotFound)}
+			return
+		}
+		out[i] = secretRead{sum: h.sum(data), keys: slices.Sorted(maps.Keys(data))}
+	})
+	return out
+}
+
+// secretsChanged reads the Secrets of the pass state and returns those
+// whose checksum differs from the one kept (names only). It is the check a
+// sync with an unchanged head makes; nil when nothing changed or nothing
+// is kept.
+func (r *Reconciler) secretsChanged(ctx context.Context) []string {
+	ss := r.State.Secrets
+	if ss == nil || r.Secrets == nil || len(ss.Referenced)+len(ss.Bindings) == 0 {
+		return nil
+	}
+	h := r.secretHasher(ctx)
+	if ss.KeyID != h.id {
+		return []string{"(the checksum key changed)"}
+	}
+	want := map[string]string{}
+	maps.Copy(want, ss.Referenced)
+	for k, v := range ss.Bindings {
+		if w, ok := want[k]; ok && w != v {
+			v = sumRestore // the two cannot both match
+		}
+		want[k] = v
+	}
+	names := slices.Sorted(maps.Keys(want))
+	var changed []string
+	for i, got := range readSecrets(ctx, r.Secrets, h, names) {
+		if got.sum != want[names[i]] {
+			changed = append(changed, names[i])
+		}
+	}
+	return changed
+}
+
+// secretObservation is what a pass found of the Secrets it depends on,
+// read before anything else reads them: a change made after this read is
+// seen by the next check, never lost.
+type secretObservation struct {
+	hasher *secretHasher
+	// referenced are the checksums of the parametersFrom and broker auth
+	// Secrets, by name.
+	referenced map[string]string
+	// bindings are the checksums to keep of the binding Secrets read
+	// (sumRestore for a drift with no known checksum).
+	bindings map[string]string
+	// drift is what the planner restores.
+	drift map[manifest.Ref]plan.SecretDrift
+	// relist are brokers whose auth Secret changed since the last pass.
+	relist map[manifest.Ref]string
+
+	mu sync.Mutex
+	// written are the checksums of the binding Secrets this pass wrote.
+	written map[string]string
+}
+
+// authSecretRef is the Secret a broker authenticates with (nil: none).
+func authSecretRef(spec *manifest.BrokerSpec) *manifest.ObjectReference {
+	switch ai := spec.AuthInfo; {
+	case ai == nil:
+		return nil
+	case ai.Basic != nil:
+		return ai.Basic.SecretRef
+	case ai.Bearer != nil:
+		return ai.Bearer.SecretRef
+	}
+	return nil
+}
+
+// bindingSecret is the Secret osbgit wrote rec's credentials to, when rec
+// is a bound binding that must have one ("" otherwise).
+func bindingSecret(rec *manifest.StatusRecord) string {
+	if rec == nil || rec.Ref.Kind != manifest.KindServiceBinding || rec.SecretRef == nil || rec.SecretRef.Name == "" ||
+		rec.Phase != manifest.PhaseReady || !rec.Provisioned || rec.AsyncOpInProgress {
+		return ""
+	}
+	ns := rec.SecretRef.Namespace
+	if ns == "" {
+		ns = rec.Ref.Namespace
+	}
+	return SecretName{Namespace: ns, Name: rec.SecretRef.Name}.String()
+}
+
+// observeSecrets reads the Secrets the manifests and records depend on and
+// compares them with the pass state: binding Secrets deleted, or no longer
+// holding what osbgit wrote (its checksum, else the recorded keys), and
+// broker auth Secrets changed since the last pass. Nil without a store.
+func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs map[manifest.Ref]*manifest.StatusRecord) *secretObservation {
+	if r.Secrets == nil {
+		return nil
+	}
+	h := r.secretHasher(ctx)
+	var prior SecretSums
+	if ss := r.State.Secrets; ss != nil && ss.KeyID == h.id {
+		prior = *ss
+	}
+	o := &secretObservation{hasher: h, referenced: map[string]string{}, bindings: map[string]string{},
+		drift: map[manifest.Ref]plan.SecretDrift{}, relist: map[manifest.Ref]string{}, written: map[string]string{}}
+
+	refNames := map[string]bool{}
+	for _, k := range manifest.ParameterSecrets(set) {
+		refNames[SecretName{Namespace: k.Namespace, Name: k.Name}.String()] = true
+	}
+	authOf := map[string][]manifest.Ref{}
+	for _, b := range set.Brokers() {
+		if ref := authSecretRef(b.GetBrokerSpec()); ref != nil && ref.Name != "" {
+			n := SecretName{Namespace: ref.Namespace, Name: ref.Name}.String()
+			refNames[n] = true
+			authOf[n] = append(authOf[n], b.GetRef())
+		}
+	}
+	bindingOf := map[string][]*manifest.StatusRecord{}
+	for _, rec := range recs {
+		if n := bindingSecret(rec); n != "" {
+			bindingOf[n] = append(bindingOf[n], rec)
+		}
+	}
+	all := map[string]bool{}
+	maps.Copy(all, refNames)
+	for n := range bindingOf {
+		all[n] = true
+	}
+	names := slices.Sorted(maps.Keys(all))
+	for i, got := range readSecrets(ctx, r.Secrets, h, names) {
+		n := names[i]
+		if refNames[n] {
+			o.referenced[n] = got.sum
+			if old, ok := prior.Referenced[n]; ok && old != got.sum {
+				for _, b := range authOf[n] {
+					o.relist[b] = "auth Secret " + n + " changed"
+				}
+			}
+		}
+		for _, rec := range bindingOf[n] {
+			d := bindingDrift(got, prior.Bindings[n], rec.SecretRef.Keys)
+			switch {
+			case d != "":
+				o.drift[rec.Ref] = d
+				if old := prior.Bindings[n]; old != "" && old != sumRestore {
+					o.bindings[n] = old
+				} else {
+					o.bindings[n] = sumRestore
+				}
+			case got.sum != sumAbsent:
+				o.bindings[n] = got.sum
+			}
+		}
+	}
+	return o
+}
+
+// bindingDrift compares a binding Secret read with the checksum of what
+// osbgit wrote (kept: "" or sumRestore when unknown, then the recorded
+// keys are compared). A Secret that could not be read for another reason
+// than its absence is not taken for drift.
+func bindingDrift(got secretRead, kept string, keys []string) plan.SecretDrift {
+	switch {
+	case got.missing:
+		return plan.SecretDeleted
+	case got.sum == sumAbsent:
+		return ""
+	case kept != "" && kept != sumRestore:
+		if got.sum != kept {
+			return plan.SecretEdited
+		}
+		return ""
+	case !slices.Equal(got.keys, slices.Sorted(slices.Values(keys))):
+		return plan.SecretEdited
+	}
+	return ""
+}
+
+// driftOrNil is the planner's SecretDrift (nil without an observation).
+func (o *secretObservation) driftOrNil() map[manifest.Ref]plan.SecretDrift {
+	if o == nil {
+		return nil
+	}
+	return o.drift
+}
+
+// wrote is the executor's SecretWritten: it keeps the checksum of what was
+// written, never the data.
+func (o *secretObservation) wrote(namespace, name string, data map[string][]byte) {
+	sum := o.hasher.sum(data)
+	o.mu.Lock()
+	o.written[SecretName{Namespace: namespace, Name: name}.String()] = sum
+	o.mu.Unlock()
+}
+
+// sums are the checksums the pass state keeps after the pass: the
+// referenced Secrets as read, and the binding Secrets of the records after
+// it (final): what this pass wrote, else what was kept or read.
+func (o *secretObservation) sums(final map[manifest.Ref]*manifest.StatusRecord) *SecretSums {
+	ss := &SecretSums{KeyID: o.hasher.id, Referenced: o.referenced, Bindings: map[string]string{}}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, rec := range final {
+		n := bindingSecret(rec)
+		if n == "" {
+			continue
+		}
+		if s, ok := o.written[n]; ok {
+			ss.Bindings[n] = s
+		} else if s, ok := o.bindings[n]; ok {
+			ss.Bindings[n] = s
+		}
+	}
+	return ss
+}
