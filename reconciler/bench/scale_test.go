@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/osbgit/osbgit/reconciler"
+)
+
+// Targets of the headroom figure (issue 21): one process holds 100,000
+// instances and 100,000 bindings in at most 1.5 GB and passes over them,
+// with nothing to do, in at most 15 s.
+const (
+	scaleFull      = 100000
+	scaleTimeLimit = 15 * time.Second
+	scaleRSSLimit  = 1536 << 20
+)
+
+// scaleFigure is the headroom figure: the no-op pass of noopPass at ten
+// times its size (100,000 instances + 100,000 bindings at scale 1),
+// generated, converged once at a local osbtest broker. It reports the
+// pass's wall time from a fresh process and its peak RSS, and the model
+// the README's scaling section is built on: both divided by the number of
+// resources. Its ratio is the pass time over 15 s; a peak RSS over 1.5 GB
+// fails it too. It runs only when named (OSBGIT_BENCH_FIGURES=scale): at
+// full scale its setup alone converges 200,000 resources.
+func scaleFigure(t *testing.T, s settings) figure {
+	n := s.n(scaleFull)
+	w := newWorld(t)
+	logf("scale: generating %d instances + %d bindings", n, n)
+	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
+	logf("scale: committed; converging with one real sync (concurrency 8)")
+	start := time.Now()
+	r, closeRepo, err := openReconciler(repo.Bare, w.storeDir, reconciler.Options{Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Sync(context.Background())
+	closeRepo()
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	if c := res.Exec.Counts; c.Failed != 0 || c.Created != 2*n || res.Commit == "" {
+		t.Fatalf("converge: %+v, commit %q", c, res.Commit)
+	}
+	setup := time.Since(start)
+	r, res = nil, nil // the converge's heap is not the figure's
+	logf("scale: converged %d resources in %s; load average %s", 2*n, setup.Round(time.Millisecond), loadAvg())
+	w.broker.ResetCalls()
+	env := []string{envChildRepo + "=" + repo.Bare, envChildStore + "=" + w.storeDir}
+	if _, err := spawn(modePass, env...); err != nil { // warms the page cache
+		t.Fatal(err)
+	}
+	var pass, cpu stats
+	var rss int64
+	var failures []string
+	reps := s.repsOr(3)
+	for i := range reps {
+		p, err := spawn(modePass, env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Skipped || p.Objects != 2*n+1 || p.Mutating != 0 || p.Failed != 0 || p.Commit != "" {
+			failures = append(failures, fmt.Sprintf("pass %d: skipped %v, %d steps, %d not none, %d failed, commit %q",
+				i+1, p.Skipped, p.Objects, p.Mutating, p.Failed, p.Commit))
+		}
+		pass.add(p.Seconds)
+		cpu.add(p.CPU)
+		rss = max(rss, p.MaxRSS)
+		logf("scale %d/%d: pass %s (cpu %s), peak RSS %d MB; %s; load average %s", i+1, reps, dur(p.Seconds), dur(p.CPU), p.MaxRSS>>20, p.Mem, loadAvg())
+	}
+	if m := len(w.broker.MutatingCalls()); m != 0 {
+		failures = append(failures, fmt.Sprintf("%d mutating calls", m))
+	}
+	if rss > scaleRSSLimit {
+		failures = append(failures, fmt.Sprintf("peak RSS %d MB over %d MB", rss>>20, scaleRSSLimit>>20))
+	}
+	resources := float64(2 * n)
+	return figure{
+		ratio: pass.median() / scaleTimeLimit.Seconds(),
+		limit: 1,
+		raw: fmt.Sprintf("no-op pass %s median of %d (best %s, cpu %s; limit %s), peak RSS %d MB (limit %d MB); "+
+			"model: %.0f µs and %.1f KB per resource; %d+%d resources, setup converge %s",
+			dur(pass.median()), reps, dur(pass.best()), dur(cpu.best()), scaleTimeLimit, rss>>20, scaleRSSLimit>>20,
+			1e6*pass.median()/resources, float64(rss)/1024/resources, n, n, setup.Round(100*time.Millisecond)),
+		failures: failures,
+	}
+}
