@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/reconciler"
 )
 
@@ -30,29 +31,10 @@ const (
 // in memory) must end after one ref lookup.
 func noopPass(t *testing.T, s settings) figure {
 	n := s.n(10000)
-	w := newWorld(t)
-	logf("noop-pass: generating %d instances + %d bindings", n, n)
-	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
-	logf("noop-pass: committed; converging with one real sync (concurrency 8)")
-
-	start := time.Now()
-	r, closeRepo, err := openReconciler(repo.Bare, w.storeDir, reconciler.Options{Concurrency: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Sync(context.Background())
-	closeRepo()
-	if err != nil {
-		t.Fatalf("converge: %v", err)
-	}
-	setup := time.Since(start)
-	if c := res.Exec.Counts; c.Failed != 0 || c.Created != 2*n || res.Commit == "" {
-		t.Fatalf("converge: %+v, commit %q", c, res.Commit)
-	}
+	w, repo, setup := convergedRepo(t, "noop-pass", n)
 	if got := len(w.broker.Instances()) + len(w.broker.Bindings()); got != 2*n {
 		t.Fatalf("broker holds %d resources, want %d", got, 2*n)
 	}
-	logf("noop-pass: converged %d resources in %s", 2*n, setup.Round(time.Millisecond))
 
 	commits := commitCount(t, repo.Bare)
 	w.broker.ResetCalls()
@@ -120,4 +102,32 @@ func noopPass(t *testing.T, s settings) figure {
 			rss>>20, noopRSSLimit>>20, mutating, newCommits, dur(skip.median()), n, n, records, setup.Round(100*time.Millisecond)),
 		failures: failures,
 	}
+}
+
+// convergedRepo generates a repository of n instances and n bindings and
+// converges it with one real sync (concurrency 8) in this process, as
+// figure name's setup; it returns the world, the repository and how long
+// the converge took.
+func convergedRepo(t *testing.T, name string, n int) (*world, *gittest.Repo, time.Duration) {
+	t.Helper()
+	w := newWorld(t)
+	logf("%s: generating %d instances + %d bindings", name, n, n)
+	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
+	logf("%s: committed; converging with one real sync (concurrency 8)", name)
+	start := time.Now()
+	r, closeRepo, err := openReconciler(repo.Bare, w.storeDir, reconciler.Options{Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Sync(context.Background())
+	closeRepo()
+	if err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	if c := res.Exec.Counts; c.Failed != 0 || c.Created != 2*n || res.Commit == "" {
+		t.Fatalf("converge: %+v, commit %q", c, res.Commit)
+	}
+	setup := time.Since(start)
+	logf("%s: converged %d resources in %s; load average %s", name, 2*n, setup.Round(time.Millisecond), loadAvg())
+	return w, repo, setup
 }

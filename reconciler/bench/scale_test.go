@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/osbgit/osbgit/reconciler"
 )
 
 // Targets of the headroom figure (issue 21): one process holds 100,000
@@ -28,26 +25,7 @@ const (
 // full scale its setup alone converges 200,000 resources.
 func scaleFigure(t *testing.T, s settings) figure {
 	n := s.n(scaleFull)
-	w := newWorld(t)
-	logf("scale: generating %d instances + %d bindings", n, n)
-	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
-	logf("scale: committed; converging with one real sync (concurrency 8)")
-	start := time.Now()
-	r, closeRepo, err := openReconciler(repo.Bare, w.storeDir, reconciler.Options{Concurrency: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Sync(context.Background())
-	closeRepo()
-	if err != nil {
-		t.Fatalf("converge: %v", err)
-	}
-	if c := res.Exec.Counts; c.Failed != 0 || c.Created != 2*n || res.Commit == "" {
-		t.Fatalf("converge: %+v, commit %q", c, res.Commit)
-	}
-	setup := time.Since(start)
-	r, res = nil, nil // the converge's heap is not the figure's
-	logf("scale: converged %d resources in %s; load average %s", 2*n, setup.Round(time.Millisecond), loadAvg())
+	w, repo, setup := convergedRepo(t, "scale", n)
 	w.broker.ResetCalls()
 	env := []string{envChildRepo + "=" + repo.Bare, envChildStore + "=" + w.storeDir}
 	if _, err := spawn(modePass, env...); err != nil { // warms the page cache
