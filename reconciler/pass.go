@@ -329,7 +329,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	var relist map[manifest.Ref]string
 	if !po.offline {
 		// Before anything else reads them (secretcheck.go).
-		if observed = r.observeSecrets(ctx, snap.Set, records.Status); observed != nil {
+		if observed = r.observeSecrets(ctx, snap.Set, records.Status, gate); observed != nil {
 			relist = observed.relist
 		}
 	}

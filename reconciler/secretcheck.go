@@ -262,7 +262,7 @@ func bindingSecret(rec *manifest.StatusRecord) string {
 // compares them with the pass state: binding Secrets deleted, or no longer
 // holding what osbgit wrote (its checksum, else the recorded keys), and
 // broker auth Secrets changed since the last pass. Nil without a store.
-func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs map[manifest.Ref]*manifest.StatusRecord) *secretObservation {
+func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs map[manifest.Ref]*manifest.StatusRecord, gate notContacted) *secretObservation {
 	if r.Secrets == nil {
 		return nil
 	}
@@ -280,6 +280,12 @@ func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs
 	}
 	authOf := map[string][]manifest.Ref{}
 	for _, b := range set.Brokers() {
+		if gate[b.GetRef()] != "" {
+			// Not contacted (its auth Secret's namespace is not
+			// allowed, the policy refuses it, ...): its Secret is not
+			// read either, nor watched.
+			continue
+		}
 		if ref := authSecretRef(b.GetBrokerSpec()); ref != nil && ref.Name != "" {
 			n := SecretName{Namespace: ref.Namespace, Name: ref.Name}.String()
 			refNames[n] = true

@@ -358,3 +358,33 @@ func BenchmarkSecretsChanged(b *testing.B) {
 		}
 	}
 }
+
+// TestGatedBrokerAuthSecretIsNotRead: a broker manifest naming an auth
+// Secret in a namespace the operator does not allow (any committer can
+// write one) is not contacted, and its Secret is not read, checked or
+// watched either: it never enters the pass state, and editing it does not
+// wake a pass.
+func TestGatedBrokerAuthSecretIsNotRead(t *testing.T) {
+	t.Parallel()
+	evil := strings.NewReplacer("name: test-broker", "name: evil-broker", "namespace: osbgit-system", "namespace: kube-system",
+		"name: broker-auth", "name: victim").Replace(brokerYAML("https://evil.example.invalid"))
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url), "brokers/evil.yaml": evil,
+			"apps/db.yaml": instanceYAML("db", "small", "")}
+	})
+	putVictim := func(pass string) {
+		if err := f.store.Put(context.Background(), "kube-system", "victim", secretOf("username", "root", "password", pass)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putVictim("victim-pass-1")
+	state := filepath.Join(t.TempDir(), "state.json")
+	f.cronSync(state)
+	if st, err := LoadPassState(state); err != nil || st.Secrets == nil || len(st.Secrets.Referenced) == 0 {
+		t.Fatalf("state %+v, %v: want the allowed broker's auth Secret checked", st, err)
+	} else if _, ok := st.Secrets.Referenced["kube-system/victim"]; ok {
+		t.Fatalf("the not-contacted broker's auth Secret is in the pass state: %v", st.Secrets.Referenced)
+	}
+	putVictim("victim-pass-2")
+	wantQuiet(t, f, state)
+}
