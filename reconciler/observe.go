@@ -89,7 +89,7 @@ func (r *Reconciler) observe(ctx context.Context, set *manifest.Set, records map
 			checked(ref, rec, rec.InstanceExternalID, rec.ExternalID)
 		}
 	}
-	return r.probeAll(ctx, set, records, probes, gate, concurrency), blind.diagnostics()
+	return r.probeAll(ctx, records, probes, gate, concurrency), blind.diagnostics()
 }
 
 // undetectable groups the resources a drift check cannot cover, by broker,
@@ -126,7 +126,7 @@ func (u undetectable) diagnostics() manifest.Diagnostics {
 }
 
 // probeAll makes the probes, each broker's on its call limit.
-func (r *Reconciler) probeAll(ctx context.Context, set *manifest.Set, records map[manifest.Ref]*manifest.StatusRecord,
+func (r *Reconciler) probeAll(ctx context.Context, records map[manifest.Ref]*manifest.StatusRecord,
 	probes []probe, gate notContacted, concurrency int) map[manifest.Ref]plan.Observation {
 	out := map[manifest.Ref]plan.Observation{}
 	if len(probes) == 0 {
