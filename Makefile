@@ -32,7 +32,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: issue 9's figures at full scale (several minutes): a no-op pass over 10,000 instances + 10,000 bindings, a cold converge of 1,000 + 1,000 and 1,000 async instances, each against its floor; one line per figure, "name: ratio X (limit Y)" and the raw numbers, non-zero exit when one is over its limit (reconciler/bench; OSBGIT_BENCH_FIGURES=noop-pass,converge,async selects, OSBGIT_BENCH_REPS=N repeats, OSBGIT_BENCH_SCALE scales)
+## bench: issue 9's figures at full scale (several minutes): a no-op pass and `osbgit status` over 10,000 instances + 10,000 bindings, a cold converge of 1,000 + 1,000 and 1,000 async instances, each against its floor; one line per figure, "name: ratio X (limit Y)" and the raw numbers, non-zero exit when one is over its limit (reconciler/bench; OSBGIT_BENCH_FIGURES=noop-pass,status,converge,async selects, OSBGIT_BENCH_REPS=N repeats, OSBGIT_BENCH_SCALE scales)
 bench:
 	$(GO) test -c -o bin/bench.test ./reconciler/bench
 	OSBGIT_BENCH_SCALE=$${OSBGIT_BENCH_SCALE:-1} bin/bench.test -test.run '^TestFigures$$' -test.timeout 60m

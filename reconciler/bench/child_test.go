@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -22,6 +23,7 @@ import (
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler"
 	"github.com/osbgit/osbgit/reconciler/plan"
+	"github.com/osbgit/osbgit/reconciler/statusview"
 )
 
 // Child processes measure one thing each from a fresh process (no state in
@@ -41,8 +43,9 @@ const (
 
 // Child modes.
 const (
-	modeFloor = "floor"
-	modePass  = "pass"
+	modeFloor  = "floor"
+	modePass   = "pass"
+	modeStatus = "status"
 )
 
 // childResult is what a child reports.
@@ -88,6 +91,8 @@ func runChild(mode string) int {
 		res, err = childFloor(os.Getenv(envChildRepo))
 	case modePass:
 		res, err = childPass(os.Getenv(envChildRepo), os.Getenv(envChildStore))
+	case modeStatus:
+		res, err = childStatus(os.Getenv(envChildRepo), os.Getenv(envChildStore))
 	default:
 		err = fmt.Errorf("unknown child mode %q", mode)
 	}
@@ -307,6 +312,33 @@ func childPass(bare, store string) (childResult, error) {
 	out.SkipSeconds = time.Since(start).Seconds()
 	out.SkipSkipped, out.SkipReason = res2.Skipped, res2.Reason
 	return out, nil
+}
+
+// childStatus does what one `osbgit status` process does: open the
+// repository, read the records (checking their seal and comparing them
+// with the status branch), build the view and print the table.
+func childStatus(bare, store string) (childResult, error) {
+	start := time.Now()
+	r, closeRepo, err := openReconciler(bare, store, reconciler.Options{})
+	if err != nil {
+		return childResult{}, err
+	}
+	defer closeRepo()
+	rep, err := r.ReadRecords(context.Background())
+	if err == nil {
+		err = rep.Err
+	}
+	if err != nil {
+		return childResult{}, fmt.Errorf("read records: %w", err)
+	}
+	if rep.Trust != reconciler.RecordsVerified || len(rep.Diverged) != 0 {
+		return childResult{}, fmt.Errorf("records %s (%s), %d diverged", rep.Trust, rep.Reason, len(rep.Diverged))
+	}
+	v := statusview.Build(rep, statusview.Filter{})
+	if err := statusview.Table(io.Discard, v, statusview.TextOptions{Now: time.Now()}); err != nil {
+		return childResult{}, err
+	}
+	return childResult{Seconds: time.Since(start).Seconds(), Records: len(v.Resources)}, nil
 }
 
 // peakRSS is this process's peak resident set size (VmHWM), or 0 when

@@ -10,6 +10,10 @@
 //     assemble the manifests (issue 17's floor; both run in child processes
 //     with a warm OS cache); the pass must also stay under 300 MB peak RSS
 //     and make no mutating call and no commit.
+//   - status: `osbgit status` from a fresh process (open the repository,
+//     read and verify the records, print the table) over the no-op
+//     figure's converged repository, against the same floor; limit 0.5,
+//     issue 20's 2 s over this machine's floor at full scale.
 //   - converge: a cold converge of 1,000 instances and 1,000 bindings at
 //     concurrency 8 against an osbtest broker on loopback, against a plain
 //     program doing the same job with osbgit's reader, secret store and Git
