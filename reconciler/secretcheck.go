@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/reconciler/internal/parallel"
@@ -26,6 +27,11 @@ import (
 // Secrets (secretsChanged), and runs a pass. The pass compares the binding
 // Secrets with what osbgit wrote (observeSecrets) and the planner restores
 // them from the broker; a changed broker auth Secret forces a relist.
+// The parametersFrom and auth Secrets are few and read every time; the
+// binding Secrets, one per binding, are read back only when a sweep is due
+// (Options.SecretSweepInterval, SyncAfterSecretChange): reading 10,000 of
+// them made the quiet-head sync of make bench's noop-pass figure 2 s
+// instead of a ref lookup.
 //
 // The checksums are HMAC-SHA256 with a key derived from osbgit's records
 // key (the secret store's osbgit-records-key), never plain hashes: the pass
@@ -134,6 +140,18 @@ type SecretSums struct {
 	// Bindings are the Secrets osbgit wrote binding credentials to, with
 	// the checksum of what it wrote.
 	Bindings map[string]string `json:"bindings,omitempty"`
+	// BindingsSwept is when a pass last read back every binding Secret
+	// (Options.SecretSweepInterval).
+	BindingsSwept time.Time `json:"bindingsSwept,omitzero"`
+}
+
+// secretSweepDue reports whether the binding Secrets are due to be read
+// back: never swept, swept with another key, or interval ago or longer.
+func (s *PassState) secretSweepDue(now time.Time, interval time.Duration) bool {
+	if s == nil || s.Secrets == nil || s.Secrets.BindingsSwept.IsZero() || interval <= 0 {
+		return true
+	}
+	return !now.Before(s.Secrets.BindingsSwept.Add(interval))
 }
 
 // ReferencedSecrets lists the Secrets whose change makes a pass due:
@@ -181,9 +199,10 @@ func readSecrets(ctx context.Context, store secrets.Reader, h *secretHasher, nam
 
 // secretsChanged reads the Secrets of the pass state and returns those
 // whose checksum differs from the one kept (names only). It is the check a
-// sync with an unchanged head makes; nil when nothing changed or nothing
-// is kept.
-func (r *Reconciler) secretsChanged(ctx context.Context) []string {
+// sync with an unchanged head makes: the parametersFrom and broker auth
+// Secrets always, the binding Secrets when sweepBindings. Nil when nothing
+// changed or nothing is kept.
+func (r *Reconciler) secretsChanged(ctx context.Context, sweepBindings bool) []string {
 	ss := r.State.Secrets
 	if ss == nil || r.Secrets == nil || len(ss.Referenced)+len(ss.Bindings) == 0 {
 		return nil
@@ -194,11 +213,13 @@ func (r *Reconciler) secretsChanged(ctx context.Context) []string {
 	}
 	want := map[string]string{}
 	maps.Copy(want, ss.Referenced)
-	for k, v := range ss.Bindings {
-		if w, ok := want[k]; ok && w != v {
-			v = sumRestore // the two cannot both match
+	if sweepBindings {
+		for k, v := range ss.Bindings {
+			if w, ok := want[k]; ok && w != v {
+				v = sumRestore // the two cannot both match
+			}
+			want[k] = v
 		}
-		want[k] = v
 	}
 	names := slices.Sorted(maps.Keys(want))
 	var changed []string
@@ -225,6 +246,10 @@ type secretObservation struct {
 	drift map[manifest.Ref]plan.SecretDrift
 	// relist are brokers whose auth Secret changed since the last pass.
 	relist map[manifest.Ref]string
+
+	// swept is when the binding Secrets were last read back: now when
+	// this pass swept them.
+	swept time.Time
 
 	mu sync.Mutex
 	// written are the checksums of the binding Secrets this pass wrote.
@@ -259,10 +284,12 @@ func bindingSecret(rec *manifest.StatusRecord) string {
 }
 
 // observeSecrets reads the Secrets the manifests and records depend on and
-// compares them with the pass state: binding Secrets deleted, or no longer
-// holding what osbgit wrote (its checksum, else the recorded keys), and
-// broker auth Secrets changed since the last pass. Nil without a store.
-func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs map[manifest.Ref]*manifest.StatusRecord, gate notContacted) *secretObservation {
+// compares them with the pass state: broker auth Secrets changed since the
+// last pass and, when sweepBindings, binding Secrets deleted or no longer
+// holding what osbgit wrote (its checksum, else the recorded keys).
+// Without a sweep the binding Secrets keep the checksums the pass state
+// has. Nil without a store.
+func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs map[manifest.Ref]*manifest.StatusRecord, gate notContacted, sweepBindings bool, now time.Time) *secretObservation {
 	if r.Secrets == nil {
 		return nil
 	}
@@ -272,7 +299,8 @@ func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs
 		prior = *ss
 	}
 	o := &secretObservation{hasher: h, referenced: map[string]string{}, bindings: map[string]string{},
-		drift: map[manifest.Ref]plan.SecretDrift{}, relist: map[manifest.Ref]string{}, written: map[string]string{}}
+		drift: map[manifest.Ref]plan.SecretDrift{}, relist: map[manifest.Ref]string{}, written: map[string]string{},
+		swept: prior.BindingsSwept}
 
 	refNames := map[string]bool{}
 	for _, k := range manifest.ParameterSecrets(set) {
@@ -294,9 +322,17 @@ func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs
 	}
 	bindingOf := map[string][]*manifest.StatusRecord{}
 	for _, rec := range recs {
-		if n := bindingSecret(rec); n != "" {
+		n := bindingSecret(rec)
+		switch {
+		case n == "":
+		case sweepBindings:
 			bindingOf[n] = append(bindingOf[n], rec)
+		case prior.Bindings[n] != "":
+			o.bindings[n] = prior.Bindings[n]
 		}
+	}
+	if sweepBindings {
+		o.swept = now
 	}
 	all := map[string]bool{}
 	maps.Copy(all, refNames)
@@ -374,7 +410,7 @@ func (o *secretObservation) wrote(namespace, name string, data map[string][]byte
 // referenced Secrets as read, and the binding Secrets of the records after
 // it (final): what this pass wrote, else what was kept or read.
 func (o *secretObservation) sums(final map[manifest.Ref]*manifest.StatusRecord) *SecretSums {
-	ss := &SecretSums{KeyID: o.hasher.id, Referenced: o.referenced, Bindings: map[string]string{}}
+	ss := &SecretSums{KeyID: o.hasher.id, Referenced: o.referenced, Bindings: map[string]string{}, BindingsSwept: o.swept}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, rec := range final {

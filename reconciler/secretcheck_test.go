@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
@@ -353,7 +354,7 @@ func BenchmarkSecretsChanged(b *testing.B) {
 	r.State.Secrets = ss
 	b.ResetTimer()
 	for b.Loop() {
-		if changed := r.secretsChanged(ctx); len(changed) != 0 {
+		if changed := r.secretsChanged(ctx, true); len(changed) != 0 {
 			b.Fatalf("changed: %v", changed)
 		}
 	}
@@ -387,4 +388,74 @@ func TestGatedBrokerAuthSecretIsNotRead(t *testing.T) {
 	}
 	putVictim("victim-pass-2")
 	wantQuiet(t, f, state)
+}
+
+// Binding Secrets are read back on the sweep schedule
+// (Options.SecretSweepInterval), not in every sync: between sweeps a
+// quiet-head sync reads only the parametersFrom and broker auth Secrets,
+// so a deleted binding Secret stays deleted until the sweep is due (or a
+// Secret trigger asks for one), and then is restored.
+func TestBindingSecretsSweptOnSchedule(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		// sync runs the sync after the deletion, at an offset from the
+		// first sync.
+		after time.Duration
+		// afterSecretChange: SyncAfterSecretChange (run's Secret trigger).
+		afterSecretChange bool
+		wantRestored      bool
+	}{
+		{name: "sweep not due: not read", after: 5 * time.Minute},
+		{name: "sweep due: restored", after: 10 * time.Minute, wantRestored: true},
+		{name: "Secret trigger: restored", after: time.Minute, afterSecretChange: true, wantRestored: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(url string) map[string]string {
+				return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
+					"apps/a.yaml": instanceYAML("a", "small", ""), "apps/a-bind.yaml": bindingYAML("a-bind", "a")}
+			})
+			ctx := context.Background()
+			state := filepath.Join(t.TempDir(), "state.json")
+			start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+			syncAt := func(at time.Time, afterSecretChange bool) *SyncResult {
+				t.Helper()
+				r := f.reconciler(Options{StatePath: state, SecretSweepInterval: 10 * time.Minute})
+				r.Now = func() time.Time { return at }
+				sync := r.Sync
+				if afterSecretChange {
+					sync = r.SyncAfterSecretChange
+				}
+				res, err := sync(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			syncAt(start, false)
+			if len(getSecret(t, f, "apps", "a-bind")) == 0 {
+				t.Fatal("no binding Secret after the first sync")
+			}
+			if err := f.store.Delete(ctx, "apps", "a-bind"); err != nil {
+				t.Fatal(err)
+			}
+			f.broker.ResetCalls()
+			res := syncAt(start.Add(tt.after), tt.afterSecretChange)
+			restored := len(getSecret(t, f, "apps", "a-bind")) > 0
+			if restored != tt.wantRestored {
+				t.Fatalf("binding Secret restored: %v, want %v (sync skipped %v: %s)", restored, tt.wantRestored, res.Skipped, res.Reason)
+			}
+			if !tt.wantRestored && (!res.Skipped || len(f.broker.Calls()) != 0) {
+				t.Fatalf("sync before the sweep is due: skipped %v, %d broker calls", res.Skipped, len(f.broker.Calls()))
+			}
+			if tt.wantRestored {
+				// The sweep is recorded: the next sync within the
+				// interval is quiet and reads no binding Secret.
+				if res := syncAt(start.Add(tt.after+time.Minute), false); !res.Skipped {
+					t.Fatalf("sync after the restore not skipped: %s", res.Reason)
+				}
+			}
+		})
+	}
 }

@@ -239,10 +239,12 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 // runs one pass and reports action counts, the operations left in flight and
 // when the next pass is due.
 type reconcilerPasser struct {
-	sync  func(ctx context.Context) (*reconciler.SyncResult, error)
-	state func() *reconciler.PassState
-	log   logrus.FieldLogger
-	now   func() time.Time
+	sync func(ctx context.Context) (*reconciler.SyncResult, error)
+	// syncAfterSecretChange is sync for a pass a Secret trigger asked for.
+	syncAfterSecretChange func(ctx context.Context) (*reconciler.SyncResult, error)
+	state                 func() *reconciler.PassState
+	log                   logrus.FieldLogger
+	now                   func() time.Time
 	// pollInterval is how soon operations in flight are polled again (the
 	// pass state does not record their Retry-After).
 	pollInterval time.Duration
@@ -252,17 +254,22 @@ type reconcilerPasser struct {
 
 func newReconcilerPasser(r *reconciler.Reconciler, log logrus.FieldLogger, pollInterval time.Duration) *reconcilerPasser {
 	return &reconcilerPasser{
-		sync:         r.Sync,
-		state:        func() *reconciler.PassState { return r.State },
-		log:          log,
-		now:          time.Now,
-		pollInterval: pollInterval,
+		sync:                  r.Sync,
+		syncAfterSecretChange: r.SyncAfterSecretChange,
+		state:                 func() *reconciler.PassState { return r.State },
+		log:                   log,
+		now:                   time.Now,
+		pollInterval:          pollInterval,
 	}
 }
 
 // Pass implements daemon.Passer.
-func (p *reconcilerPasser) Pass(ctx context.Context, _ daemon.Trigger) (daemon.PassReport, error) {
-	res, err := p.sync(ctx)
+func (p *reconcilerPasser) Pass(ctx context.Context, trigger daemon.Trigger) (daemon.PassReport, error) {
+	sync := p.sync
+	if trigger == daemon.TriggerSecret && p.syncAfterSecretChange != nil {
+		sync = p.syncAfterSecretChange
+	}
+	res, err := sync(ctx)
 	var rep daemon.PassReport
 	if st := p.state(); st != nil && p.watch != nil {
 		p.watch(watchSet(st))

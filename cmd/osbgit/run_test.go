@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -494,4 +495,31 @@ func TestPassWatchesTheStateSecrets(t *testing.T) {
 		cancel()
 		synctest.Wait()
 	})
+}
+
+// TestPasserSweepsOnSecretTrigger: a pass a Secret trigger asked for (a
+// watch event, the dir store's re-read schedule) reads back every binding
+// Secret (Reconciler.SyncAfterSecretChange); other triggers sync plainly.
+func TestPasserSweepsOnSecretTrigger(t *testing.T) {
+	var got []string
+	p := &reconcilerPasser{
+		sync: func(context.Context) (*reconciler.SyncResult, error) {
+			got = append(got, "sync")
+			return &reconciler.SyncResult{}, nil
+		},
+		syncAfterSecretChange: func(context.Context) (*reconciler.SyncResult, error) {
+			got = append(got, "sweep")
+			return &reconciler.SyncResult{}, nil
+		},
+		state: func() *reconciler.PassState { return &reconciler.PassState{} },
+		now:   time.Now,
+	}
+	for _, tr := range []daemon.Trigger{daemon.TriggerSchedule, daemon.TriggerSecret, daemon.TriggerWebhook} {
+		if _, err := p.Pass(context.Background(), tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"sync", "sweep", "sync"}; !slices.Equal(got, want) {
+		t.Fatalf("passes %v, want %v", got, want)
+	}
 }

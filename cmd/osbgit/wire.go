@@ -42,6 +42,8 @@ type passFlags struct {
 	// minRetry and maxRetry bound the backoff of calls the broker gave
 	// no verdict on.
 	minRetry, maxRetry time.Duration
+	// secretSweep is how often every binding Secret is read back.
+	secretSweep time.Duration
 	// commitStatus (a forge.Kind), commitStatusTokenFile and
 	// commitStatusURL set a forge commit status on each reconciled
 	// revision.
@@ -58,6 +60,7 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 		f.IntVar(&pf.concurrency, "concurrency", 0, "concurrent calls per broker (default: osbgit.yaml's concurrency, 8)")
 		f.DurationVar(&pf.minRetry, "min-retry-delay", exec.MinRetryDelay, "first wait before a call the broker gave no verdict on (5xx, timeout, 422 ConcurrencyError) is repeated; the waits double up to --max-retry-delay")
 		f.DurationVar(&pf.maxRetry, "max-retry-delay", exec.MaxRetryDelay, "longest wait before a call the broker gave no verdict on is repeated")
+		f.DurationVar(&pf.secretSweep, "secret-sweep-interval", reconciler.DefaultSecretSweepInterval, "how often a pass, or a sync whose head has not moved, reads back every binding Secret osbgit wrote and restores those deleted or edited (parametersFrom and broker auth Secrets are read every time; in run, a Secret watch event or the dir store's --secret-check-interval also sweeps); 0: every time")
 		f.StringVar(&pf.commitStatus, "commit-status", "", "set a commit status (pending, then success or failure) on each manifest commit a pass reconciles, on this forge: github, gitlab or gitea; the project comes from --repo's URL")
 		f.StringVar(&pf.commitStatusTokenFile, "commit-status-token-file", "", "file holding the forge API token for --commit-status")
 		f.StringVar(&pf.commitStatusURL, "commit-status-url", "", "forge API base URL for --commit-status (default: https://api.github.com, https://gitlab.com/api/v4 or https://gitea.com/api/v1); set it for GitHub Enterprise or a self-hosted GitLab or Gitea")
@@ -67,7 +70,8 @@ func (pf *passFlags) register(cmd *cobra.Command, mutating bool) {
 // options turns the flags that were given into reconciler overrides.
 func (pf *passFlags) options(cmd *cobra.Command, g *globalOptions) reconciler.Options {
 	o := reconciler.Options{Path: g.Path, Concurrency: pf.concurrency, ClusterID: g.ClusterID,
-		BrokerAuthNamespaces: g.brokerAuthNamespaces(), MinRetryDelay: pf.minRetry, MaxRetryDelay: pf.maxRetry}
+		BrokerAuthNamespaces: g.brokerAuthNamespaces(), MinRetryDelay: pf.minRetry, MaxRetryDelay: pf.maxRetry,
+		SecretSweepInterval: pf.secretSweep}
 	if cmd.Flags().Changed("prune") || os.Getenv(envName("prune")) != "" {
 		v := pf.prune
 		o.Prune = &v

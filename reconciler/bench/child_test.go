@@ -271,12 +271,13 @@ func isManifest(p string) bool {
 	return true
 }
 
-// childPass runs one pass as a fresh `osbgit sync` process would, then a
-// second pass in the same process (its state in memory), which must end
-// after one ref lookup.
+// childPass runs one pass as a fresh `osbgit sync` process would (with
+// the command line's defaults), then a second pass in the same process
+// (its state in memory), which must end after one ref lookup and a read
+// of the broker auth Secret (the binding Secrets were just swept).
 func childPass(bare, store string) (childResult, error) {
 	start := time.Now()
-	r, closeRepo, err := openReconciler(bare, store, reconciler.Options{})
+	r, closeRepo, err := openReconciler(bare, store, reconciler.Options{SecretSweepInterval: reconciler.DefaultSecretSweepInterval})
 	if err != nil {
 		return childResult{}, err
 	}

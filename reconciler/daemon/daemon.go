@@ -426,6 +426,8 @@ const (
 
 // trigger asks for a pass as soon as none is running. Triggers arriving
 // while one is pending fold into it: any number of them cause one pass.
+// TriggerSecret wins the fold, since its pass does more (it reads back
+// every binding Secret: reconciler.SyncAfterSecretChange).
 func (d *Daemon) trigger(t Trigger) triggerResult {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -435,6 +437,9 @@ func (d *Daemon) trigger(t Trigger) triggerResult {
 	case !d.leading:
 		return triggerStandby
 	case d.pending != "":
+		if t == TriggerSecret {
+			d.pending = t
+		}
 		d.metrics.coalescedTrigger()
 		return triggerCoalesced
 	}

@@ -239,3 +239,33 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 		}
 	})
 }
+
+// TestSecretTriggerWinsTheFold: a Secret trigger that arrives while a
+// webhook's pass is pending folds into it and the pass runs as the
+// Secret's (which reads back every binding Secret): a watch event is not
+// lost behind a webhook.
+func TestSecretTriggerWinsTheFold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePasser()
+		p.gate = make(chan struct{})
+		r := start(t, Config{Passer: p, Schedule: never, WebhookSecret: []byte(testSecret)})
+		if tr := p.waitStarted(t); tr != TriggerStart {
+			t.Fatalf("trigger %q", tr)
+		}
+		body := `{"ref":"refs/heads/main"}`
+		headers := map[string]string{HeaderGitHubSignature: sign(testSecret, body)}
+		if c := serveHook(r.d, http.MethodPost, "/hook", headers, body); c != http.StatusAccepted {
+			t.Fatalf("hook answered %d", c)
+		}
+		r.d.Request(TriggerSecret)
+		serveHook(r.d, http.MethodPost, "/hook", headers, body)
+		close(p.gate)
+		if tr := p.waitStarted(t); tr != TriggerSecret {
+			t.Fatalf("follow-up trigger %q, want secret", tr)
+		}
+		synctest.Wait()
+		if got := p.snapshot(); len(got) != 2 {
+			t.Fatalf("passes %v, want [start secret]", got)
+		}
+	})
+}
