@@ -181,18 +181,60 @@ type secretRead struct {
 	keys []string
 }
 
+// managedLister reads at once the Secrets osbgit manages in a namespace
+// (secretstore.Kube: one LIST instead of a GET each).
+type managedLister interface {
+	ListManaged(ctx context.Context, namespace string) (map[string]map[string][]byte, error)
+}
+
 // readSecrets reads each named Secret once, on all cores, keeping only
-// checksums and key names.
-func readSecrets(ctx context.Context, store secrets.Reader, h *secretHasher, names []string) []secretRead {
-	out := make([]secretRead, len(names))
-	parallel.For(len(names), func(i int) {
-		n := parseSecretName(names[i])
-		data, err := store.Get(ctx, n.Namespace, n.Name)
-		if err != nil {
-			out[i] = secretRead{sum: sumAbsent, missing: errors.Is(err, secrets.ErrNotFound)}
-			return
+// checksums and key names. The referenced ones (parametersFrom, broker
+// auth) are read one by one. The binding Secrets, which osbgit wrote and
+// labelled, are read with one LIST per namespace where the store has it
+// (managedLister); one not in the list (deleted, or its label removed)
+// is read by itself, so the answer is what reading each would give.
+func readSecrets(ctx context.Context, store secrets.Reader, h *secretHasher, referenced, bindings []string) map[string]secretRead {
+	var mu sync.Mutex
+	out := make(map[string]secretRead, len(referenced)+len(bindings))
+	set := func(name string, data map[string][]byte, err error) {
+		got := secretRead{sum: sumAbsent, missing: errors.Is(err, secrets.ErrNotFound)}
+		if err == nil {
+			got = secretRead{sum: h.sum(data), keys: slices.Sorted(maps.Keys(data))}
 		}
-		out[i] = secretRead{sum: h.sum(data), keys: slices.Sorted(maps.Keys(data))}
+		mu.Lock()
+		out[name] = got
+		mu.Unlock()
+	}
+	get := func(name string) {
+		n := parseSecretName(name)
+		data, err := store.Get(ctx, n.Namespace, n.Name)
+		set(name, data, err)
+	}
+	single := slices.Clone(referenced)
+	byNamespace := map[string][]string{}
+	lister, canList := store.(managedLister)
+	for _, name := range bindings {
+		switch {
+		case slices.Contains(referenced, name):
+		case canList:
+			ns := parseSecretName(name).Namespace
+			byNamespace[ns] = append(byNamespace[ns], name)
+		default:
+			single = append(single, name)
+		}
+	}
+	parallel.For(len(single), func(i int) { get(single[i]) })
+	namespaces := slices.Sorted(maps.Keys(byNamespace))
+	parallel.For(len(namespaces), func(i int) {
+		names := byNamespace[namespaces[i]]
+		listed, err := lister.ListManaged(ctx, namespaces[i])
+		for _, name := range names {
+			if data, ok := listed[parseSecretName(name).Name]; ok && err == nil {
+				set(name, data, nil)
+			} else {
+				get(name)
+			}
+		}
 	})
 	return out
 }
@@ -213,21 +255,23 @@ func (r *Reconciler) secretsChanged(ctx context.Context, sweepBindings bool) []s
 	}
 	want := map[string]string{}
 	maps.Copy(want, ss.Referenced)
+	var bindings []string
 	if sweepBindings {
 		for k, v := range ss.Bindings {
 			if w, ok := want[k]; ok && w != v {
 				v = sumRestore // the two cannot both match
 			}
 			want[k] = v
+			bindings = append(bindings, k)
 		}
 	}
-	names := slices.Sorted(maps.Keys(want))
 	var changed []string
-	for i, got := range readSecrets(ctx, r.Secrets, h, names) {
-		if got.sum != want[names[i]] {
-			changed = append(changed, names[i])
+	for name, got := range readSecrets(ctx, r.Secrets, h, slices.Collect(maps.Keys(ss.Referenced)), bindings) {
+		if got.sum != want[name] {
+			changed = append(changed, name)
 		}
 	}
+	slices.Sort(changed)
 	return changed
 }
 
@@ -334,14 +378,9 @@ func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs
 	if sweepBindings {
 		o.swept = now
 	}
-	all := map[string]bool{}
-	maps.Copy(all, refNames)
-	for n := range bindingOf {
-		all[n] = true
-	}
-	names := slices.Sorted(maps.Keys(all))
-	for i, got := range readSecrets(ctx, r.Secrets, h, names) {
-		n := names[i]
+	reads := readSecrets(ctx, r.Secrets, h, slices.Sorted(maps.Keys(refNames)), slices.Sorted(maps.Keys(bindingOf)))
+	for _, n := range slices.Sorted(maps.Keys(reads)) {
+		got := reads[n]
 		if refNames[n] {
 			o.referenced[n] = got.sum
 			if old, ok := prior.Referenced[n]; ok && old != got.sum {

@@ -14,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
@@ -457,5 +462,66 @@ func TestBindingSecretsSweptOnSchedule(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With the Kubernetes store, a sweep reads the binding Secrets with one
+// LIST per namespace instead of a GET each, and says of each what a GET
+// would: a deleted one is missing, one whose managed-by label someone
+// removed is read by itself (so its edit is seen), and the referenced
+// Secrets are read by name.
+func TestSweepListsBindingSecretsPerNamespace(t *testing.T) {
+	ctx := context.Background()
+	cs := kubefake.NewClientset()
+	store := secretstore.NewKube(cs)
+	put := func(ns, name, value string) {
+		t.Helper()
+		if err := store.Put(ctx, ns, name, secretOf("password", value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("apps", "a-bind", "a")
+	put("apps", "b-bind", "b")
+	put("apps", "unlabelled", "edited")
+	put("apps", "db-params", "p")
+	put("other", "c-bind", "c")
+	sec, err := cs.CoreV1().Secrets("apps").Get(ctx, "unlabelled", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Labels = nil
+	if _, err := cs.CoreV1().Secrets("apps").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs.ClearActions()
+
+	h := newSecretHasher([]byte("records key"))
+	got := readSecrets(ctx, store, h, []string{"apps/db-params"},
+		[]string{"apps/a-bind", "apps/b-bind", "apps/gone", "apps/unlabelled", "other/c-bind"})
+
+	sum := func(v string) string { return h.sum(map[string][]byte{"password": []byte(v)}) }
+	want := map[string]secretRead{
+		"apps/db-params":  {sum: sum("p"), keys: []string{"password"}},
+		"apps/a-bind":     {sum: sum("a"), keys: []string{"password"}},
+		"apps/b-bind":     {sum: sum("b"), keys: []string{"password"}},
+		"apps/gone":       {sum: sumAbsent, missing: true},
+		"apps/unlabelled": {sum: sum("edited"), keys: []string{"password"}},
+		"other/c-bind":    {sum: sum("c"), keys: []string{"password"}},
+	}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(secretRead{})); d != "" {
+		t.Fatalf("reads (-want +got):\n%s", d)
+	}
+	var calls []string
+	for _, a := range cs.Actions() {
+		call := a.GetVerb() + " " + a.GetNamespace()
+		if g, ok := a.(k8stesting.GetAction); ok {
+			call += "/" + g.GetName()
+		}
+		calls = append(calls, call)
+	}
+	slices.Sort(calls)
+	wantCalls := []string{"get apps/db-params", "get apps/gone", "get apps/unlabelled", "list apps", "list other"}
+	if !slices.Equal(calls, wantCalls) {
+		t.Fatalf("calls %v, want %v", calls, wantCalls)
 	}
 }

@@ -128,6 +128,34 @@ func (k *Kube) Get(ctx context.Context, namespace, name string) (map[string][]by
 	return copyData(sec.Data), nil
 }
 
+// ListManaged returns the data of every Secret in namespace that osbgit
+// manages (labelled secrets.LabelManagedBy), by name: one LIST, in pages,
+// where reading them one by one is a GET each. A sweep of the binding
+// Secrets (reconciler/secretcheck.go) reads them this way.
+func (k *Kube) ListManaged(ctx context.Context, namespace string) (map[string]map[string][]byte, error) {
+	if err := validateNamespace(namespace); err != nil {
+		return nil, fmt.Errorf("list secrets in %s: %w", namespace, err)
+	}
+	out := map[string]map[string][]byte{}
+	opts := metav1.ListOptions{LabelSelector: secrets.LabelManagedBy + "=" + secrets.ManagedByValue, Limit: listPageSize}
+	for {
+		list, err := k.client.CoreV1().Secrets(namespace).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list secrets in %s: %w", namespace, err)
+		}
+		for i := range list.Items {
+			out[list.Items[i].Name] = copyData(list.Items[i].Data)
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// listPageSize bounds the Secrets one LIST response holds.
+const listPageSize = 500
+
 // Put creates or updates Secret namespace/name (see secrets.Store.Put). An existing
 // Secret is updated in place: its data replaced by s.Data, osbgit's labels
 // and annotations set, other tools' labels and annotations kept. A write

@@ -359,3 +359,33 @@ func TestKubeRejectsInvalidNamesWithoutCalls(t *testing.T) {
 		t.Errorf("calls made for invalid names: %v", cs.Actions())
 	}
 }
+
+// TestKubeListManaged: one LIST returns the data of the Secrets osbgit
+// manages in the namespace, and nothing of anyone else's or of another
+// namespace.
+func TestKubeListManaged(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset(unmanagedSecret("apps", "theirs"))
+	k := NewKube(cs)
+	for _, ref := range [][2]string{{"apps", "a"}, {"apps", "b"}, {"other", "c"}} {
+		if err := k.Put(ctx, ref[0], ref[1], secrets.Secret{Data: map[string][]byte{"password": []byte("pw-" + ref[1])}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.ClearActions()
+	got, err := k.ListManaged(ctx, "apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string][]byte{"a": {"password": []byte("pw-a")}, "b": {"password": []byte("pw-b")}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("listed (-want +got):\n%s", d)
+	}
+	if n := len(cs.Actions()); n != 1 || cs.Actions()[0].GetVerb() != "list" {
+		t.Fatalf("actions %v, want one list", cs.Actions())
+	}
+	cs.ClearActions()
+	if _, err := k.ListManaged(ctx, "Not/A/Namespace"); !errors.Is(err, ErrInvalidName) || len(cs.Actions()) != 0 {
+		t.Fatalf("invalid namespace: err %v, %d calls", err, len(cs.Actions()))
+	}
+}

@@ -127,11 +127,19 @@ func equalData(a, b map[string][]byte) bool {
 
 // validateRef checks a namespace and Secret name.
 func validateRef(namespace, name string) error {
-	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
-		return fmt.Errorf("%w: namespace %q: %s", ErrInvalidName, namespace, strings.Join(msgs, "; "))
+	if err := validateNamespace(namespace); err != nil {
+		return err
 	}
 	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
 		return fmt.Errorf("%w: secret name %q: %s", ErrInvalidName, name, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// validateNamespace checks a namespace name (a DNS label).
+func validateNamespace(namespace string) error {
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		return fmt.Errorf("%w: namespace %q: %s", ErrInvalidName, namespace, strings.Join(msgs, "; "))
 	}
 	return nil
 }
