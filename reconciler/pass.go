@@ -83,6 +83,9 @@ type Options struct {
 	// StateStore keeps the pass state between processes (a ConfigMap for a
 	// CronJob without a persistent volume); it overrides StatePath.
 	StateStore StateStore
+	// ScopeIndexPath is where the scope index is kept between processes
+	// (scope.go; on the cache volume); empty keeps it in memory only.
+	ScopeIndexPath string
 	// MaxReplans bounds how often a pass re-plans after its write-ahead
 	// push was rejected (default 3).
 	MaxReplans int
@@ -158,6 +161,8 @@ type Reconciler struct {
 	// hasher makes the checksums of Secret contents (secretcheck.go).
 	hasherOnce sync.Once
 	hasher     *secretHasher
+	// scope is the scope index the last pass left (scope.go).
+	scope *scopeIndex
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -230,6 +235,8 @@ type prepared struct {
 	// secrets is what the pass found of the Secrets it depends on (nil
 	// without a secret store, or offline).
 	secrets *secretObservation
+	// index describes what was loaded, for the next pass (scope.go).
+	index *scopeIndex
 }
 
 type effectiveConfig struct {
@@ -285,8 +292,11 @@ type prepareOptions struct {
 	// drift: compare live state (GET instance/binding) with the records.
 	drift bool
 	// write: the pass will write records (sync), so they must be
-	// verifiable.
+	// verifiable; it also describes what it loaded in a scope index.
 	write bool
+	// scope, when set, is the last pass's scope index: only what changed
+	// since is loaded, when it can be (scope.go).
+	scope *scopeIndex
 }
 
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
@@ -300,17 +310,9 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
-	records, recordsErr := r.loadRecords(view.rev)
-	var snap *Snapshot
-	if po.workTree != nil {
-		snap = LoadTree(po.workTree, r.Options.Path)
-		snap.Revision = ""
-	} else {
-		s, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
-		if err != nil {
-			return nil, err
-		}
-		snap = s
+	records, snap, index, recordsErr, err := r.load(fr, view.rev, po)
+	if err != nil {
+		return nil, err
 	}
 	if cd := configErrors(snap.Diagnostics); len(cd) > 0 {
 		return nil, fmt.Errorf("%s is invalid; fix it before osbgit acts on this revision:\n  %s", manifest.ConfigFileName, strings.Join(cd, "\n  "))
@@ -401,7 +403,41 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, index: index}, nil
+}
+
+// load reads the records at recordsRev and the manifests (the work tree,
+// else the head): only the last pass's scope when po.scope allows it
+// (scope.go), else everything. A pass that writes also gets the scope
+// index of what it read (nil when none can serve the next pass).
+func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareOptions) (records *manifest.Records, snap *Snapshot, index *scopeIndex, recordsErr, err error) {
+	if po.scope != nil && po.workTree == nil {
+		sl, err := r.loadScoped(po.scope, fr.Head, recordsRev)
+		switch {
+		case err == nil:
+			r.Log.WithFields(logrus.Fields{"files": sl.files, "records": sl.recordFiles}).Debug("scoped load: only what changed and what relates to it")
+			return sl.records, sl.snap, sl.next, nil, nil
+		case !errors.Is(err, errFullLoad):
+			return nil, nil, nil, nil, err
+		}
+		r.Log.WithError(err).Debug("loading everything")
+	}
+	records, recFiles, recDocs, recordsErr := loadRecords(r.Source, r.recordRoot(), recordsRev, r.Cache)
+	if po.workTree != nil {
+		snap = LoadTree(po.workTree, r.Options.Path)
+		snap.Revision = ""
+		return records, snap, nil, recordsErr, nil
+	}
+	l, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if po.write && recordsErr == nil {
+		if fsys, err := r.Source.TreeFS(fr.Head); err == nil {
+			index = newScopeIndex(l, recordsRev, recFiles, recDocs, r.scopeFingerprint(configOf(fsys), l.dir))
+		}
+	}
+	return records, l.snap, index, recordsErr, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -548,6 +584,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	res := &SyncResult{}
 	var p *prepared
 	var writeAhead map[manifest.Ref]*manifest.StatusRecord
+	var writes recordWrites // for the scope index
 	for attempt := 0; ; attempt++ {
 		fr, err := r.Source.Fetch(ctx)
 		if err != nil {
@@ -558,7 +595,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true})
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, scope: r.lastScope(now)})
 		if err != nil {
 			return nil, err
 		}
@@ -592,6 +629,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			return nil, fmt.Errorf("write-ahead records: %w", err)
 		}
 		r.wrote(ctx, &p.view, wr, false)
+		writes.add(r.recordRoot(), files, writeAhead, nil)
 		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
 		// The records now in Git are the write-ahead ones.
 		for ref, rec := range writeAhead {
@@ -676,6 +714,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		}
 		res.Commit = wr.Commit
 		r.wrote(ctx, &p.view, wr, true)
+		writes.add(r.recordRoot(), files, res.Exec.Records, catalogRecs)
 		if wr.Branch == r.Source.Branch() && wr.Attempts <= 1 {
 			// Our commit sits directly on the head we planned from.
 			r.State.ObservedHead = wr.Commit
@@ -687,6 +726,11 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 		r.State.ObservedHead = p.fetch.Head
 	}
 	r.resultDone(ctx, rev, note, statusWrite, res)
+	recordsRev := p.view.base
+	if !p.view.sealed && statusWrite != nil {
+		recordsRev = statusWrite.Commit
+	}
+	r.keepScope(r.advanceRecords(p.index, recordsRev, writes))
 	r.saveState(ctx)
 	return res, nil
 }
@@ -748,10 +792,7 @@ func (r *Reconciler) saveState(ctx context.Context) {
 // .osbgit/ since the last reconciled revision, with nothing else due.
 func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (bool, string) {
 	st := r.State
-	if st.ObservedHead == "" || st.InFlight > 0 || len(r.Options.ConfirmedBrokerMoves) > 0 {
-		return false, ""
-	}
-	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now) {
+	if !r.nothingDue(now) {
 		return false, ""
 	}
 	if fr.Head == st.ObservedHead {
@@ -761,6 +802,17 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 		return false, ""
 	}
 	return true, "only .osbgit/ changed since " + short(st.ObservedHead)
+}
+
+// nothingDue reports whether the last pass left nothing to do at now but
+// what a moved head brings: no operation in flight, no relist, drift check
+// or confirmed broker move due.
+func (r *Reconciler) nothingDue(now time.Time) bool {
+	st := r.State
+	if st.ObservedHead == "" || st.InFlight > 0 || len(r.Options.ConfirmedBrokerMoves) > 0 {
+		return false
+	}
+	return !(!st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now))
 }
 
 // movedBeyondRecords reports whether head differs from last by more than

@@ -1,0 +1,564 @@
+package reconciler
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/manifest/gitrepo"
+)
+
+// A scoped pass reads and plans only what changed since the last pass.
+//
+// The last pass that planned left the pass state quiet (nothing in flight,
+// no relist or drift check due): every resource's plan was none, or its
+// failure waits for a change. When the head moves, a resource whose
+// manifest file and record are both unchanged since then, and that is
+// related to no changed one, still plans none: so the pass loads and plans
+// only the changed files and everything related to them, transitively.
+// Two resources are related when validation or the planner compare them:
+// the same kind/namespace/name (a duplicate, or a manifest and its record),
+// an instance and its bindings (by manifest or by record), the same
+// external ID within instances or bindings (manifest or record), the same
+// binding Secret. Brokers, files that did not decode cleanly, catalog
+// records and broker records are always loaded; a change to any of them,
+// to osbgit.yaml or to the pass's options is a full pass.
+//
+// What must be known of the unchanged files to find the related ones is
+// kept in a scopeIndex: per manifest file and per record file, its blob
+// and the relation keys of what it declares. The index describes the trees
+// of two revisions (content-addressed, it cannot go stale), and the pass
+// state names the index the last planning pass left (PassState.Index): an
+// index that is missing, corrupt, of another version or not the last
+// pass's means a full load, which writes a new one. `run` keeps it in
+// memory; a `sync` with a state file keeps it beside it (ScopeIndexPath).
+
+// scopeIndexVersion changes whenever what the keys mean changes: an index
+// of another version is not used.
+const scopeIndexVersion = 1
+
+// maxScopedShare bounds a scoped pass: past this share of the files
+// changed (and more than minScopedLimit), a full load costs about the
+// same and is simpler.
+const (
+	maxScopedShare = 4 // one file in four
+	minScopedLimit = 64
+)
+
+// scopeIndex describes, for a manifest revision and a records revision,
+// each file's blob and relation keys.
+type scopeIndex struct {
+	Version int `json:"version"`
+	// ID names this index in the pass state.
+	ID string `json:"id"`
+	// Fingerprint covers osbgit.yaml and the options that change every
+	// resource's plan (scopeFingerprint).
+	Fingerprint string `json:"fingerprint"`
+	// ManifestRev and RecordsRev are the revisions described.
+	ManifestRev string `json:"manifestRev"`
+	RecordsRev  string `json:"recordsRev,omitempty"`
+	// Manifests and Records map a file's path to its entry.
+	Manifests map[string]indexEntry `json:"manifests"`
+	Records   map[string]indexEntry `json:"records"`
+}
+
+// indexEntry is one file: its blob, the relation keys of what it holds,
+// and whether every pass must load it.
+type indexEntry struct {
+	Blob   string   `json:"b"`
+	Keys   []string `json:"k,omitempty"`
+	Always bool     `json:"a,omitempty"`
+}
+
+// Relation keys (see the comment at the top of the file).
+func refKey(ref manifest.Ref) string                  { return "r:" + ref.String() }
+func instanceKey(ns, name string) string              { return "i:" + ns + "/" + name }
+func secretKey(ns, name string) string                { return "s:" + ns + "/" + name }
+func externalIDKey(k manifest.Kind, id string) string { return "x:" + string(k) + ":" + id }
+
+// manifestEntry is the index entry of a manifest file that decoded to d.
+func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
+	e := indexEntry{Blob: blob, Always: d.diags.HasErrors()}
+	for _, o := range d.objs {
+		ref := o.GetRef()
+		if ref.Kind.ClusterScoped() {
+			ref.Namespace = ""
+		} else {
+			ref.Namespace = cfg.NamespaceOrDefault(o.GetMetadata().Namespace)
+		}
+		e.Keys = append(e.Keys, refKey(ref))
+		switch v := o.(type) {
+		case *manifest.ServiceInstance:
+			e.Keys = append(e.Keys, instanceKey(ref.Namespace, ref.Name))
+			if v.Spec.ExternalID != "" {
+				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
+			}
+		case *manifest.ServiceBinding:
+			e.Keys = append(e.Keys, instanceKey(ref.Namespace, v.Spec.InstanceRef.Name))
+			secret := v.Spec.SecretName
+			if secret == "" {
+				secret = ref.Name // Assemble's default
+			}
+			e.Keys = append(e.Keys, secretKey(ref.Namespace, secret))
+			if v.Spec.ExternalID != "" {
+				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
+			}
+		default:
+			e.Always = true // brokers
+		}
+	}
+	return e
+}
+
+// recordEntry is the index entry of a record file that decoded to f.
+func recordEntry(blob string, f manifest.RecordFile) indexEntry {
+	e := indexEntry{Blob: blob}
+	rec, ok := f.Record.(*manifest.StatusRecord)
+	if f.Err != nil || !ok {
+		e.Always = true // catalogs; errors must show on every pass
+		return e
+	}
+	ref := rec.Ref
+	e.Keys = append(e.Keys, refKey(ref))
+	switch ref.Kind {
+	case manifest.KindServiceInstance:
+		e.Keys = append(e.Keys, instanceKey(ref.Namespace, ref.Name))
+	case manifest.KindServiceBinding:
+		if rec.InstanceName != "" {
+			e.Keys = append(e.Keys, instanceKey(ref.Namespace, rec.InstanceName))
+		}
+		if rec.SecretRef != nil {
+			ns := rec.SecretRef.Namespace
+			if ns == "" {
+				ns = ref.Namespace
+			}
+			e.Keys = append(e.Keys, secretKey(ns, rec.SecretRef.Name))
+		}
+	default:
+		e.Always = true // brokers
+	}
+	for _, id := range []string{rec.ExternalID, rec.PredecessorExternalID} {
+		if id != "" {
+			e.Keys = append(e.Keys, externalIDKey(ref.Kind, id))
+		}
+	}
+	return e
+}
+
+// newScopeIndex describes a full load: nil when it cannot serve a scoped
+// pass (a manifest directory that could not be read, unreadable files).
+func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, recs []manifest.RecordFile, fingerprint string) *scopeIndex {
+	if len(l.snap.Set.UnreadableFiles) > 0 || len(recFiles) != len(recs) {
+		return nil
+	}
+	ix := &scopeIndex{Version: scopeIndexVersion, ID: rand.Text(), Fingerprint: fingerprint, ManifestRev: l.snap.Revision, RecordsRev: recordsRev,
+		Manifests: make(map[string]indexEntry, len(l.files)), Records: make(map[string]indexEntry, len(recFiles))}
+	for i, f := range l.files {
+		ix.Manifests[f.Path] = manifestEntry(f.Blob, l.docs[i], l.cfg)
+	}
+	for i, f := range recFiles {
+		ix.Records[f.Path] = recordEntry(f.Blob, recs[i])
+	}
+	return ix
+}
+
+// scopeFingerprint covers what changes every resource's plan besides the
+// files: osbgit.yaml's content, the manifest directory and the options.
+func (r *Reconciler) scopeFingerprint(config []byte, dir string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00", len(config), config, dir)
+	e := r.effective(nil)
+	fmt.Fprintf(h, "%v\x00%v\x00%v\x00%v\x00%v\x00%v", r.Options.Prune, r.Options.MaxDeletions, r.Options.ClusterID, e.concurrency,
+		r.Options.BrokerAuthNamespaces, r.maxPolling())
+	if r.Options.Prune != nil {
+		fmt.Fprintf(h, "\x00prune=%v", *r.Options.Prune)
+	}
+	if r.Options.MaxDeletions != nil {
+		fmt.Fprintf(h, "\x00max=%d", *r.Options.MaxDeletions)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// configOf reads osbgit.yaml's bytes at rev (nil when there is none).
+func configOf(fsys fs.FS) []byte {
+	b, err := fs.ReadFile(fsys, manifest.ConfigFileName)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// errFullLoad says a scoped pass is not possible: the pass loads
+// everything (the reason is logged at debug level).
+var errFullLoad = errors.New("full load")
+
+func fullLoad(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errFullLoad, fmt.Sprintf(format, args...))
+}
+
+// scopedLoad is what a scoped pass read: the manifests and records in its
+// scope, and the index of the revisions it read.
+type scopedLoad struct {
+	snap    *Snapshot
+	records *manifest.Records
+	next    *scopeIndex
+	// files and records count what was read, for the log.
+	files, recordFiles int
+}
+
+// loadScoped loads the scope of a pass at head whose records are read
+// from recordsRev, from the index ix of the last planning pass. An error
+// matching errFullLoad means the pass must load everything; any other
+// error is a Git read error.
+func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scopedLoad, error) {
+	tr, root := r.Source, r.recordRoot()
+	fsys, err := tr.TreeFS(head)
+	if err != nil {
+		return nil, fmt.Errorf("read revision %s: %w", short(head), err)
+	}
+	cfg, cfgDiags := manifest.LoadConfig(fsys)
+	dir := r.Options.Path
+	if dir == "" {
+		dir = cfg.Path
+	}
+	dir = cleanDir(dir)
+	if r.scopeFingerprint(configOf(fsys), dir) != ix.Fingerprint {
+		return nil, fullLoad("osbgit.yaml or the options changed")
+	}
+	mch, err := tr.ChangedFiles(ix.ManifestRev, head, dir)
+	if err != nil {
+		return nil, fullLoad("compare manifests with %s: %v", short(ix.ManifestRev), err)
+	}
+	var rch []gitrepo.Change
+	switch {
+	case ix.RecordsRev == recordsRev:
+	case ix.RecordsRev == "" || recordsRev == "":
+		return nil, fullLoad("records appeared or went")
+	default:
+		if rch, err = tr.ChangedRecords(ix.RecordsRev, recordsRev); err != nil {
+			return nil, fullLoad("compare records with %s: %v", short(ix.RecordsRev), err)
+		}
+	}
+	if n := len(mch) + len(rch); n > minScopedLimit && n*maxScopedShare > len(ix.Manifests)+len(ix.Records) {
+		return nil, fullLoad("%d files changed", n)
+	}
+	next := *ix
+	next.ID, next.ManifestRev, next.RecordsRev = rand.Text(), head, recordsRev
+	next.Manifests, next.Records = maps.Clone(ix.Manifests), maps.Clone(ix.Records)
+	var seeds []string
+	fresh := map[string]decoded{}
+	for _, c := range mch {
+		if !isManifestPath(c.Path, dir) {
+			continue
+		}
+		old, had := ix.Manifests[c.Path]
+		if old.Always {
+			return nil, fullLoad("%s changed", c.Path)
+		}
+		seeds = append(seeds, old.Keys...)
+		delete(next.Manifests, c.Path)
+		if c.Action == gitrepo.Deleted {
+			continue
+		}
+		data, err := tr.ReadBlob(c.ToBlob)
+		if err != nil {
+			return nil, fmt.Errorf("read %s at %s: %w", c.Path, short(head), err)
+		}
+		d := decodeManifest(gitrepo.File{Path: c.Path, Blob: c.ToBlob}, data)
+		e := manifestEntry(c.ToBlob, d, cfg)
+		if e.Always || !had && c.Action != gitrepo.Added {
+			return nil, fullLoad("%s changed", c.Path)
+		}
+		seeds = append(seeds, e.Keys...)
+		next.Manifests[c.Path] = e
+		fresh[c.Path] = d
+	}
+	for _, c := range rch {
+		old := ix.Records[c.Path]
+		if old.Always {
+			return nil, fullLoad("%s changed", c.Path)
+		}
+		seeds = append(seeds, old.Keys...)
+		delete(next.Records, c.Path)
+		if c.Action == gitrepo.Deleted {
+			continue
+		}
+		if paths, _ := root.RecordPaths([]string{c.Path}); len(paths) != 1 {
+			return nil, fullLoad("%s is not a record", c.Path)
+		}
+		data, err := tr.ReadBlob(c.ToBlob)
+		if err != nil {
+			return nil, fmt.Errorf("read record %s at %s: %w", c.Path, short(recordsRev), err)
+		}
+		e := recordEntry(c.ToBlob, root.DecodeRecordFile(c.Path, data))
+		if e.Always {
+			return nil, fullLoad("%s changed", c.Path)
+		}
+		seeds = append(seeds, e.Keys...)
+		next.Records[c.Path] = e
+	}
+	mpaths, rpaths := next.closure(seeds)
+
+	docs := make([]decoded, len(mpaths))
+	var missing []gitrepo.File
+	var at []int
+	for i, p := range mpaths {
+		if d, ok := fresh[p]; ok {
+			docs[i] = d
+			continue
+		}
+		missing = append(missing, gitrepo.File{Path: p, Blob: next.Manifests[p].Blob})
+		at = append(at, i)
+	}
+	var nocache *blobCache[decoded] // a scope is not the revision: keep the cache as it is
+	got, failed, err := nocache.decode(missing, tr.ReadBlob, decodeManifest)
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", missing[failed].Path, short(head), err)
+	}
+	for j, i := range at {
+		docs[i] = got[j]
+	}
+	snap := assemble(head, cfg, cfgDiags, docs)
+
+	recFiles := make([]gitrepo.File, len(rpaths))
+	for i, p := range rpaths {
+		recFiles[i] = gitrepo.File{Path: p, Blob: next.Records[p].Blob}
+	}
+	var norecs *blobCache[manifest.RecordFile]
+	decodedRecs, failed, err := norecs.decode(recFiles, tr.ReadBlob, decodeRecord(root))
+	if err != nil {
+		return nil, fmt.Errorf("read record %s at %s: %w", recFiles[failed].Path, short(recordsRev), err)
+	}
+	recs, err := manifest.CollectRecords(decodedRecs, nil)
+	if err != nil {
+		return nil, fullLoad("records: %v", err)
+	}
+	for ref := range recs.Catalogs {
+		if snap.Set.Broker(ref) == nil {
+			// Whether a removed broker's catalog is still in use is a
+			// question about every record.
+			return nil, fullLoad("catalog of %s without its broker", ref)
+		}
+	}
+	return &scopedLoad{snap: snap, records: recs, next: &next, files: len(mpaths), recordFiles: len(rpaths)}, nil
+}
+
+// closure returns the manifest files and record files that hold any of
+// keys, or a key of such a file, transitively, with every file that must
+// always be loaded; both sorted.
+func (ix *scopeIndex) closure(keys []string) (manifests, records []string) {
+	holders := map[string][]string{} // key → "m"+path or "r"+path
+	for p, e := range ix.Manifests {
+		for _, k := range e.Keys {
+			holders[k] = append(holders[k], "m"+p)
+		}
+	}
+	for p, e := range ix.Records {
+		for _, k := range e.Keys {
+			holders[k] = append(holders[k], "r"+p)
+		}
+	}
+	seenKey := map[string]bool{}
+	seenFile := map[string]bool{}
+	for p, e := range ix.Manifests {
+		if e.Always {
+			seenFile["m"+p] = true
+		}
+	}
+	for p, e := range ix.Records {
+		if e.Always {
+			seenFile["r"+p] = true
+		}
+	}
+	queue := slices.Clone(keys)
+	for len(queue) > 0 {
+		k := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if seenKey[k] {
+			continue
+		}
+		seenKey[k] = true
+		for _, f := range holders[k] {
+			if seenFile[f] {
+				continue
+			}
+			seenFile[f] = true
+			e := ix.Manifests[f[1:]]
+			if f[0] == 'r' {
+				e = ix.Records[f[1:]]
+			}
+			queue = append(queue, e.Keys...)
+		}
+	}
+	for f := range seenFile {
+		if f[0] == 'm' {
+			manifests = append(manifests, f[1:])
+		} else {
+			records = append(records, f[1:])
+		}
+	}
+	slices.Sort(manifests)
+	slices.Sort(records)
+	return manifests, records
+}
+
+// ScopeIndexPath is where a StateFile keeps the scope index: beside it.
+func ScopeIndexPath(statePath string) string {
+	return strings.TrimSuffix(statePath, ".json") + ".index.json"
+}
+
+// loadScopeIndex reads the index at path: nil when missing, unreadable,
+// corrupt or of another version (a full load).
+func loadScopeIndex(path string) *scopeIndex {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	ix := &scopeIndex{}
+	if json.Unmarshal(b, ix) != nil || ix.Version != scopeIndexVersion || ix.ID == "" || ix.ManifestRev == "" {
+		return nil
+	}
+	return ix
+}
+
+// save writes the index to path atomically; a nil index removes the file.
+func (ix *scopeIndex) save(path string) error {
+	if path == "" {
+		return nil
+	}
+	if ix == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	b, err := json.Marshal(ix)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// lastScope is the scope index a pass at now may load from: the one the
+// last planning pass left (in memory, else at Options.ScopeIndexPath),
+// when that pass left nothing due; nil for a full load.
+func (r *Reconciler) lastScope(now time.Time) *scopeIndex {
+	id := r.State.Index
+	if id == "" || !r.nothingDue(now) {
+		return nil
+	}
+	if r.scope == nil || r.scope.ID != id {
+		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
+	}
+	if r.scope == nil || r.scope.ID != id {
+		return nil
+	}
+	return r.scope
+}
+
+// keepScope keeps ix (nil: none) for the next pass, in memory and at
+// Options.ScopeIndexPath, and names it in the pass state, which is saved
+// after it: a state never names an index that was not written.
+func (r *Reconciler) keepScope(ix *scopeIndex) {
+	r.scope, r.State.Index = ix, ""
+	if err := ix.save(r.Options.ScopeIndexPath); err != nil {
+		r.Log.WithError(err).Warn("could not save the scope index; the next pass whose head moved loads everything")
+		return
+	}
+	if ix != nil {
+		r.State.Index = ix.ID
+	}
+}
+
+// recordWrites are the record files a pass wrote (path → content, nil for
+// a deletion) and the records they hold.
+type recordWrites struct {
+	files   map[string][]byte
+	records map[string]manifest.Record
+}
+
+// add notes one write: its files and the records they were rendered from.
+func (w *recordWrites) add(root manifest.RecordRoot, files map[string][]byte, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord) {
+	if w.files == nil {
+		w.files, w.records = map[string][]byte{}, map[string]manifest.Record{}
+	}
+	maps.Copy(w.files, files)
+	for ref, rec := range status {
+		if p, err := root.StatusPath(ref); err == nil && rec != nil {
+			w.records[p] = rec
+		}
+	}
+	for ref, rec := range catalogs {
+		if p, err := root.CatalogPath(ref); err == nil && rec != nil {
+			w.records[p] = rec
+		}
+	}
+}
+
+// advanceRecords moves ix from its records revision to rev, the records
+// after this pass's writes, so the next pass does not read them again: a
+// changed file whose blob is one this pass wrote takes its entry from the
+// record written; any other (another writer's) is read and decoded. It
+// returns nil, no index, when that fails.
+func (r *Reconciler) advanceRecords(ix *scopeIndex, rev string, w recordWrites) *scopeIndex {
+	if ix == nil || rev == "" || rev == ix.RecordsRev {
+		return ix
+	}
+	root := r.recordRoot()
+	var changes []gitrepo.Change
+	if ix.RecordsRev != "" {
+		var err error
+		if changes, err = r.Source.ChangedRecords(ix.RecordsRev, rev); err != nil {
+			return nil
+		}
+	} else {
+		files, err := r.Source.RecordFiles(rev)
+		if err != nil {
+			return nil
+		}
+		for _, f := range files {
+			changes = append(changes, gitrepo.Change{Path: f.Path, Action: gitrepo.Added, ToBlob: f.Blob})
+		}
+	}
+	for _, c := range changes {
+		delete(ix.Records, c.Path)
+		if c.Action == gitrepo.Deleted {
+			continue
+		}
+		if paths, _ := root.RecordPaths([]string{c.Path}); len(paths) != 1 {
+			continue // not a record: LoadRecords ignores it too
+		}
+		if data, ok := w.files[c.Path]; ok && data != nil && w.records[c.Path] != nil && gitrepo.BlobHash(data) == c.ToBlob {
+			ix.Records[c.Path] = recordEntry(c.ToBlob, manifest.RecordFile{Record: w.records[c.Path]})
+			continue
+		}
+		data, err := r.Source.ReadBlob(c.ToBlob)
+		if err != nil {
+			return nil
+		}
+		ix.Records[c.Path] = recordEntry(c.ToBlob, root.DecodeRecordFile(c.Path, data))
+	}
+	ix.RecordsRev = rev
+	return ix
+}
