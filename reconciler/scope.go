@@ -236,9 +236,15 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	if r.scopeFingerprint(configOf(fsys), dir) != ix.Fingerprint {
 		return nil, fullLoad("osbgit.yaml or the options changed")
 	}
-	mch, err := tr.ChangedFiles(ix.ManifestRev, head, dir)
+	changed, err := tr.ChangedFiles(ix.ManifestRev, head, dir)
 	if err != nil {
 		return nil, fullLoad("compare manifests with %s: %v", short(ix.ManifestRev), err)
+	}
+	var mch []gitrepo.Change
+	for _, c := range changed {
+		if isManifestPath(c.Path, dir) { // not .osbgit/ when dir is the root
+			mch = append(mch, c)
+		}
 	}
 	var rch []gitrepo.Change
 	switch {
@@ -259,9 +265,6 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	var seeds []string
 	fresh := map[string]decoded{}
 	for _, c := range mch {
-		if !isManifestPath(c.Path, dir) {
-			continue
-		}
 		old, had := ix.Manifests[c.Path]
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
