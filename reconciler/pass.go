@@ -237,6 +237,9 @@ type prepared struct {
 	secrets *secretObservation
 	// index describes what was loaded, for the next pass (scope.go).
 	index *scopeIndex
+	// heldBack counts the steps the tenancy policy's caps held back: a
+	// later pass is due for them.
+	heldBack int
 }
 
 type effectiveConfig struct {
@@ -393,7 +396,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		},
 	}
 	p := plan.Build(in)
-	policy.Limit(p, r.Options.Policy)
+	heldBack := policy.Limit(p, r.Options.Policy)
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
 	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
@@ -403,7 +406,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, index: index}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, index: index, heldBack: heldBack}, nil
 }
 
 // load reads the records at recordsRev and the manifests (the work tree,
@@ -689,7 +692,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	if p.secrets != nil {
 		r.State.Secrets = p.secrets.sums(final)
 	}
-	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan)
+	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan) + p.heldBack
 	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
 	if iv := p.snap.Set.Config.DriftCheckInterval.Duration; iv > 0 {
