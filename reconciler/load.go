@@ -147,25 +147,44 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 // manifest files (for the pass's scope index, scope.go).
 type revisionLoad struct {
 	snap *Snapshot
-	// dir is the manifest directory read; cfg the Config it was read with.
-	dir string
-	cfg *manifest.Config
+	revisionConfig
 	// files and docs are the manifest files and what each decoded to.
 	files []gitrepo.File
 	docs  []decoded
 }
 
-func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*revisionLoad, error) {
+// revisionConfig is a revision's osbgit.yaml: the Config, its diagnostics
+// and bytes (nil when there is none), and the manifest directory read.
+type revisionConfig struct {
+	cfg   *manifest.Config
+	diags manifest.Diagnostics
+	raw   []byte
+	dir   string
+}
+
+// readConfig reads the osbgit.yaml of rev; dirOverride replaces its path
+// when non-empty.
+func readConfig(tr TreeReader, rev, dirOverride string) (revisionConfig, error) {
 	fsys, err := tr.TreeFS(rev)
 	if err != nil {
-		return nil, fmt.Errorf("read revision %s: %w", short(rev), err)
+		return revisionConfig{}, fmt.Errorf("read revision %s: %w", short(rev), err)
 	}
-	cfg, diags := manifest.LoadConfig(fsys)
-	dir := dirOverride
-	if dir == "" {
-		dir = cfg.Path
+	c := revisionConfig{dir: dirOverride}
+	c.cfg, c.diags = manifest.LoadConfig(fsys)
+	c.raw, _ = fs.ReadFile(fsys, manifest.ConfigFileName)
+	if c.dir == "" {
+		c.dir = c.cfg.Path
 	}
-	dir = cleanDir(dir)
+	c.dir = cleanDir(c.dir)
+	return c, nil
+}
+
+func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*revisionLoad, error) {
+	rc, err := readConfig(tr, rev, dirOverride)
+	if err != nil {
+		return nil, err
+	}
+	cfg, diags, dir := rc.cfg, rc.diags, rc.dir
 	files, err := tr.Files(rev, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -175,7 +194,7 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 			// Nothing was read: the planner must not take the empty Set
 			// for "every manifest was removed".
 			set.UnreadableFiles = []string{dir}
-			return &revisionLoad{snap: &Snapshot{Revision: rev, Set: set, Diagnostics: append(diags, more...)}, dir: dir, cfg: cfg}, nil
+			return &revisionLoad{snap: &Snapshot{Revision: rev, Set: set, Diagnostics: append(diags, more...)}, revisionConfig: rc}, nil
 		}
 		return nil, fmt.Errorf("list manifests of %s: %w", short(rev), err)
 	}
@@ -189,7 +208,7 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
 	}
-	return &revisionLoad{snap: assemble(rev, cfg, diags, docs), dir: dir, cfg: cfg, files: manifests, docs: docs}, nil
+	return &revisionLoad{snap: assemble(rev, cfg, diags, docs), revisionConfig: rc, files: manifests, docs: docs}, nil
 }
 
 // assemble builds the snapshot of rev from what its manifest files decoded

@@ -235,8 +235,8 @@ type prepared struct {
 	// secrets is what the pass found of the Secrets it depends on (nil
 	// without a secret store, or offline).
 	secrets *secretObservation
-	// index describes what was loaded, for the next pass (scope.go).
-	index *scopeIndex
+	// loaded says what was loaded, for the next pass (scope.go).
+	loaded loaded
 	// heldBack counts the steps the tenancy policy's caps held back: a
 	// later pass is due for them.
 	heldBack int
@@ -313,10 +313,11 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
-	records, snap, index, recordsErr, err := r.load(fr, view.rev, po)
+	l, recordsErr, err := r.load(fr, view.rev, po)
 	if err != nil {
 		return nil, err
 	}
+	records, snap := l.records, l.snap
 	if cd := configErrors(snap.Diagnostics); len(cd) > 0 {
 		return nil, fmt.Errorf("%s is invalid; fix it before osbgit acts on this revision:\n  %s", manifest.ConfigFileName, strings.Join(cd, "\n  "))
 	}
@@ -406,41 +407,50 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, index: index, heldBack: heldBack}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, loaded: l, heldBack: heldBack}, nil
+}
+
+// loaded is what a pass read: the records and the manifests; the scope
+// index describing them for the next pass (nil when none can serve it),
+// and whether only the last pass's scope was read.
+type loaded struct {
+	records *manifest.Records
+	snap    *Snapshot
+	index   *scopeIndex
+	scoped  bool
 }
 
 // load reads the records at recordsRev and the manifests (the work tree,
 // else the head): only the last pass's scope when po.scope allows it
-// (scope.go), else everything. A pass that writes also gets the scope
-// index of what it read (nil when none can serve the next pass).
-func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareOptions) (records *manifest.Records, snap *Snapshot, index *scopeIndex, recordsErr, err error) {
+// (scope.go), else everything, with the scope index of what it read when
+// the pass writes.
+func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareOptions) (l loaded, recordsErr, err error) {
 	if po.scope != nil && po.workTree == nil {
 		sl, err := r.loadScoped(po.scope, fr.Head, recordsRev)
 		switch {
 		case err == nil:
 			r.Log.WithFields(logrus.Fields{"files": sl.files, "records": sl.recordFiles}).Debug("scoped load: only what changed and what relates to it")
-			return sl.records, sl.snap, sl.next, nil, nil
+			return loaded{records: sl.records, snap: sl.snap, index: sl.next, scoped: true}, nil, nil
 		case !errors.Is(err, errFullLoad):
-			return nil, nil, nil, nil, err
+			return l, nil, err
 		}
 		r.Log.WithError(err).Debug("loading everything")
 	}
 	records, recFiles, recDocs, recordsErr := loadRecords(r.Source, r.recordRoot(), recordsRev, r.Cache)
 	if po.workTree != nil {
-		snap = LoadTree(po.workTree, r.Options.Path)
+		snap := LoadTree(po.workTree, r.Options.Path)
 		snap.Revision = ""
-		return records, snap, nil, recordsErr, nil
+		return loaded{records: records, snap: snap}, recordsErr, nil
 	}
-	l, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return l, nil, err
 	}
+	l = loaded{records: records, snap: rl.snap}
 	if po.write && recordsErr == nil {
-		if fsys, err := r.Source.TreeFS(fr.Head); err == nil {
-			index = newScopeIndex(l, recordsRev, recFiles, recDocs, r.scopeFingerprint(configOf(fsys), l.dir))
-		}
+		l.index = newScopeIndex(rl, recordsRev, recFiles, recDocs, r.scopeFingerprint(rl.raw, rl.dir))
 	}
-	return records, l.snap, index, recordsErr, nil
+	return l, recordsErr, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -598,7 +608,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, scope: r.lastScope(now)})
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, scope: r.lastScope(now, secretsChanged)})
 		if err != nil {
 			return nil, err
 		}
@@ -690,7 +700,11 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
 	if p.secrets != nil {
-		r.State.Secrets = p.secrets.sums(final)
+		sums := p.secrets.sums(final)
+		if p.loaded.scoped {
+			sums.keepOutOfScope(r.State.Secrets, p.records.Status)
+		}
+		r.State.Secrets = sums
 	}
 	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan) + p.heldBack
 	r.State.NextPoll = res.Exec.NextPoll()
@@ -733,7 +747,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 	if !p.view.sealed && statusWrite != nil {
 		recordsRev = statusWrite.Commit
 	}
-	r.keepScope(r.advanceRecords(p.index, recordsRev, writes))
+	r.keepScope(r.advanceRecords(p.loaded.index.failed(res.Exec), recordsRev, writes))
 	r.saveState(ctx)
 	return res, nil
 }
@@ -811,11 +825,7 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 // what a moved head brings: no operation in flight, no relist, drift check
 // or confirmed broker move due.
 func (r *Reconciler) nothingDue(now time.Time) bool {
-	st := r.State
-	if st.ObservedHead == "" || st.InFlight > 0 || len(r.Options.ConfirmedBrokerMoves) > 0 {
-		return false
-	}
-	return !(!st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now))
+	return r.State.quiet(r.State.ObservedHead, now) && len(r.Options.ConfirmedBrokerMoves) == 0
 }
 
 // movedBeyondRecords reports whether head differs from last by more than

@@ -12,28 +12,37 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
+	"github.com/osbgit/osbgit/reconciler/exec"
 )
 
 // A scoped pass reads and plans only what changed since the last pass.
 //
 // The last pass that planned left the pass state quiet (nothing in flight,
-// no relist or drift check due): every resource's plan was none, or its
-// failure waits for a change. When the head moves, a resource whose
-// manifest file and record are both unchanged since then, and that is
-// related to no changed one, still plans none: so the pass loads and plans
-// only the changed files and everything related to them, transitively.
+// no relist or drift check due, no referenced Secret changed since): every
+// resource's plan was none, or its failure waits for a change. When the
+// head moves, a resource whose manifest file and record are both unchanged
+// since then, and that is related to no changed one, still plans none: so
+// the pass loads and plans only the changed files and everything related
+// to them, transitively, with the same checks a full pass makes (the
+// tenancy policy, the per-pass caps, lost records, Secrets). A resource
+// whose step failed in the last pass is loaded by every pass, as a full
+// pass would plan (and count) its failure again.
 // Two resources are related when validation or the planner compare them:
 // the same kind/namespace/name (a duplicate, or a manifest and its record),
 // an instance and its bindings (by manifest or by record), the same
 // external ID within instances or bindings (manifest or record), the same
 // binding Secret. Brokers, files that did not decode cleanly, catalog
-// records and broker records are always loaded; a change to any of them,
-// to osbgit.yaml or to the pass's options is a full pass.
+// records and broker records are always loaded, with what relates to
+// them; a change to any of them, to osbgit.yaml, to the pass's options or
+// to the tenancy policy is a full pass. Only this deployment's records
+// (its RecordRoot) are indexed: another deployment's changes are none of
+// this one's.
 //
 // What must be known of the unchanged files to find the related ones is
 // kept in a scopeIndex: per manifest file and per record file, its blob
@@ -46,7 +55,7 @@ import (
 
 // scopeIndexVersion changes whenever what the keys mean changes: an index
 // of another version is not used.
-const scopeIndexVersion = 1
+const scopeIndexVersion = 2
 
 // maxScopedShare bounds a scoped pass: past this share of the files
 // changed (and more than minScopedLimit), a full load costs about the
@@ -71,6 +80,9 @@ type scopeIndex struct {
 	// Manifests and Records map a file's path to its entry.
 	Manifests map[string]indexEntry `json:"manifests"`
 	Records   map[string]indexEntry `json:"records"`
+	// Failing are the relation keys of the resources whose step failed
+	// in the pass that left the index: the next pass loads them.
+	Failing []string `json:"failing,omitempty"`
 }
 
 // indexEntry is one file: its blob, the relation keys of what it holds,
@@ -174,29 +186,23 @@ func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, 
 }
 
 // scopeFingerprint covers what changes every resource's plan besides the
-// files: osbgit.yaml's content, the manifest directory and the options.
+// files: osbgit.yaml's content, the manifest directory, the options, the
+// records root and the tenancy policy (its caps included).
 func (r *Reconciler) scopeFingerprint(config []byte, dir string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%s\x00%s\x00", len(config), config, dir)
-	e := r.effective(nil)
-	fmt.Fprintf(h, "%v\x00%v\x00%v\x00%v\x00%v\x00%v", r.Options.Prune, r.Options.MaxDeletions, r.Options.ClusterID, e.concurrency,
-		r.Options.BrokerAuthNamespaces, r.maxPolling())
-	if r.Options.Prune != nil {
-		fmt.Fprintf(h, "\x00prune=%v", *r.Options.Prune)
+	o, e := r.Options, r.effective(nil)
+	prune, maxDeletions := "", ""
+	if o.Prune != nil {
+		prune = strconv.FormatBool(*o.Prune)
 	}
-	if r.Options.MaxDeletions != nil {
-		fmt.Fprintf(h, "\x00max=%d", *r.Options.MaxDeletions)
+	if o.MaxDeletions != nil {
+		maxDeletions = strconv.Itoa(*o.MaxDeletions)
+	}
+	h := sha256.New()
+	for _, part := range []string{string(config), dir, r.Source.RecordsDir(), e.clusterID, prune, maxDeletions,
+		strings.Join(o.BrokerAuthNamespaces, ","), r.maxPolling().String(), o.Policy.Digest()} {
+		fmt.Fprintf(h, "%d:%s\x00", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// configOf reads osbgit.yaml's bytes at rev (nil when there is none).
-func configOf(fsys fs.FS) []byte {
-	b, err := fs.ReadFile(fsys, manifest.ConfigFileName)
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // errFullLoad says a scoped pass is not possible: the pass loads
@@ -223,17 +229,12 @@ type scopedLoad struct {
 // error is a Git read error.
 func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scopedLoad, error) {
 	tr, root := r.Source, r.recordRoot()
-	fsys, err := tr.TreeFS(head)
+	rc, err := readConfig(tr, head, r.Options.Path)
 	if err != nil {
-		return nil, fmt.Errorf("read revision %s: %w", short(head), err)
+		return nil, err
 	}
-	cfg, cfgDiags := manifest.LoadConfig(fsys)
-	dir := r.Options.Path
-	if dir == "" {
-		dir = cfg.Path
-	}
-	dir = cleanDir(dir)
-	if r.scopeFingerprint(configOf(fsys), dir) != ix.Fingerprint {
+	cfg, dir := rc.cfg, rc.dir
+	if r.scopeFingerprint(rc.raw, dir) != ix.Fingerprint {
 		return nil, fullLoad("osbgit.yaml or the options changed")
 	}
 	changed, err := tr.ChangedFiles(ix.ManifestRev, head, dir)
@@ -332,7 +333,7 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	for j, i := range at {
 		docs[i] = got[j]
 	}
-	snap := assemble(head, cfg, cfgDiags, docs)
+	snap := assemble(head, cfg, rc.diags, docs)
 
 	recFiles := make([]gitrepo.File, len(rpaths))
 	for i, p := range rpaths {
@@ -357,34 +358,31 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	return &scopedLoad{snap: snap, records: recs, next: &next, files: len(mpaths), recordFiles: len(rpaths)}, nil
 }
 
-// closure returns the manifest files and record files that hold any of
-// keys, or a key of such a file, transitively, with every file that must
-// always be loaded; both sorted.
+// closure returns the manifest files and record files a scoped pass
+// loads: those always loaded, and those holding one of keys, a failing
+// resource's or an always loaded file's, or a key of such a file,
+// transitively; both sorted.
 func (ix *scopeIndex) closure(keys []string) (manifests, records []string) {
-	holders := map[string][]string{} // key → "m"+path or "r"+path
-	for p, e := range ix.Manifests {
-		for _, k := range e.Keys {
-			holders[k] = append(holders[k], "m"+p)
-		}
+	type file struct {
+		record bool
+		path   string
 	}
-	for p, e := range ix.Records {
-		for _, k := range e.Keys {
-			holders[k] = append(holders[k], "r"+p)
+	entries := map[bool]map[string]indexEntry{false: ix.Manifests, true: ix.Records}
+	holders := map[string][]file{}
+	seen := map[file]bool{}
+	queue := append(slices.Clone(keys), ix.Failing...)
+	for record, es := range entries {
+		for p, e := range es {
+			for _, k := range e.Keys {
+				holders[k] = append(holders[k], file{record, p})
+			}
+			if e.Always {
+				seen[file{record, p}] = true
+				queue = append(queue, e.Keys...)
+			}
 		}
 	}
 	seenKey := map[string]bool{}
-	seenFile := map[string]bool{}
-	for p, e := range ix.Manifests {
-		if e.Always {
-			seenFile["m"+p] = true
-		}
-	}
-	for p, e := range ix.Records {
-		if e.Always {
-			seenFile["r"+p] = true
-		}
-	}
-	queue := slices.Clone(keys)
 	for len(queue) > 0 {
 		k := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
@@ -393,22 +391,17 @@ func (ix *scopeIndex) closure(keys []string) (manifests, records []string) {
 		}
 		seenKey[k] = true
 		for _, f := range holders[k] {
-			if seenFile[f] {
-				continue
+			if !seen[f] {
+				seen[f] = true
+				queue = append(queue, entries[f.record][f.path].Keys...)
 			}
-			seenFile[f] = true
-			e := ix.Manifests[f[1:]]
-			if f[0] == 'r' {
-				e = ix.Records[f[1:]]
-			}
-			queue = append(queue, e.Keys...)
 		}
 	}
-	for f := range seenFile {
-		if f[0] == 'm' {
-			manifests = append(manifests, f[1:])
+	for f := range seen {
+		if f.record {
+			records = append(records, f.path)
 		} else {
-			records = append(records, f[1:])
+			manifests = append(manifests, f.path)
 		}
 	}
 	slices.Sort(manifests)
@@ -465,8 +458,9 @@ func (ix *scopeIndex) save(path string) error {
 
 // lastScope is the scope index a pass at now may load from: the one the
 // last planning pass left (in memory, else at Options.ScopeIndexPath),
-// when that pass left nothing due; nil for a full load.
-func (r *Reconciler) lastScope(now time.Time) *scopeIndex {
+// when that pass left nothing due and no Secret it depends on changed
+// since (secretsChanged, asked last: it reads them); nil for a full load.
+func (r *Reconciler) lastScope(now time.Time, secretsChanged func() bool) *scopeIndex {
 	id := r.State.Index
 	if id == "" || !r.nothingDue(now) {
 		return nil
@@ -474,10 +468,50 @@ func (r *Reconciler) lastScope(now time.Time) *scopeIndex {
 	if r.scope == nil || r.scope.ID != id {
 		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
 	}
-	if r.scope == nil || r.scope.ID != id {
+	if r.scope == nil || r.scope.ID != id || secretsChanged() {
 		return nil
 	}
 	return r.scope
+}
+
+// failed notes in ix the resources whose step failed in res: the next
+// pass loads them (every pass plans their failure again). Nil-safe.
+func (ix *scopeIndex) failed(res *exec.Result) *scopeIndex {
+	if ix == nil || res == nil {
+		return ix
+	}
+	ix.Failing = nil
+	for _, o := range res.Outcomes {
+		if o.Status == exec.StatusFailed {
+			ix.Failing = append(ix.Failing, refKey(o.Ref))
+		}
+	}
+	return ix
+}
+
+// keepOutOfScope adds to ss, the Secret checksums after a scoped pass,
+// those prior (the state's before it) kept of the Secrets the pass did not
+// read: those of the resources outside its scope, whose checksums a full
+// pass would have kept (a Secret no longer referenced at all is kept too,
+// until the next full pass). loaded are the records the pass read.
+func (ss *SecretSums) keepOutOfScope(prior *SecretSums, loaded map[manifest.Ref]*manifest.StatusRecord) {
+	if prior == nil || prior.KeyID != ss.KeyID {
+		return
+	}
+	read := map[string]bool{}
+	for _, rec := range loaded {
+		read[bindingSecret(rec)] = true
+	}
+	for n, sum := range prior.Referenced {
+		if _, ok := ss.Referenced[n]; !ok {
+			ss.Referenced[n] = sum
+		}
+	}
+	for n, sum := range prior.Bindings {
+		if _, ok := ss.Bindings[n]; !ok && !read[n] {
+			ss.Bindings[n] = sum
+		}
+	}
 }
 
 // keepScope keeps ix (nil: none) for the next pass, in memory and at

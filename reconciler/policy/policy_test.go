@@ -352,3 +352,14 @@ func TestReadmeExample(t *testing.T) {
 		t.Errorf("README example decoded as %+v", p)
 	}
 }
+
+// Digest changes with the policy's file name or content.
+func TestDigest(t *testing.T) {
+	const src = "apiVersion: osbgit.dev/v1alpha1\nkind: Policy\nmaxCreatesPerPass: 2\n"
+	a, b, c := mustDecode(t, src), mustDecode(t, src+"maxDeletesPerPass: 1\n"), mustDecode(t, src)
+	other, _ := Decode("other.yaml", []byte(src))
+	var none *Policy
+	if a.Digest() == "" || a.Digest() != c.Digest() || a.Digest() == b.Digest() || a.Digest() == other.Digest() || none.Digest() != "" {
+		t.Errorf("digests %q %q %q %q %q", a.Digest(), b.Digest(), c.Digest(), other.Digest(), none.Digest())
+	}
+}
