@@ -608,7 +608,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*SyncResult, error) {
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, scope: r.lastScope(now, secretsChanged)})
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, scope: r.lastScope(ctx, now, len(changedSecrets) > 0)})
 		if err != nil {
 			return nil, err
 		}

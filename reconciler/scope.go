@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -458,20 +459,41 @@ func (ix *scopeIndex) save(path string) error {
 
 // lastScope is the scope index a pass at now may load from: the one the
 // last planning pass left (in memory, else at Options.ScopeIndexPath),
-// when that pass left nothing due and no Secret it depends on changed
-// since (secretsChanged, asked last: it reads them); nil for a full load.
-func (r *Reconciler) lastScope(now time.Time, secretsChanged func() bool) *scopeIndex {
+// when that pass left nothing due and no Secret changed since: none the
+// pass was run for (secretsChanged), and no parametersFrom or broker auth
+// Secret (asked last: it reads them); nil for a full load.
+func (r *Reconciler) lastScope(ctx context.Context, now time.Time, secretsChanged bool) *scopeIndex {
 	id := r.State.Index
-	if id == "" || !r.nothingDue(now) {
+	if id == "" || secretsChanged || !r.nothingDue(now) {
 		return nil
 	}
 	if r.scope == nil || r.scope.ID != id {
 		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
 	}
-	if r.scope == nil || r.scope.ID != id || secretsChanged() {
+	if r.scope == nil || r.scope.ID != id || r.referencedSecretsChanged(ctx) {
 		return nil
 	}
 	return r.scope
+}
+
+// referencedSecretsChanged reports whether a parametersFrom or broker auth
+// Secret the last pass read differs from its checksum in the pass state:
+// then every resource's plan may have changed. Binding Secrets are not
+// read: a scoped pass compares those of its scope, and the pass state
+// keeps the others' checksums for the next check of them (keepOutOfScope).
+func (r *Reconciler) referencedSecretsChanged(ctx context.Context) bool {
+	ss := r.State.Secrets
+	if ss == nil || r.Secrets == nil || len(ss.Referenced) == 0 {
+		return false
+	}
+	h := r.secretHasher(ctx)
+	names := slices.Sorted(maps.Keys(ss.Referenced))
+	for i, got := range readSecrets(ctx, r.Secrets, h, names) {
+		if ss.KeyID != h.id || got.sum != ss.Referenced[names[i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // failed notes in ix the resources whose step failed in res: the next

@@ -230,9 +230,9 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 			return change{secrets: func(f *fixture) { f.putSecret("p-params", `{"tier": "platinum"}`) },
 				files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 5\n")}}
 		}},
-		{name: "binding Secret deleted, and an edit", full: true, change: func(*testing.T, *fixture) change {
+		{name: "binding Secret deleted, and an edit of its instance", change: func(*testing.T, *fixture) change {
 			return change{secrets: func(f *fixture) {
-				if err := f.store.Delete(context.Background(), "apps", "b-bind"); err != nil {
+				if err := f.store.Delete(context.Background(), "apps", "a-bind"); err != nil {
 					f.t.Fatal(err)
 				}
 			}, files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 6\n")}}
