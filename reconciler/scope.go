@@ -1,13 +1,14 @@
 package reconciler
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -54,10 +55,6 @@ import (
 // pass's means a full load, which writes a new one. `run` keeps it in
 // memory; a `sync` with a state file keeps it beside it (ScopeIndexPath).
 
-// scopeIndexVersion changes whenever what the keys mean changes: an index
-// of another version is not used.
-const scopeIndexVersion = 2
-
 // maxScopedShare bounds a scoped pass: past this share of the files
 // changed (and more than minScopedLimit), a full load costs about the
 // same and is simpler.
@@ -69,36 +66,46 @@ const (
 // scopeIndex describes, for a manifest revision and a records revision,
 // each file's blob and relation keys.
 type scopeIndex struct {
-	Version int `json:"version"`
 	// ID names this index in the pass state.
-	ID string `json:"id"`
+	ID string
 	// Fingerprint covers osbgit.yaml and the options that change every
 	// resource's plan (scopeFingerprint).
-	Fingerprint string `json:"fingerprint"`
+	Fingerprint string
 	// ManifestRev and RecordsRev are the revisions described.
-	ManifestRev string `json:"manifestRev"`
-	RecordsRev  string `json:"recordsRev,omitempty"`
+	ManifestRev, RecordsRev string
 	// Manifests and Records map a file's path to its entry.
-	Manifests map[string]indexEntry `json:"manifests"`
-	Records   map[string]indexEntry `json:"records"`
+	Manifests, Records map[string]indexEntry
 	// Failing are the relation keys of the resources whose step failed
 	// in the pass that left the index: the next pass loads them.
-	Failing []string `json:"failing,omitempty"`
+	Failing []string
 }
 
 // indexEntry is one file: its blob, the relation keys of what it holds,
 // and whether every pass must load it.
 type indexEntry struct {
-	Blob   string   `json:"b"`
-	Keys   []string `json:"k,omitempty"`
-	Always bool     `json:"a,omitempty"`
+	Blob   string
+	Keys   []string
+	Always bool
 }
 
-// Relation keys (see the comment at the top of the file).
-func refKey(ref manifest.Ref) string                  { return "r:" + ref.String() }
+// Relation keys (see the comment at the top of the file). Kinds are
+// abbreviated: keys are most of the index's bytes.
+func refKey(ref manifest.Ref) string {
+	return "r" + kindCode(ref.Kind) + ":" + ref.Namespace + "/" + ref.Name
+}
 func instanceKey(ns, name string) string              { return "i:" + ns + "/" + name }
 func secretKey(ns, name string) string                { return "s:" + ns + "/" + name }
-func externalIDKey(k manifest.Kind, id string) string { return "x:" + string(k) + ":" + id }
+func externalIDKey(k manifest.Kind, id string) string { return "x" + kindCode(k) + ":" + id }
+
+func kindCode(k manifest.Kind) string {
+	switch k {
+	case manifest.KindServiceInstance:
+		return "I"
+	case manifest.KindServiceBinding:
+		return "S"
+	}
+	return string(k)
+}
 
 // manifestEntry is the index entry of a manifest file that decoded to d.
 func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
@@ -175,7 +182,7 @@ func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, 
 	if len(l.snap.Set.UnreadableFiles) > 0 || len(recFiles) != len(recs) {
 		return nil
 	}
-	ix := &scopeIndex{Version: scopeIndexVersion, ID: rand.Text(), Fingerprint: fingerprint, ManifestRev: l.snap.Revision, RecordsRev: recordsRev,
+	ix := &scopeIndex{ID: rand.Text(), Fingerprint: fingerprint, ManifestRev: l.snap.Revision, RecordsRev: recordsRev,
 		Manifests: make(map[string]indexEntry, len(l.files)), Records: make(map[string]indexEntry, len(recFiles))}
 	for i, f := range l.files {
 		ix.Manifests[f.Path] = manifestEntry(f.Blob, l.docs[i], l.cfg)
@@ -261,13 +268,12 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	if n := len(mch) + len(rch); n > minScopedLimit && n*maxScopedShare > len(ix.Manifests)+len(ix.Records) {
 		return nil, fullLoad("%d files changed", n)
 	}
-	next := *ix
+	next := ix // consumed: lastScope hands an index to one pass
 	next.ID, next.ManifestRev, next.RecordsRev = rand.Text(), head, recordsRev
-	next.Manifests, next.Records = maps.Clone(ix.Manifests), maps.Clone(ix.Records)
 	var seeds []string
 	fresh := map[string]decoded{}
 	for _, c := range mch {
-		old, had := ix.Manifests[c.Path]
+		old, had := next.Manifests[c.Path]
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
 		}
@@ -290,7 +296,7 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 		fresh[c.Path] = d
 	}
 	for _, c := range rch {
-		old := ix.Records[c.Path]
+		old := next.Records[c.Path]
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
 		}
@@ -356,53 +362,40 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 			return nil, fullLoad("catalog of %s without its broker", ref)
 		}
 	}
-	return &scopedLoad{snap: snap, records: recs, next: &next, files: len(mpaths), recordFiles: len(rpaths)}, nil
+	return &scopedLoad{snap: snap, records: recs, next: next, files: len(mpaths), recordFiles: len(rpaths)}, nil
 }
 
 // closure returns the manifest files and record files a scoped pass
 // loads: those always loaded, and those holding one of keys, a failing
 // resource's or an always loaded file's, or a key of such a file,
-// transitively; both sorted.
+// transitively; both sorted. It scans the index until no file adds a key
+// (a few rounds: relations are short chains).
 func (ix *scopeIndex) closure(keys []string) (manifests, records []string) {
-	type file struct {
-		record bool
-		path   string
+	want := map[string]bool{}
+	for _, k := range slices.Concat(keys, ix.Failing) {
+		want[k] = true
 	}
-	entries := map[bool]map[string]indexEntry{false: ix.Manifests, true: ix.Records}
-	holders := map[string][]file{}
-	seen := map[file]bool{}
-	queue := append(slices.Clone(keys), ix.Failing...)
-	for record, es := range entries {
-		for p, e := range es {
-			for _, k := range e.Keys {
-				holders[k] = append(holders[k], file{record, p})
+	wanted := func(k string) bool { return want[k] }
+	parts := []struct {
+		entries map[string]indexEntry
+		in      map[string]bool
+		out     *[]string
+	}{{ix.Manifests, map[string]bool{}, &manifests}, {ix.Records, map[string]bool{}, &records}}
+	for grew := true; grew; {
+		grew = false
+		for _, part := range parts {
+			for p, e := range part.entries {
+				if part.in[p] || !e.Always && !slices.ContainsFunc(e.Keys, wanted) {
+					continue
+				}
+				part.in[p] = true
+				*part.out = append(*part.out, p)
+				for _, k := range e.Keys {
+					if !want[k] {
+						want[k], grew = true, true
+					}
+				}
 			}
-			if e.Always {
-				seen[file{record, p}] = true
-				queue = append(queue, e.Keys...)
-			}
-		}
-	}
-	seenKey := map[string]bool{}
-	for len(queue) > 0 {
-		k := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if seenKey[k] {
-			continue
-		}
-		seenKey[k] = true
-		for _, f := range holders[k] {
-			if !seen[f] {
-				seen[f] = true
-				queue = append(queue, entries[f.record][f.path].Keys...)
-			}
-		}
-	}
-	for f := range seen {
-		if f.record {
-			records = append(records, f.path)
-		} else {
-			manifests = append(manifests, f.path)
 		}
 	}
 	slices.Sort(manifests)
@@ -415,21 +408,83 @@ func ScopeIndexPath(statePath string) string {
 	return strings.TrimSuffix(statePath, ".json") + ".index.json"
 }
 
+// The index file is a sequence of NUL-terminated fields (Git paths hold
+// no NUL, and it is as fast to read as the files it saves reading are):
+// scopeIndexHeader, the ID, fingerprint, manifest and records revisions,
+// failing keys and number of manifest files, then per file its kind ("m" manifest or "r" record,
+// "a" added when always loaded), path, blob and keys. Lists of keys are
+// joined by keySep; an index whose keys hold either separator (names
+// osbgit refuses anyway) is not written. The header changes whenever the
+// format or what the keys mean does: an index of another is not used.
+const (
+	scopeIndexHeader = "osbgit scope index 4"
+	keySep           = "\x01"
+	indexHeadFields  = 7
+)
+
 // loadScopeIndex reads the index at path: nil when missing, unreadable,
 // corrupt or of another version (a full load).
 func loadScopeIndex(path string) *scopeIndex {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	file, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
-	ix := &scopeIndex{}
-	if json.Unmarshal(b, ix) != nil || ix.Version != scopeIndexVersion || ix.ID == "" || ix.ManifestRev == "" {
+	defer file.Close()
+	var b strings.Builder // its String is what was read, not a copy
+	if st, err := file.Stat(); err == nil {
+		b.Grow(int(st.Size()))
+	}
+	if _, err := io.Copy(&b, file); err != nil {
 		return nil
 	}
+	rest := b.String()
+	var f [indexHeadFields]string
+	// fields reads the next len(f) fields into f.
+	fields := func(f []string) bool {
+		for i := range f {
+			var ok bool
+			if f[i], rest, ok = strings.Cut(rest, "\x00"); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if !fields(f[:]) || f[0] != scopeIndexHeader || f[1] == "" || f[3] == "" {
+		return nil
+	}
+	n := strings.Count(rest, "\x00") / 4
+	nm, err := strconv.Atoi(f[6])
+	if err != nil || nm < 0 || nm > n {
+		return nil
+	}
+	ix := &scopeIndex{ID: f[1], Fingerprint: f[2], ManifestRev: f[3], RecordsRev: f[4], Failing: splitKeys(f[5]),
+		Manifests: make(map[string]indexEntry, nm), Records: make(map[string]indexEntry, n-nm)}
+	for rest != "" {
+		var e [4]string // kind, path, blob, keys
+		if !fields(e[:]) {
+			return nil
+		}
+		entry := indexEntry{Blob: e[2], Keys: splitKeys(e[3]), Always: strings.HasSuffix(e[0], "a")}
+		switch strings.TrimSuffix(e[0], "a") {
+		case "m":
+			ix.Manifests[e[1]] = entry
+		case "r":
+			ix.Records[e[1]] = entry
+		default:
+			return nil
+		}
+	}
 	return ix
+}
+
+func splitKeys(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, keySep)
 }
 
 // save writes the index to path atomically; a nil index removes the file.
@@ -443,15 +498,45 @@ func (ix *scopeIndex) save(path string) error {
 		}
 		return nil
 	}
-	b, err := json.Marshal(ix)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var bad bool
+	keys := func(ks []string) string {
+		j := strings.Join(ks, keySep)
+		bad = bad || strings.IndexByte(j, 0) >= 0 || len(ks) > 0 && strings.Count(j, keySep) != len(ks)-1
+		return j
+	}
+	fields := func(fs ...string) {
+		for _, s := range fs {
+			w.WriteString(s)
+			w.WriteByte(0)
+		}
+	}
+	fields(scopeIndexHeader, ix.ID, ix.Fingerprint, ix.ManifestRev, ix.RecordsRev, keys(ix.Failing), strconv.Itoa(len(ix.Manifests)))
+	for kind, entries := range map[string]map[string]indexEntry{"m": ix.Manifests, "r": ix.Records} {
+		for p, e := range entries {
+			if e.Always {
+				fields(kind+"a", p, e.Blob, keys(e.Keys))
+			} else {
+				fields(kind, p, e.Blob, keys(e.Keys))
+			}
+		}
+	}
+	if bad {
+		return errors.New("a resource name holds a control character")
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -470,10 +555,12 @@ func (r *Reconciler) lastScope(ctx context.Context, now time.Time, secretsChange
 	if r.scope == nil || r.scope.ID != id {
 		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
 	}
-	if r.scope == nil || r.scope.ID != id || r.referencedSecretsChanged(ctx) {
+	ix := r.scope
+	r.scope = nil // the pass changes it, and keeps the index it leaves
+	if ix == nil || ix.ID != id || r.referencedSecretsChanged(ctx) {
 		return nil
 	}
-	return r.scope
+	return ix
 }
 
 // referencedSecretsChanged reports whether a parametersFrom or broker auth
