@@ -141,7 +141,9 @@ func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
 	return e
 }
 
-// recordEntry is the index entry of a record file that decoded to f.
+// recordEntry is the index entry of a record file that decoded to f. A
+// failed resource's record is always loaded: every pass lists it as still
+// failed.
 func recordEntry(blob string, f manifest.RecordFile) indexEntry {
 	e := indexEntry{Blob: blob}
 	rec, ok := f.Record.(*manifest.StatusRecord)
@@ -149,6 +151,7 @@ func recordEntry(blob string, f manifest.RecordFile) indexEntry {
 		e.Always = true // catalogs; errors must show on every pass
 		return e
 	}
+	e.Always = rec.Phase == manifest.PhaseFailed
 	ref := rec.Ref
 	e.Keys = append(e.Keys, refKey(ref))
 	switch ref.Kind {

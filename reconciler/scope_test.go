@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
+	"github.com/osbgit/osbgit/osbclient/osbtest"
 	"github.com/osbgit/osbgit/reconciler/plan"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 )
@@ -84,12 +85,13 @@ func (f *fixture) converge(opts Options) {
 	f.t.Fatal("no quiet pass after 5")
 }
 
-// planOutcome is what a plan does and refuses: the steps that are not
-// none or carry an error, and the error diagnostics.
+// planOutcome is what a plan does, refuses and reports: the steps that
+// are not none, carry an error or show a resource still failed, and the
+// error diagnostics.
 func planOutcome(p *plan.Plan) []string {
 	var out []string
 	for _, s := range p.Steps {
-		if s.Action != plan.None || s.Error != "" {
+		if s.Action != plan.None || s.Error != "" || s.Record != nil && s.Record.Phase == manifest.PhaseFailed {
 			out = append(out, fmt.Sprintf("step %s: %s %s", s.Ref, s.Action, s.Error))
 		}
 	}
@@ -144,14 +146,16 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 	type change struct {
 		files  map[string]string
 		remove []string
-		// secrets changes the secret store; policy replaces the policy.
-		secrets func(f *fixture)
-		policy  string
+		// do changes the secret store or the broker; policy replaces
+		// the policy.
+		do     func(f *fixture)
+		policy string
 	}
 	for _, tc := range []struct {
 		name string
-		// before is a change synced before the one compared.
-		before func(f *fixture) change
+		// before are changes synced, one after the other, before the one
+		// compared.
+		before []change
 		change func(t *testing.T, f *fixture) change
 		// full: the change makes the pass read everything.
 		full bool
@@ -197,8 +201,17 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 			return change{files: files}
 		}},
 		{name: "a failure of the pass before, then another edit",
-			before: func(*fixture) change {
-				return change{files: map[string]string{"apps/e.yaml": instanceYAML("e", "pinned", "")}} // a plan the policy refuses
+			before: []change{{files: map[string]string{"apps/e.yaml": instanceYAML("e", "pinned", "")}}}, // a plan the policy refuses
+			change: func(*testing.T, *fixture) change {
+				return change{files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 3\n")}}
+			}},
+		{name: "a resource still failed from passes before, then another edit",
+			before: []change{
+				{do: func(f *fixture) {
+					f.broker.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: 400, Times: 1})
+				},
+					files: map[string]string{"apps/c.yaml": instanceYAML("c", "small", "    size: 9\n")}},
+				{files: map[string]string{"apps/b.yaml": instanceYAML("b", "small", "    size: 2\n")}},
 			},
 			change: func(*testing.T, *fixture) change {
 				return change{files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 3\n")}}
@@ -227,11 +240,11 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 				files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 5\n")}}
 		}},
 		{name: "parametersFrom Secret rotated, and an edit", full: true, change: func(*testing.T, *fixture) change {
-			return change{secrets: func(f *fixture) { f.putSecret("p-params", `{"tier": "platinum"}`) },
+			return change{do: func(f *fixture) { f.putSecret("p-params", `{"tier": "platinum"}`) },
 				files: map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 5\n")}}
 		}},
 		{name: "binding Secret deleted, and an edit of its instance", change: func(*testing.T, *fixture) change {
-			return change{secrets: func(f *fixture) {
+			return change{do: func(f *fixture) {
 				if err := f.store.Delete(context.Background(), "apps", "a-bind"); err != nil {
 					f.t.Fatal(err)
 				}
@@ -245,16 +258,16 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 				if c.files != nil || c.remove != nil {
 					f.repo.Push("change", c.files, c.remove)
 				}
-				if c.secrets != nil {
-					c.secrets(f)
+				if c.do != nil {
+					c.do(f)
 				}
 				if c.policy != "" {
 					opts.Policy = mustPolicy(t, c.policy)
 				}
 			}
 			f.converge(opts)
-			if tc.before != nil {
-				apply(tc.before(f))
+			for _, c := range tc.before {
+				apply(c)
 				f.converge(opts)
 			}
 			apply(tc.change(t, f))
