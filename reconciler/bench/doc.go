@@ -29,7 +29,8 @@
 //     repo, with the cache dir its earlier run left (pass state and scope
 //     index: it reads only what changed), against the same process from an
 //     empty cache dir (it reads everything); both from process start to
-//     exit, both making the one update call and status commit.
+//     exit, both making the one update call and status commit. Its repo is
+//     full size in the short variant too (about 1.5 minutes).
 //   - scale (only when named in OSBGIT_BENCH_FIGURES): the no-op pass of
 //     noop-pass over 100,000 instances + 100,000 bindings, its wall time
 //     against 15 s and its peak RSS against 1.5 GB, with the per-resource
