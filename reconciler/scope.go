@@ -33,8 +33,9 @@ import (
 // the pass loads and plans only the changed files and everything related
 // to them, transitively, with the same checks a full pass makes (the
 // tenancy policy, the per-pass caps, lost records, Secrets). A resource
-// whose step failed in the last pass is loaded by every pass, as a full
-// pass would plan (and count) its failure again.
+// whose step failed in the last pass, or whose record says failed, is
+// loaded by every pass, as a full pass would plan, count and list its
+// failure again.
 // Two resources are related when validation or the planner compare them:
 // the same kind/namespace/name (a duplicate, or a manifest and its record),
 // an instance and its bindings (by manifest or by record), the same
