@@ -405,3 +405,19 @@ func TestScopedSyncConverges(t *testing.T) {
 		f.repo.Push("drop c-bind", nil, []string{"apps/c-bind.yaml"})
 	}
 }
+
+// The scope fingerprint depends on the options' values, not on where they
+// are in memory: each sync process builds its own.
+func TestScopeFingerprintOfValues(t *testing.T) {
+	f := newFixture(t, scopeManifests)
+	fingerprint := func(prune bool, max int) string {
+		r := f.reconciler(Options{Prune: &prune, MaxDeletions: &max})
+		return r.scopeFingerprint([]byte("x"), ".")
+	}
+	if a, b := fingerprint(true, 3), fingerprint(true, 3); a != b {
+		t.Errorf("equal options, fingerprints %s and %s", a, b)
+	}
+	if fingerprint(true, 3) == fingerprint(false, 3) || fingerprint(true, 3) == fingerprint(true, 4) {
+		t.Error("other options, the same fingerprint")
+	}
+}
