@@ -136,16 +136,55 @@ type Snapshot struct {
 // them, and nothing is kept). dirOverride replaces the config's path when
 // non-empty.
 func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
+	l, err := loadRevision(tr, rev, dirOverride, cache)
+	if err != nil {
+		return nil, err
+	}
+	return l.snap, nil
+}
+
+// revisionLoad is a loaded revision with what was decoded from each of its
+// manifest files (for the pass's scope index, scope.go).
+type revisionLoad struct {
+	snap *Snapshot
+	revisionConfig
+	// files and docs are the manifest files and what each decoded to.
+	files []gitrepo.File
+	docs  []decoded
+}
+
+// revisionConfig is a revision's osbgit.yaml: the Config, its diagnostics
+// and bytes (nil when there is none), and the manifest directory read.
+type revisionConfig struct {
+	cfg   *manifest.Config
+	diags manifest.Diagnostics
+	raw   []byte
+	dir   string
+}
+
+// readConfig reads the osbgit.yaml of rev; dirOverride replaces its path
+// when non-empty.
+func readConfig(tr TreeReader, rev, dirOverride string) (revisionConfig, error) {
 	fsys, err := tr.TreeFS(rev)
 	if err != nil {
-		return nil, fmt.Errorf("read revision %s: %w", short(rev), err)
+		return revisionConfig{}, fmt.Errorf("read revision %s: %w", short(rev), err)
 	}
-	cfg, diags := manifest.LoadConfig(fsys)
-	dir := dirOverride
-	if dir == "" {
-		dir = cfg.Path
+	c := revisionConfig{dir: dirOverride}
+	c.cfg, c.diags = manifest.LoadConfig(fsys)
+	c.raw, _ = fs.ReadFile(fsys, manifest.ConfigFileName)
+	if c.dir == "" {
+		c.dir = c.cfg.Path
 	}
-	dir = cleanDir(dir)
+	c.dir = cleanDir(c.dir)
+	return c, nil
+}
+
+func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*revisionLoad, error) {
+	rc, err := readConfig(tr, rev, dirOverride)
+	if err != nil {
+		return nil, err
+	}
+	cfg, diags, dir := rc.cfg, rc.diags, rc.dir
 	files, err := tr.Files(rev, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -155,7 +194,7 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 			// Nothing was read: the planner must not take the empty Set
 			// for "every manifest was removed".
 			set.UnreadableFiles = []string{dir}
-			return &Snapshot{Revision: rev, Set: set, Diagnostics: append(diags, more...)}, nil
+			return &revisionLoad{snap: &Snapshot{Revision: rev, Set: set, Diagnostics: append(diags, more...)}, revisionConfig: rc}, nil
 		}
 		return nil, fmt.Errorf("list manifests of %s: %w", short(rev), err)
 	}
@@ -165,14 +204,16 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 			manifests = append(manifests, f)
 		}
 	}
-	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, func(f gitrepo.File, data []byte) decoded {
-		objs, diags := manifest.DecodeFile(f.Path, data)
-		manifest.SetBlob(objs, f.Blob)
-		return decoded{objs: objs, diags: diags}
-	})
+	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, decodeManifest)
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
 	}
+	return &revisionLoad{snap: assemble(rev, cfg, diags, docs), revisionConfig: rc, files: manifests, docs: docs}, nil
+}
+
+// assemble builds the snapshot of rev from what its manifest files decoded
+// to, after the Config's diagnostics.
+func assemble(rev string, cfg *manifest.Config, diags manifest.Diagnostics, docs []decoded) *Snapshot {
 	var objs []manifest.Object
 	for _, d := range docs {
 		objs = append(objs, d.objs...)
@@ -182,7 +223,15 @@ func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 	set.UnreadableFiles = manifest.FileErrors(diags)
 	diags = append(diags, more...)
 	diags.Sort()
-	return &Snapshot{Revision: rev, Set: set, Diagnostics: diags}, nil
+	return &Snapshot{Revision: rev, Set: set, Diagnostics: diags}
+}
+
+// decodeManifest decodes the manifest file f (blob data), its objects
+// marked with the blob they came from.
+func decodeManifest(f gitrepo.File, data []byte) decoded {
+	objs, diags := manifest.DecodeFile(f.Path, data)
+	manifest.SetBlob(objs, f.Blob)
+	return decoded{objs: objs, diags: diags}
 }
 
 // LoadTree reads the manifests of a plain file tree (a working copy with
@@ -239,15 +288,24 @@ type blobReaderSource interface {
 // parallel; root.RecordPaths says which files are records and how they
 // are taken (another deployment's are not).
 func LoadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *DecodeCache) (*manifest.Records, error) {
+	recs, _, _, err := loadRecords(tr, root, rev, cache)
+	return recs, err
+}
+
+// loadRecords is LoadRecords, with the record files read and what each
+// decoded to (for the pass's scope index, scope.go).
+func loadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *DecodeCache) (*manifest.Records, []gitrepo.File, []manifest.RecordFile, error) {
 	if rev == "" {
-		return manifest.CollectRecords(nil, nil)
+		recs, err := manifest.CollectRecords(nil, nil)
+		return recs, nil, nil, err
 	}
 	files, err := tr.Files(rev, string(root))
 	if errors.Is(err, fs.ErrNotExist) {
-		return manifest.CollectRecords(nil, nil)
+		recs, err := manifest.CollectRecords(nil, nil)
+		return recs, nil, nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read records at %s: %w", short(rev), err)
+		return nil, nil, nil, fmt.Errorf("read records at %s: %w", short(rev), err)
 	}
 	paths := make([]string, 0, len(files))
 	byPath := make(map[string]gitrepo.File, len(files))
@@ -268,19 +326,22 @@ func LoadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *Dec
 			read = r.ReadBlob
 		}
 	}
-	decoded, failed, err := cache.recordCache().decode(recordFiles, read, func(f gitrepo.File, data []byte) manifest.RecordFile {
-		return root.DecodeRecordFile(f.Path, data)
-	})
+	decoded, failed, err := cache.recordCache().decode(recordFiles, read, decodeRecord(root))
 	if err != nil {
-		return nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)
+		return nil, nil, nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)
 	}
 	recs, err := manifest.CollectRecords(decoded, warnings)
 	if err != nil {
 		// The records that did decode come with the error: status shows
 		// them beside it (a pass refuses all).
-		return recs, fmt.Errorf("records at %s: %w", short(rev), err)
+		return recs, recordFiles, decoded, fmt.Errorf("records at %s: %w", short(rev), err)
 	}
-	return recs, nil
+	return recs, recordFiles, decoded, nil
+}
+
+// decodeRecord decodes the record files of root.
+func decodeRecord(root manifest.RecordRoot) func(f gitrepo.File, data []byte) manifest.RecordFile {
+	return func(f gitrepo.File, data []byte) manifest.RecordFile { return root.DecodeRecordFile(f.Path, data) }
 }
 
 func short(rev string) string {

@@ -83,6 +83,9 @@ type Options struct {
 	// StateStore keeps the pass state between processes (a ConfigMap for a
 	// CronJob without a persistent volume); it overrides StatePath.
 	StateStore StateStore
+	// ScopeIndexPath is where the scope index is kept between processes
+	// (scope.go; on the cache volume); empty keeps it in memory only.
+	ScopeIndexPath string
 	// MaxReplans bounds how often a pass re-plans after its write-ahead
 	// push was rejected (default 3).
 	MaxReplans int
@@ -172,6 +175,8 @@ type Reconciler struct {
 	// hasher makes the checksums of Secret contents (secretcheck.go).
 	hasherOnce sync.Once
 	hasher     *secretHasher
+	// scope is the scope index the last pass left (scope.go).
+	scope *scopeIndex
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -244,6 +249,11 @@ type prepared struct {
 	// secrets is what the pass found of the Secrets it depends on (nil
 	// without a secret store, or offline).
 	secrets *secretObservation
+	// loaded says what was loaded, for the next pass (scope.go).
+	loaded loaded
+	// heldBack counts the steps the tenancy policy's caps held back: a
+	// later pass is due for them.
+	heldBack int
 }
 
 type effectiveConfig struct {
@@ -299,10 +309,13 @@ type prepareOptions struct {
 	// drift: compare live state (GET instance/binding) with the records.
 	drift bool
 	// write: the pass will write records (sync), so they must be
-	// verifiable.
+	// verifiable; it also describes what it loaded in a scope index.
 	write bool
 	// sweepSecrets: read back every binding Secret, due or not.
 	sweepSecrets bool
+	// scope, when set, is the last pass's scope index: only what changed
+	// since is loaded, when it can be (scope.go).
+	scope *scopeIndex
 }
 
 func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po prepareOptions) (*prepared, error) {
@@ -316,18 +329,11 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if err != nil {
 		return nil, err
 	}
-	records, recordsErr := r.loadRecords(view.rev)
-	var snap *Snapshot
-	if po.workTree != nil {
-		snap = LoadTree(po.workTree, r.Options.Path)
-		snap.Revision = ""
-	} else {
-		s, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
-		if err != nil {
-			return nil, err
-		}
-		snap = s
+	l, recordsErr, err := r.load(fr, view.rev, po)
+	if err != nil {
+		return nil, err
 	}
+	records, snap := l.records, l.snap
 	if cd := configErrors(snap.Diagnostics); len(cd) > 0 {
 		return nil, fmt.Errorf("%s is invalid; fix it before osbgit acts on this revision:\n  %s", manifest.ConfigFileName, strings.Join(cd, "\n  "))
 	}
@@ -408,7 +414,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 		},
 	}
 	p := plan.Build(in)
-	policy.Limit(p, r.Options.Policy)
+	heldBack := policy.Limit(p, r.Options.Policy)
 	p.Diagnostics = append(p.Diagnostics, divergenceDiagnostics(view.diverged)...)
 	p.Diagnostics = append(p.Diagnostics, blind...)
 	if view.unverified != "" && fr.StatusHead != "" {
@@ -418,7 +424,50 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	if view.refused != "" && p.Refused == "" {
 		p.Refused = view.refused
 	}
-	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed}, nil
+	return &prepared{fetch: fr, snap: snap, records: records, catalogs: outs, plan: p, cfg: cfg, gate: gate, view: view, secrets: observed, loaded: l, heldBack: heldBack}, nil
+}
+
+// loaded is what a pass read: the records and the manifests; the scope
+// index describing them for the next pass (nil when none can serve it),
+// and whether only the last pass's scope was read.
+type loaded struct {
+	records *manifest.Records
+	snap    *Snapshot
+	index   *scopeIndex
+	scoped  bool
+}
+
+// load reads the records at recordsRev and the manifests (the work tree,
+// else the head): only the last pass's scope when po.scope allows it
+// (scope.go), else everything, with the scope index of what it read when
+// the pass writes.
+func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareOptions) (l loaded, recordsErr, err error) {
+	if po.scope != nil && po.workTree == nil {
+		sl, err := r.loadScoped(po.scope, fr.Head, recordsRev)
+		switch {
+		case err == nil:
+			r.Log.WithFields(logrus.Fields{"files": sl.files, "records": sl.recordFiles}).Debug("scoped load: only what changed and what relates to it")
+			return loaded{records: sl.records, snap: sl.snap, index: sl.next, scoped: true}, nil, nil
+		case !errors.Is(err, errFullLoad):
+			return l, nil, err
+		}
+		r.Log.WithError(err).Debug("loading everything")
+	}
+	records, recFiles, recDocs, recordsErr := loadRecords(r.Source, r.recordRoot(), recordsRev, r.Cache)
+	if po.workTree != nil {
+		snap := LoadTree(po.workTree, r.Options.Path)
+		snap.Revision = ""
+		return loaded{records: records, snap: snap}, recordsErr, nil
+	}
+	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	if err != nil {
+		return l, nil, err
+	}
+	l = loaded{records: records, snap: rl.snap}
+	if po.write && recordsErr == nil {
+		l.index = newScopeIndex(rl, recordsRev, recFiles, recDocs, r.scopeFingerprint(rl.raw, rl.dir))
+	}
+	return l, recordsErr, nil
 }
 
 // configErrors returns the error diagnostics of osbgit.yaml: a pass must not
@@ -578,6 +627,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	res := &SyncResult{}
 	var p *prepared
 	var writeAhead map[manifest.Ref]*manifest.StatusRecord
+	var writes recordWrites // for the scope index
 	for attempt := 0; ; attempt++ {
 		fr, err := r.Source.Fetch(ctx)
 		if err != nil {
@@ -588,7 +638,13 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			r.saveState(ctx)
 			return &SyncResult{Skipped: true, Reason: why}, nil
 		}
-		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, sweepSecrets: sweepSecrets})
+		// A sweep reads every binding Secret, so it needs every record:
+		// only a pass without one may load just what changed.
+		var scope *scopeIndex
+		if !sweepSecrets {
+			scope = r.lastScope(now, secretsChanged())
+		}
+		p, err = r.prepare(ctx, fr, prepareOptions{drift: r.driftDue(now), write: true, sweepSecrets: sweepSecrets, scope: scope})
 		if err != nil {
 			return nil, err
 		}
@@ -622,6 +678,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			return nil, fmt.Errorf("write-ahead records: %w", err)
 		}
 		r.wrote(ctx, &p.view, wr, false)
+		writes.add(r.recordRoot(), files, writeAhead, nil)
 		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
 		// The records now in Git are the write-ahead ones.
 		for ref, rec := range writeAhead {
@@ -679,9 +736,13 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	}
 	final := mergedStatus(p.records.Status, res.Exec.Records)
 	if p.secrets != nil {
-		r.State.Secrets = p.secrets.sums(final)
+		sums := p.secrets.sums(final)
+		if p.loaded.scoped {
+			sums.keepOutOfScope(r.State.Secrets, p.records.Status)
+		}
+		r.State.Secrets = sums
 	}
-	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan)
+	r.State.InFlight = countInFlight(final) + dependentsDue(p.plan) + p.heldBack
 	r.State.NextPoll = res.Exec.NextPoll()
 	r.State.NextRelist = nextRelist(p.snap.Set, p.records.Catalogs, catalogRecs, r.State)
 	if iv := p.snap.Set.Config.DriftCheckInterval.Duration; iv > 0 {
@@ -706,6 +767,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 		}
 		res.Commit = wr.Commit
 		r.wrote(ctx, &p.view, wr, true)
+		writes.add(r.recordRoot(), files, res.Exec.Records, catalogRecs)
 		if wr.Branch == r.Source.Branch() && wr.Attempts <= 1 {
 			// Our commit sits directly on the head we planned from.
 			r.State.ObservedHead = wr.Commit
@@ -717,6 +779,11 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 		r.State.ObservedHead = p.fetch.Head
 	}
 	r.resultDone(ctx, rev, note, statusWrite, res)
+	recordsRev := p.view.base
+	if !p.view.sealed && statusWrite != nil {
+		recordsRev = statusWrite.Commit
+	}
+	r.keepScope(r.advanceRecords(p.loaded.index.failed(res.Exec), recordsRev, writes))
 	r.saveState(ctx)
 	return res, nil
 }
@@ -778,10 +845,7 @@ func (r *Reconciler) saveState(ctx context.Context) {
 // .osbgit/ since the last reconciled revision, with nothing else due.
 func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (bool, string) {
 	st := r.State
-	if st.ObservedHead == "" || st.InFlight > 0 || len(r.Options.ConfirmedBrokerMoves) > 0 {
-		return false, ""
-	}
-	if !st.NextRelist.IsZero() && !now.Before(st.NextRelist) || r.driftDue(now) {
+	if !r.nothingDue(now) {
 		return false, ""
 	}
 	if fr.Head == st.ObservedHead {
@@ -791,6 +855,13 @@ func (r *Reconciler) onlyStatusChanged(fr gitrepo.FetchResult, now time.Time) (b
 		return false, ""
 	}
 	return true, "only .osbgit/ changed since " + short(st.ObservedHead)
+}
+
+// nothingDue reports whether the last pass left nothing to do at now but
+// what a moved head brings: no operation in flight, no relist, drift check
+// or confirmed broker move due.
+func (r *Reconciler) nothingDue(now time.Time) bool {
+	return r.State.quiet(r.State.ObservedHead, now) && len(r.Options.ConfirmedBrokerMoves) == 0
 }
 
 // movedBeyondRecords reports whether head differs from last by more than

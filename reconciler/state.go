@@ -47,6 +47,10 @@ type PassState struct {
 	// checksums (secretcheck.go): a sync whose head has not moved reads
 	// them and runs a pass when one changed.
 	Secrets *SecretSums `json:"secrets,omitempty"`
+	// Index names the scope index the last pass that planned left
+	// (scope.go): the next pass whose head moved reads only what changed
+	// since, when that index is at hand. Empty: it loads everything.
+	Index string `json:"index,omitempty"`
 }
 
 func (s *PassState) lastRelist(ref manifest.Ref) time.Time {

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -262,5 +263,33 @@ func TestTenancyPolicyCaps(t *testing.T) {
 		if inst, _ := brokerState(f.broker); len(inst) != want {
 			t.Errorf("after delete pass %d the broker holds %d instances, want %d", pass+1, len(inst), want)
 		}
+	}
+}
+
+// A pass whose caps held steps back leaves the next pass due, though the
+// head does not move: with a pass state (run, a CronJob with a cache
+// dir), the quiet-head short-cut must not skip the rest for good.
+func TestTenancyPolicyCapsWithPassState(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{
+			"broker.yaml": brokerYAML(url),
+			"apps/a.yaml": instanceYAML("a", "small", ""),
+			"apps/b.yaml": instanceYAML("b", "small", ""),
+			"apps/c.yaml": instanceYAML("c", "small", ""),
+		}
+	})
+	opts := Options{Policy: mustPolicy(t, "apiVersion: osbgit.dev/v1alpha1\nkind: Policy\nmaxCreatesPerPass: 1\n"),
+		StatePath: filepath.Join(t.TempDir(), "state.json")}
+	for pass, want := range []int{1, 2, 3} {
+		if res := f.sync(f.reconciler(opts)); res.Skipped {
+			t.Fatalf("pass %d skipped (%s) with creates held back", pass+1, res.Reason)
+		}
+		if inst, _ := brokerState(f.broker); len(inst) != want {
+			t.Fatalf("after pass %d the broker holds %d instances, want %d", pass+1, len(inst), want)
+		}
+	}
+	if res := f.sync(f.reconciler(opts)); !res.Skipped {
+		t.Errorf("the pass after the last create was not skipped: %v", res.Plan.Steps)
 	}
 }

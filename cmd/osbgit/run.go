@@ -185,6 +185,7 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *pa
 	}
 	r.Options.InlinePoll = rf.inlinePoll
 	r.Cache = reconciler.NewDecodeCache() // passes decode only what changed
+	r.Options.ScopeIndexPath = rf.state.indexPath(g, repo)
 	if r.Options.StateStore, err = rf.state.store(g, repo); err != nil {
 		return err
 	}

@@ -58,6 +58,7 @@ record says why), 2 error (nothing may have been done).`,
 				defer func() { line.clear(); g.log.SetOutput(errw) }()
 				r.Progress = progressLine(line)
 			}
+			r.Options.ScopeIndexPath = state.indexPath(g, repo)
 			if r.Options.StateStore, err = state.store(g, repo); err != nil {
 				return withExitCode(exitError, err)
 			}

@@ -334,6 +334,17 @@ func (sf *stateFlags) store(g *globalOptions, repo *gitrepo.Repo) (reconciler.St
 	}, nil
 }
 
+// indexPath is where the scope index is kept between processes (the cache
+// dir, beside the state file, even when the state is in a ConfigMap: a
+// CronJob with a cache volume then reads only what changed); "" with
+// --no-state.
+func (sf *stateFlags) indexPath(g *globalOptions, repo *gitrepo.Repo) string {
+	if sf.noState {
+		return ""
+	}
+	return reconciler.ScopeIndexPath(g.statePath(repo))
+}
+
 // newReconciler wires a reconciler for --repo with the pass flags.
 func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf *passFlags) (*reconciler.Reconciler, *gitrepo.Repo, error) {
 	statuses, err := pf.commitStatuses(g)

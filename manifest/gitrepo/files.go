@@ -443,3 +443,9 @@ func (r *Repo) changedOutside(a, b plumbing.Hash, parts []string) (bool, error) 
 	}
 	return false, nil
 }
+
+// BlobHash is the hash Git gives a blob holding data: what Files and
+// ChangedFiles report for a file with that content.
+func BlobHash(data []byte) string {
+	return plumbing.ComputeHash(plumbing.BlobObject, data).String()
+}

@@ -153,6 +153,7 @@ func TestFigures(t *testing.T) {
 		{[]string{"noop-pass", "status"}, noopPass},
 		{[]string{"converge"}, one(converge)},
 		{[]string{"async"}, one(asyncConverge)},
+		{[]string{"incremental"}, one(incremental)},
 		{[]string{"scale"}, one(scaleFigure)},
 	} {
 		if !slices.ContainsFunc(f.names, s.want) || (f.names[0] == "scale" && !s.figures["scale"]) {

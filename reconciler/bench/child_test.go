@@ -37,7 +37,8 @@ const (
 	childMarker = "OSBGIT-BENCH-RESULT "
 	// envCPUProfile, when set, makes every child write a CPU profile to
 	// <value>-<mode>-<pid>.prof (and the pass child its allocations after
-	// the first pass to <value>-pass-<pid>.heap).
+	// the first pass to <value>-pass-<pid>.heap), and the incremental
+	// figure's warm syncs theirs (incremental).
 	envCPUProfile = "OSBGIT_BENCH_CPUPROFILE"
 )
 

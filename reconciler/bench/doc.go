@@ -24,6 +24,17 @@
 //   - async: 1,000 asynchronous instances (5 "in progress" polls, Retry-After
 //     1s each) converged in one pass polling inline, against the minimum the
 //     Retry-After chain and the call throughput allow.
+//   - incremental: a one-shot `osbgit sync` process (the built binary, as
+//     a CronJob runs it) after a one-file change in the 10,000 + 10,000
+//     repo, with the cache dir its earlier run left (pass state and scope
+//     index: it reads only what changed), against the same process from an
+//     empty cache dir (it reads everything); both from process start to
+//     exit, both making the one update call and status commit. Its repo is
+//     full size in the short variant too (about 1.5 minutes).
+//   - scale (only when named in OSBGIT_BENCH_FIGURES): the no-op pass of
+//     noop-pass over 100,000 instances + 100,000 bindings, its wall time
+//     against 15 s and its peak RSS against 1.5 GB, with the per-resource
+//     model of the README's scaling section.
 //
 // Each figure prints one line, "name: ratio X.XX (limit Y)" followed by the
 // raw numbers. The tests skip unless OSBGIT_BENCH_SCALE is set (1 for the

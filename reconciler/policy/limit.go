@@ -18,11 +18,12 @@ import (
 // depends on a held-back step (a bind on its instance's provision, a
 // deprovision on its unbinds) is held back too and does not use the cap.
 // A later pass starts the next ones, so the caps bound the rate, not the
-// total. A refused plan (maxDeletions) is left as it is: nothing runs.
+// total: Limit returns how many steps it held back, which make that pass
+// due. A refused plan (maxDeletions) is left as it is: nothing runs.
 // A nil policy, or one without caps, changes nothing.
-func Limit(pl *plan.Plan, p *Policy) {
+func Limit(pl *plan.Plan, p *Policy) (held int) {
 	if p == nil || pl == nil || pl.Refused != "" || (p.MaxCreatesPerPass == nil && p.MaxDeletesPerPass == nil) {
-		return
+		return 0
 	}
 	type budget struct {
 		field string
@@ -31,7 +32,7 @@ func Limit(pl *plan.Plan, p *Policy) {
 	}
 	creates := &budget{field: "maxCreatesPerPass", max: p.MaxCreatesPerPass}
 	deletes := &budget{field: "maxDeletesPerPass", max: p.MaxDeletesPerPass}
-	held := map[manifest.Ref]bool{}
+	heldBack := map[manifest.Ref]bool{}
 	for i := range pl.Steps {
 		s := &pl.Steps[i]
 		var b *budget
@@ -47,7 +48,7 @@ func Limit(pl *plan.Plan, p *Policy) {
 			continue
 		}
 		var why string
-		if dep := slices.IndexFunc(s.DependsOn, func(r manifest.Ref) bool { return held[r] }); dep >= 0 {
+		if dep := slices.IndexFunc(s.DependsOn, func(r manifest.Ref) bool { return heldBack[r] }); dep >= 0 {
 			why = fmt.Sprintf("held back: %s waits for %s, which the tenancy policy's %s (%s) held back in this pass", s.Action, s.DependsOn[dep], b.field, p.where(b.field))
 		} else if b.used >= *b.max {
 			why = fmt.Sprintf("held back: the tenancy policy's %s (%s) lets one pass start %d %s(s), and this one comes after them in plan order", b.field, p.where(b.field), *b.max, s.Action)
@@ -55,7 +56,7 @@ func Limit(pl *plan.Plan, p *Policy) {
 			b.used++
 			continue
 		}
-		held[s.Ref] = true
+		heldBack[s.Ref] = true
 		s.Warnings = append(s.Warnings, "planned: "+s.Action.String()+" ("+s.Reason+")")
 		s.Action = plan.None
 		s.Reason = why
@@ -63,4 +64,5 @@ func Limit(pl *plan.Plan, p *Policy) {
 		s.WriteAhead = false
 		s.DependsOn = nil
 	}
+	return len(heldBack)
 }

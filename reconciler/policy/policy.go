@@ -13,6 +13,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -50,6 +52,8 @@ type Policy struct {
 
 	file  string
 	lines manifest.FieldLines
+	// digest identifies file and content (Digest).
+	digest string
 }
 
 // PathRule lets manifests under Path declare Namespaces.
@@ -83,6 +87,16 @@ type ClassRule struct {
 // File is where the policy was read from (for messages).
 func (p *Policy) File() string { return p.file }
 
+// Digest identifies the policy by its file's name and content, which its
+// checks and messages depend on: a pass that reuses what an earlier one
+// found compares it. "" for a nil policy (everything allowed).
+func (p *Policy) Digest() string {
+	if p == nil {
+		return ""
+	}
+	return p.digest
+}
+
 // Load reads and decodes the policy file at name. Any problem is an error
 // listing each diagnostic at file:line: a pass must not run with a policy
 // it could not read.
@@ -112,7 +126,8 @@ func Decode(file string, data []byte) (*Policy, manifest.Diagnostics) {
 		}
 		return nil, diags
 	}
-	p.file, p.lines = file, lines
+	sum := sha256.Sum256([]byte(file + "\x00" + string(data)))
+	p.file, p.lines, p.digest = file, lines, hex.EncodeToString(sum[:])
 	diags = append(diags, p.validate()...)
 	diags.Sort()
 	if diags.HasErrors() {

@@ -311,7 +311,7 @@ func TestLimit(t *testing.T) {
 			for i, s := range pl.Steps {
 				before[i] = s.Action
 			}
-			Limit(pl, p)
+			n := Limit(pl, p)
 			var held []string
 			for i, s := range pl.Steps {
 				if s.Error != "" {
@@ -323,8 +323,8 @@ func TestLimit(t *testing.T) {
 					t.Errorf("%s: action %s changed to %s without an error", s.Ref.Name, before[i], s.Action)
 				}
 			}
-			if strings.Join(held, ",") != strings.Join(tt.held, ",") {
-				t.Errorf("held back %v, want %v", held, tt.held)
+			if strings.Join(held, ",") != strings.Join(tt.held, ",") || n != len(held) {
+				t.Errorf("held back %v (Limit says %d), want %v", held, n, tt.held)
 			}
 		})
 	}
@@ -350,5 +350,16 @@ func TestReadmeExample(t *testing.T) {
 	p := mustDecode(t, block)
 	if len(p.Paths) != 3 || len(p.Plans) != 2 || p.MaxDeletesPerPass == nil {
 		t.Errorf("README example decoded as %+v", p)
+	}
+}
+
+// Digest changes with the policy's file name or content.
+func TestDigest(t *testing.T) {
+	const src = "apiVersion: osbgit.dev/v1alpha1\nkind: Policy\nmaxCreatesPerPass: 2\n"
+	a, b, c := mustDecode(t, src), mustDecode(t, src+"maxDeletesPerPass: 1\n"), mustDecode(t, src)
+	other, _ := Decode("other.yaml", []byte(src))
+	var none *Policy
+	if a.Digest() == "" || a.Digest() != c.Digest() || a.Digest() == b.Digest() || a.Digest() == other.Digest() || none.Digest() != "" {
+		t.Errorf("digests %q %q %q %q %q", a.Digest(), b.Digest(), c.Digest(), other.Digest(), none.Digest())
 	}
 }
