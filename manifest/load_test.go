@@ -367,3 +367,26 @@ func TestLoadNeverLooksEmptyByAccident(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerAuthSecretRef: the auth Secret a broker names, as the client
+// reads it and the Secret check watches it.
+func TestBrokerAuthSecretRef(t *testing.T) {
+	basic, bearer := &ObjectReference{Name: "basic"}, &ObjectReference{Name: "bearer"}
+	for _, tc := range []struct {
+		name       string
+		ai         *BrokerAuthInfo
+		want       *ObjectReference
+		wantBearer bool
+	}{
+		{"none", nil, nil, false},
+		{"basic", &BrokerAuthInfo{Basic: &SecretAuthConfig{SecretRef: basic}}, basic, false},
+		{"bearer", &BrokerAuthInfo{Bearer: &SecretAuthConfig{SecretRef: bearer}}, bearer, true},
+		{"basic without a Secret", &BrokerAuthInfo{Basic: &SecretAuthConfig{}, Bearer: &SecretAuthConfig{SecretRef: bearer}}, bearer, true},
+		{"neither names one", &BrokerAuthInfo{Basic: &SecretAuthConfig{}}, nil, false},
+	} {
+		got, gotBearer := tc.ai.SecretRef()
+		if got != tc.want || gotBearer != tc.wantBearer {
+			t.Errorf("%s: got %v, %v; want %v, %v", tc.name, got, gotBearer, tc.want, tc.wantBearer)
+		}
+	}
+}

@@ -246,6 +246,22 @@ type BrokerAuthInfo struct {
 	Bearer *SecretAuthConfig `json:"bearer,omitempty"`
 }
 
+// SecretRef is the Secret the broker authenticates with, and whether it
+// holds a bearer token (else a username and password); nil when the
+// broker names none. Nil-safe. The one choice both the client (which
+// reads it) and the Secret check (which watches it) make.
+func (ai *BrokerAuthInfo) SecretRef() (ref *ObjectReference, bearer bool) {
+	switch {
+	case ai == nil:
+		return nil, false
+	case ai.Basic != nil && ai.Basic.SecretRef != nil:
+		return ai.Basic.SecretRef, false
+	case ai.Bearer != nil && ai.Bearer.SecretRef != nil:
+		return ai.Bearer.SecretRef, true
+	}
+	return nil, false
+}
+
 // SecretAuthConfig points at the Secret holding broker credentials. For a
 // ClusterServiceBroker SecretRef.Namespace is required; for a ServiceBroker it
 // is always the broker's own namespace (Assemble sets it, as Service Catalog

@@ -67,33 +67,28 @@ func (bc *BrokerClients) Client(ctx context.Context, b manifest.Broker) (*osbcli
 		cfg.HTTPClient = bc.HTTPClient
 		cfg.CABundle, cfg.InsecureSkipTLSVerify = nil, false
 	}
-	if ai := spec.AuthInfo; ai != nil {
-		switch {
-		case ai.Basic != nil && ai.Basic.SecretRef != nil:
-			data, err := bc.read(ctx, ref, ai.Basic.SecretRef)
-			if err != nil {
-				return nil, err
+	if sref, bearer := spec.AuthInfo.SecretRef(); sref != nil {
+		data, err := bc.read(ctx, ref, sref)
+		if err != nil {
+			return nil, err
+		}
+		if bearer {
+			tok := data[manifest.BearerTokenKey]
+			if len(tok) == 0 {
+				return nil, fmt.Errorf("broker %s: auth secret %s/%s needs key %q", ref.Name,
+					sref.Namespace, sref.Name, manifest.BearerTokenKey)
 			}
+			cfg.BearerToken = string(tok)
+			bc.Redact.Add(cfg.BearerToken, "Bearer "+cfg.BearerToken)
+		} else {
 			user, pass := data[manifest.BasicAuthUsernameKey], data[manifest.BasicAuthPasswordKey]
 			if len(user) == 0 || len(pass) == 0 {
 				return nil, fmt.Errorf("broker %s: auth secret %s/%s needs keys %q and %q", ref.Name,
-					ai.Basic.SecretRef.Namespace, ai.Basic.SecretRef.Name, manifest.BasicAuthUsernameKey, manifest.BasicAuthPasswordKey)
+					sref.Namespace, sref.Name, manifest.BasicAuthUsernameKey, manifest.BasicAuthPasswordKey)
 			}
 			cfg.Username, cfg.Password = string(user), string(pass)
 			userPass := cfg.Username + ":" + cfg.Password
 			bc.Redact.Add(cfg.Password, userPass, "Basic "+base64.StdEncoding.EncodeToString([]byte(userPass)))
-		case ai.Bearer != nil && ai.Bearer.SecretRef != nil:
-			data, err := bc.read(ctx, ref, ai.Bearer.SecretRef)
-			if err != nil {
-				return nil, err
-			}
-			tok := data[manifest.BearerTokenKey]
-			if len(tok) == 0 {
-				return nil, fmt.Errorf("broker %s: auth secret %s/%s needs key %q", ref.Name,
-					ai.Bearer.SecretRef.Namespace, ai.Bearer.SecretRef.Name, manifest.BearerTokenKey)
-			}
-			cfg.BearerToken = string(tok)
-			bc.Redact.Add(cfg.BearerToken, "Bearer "+cfg.BearerToken)
 		}
 	}
 	key := configKey(cfg)

@@ -300,19 +300,6 @@ type secretObservation struct {
 	written map[string]string
 }
 
-// authSecretRef is the Secret a broker authenticates with (nil: none).
-func authSecretRef(spec *manifest.BrokerSpec) *manifest.ObjectReference {
-	switch ai := spec.AuthInfo; {
-	case ai == nil:
-		return nil
-	case ai.Basic != nil:
-		return ai.Basic.SecretRef
-	case ai.Bearer != nil:
-		return ai.Bearer.SecretRef
-	}
-	return nil
-}
-
 // bindingSecret is the Secret osbgit wrote rec's credentials to, when rec
 // is a bound binding that must have one ("" otherwise).
 func bindingSecret(rec *manifest.StatusRecord) string {
@@ -358,7 +345,7 @@ func (r *Reconciler) observeSecrets(ctx context.Context, set *manifest.Set, recs
 			// read either, nor watched.
 			continue
 		}
-		if ref := authSecretRef(b.GetBrokerSpec()); ref != nil && ref.Name != "" {
+		if ref, _ := b.GetBrokerSpec().AuthInfo.SecretRef(); ref != nil && ref.Name != "" {
 			n := SecretName{Namespace: ref.Namespace, Name: ref.Name}.String()
 			refNames[n] = true
 			authOf[n] = append(authOf[n], b.GetRef())
