@@ -43,11 +43,19 @@ func MarshalRecord(r Record) ([]byte, error) {
 func RenderRecord(recordJSON []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(recordJSON) + len(recordJSON)/2)
-	if err := json.Indent(&buf, recordJSON, "", "  "); err != nil {
-		return nil, fmt.Errorf("indent record: %w", err)
+	if err := renderRecordTo(&buf, recordJSON); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// renderRecordTo is RenderRecord appending to buf.
+func renderRecordTo(buf *bytes.Buffer, recordJSON []byte) error {
+	if err := json.Indent(buf, recordJSON, "", "  "); err != nil {
+		return fmt.Errorf("indent record: %w", err)
 	}
 	buf.WriteByte('\n')
-	return buf.Bytes(), nil
+	return nil
 }
 
 // RecordJSON is the JSON form MarshalRecord converts to YAML: r normalized
@@ -278,10 +286,7 @@ func decodeWrittenStatusRecord(data []byte) (*StatusRecord, bool) {
 	buf := writtenRecordBuffers.Get().(*bytes.Buffer)
 	defer writtenRecordBuffers.Put(buf)
 	buf.Reset()
-	if json.Indent(buf, compact, "", "  ") != nil {
-		return nil, false
-	}
-	if buf.WriteByte('\n'); !bytes.Equal(buf.Bytes(), data) {
+	if renderRecordTo(buf, compact) != nil || !bytes.Equal(buf.Bytes(), data) {
 		return nil, false
 	}
 	sr.intern()
