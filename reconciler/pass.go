@@ -311,7 +311,8 @@ type prepareOptions struct {
 	// write: the pass will write records (sync), so they must be
 	// verifiable; it also describes what it loaded in a scope index.
 	write bool
-	// sweepSecrets: read back every binding Secret, due or not.
+	// sweepSecrets: read back every binding Secret (the caller decides
+	// whether a sweep is due).
 	sweepSecrets bool
 	// scope, when set, is the last pass's scope index: only what changed
 	// since is loaded, when it can be (scope.go).
@@ -351,8 +352,7 @@ func (r *Reconciler) prepare(ctx context.Context, fr gitrepo.FetchResult, po pre
 	var relist map[manifest.Ref]string
 	if !po.offline {
 		// Before anything else reads them (secretcheck.go).
-		sweep := po.sweepSecrets || r.State.secretSweepDue(now, r.Options.SecretSweepInterval)
-		if observed = r.observeSecrets(ctx, snap.Set, records.Status, gate, sweep, now); observed != nil {
+		if observed = r.observeSecrets(ctx, snap.Set, records.Status, gate, po.sweepSecrets, now); observed != nil {
 			relist = observed.relist
 		}
 	}
@@ -542,7 +542,9 @@ func (r *Reconciler) Diff(ctx context.Context, o DiffOptions) (*DiffResult, erro
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	p, err := r.prepare(ctx, fr, prepareOptions{workTree: o.WorkTree, offline: o.Offline, refresh: o.Refresh, drift: o.Drift})
+	// A diff reads back every binding Secret: it shows each restore a
+	// sync would make once its sweep is due.
+	p, err := r.prepare(ctx, fr, prepareOptions{workTree: o.WorkTree, offline: o.Offline, refresh: o.Refresh, drift: o.Drift, sweepSecrets: true})
 	if err != nil {
 		return nil, err
 	}
