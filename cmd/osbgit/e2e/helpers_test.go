@@ -24,7 +24,7 @@ import (
 )
 
 // ensureNamespace creates namespace ns unless it exists.
-func ensureNamespace(t *testing.T, ns string) {
+func ensureNamespace(t testing.TB, ns string) {
 	t.Helper()
 	ctx := testContext(t, 30*time.Second)
 	_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
@@ -35,7 +35,7 @@ func ensureNamespace(t *testing.T, ns string) {
 
 // upsertSecret creates or replaces Secret ns/name with data, as a person
 // with kubectl would (no osbgit labels).
-func upsertSecret(t *testing.T, ns, name string, data map[string]string) {
+func upsertSecret(t testing.TB, ns, name string, data map[string]string) {
 	t.Helper()
 	ctx := testContext(t, 30*time.Second)
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
@@ -56,7 +56,7 @@ func upsertSecret(t *testing.T, ns, name string, data map[string]string) {
 // deleteSecrets deletes Secrets ns/names left by an earlier run (go test
 // -count=N reuses the apiserver), so that waiting for osbgit to create them
 // means something.
-func deleteSecrets(t *testing.T, ns string, names ...string) {
+func deleteSecrets(t testing.TB, ns string, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		err := admin.CoreV1().Secrets(ns).Delete(ctxBG(t), name, metav1.DeleteOptions{})
@@ -68,7 +68,7 @@ func deleteSecrets(t *testing.T, ns string, names ...string) {
 
 // getSecret reads Secret ns/name through the verifier client; nil when it
 // does not exist.
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
+func getSecret(t testing.TB, ns, name string) *corev1.Secret {
 	t.Helper()
 	ctx := testContext(t, 30*time.Second)
 	s, err := verifier.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
@@ -93,7 +93,7 @@ func stringData(s *corev1.Secret) map[string]string {
 // writeTokenKubeconfig writes a kubeconfig that reaches the envtest
 // apiserver with a bearer token (a ServiceAccount's), as the one kubelet
 // mounts would, and returns its path.
-func writeTokenKubeconfig(t *testing.T, name, token string) string {
+func writeTokenKubeconfig(t testing.TB, name, token string) string {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: adminConfig.Host, CertificateAuthorityData: adminConfig.CAData}
@@ -109,7 +109,7 @@ func writeTokenKubeconfig(t *testing.T, name, token string) string {
 
 // waitFor polls cond every 100ms until it returns true or timeout passes,
 // then fails the test with what.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -123,7 +123,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // subprocessEnv is the environment of osbgit subprocesses: the test's, minus
 // anything that would make the result depend on the machine (kubeconfig,
 // OSBGIT_* settings, proxies, the pod identity), plus extra.
-func subprocessEnv(t *testing.T, extra ...string) []string {
+func subprocessEnv(t testing.TB, extra ...string) []string {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -142,7 +142,7 @@ func subprocessEnv(t *testing.T, extra ...string) []string {
 
 // runOsbgit runs the osbgit binary to completion and returns its exit code,
 // stdout and stderr.
-func runOsbgit(t *testing.T, env []string, args ...string) (int, string, string) {
+func runOsbgit(t testing.TB, env []string, args ...string) (int, string, string) {
 	t.Helper()
 	ctx := testContext(t, 2*time.Minute)
 	cmd := exec.CommandContext(ctx, osbgitBin, args...)
@@ -191,7 +191,7 @@ type daemonProc struct {
 // startOsbgit starts osbgit in the background. The process is killed when
 // the test ends if it is still running, and its output is logged when the
 // test failed.
-func startOsbgit(t *testing.T, name string, env []string, args ...string) *daemonProc {
+func startOsbgit(t testing.TB, name string, env []string, args ...string) *daemonProc {
 	t.Helper()
 	p := &daemonProc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(osbgitBin, args...)
@@ -220,7 +220,7 @@ func startOsbgit(t *testing.T, name string, env []string, args ...string) *daemo
 
 // stop sends SIGTERM and waits up to timeout for the process to exit,
 // returning its exit code.
-func (p *daemonProc) stop(t *testing.T, timeout time.Duration) int {
+func (p *daemonProc) stop(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM osbgit %s: %v", p.name, err)
@@ -310,4 +310,45 @@ func configYAML(clusterID string) string {
 }
 
 // ctxBG is a short-lived context for one API call.
-func ctxBG(t *testing.T) context.Context { return testContext(t, 30*time.Second) }
+func ctxBG(t testing.TB) context.Context { return testContext(t, 30*time.Second) }
+
+// failureLog is a testing.TB that also keeps its failure messages and logs
+// them again once every cleanup ran: the replicas' output, which startOsbgit
+// logs on failure, would otherwise bury the reason under pages of JSON lines
+// (CI shows the end of a failed test's output).
+type failureLog struct {
+	*testing.T
+	mu   sync.Mutex
+	msgs []string
+}
+
+// recordFailures wraps t; use the result in place of t.
+func recordFailures(t *testing.T) *failureLog {
+	f := &failureLog{T: t}
+	t.Cleanup(func() { // registered first, so it runs last
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.msgs) > 0 {
+			t.Logf("the failures above, again:\n%s", strings.Join(f.msgs, "\n"))
+		}
+	})
+	return f
+}
+
+func (f *failureLog) keep(msg string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs = append(f.msgs, msg)
+	return msg
+}
+
+func (f *failureLog) Error(args ...any) { f.T.Helper(); f.T.Error(f.keep(fmt.Sprint(args...))) }
+func (f *failureLog) Errorf(format string, args ...any) {
+	f.T.Helper()
+	f.T.Error(f.keep(fmt.Sprintf(format, args...)))
+}
+func (f *failureLog) Fatal(args ...any) { f.T.Helper(); f.T.Fatal(f.keep(fmt.Sprint(args...))) }
+func (f *failureLog) Fatalf(format string, args ...any) {
+	f.T.Helper()
+	f.T.Fatal(f.keep(fmt.Sprintf(format, args...)))
+}

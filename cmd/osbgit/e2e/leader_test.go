@@ -60,7 +60,7 @@ func (l *callLog) of(replica string, since time.Time) []taggedCall {
 
 // proxyFor starts an HTTP forward proxy for replica that serves every
 // request with broker and records it in log.
-func proxyFor(t *testing.T, replica string, broker http.Handler, log *callLog) string {
+func proxyFor(t testing.TB, replica string, broker http.Handler, log *callLog) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.RequestURI, brokerHost+"/") {
@@ -76,7 +76,7 @@ func proxyFor(t *testing.T, replica string, broker http.Handler, log *callLog) s
 
 // leaseHolder returns the holder of the leader-election Lease ("" when it
 // does not exist or is released).
-func leaseHolder(t *testing.T) string {
+func leaseHolder(t testing.TB) string {
 	t.Helper()
 	l, err := verifier.CoordinationV1().Leases(systemNS).Get(ctxBG(t), leaseName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -115,7 +115,8 @@ func countLines(out string, subs ...string) int {
 // call log, tagged per replica, and the logs show it); SIGTERM to the leader
 // makes it exit 0 and release the Lease, the other takes over and
 // reconciles a manifest change pushed afterwards.
-func TestLeaderElection(t *testing.T) {
+func TestLeaderElection(tt *testing.T) {
+	t := recordFailures(tt)
 	needEnv(t)
 	code, out, errs := runOsbgit(t, subprocessEnv(t), "run", "--help")
 	if code != 0 || !strings.Contains(out, "--leader-elect") || !strings.Contains(out, "--leader-election-namespace") {

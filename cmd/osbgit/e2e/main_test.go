@@ -150,7 +150,7 @@ func setupClients() error {
 }
 
 // needEnv skips the test when there is no control plane.
-func needEnv(t *testing.T) {
+func needEnv(t testing.TB) {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
@@ -158,7 +158,7 @@ func needEnv(t *testing.T) {
 }
 
 // testContext is a context that ends with the test (or after d).
-func testContext(t *testing.T, d time.Duration) context.Context {
+func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

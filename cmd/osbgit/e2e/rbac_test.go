@@ -46,7 +46,7 @@ var deployDir = filepath.Join("..", "..", "..", "examples", "deploy")
 
 // applyManifests server-side applies every object of the given files of
 // examples/deploy, as `kubectl apply --server-side` would.
-func applyManifests(t *testing.T, files ...string) {
+func applyManifests(t testing.TB, files ...string) {
 	t.Helper()
 	c, err := client.New(adminConfig, client.Options{})
 	if err != nil {
@@ -81,7 +81,7 @@ func applyManifests(t *testing.T, files ...string) {
 // ServiceAccount and RBAC (examples/deploy) and returns a kubeconfig that
 // authenticates as that ServiceAccount with a token from the TokenRequest
 // API (what the kubelet mounts into the pod), plus a clientset using it.
-func setupServiceAccount(t *testing.T) (string, kubernetes.Interface) {
+func setupServiceAccount(t testing.TB) (string, kubernetes.Interface) {
 	t.Helper()
 	applyManifests(t, "namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "rbac-targets.yaml", "cronjob.yaml")
 	exp := int64(3600)
@@ -276,7 +276,7 @@ func TestExampleRBAC(t *testing.T) {
 // testSyncAsServiceAccount runs `osbgit sync --secret-store kube` with the
 // ServiceAccount's kubeconfig: broker auth from osbgit-system, a binding in
 // apps (allowed) and one in e2e-no-rbac (no Role there).
-func testSyncAsServiceAccount(t *testing.T, kubeconfig string) {
+func testSyncAsServiceAccount(t testing.TB, kubeconfig string) {
 	const pass = "rbac-sync-broker-pass-0e77"
 	deleteSecrets(t, "apps", "rbac-db-creds")
 	upsertSecret(t, systemNS, brokerAuth, map[string]string{"username": "osbgit", "password": pass})

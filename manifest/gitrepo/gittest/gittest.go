@@ -25,14 +25,20 @@ func Env() []string {
 // Git runs git in dir and fails the test on error.
 func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
+	out, err := run(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// run runs git in dir and returns its trimmed combined output.
+func run(dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = Env()
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out)), err
 }
 
 // Repo is a bare repository (Bare) with branch main and a working clone
@@ -57,10 +63,12 @@ func New(t testing.TB, files map[string]string) *Repo {
 
 // Push writes files and removes paths in the clone, commits and pushes to
 // main (rebasing on the remote first, so commits osbgit pushed are kept), and
-// returns the new head.
+// returns the new head. A push that a concurrent osbgit push beat is rebased
+// and retried, as a person would.
 func (r *Repo) Push(msg string, files map[string]string, remove []string) string {
 	r.t.Helper()
-	if out := Git(r.t, r.Clone, "ls-remote", "origin", "main"); out != "" {
+	remoteHasMain := Git(r.t, r.Clone, "ls-remote", "origin", "main") != ""
+	if remoteHasMain {
 		Git(r.t, r.Clone, "pull", "-q", "--rebase", "origin", "main")
 	}
 	r.Write(files)
@@ -69,7 +77,16 @@ func (r *Repo) Push(msg string, files map[string]string, remove []string) string
 	}
 	Git(r.t, r.Clone, "add", "-A")
 	Git(r.t, r.Clone, "commit", "-q", "--allow-empty", "-m", msg)
-	Git(r.t, r.Clone, "push", "-q", "origin", "HEAD:main")
+	for attempt := 1; ; attempt++ {
+		out, err := run(r.Clone, "push", "-q", "origin", "HEAD:main")
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !remoteHasMain || !strings.Contains(out, "rejected") {
+			r.t.Fatalf("git push origin HEAD:main (attempt %d): %v\n%s", attempt, err, out)
+		}
+		Git(r.t, r.Clone, "pull", "-q", "--rebase", "origin", "main")
+	}
 	return Git(r.t, r.Clone, "rev-parse", "HEAD")
 }
 
