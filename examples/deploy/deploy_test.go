@@ -844,3 +844,33 @@ func TestInstallStepsCreateEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryLimitLeavesHeadroom: every osbgit container sets GOMEMLIMIT
+// (the Go runtime's soft limit) to 80-95% of its memory limit, so the GC
+// works harder before the container is OOM-killed, while the rest of the
+// process (stacks, the binary) still fits.
+func TestMemoryLimitLeavesHeadroom(t *testing.T) {
+	for _, w := range workloads(t, loadObjects(t)) {
+		for _, c := range allContainers(w.Spec) {
+			limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+			if !ok {
+				t.Errorf("%s: container %s has no memory limit", w, c.Name)
+				continue
+			}
+			i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+			if i < 0 {
+				t.Errorf("%s: container %s does not set GOMEMLIMIT", w, c.Name)
+				continue
+			}
+			soft, err := resource.ParseQuantity(strings.TrimSuffix(c.Env[i].Value, "B"))
+			if err != nil {
+				t.Errorf("%s: container %s: GOMEMLIMIT %q: %v", w, c.Name, c.Env[i].Value, err)
+				continue
+			}
+			if r := float64(soft.Value()) / float64(limit.Value()); r < 0.8 || r > 0.95 {
+				t.Errorf("%s: container %s: GOMEMLIMIT %s is %.0f%% of the memory limit %s, want 80-95%%",
+					w, c.Name, c.Env[i].Value, 100*r, limit.String())
+			}
+		}
+	}
+}
