@@ -140,10 +140,10 @@ func TestDiffWorkingCopySeesUncommittedEdits(t *testing.T) {
 	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)
 	}
-	gittest.Git(t, f.repo.Clone, "pull", "-q", "origin", "main")
+	gittest.Git(t, f.repo.Clone(), "pull", "-q", "origin", "main")
 	f.repo.Write(map[string]string{"apps/db.yaml": dbManifest("large")}) // not committed
 	var out, errb bytes.Buffer
-	code := run([]string{"diff", "--repo", f.repo.Clone, "--secret-store", "dir:" + f.store, "--cache-dir", f.cache, "--offline"}, &out, &errb)
+	code := run([]string{"diff", "--repo", f.repo.Clone(), "--secret-store", "dir:" + f.store, "--cache-dir", f.cache, "--offline"}, &out, &errb)
 	if code != exitChanges || !strings.Contains(out.String(), "~ update ServiceInstance apps/db") {
 		t.Fatalf("diff of a working copy: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
