@@ -1,10 +1,15 @@
 // Package gittest builds real Git repositories for tests with the git CLI:
-// a bare repository plus a working clone through which changes are pushed
-// the way a person would push them. It is imported only by tests.
+// a bare repository whose main branch tests change the way a person's push
+// would, plus a working clone for tests that run git commands themselves.
+// It is imported only by tests.
+//
+// Starting a process is most of an end-to-end test's cost, so the helpers
+// start as few as they can: one per commit, none to read a file.
 package gittest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +18,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // Env is the environment of git CLI calls: a fixed identity, no system or
@@ -67,7 +76,9 @@ func New(t testing.TB, files map[string]string) *Repo {
 	t.Helper()
 	root := t.TempDir()
 	r := &Repo{t: t, Bare: filepath.Join(root, "repo.git"), root: root}
-	Git(t, root, "init", "-q", "--bare", "-b", "main", r.Bare)
+	// No template: the sample hooks are files that every copy of the
+	// repository would copy again.
+	Git(t, root, "init", "-q", "--bare", "--template=", "-b", "main", r.Bare)
 	appendConfig(t, r.Bare, quietConfig)
 	if _, out, err := r.fastImport("refs/heads/main", "", false, "initial manifests", files, nil); err != nil {
 		t.Fatalf("git fast-import to main: %v\n%s", err, out)
@@ -240,27 +251,72 @@ func (r *Repo) CommitCount() int {
 	return n
 }
 
-// Show returns a file at main, or "" when absent.
+// Show returns a file at main, or "" when absent. Tests read records by
+// the hundred, so Show and Files read the bare repository in process
+// (with go-git) instead of starting a git process per call.
 func (r *Repo) Show(path string) string {
-	cmd := exec.Command("git", "show", "main:"+path)
-	cmd.Dir = r.Bare
-	cmd.Env = Env()
-	out, err := cmd.Output()
+	r.t.Helper()
+	tree := r.mainTree()
+	if tree == nil {
+		return ""
+	}
+	f, err := tree.File(path)
 	if err != nil {
 		return ""
 	}
-	return string(out)
+	s, err := f.Contents()
+	if err != nil {
+		r.t.Fatalf("read %s at main: %v", path, err)
+	}
+	return s
 }
 
-// Files lists the files under prefix at main, sorted.
+// Files lists the files under prefix (a directory, or a file) at main,
+// sorted.
 func (r *Repo) Files(prefix string) []string {
-	out := Git(r.t, r.Bare, "ls-tree", "-r", "--name-only", "main", prefix)
-	if out == "" {
+	r.t.Helper()
+	tree := r.mainTree()
+	if tree == nil {
 		return nil
 	}
-	fs := strings.Split(out, "\n")
+	prefix = strings.TrimSuffix(prefix, "/")
+	var fs []string
+	err := tree.Files().ForEach(func(f *object.File) error {
+		if f.Name == prefix || strings.HasPrefix(f.Name, prefix+"/") {
+			fs = append(fs, f.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		r.t.Fatalf("list %s at main: %v", prefix, err)
+	}
 	sort.Strings(fs)
 	return fs
+}
+
+// mainTree is the tree of main's head, nil when there is no main.
+func (r *Repo) mainTree() *object.Tree {
+	r.t.Helper()
+	repo, err := gogit.PlainOpen(r.Bare)
+	if err != nil {
+		r.t.Fatalf("open %s: %v", r.Bare, err)
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName("main"), true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return nil
+	}
+	if err != nil {
+		r.t.Fatalf("main of %s: %v", r.Bare, err)
+	}
+	commit, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		r.t.Fatalf("main of %s: %v", r.Bare, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		r.t.Fatalf("main of %s: %v", r.Bare, err)
+	}
+	return tree
 }
 
 // History is the whole history of every branch with patches, for searching
