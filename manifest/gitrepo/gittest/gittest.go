@@ -63,12 +63,12 @@ type Repo struct {
 	clone     string
 }
 
-// quietConfig keeps git's automatic housekeeping out of the tests' git
+// QuietConfig keeps git's automatic housekeeping out of the tests' git
 // repositories: every push into the bare repository (osbgit's too) and
 // every commit would otherwise start a "git gc --auto" or "git
 // maintenance run --auto" process, a tenth of the processes of an
 // end-to-end test, for repositories far too small to need it.
-const quietConfig = "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
+const QuietConfig = "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
 
 // New creates the bare repository and commits files on main as its first
 // commit.
@@ -79,16 +79,16 @@ func New(t testing.TB, files map[string]string) *Repo {
 	// No template: the sample hooks are files that every copy of the
 	// repository would copy again.
 	Git(t, root, "init", "-q", "--bare", "--template=", "-b", "main", r.Bare)
-	appendConfig(t, r.Bare, quietConfig)
+	AppendConfig(t, r.Bare, QuietConfig)
 	if _, out, err := r.fastImport("refs/heads/main", "", false, "initial manifests", files, nil); err != nil {
 		t.Fatalf("git fast-import to main: %v\n%s", err, out)
 	}
 	return r
 }
 
-// appendConfig appends text to the config file of the repository whose
-// git directory is gitDir.
-func appendConfig(t testing.TB, gitDir, text string) {
+// AppendConfig appends text (git config file syntax) to the config of the
+// repository whose git directory is gitDir: no git process to start.
+func AppendConfig(t testing.TB, gitDir, text string) {
 	t.Helper()
 	f, err := os.OpenFile(filepath.Join(gitDir, "config"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -112,7 +112,7 @@ func (r *Repo) Clone() string {
 	r.cloneOnce.Do(func() {
 		r.clone = filepath.Join(r.root, "clone")
 		Git(r.t, r.root, "clone", "-q", r.Bare, r.clone)
-		appendConfig(r.t, filepath.Join(r.clone, ".git"), quietConfig)
+		AppendConfig(r.t, filepath.Join(r.clone, ".git"), QuietConfig)
 	})
 	return r.clone
 }
