@@ -309,6 +309,9 @@ func TestSecurityNoCredentialAnywhere(t *testing.T) {
 	t.Setenv("OSBGIT_MAX_RETRY_DELAY", "1ns")
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
+			// The two sweeps share nothing but the environment set
+			// above (the CLI builds its logger per run).
+			t.Parallel()
 			s := newSweep(t, format)
 			s.run(false, "validate")
 			if code := s.run(false, "diff"); code != exitChanges {
