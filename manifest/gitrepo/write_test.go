@@ -264,6 +264,9 @@ func TestWriteStatusReappliesOnMovedRemote(t *testing.T) {
 // must land, and the server refuses non-fast-forward pushes, so nothing was
 // force-pushed.
 func TestConcurrentStatusWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a race of seconds, run by make test; -short has TestWriteStatusReappliesOnMovedRemote (a write after the remote moved)")
+	}
 	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()), WithMaxPushAttempts(200), WithBackoff(5*time.Millisecond, 100*time.Millisecond))
