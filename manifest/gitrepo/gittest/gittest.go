@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -253,9 +254,17 @@ func (r *Repo) CommitCount() int {
 
 // Show returns a file at main, or "" when absent. Tests read records by
 // the hundred, so Show and Files read the bare repository in process
-// (with go-git) instead of starting a git process per call.
+// (with go-git) instead of starting a git process per call; names go-git
+// refuses (control characters) are read with git.
 func (r *Repo) Show(path string) string {
 	r.t.Helper()
+	if strings.ContainsFunc(path, unicode.IsControl) {
+		out, err := r.git("show", "main:"+path)
+		if err != nil {
+			return ""
+		}
+		return out
+	}
 	tree := r.mainTree()
 	if tree == nil {
 		return ""
@@ -282,16 +291,38 @@ func (r *Repo) Files(prefix string) []string {
 	prefix = strings.TrimSuffix(prefix, "/")
 	var fs []string
 	err := tree.Files().ForEach(func(f *object.File) error {
-		if f.Name == prefix || strings.HasPrefix(f.Name, prefix+"/") {
+		if prefix == "" || f.Name == prefix || strings.HasPrefix(f.Name, prefix+"/") {
 			fs = append(fs, f.Name)
 		}
 		return nil
 	})
 	if err != nil {
-		r.t.Fatalf("list %s at main: %v", prefix, err)
+		// A name go-git refuses: git lists it.
+		args := []string{"ls-tree", "-r", "-z", "--name-only", "main"}
+		if prefix != "" {
+			args = append(args, "--", prefix)
+		}
+		out, err := r.git(args...)
+		if err != nil {
+			r.t.Fatalf("git ls-tree main %s: %v\n%s", prefix, err, out)
+		}
+		fs = strings.Split(strings.TrimSuffix(out, "\x00"), "\x00")
+		if out == "" {
+			fs = nil
+		}
 	}
 	sort.Strings(fs)
 	return fs
+}
+
+// git runs git in the bare repository and returns its standard output
+// untrimmed (file contents keep their last newline).
+func (r *Repo) git(args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.Bare
+	cmd.Env = Env()
+	out, err := cmd.Output()
+	return string(out), err
 }
 
 // mainTree is the tree of main's head, nil when there is no main.
