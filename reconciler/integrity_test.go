@@ -158,16 +158,16 @@ func TestDeletedOrRevertedRecordsProvisionNothingAgain(t *testing.T) {
 			f.repo.Push("remove a record", nil, []string{teamRecordPath("team-b", "prod-db")})
 		}},
 		{"reverted status commit", func(t *testing.T, f *fixture, _ string) {
-			git(t, f.repo.Clone, "pull", "-q", "--rebase", "origin", "main")
-			git(t, f.repo.Clone, "revert", "--no-edit", "HEAD")
-			git(t, f.repo.Clone, "push", "-q", "origin", "HEAD:main")
+			git(t, f.repo.Clone(), "pull", "-q", "--rebase", "origin", "main")
+			git(t, f.repo.Clone(), "revert", "--no-edit", "HEAD")
+			git(t, f.repo.Clone(), "push", "-q", "origin", "HEAD:main")
 		}},
 		{"force-push from a stale clone", func(t *testing.T, f *fixture, first string) {
-			git(t, f.repo.Clone, "reset", "-q", "--hard", first)
+			git(t, f.repo.Clone(), "reset", "-q", "--hard", first)
 			f.repo.Write(map[string]string{"README": "stale clone\n"})
-			git(t, f.repo.Clone, "add", "-A")
-			git(t, f.repo.Clone, "commit", "-q", "-m", "work from an old clone")
-			git(t, f.repo.Clone, "push", "-q", "-f", "origin", "HEAD:main")
+			git(t, f.repo.Clone(), "add", "-A")
+			git(t, f.repo.Clone(), "commit", "-q", "-m", "work from an old clone")
+			git(t, f.repo.Clone(), "push", "-q", "-f", "origin", "HEAD:main")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,8 +250,8 @@ func TestRecordsRefThatOsbgitDidNotSign(t *testing.T) {
 		attack     func(t *testing.T, f *fixture, firstRecords string)
 	}{
 		{"forged", "did not sign", func(t *testing.T, f *fixture, _ string) {
-			git(t, f.repo.Clone, "fetch", "-q", "origin", "main")
-			git(t, f.repo.Clone, "push", "-q", "-f", "origin", "origin/main:"+ref)
+			git(t, f.repo.Clone(), "fetch", "-q", "origin", "main")
+			git(t, f.repo.Clone(), "push", "-q", "-f", "origin", "origin/main:"+ref)
 		}},
 		{"moved back", "moved back", func(t *testing.T, f *fixture, firstRecords string) {
 			git(t, f.repo.Bare, "update-ref", ref, firstRecords)

@@ -417,10 +417,10 @@ func TestUnreadableInputNeverDeletes(t *testing.T) {
 		t.Fatal("precondition: instance provisioned")
 	}
 	// The manifest directory is renamed away.
-	gittest.Git(t, f.repo.Clone, "pull", "-q", "origin", "main")
-	gittest.Git(t, f.repo.Clone, "mv", "services", "moved")
-	gittest.Git(t, f.repo.Clone, "commit", "-q", "-m", "move")
-	gittest.Git(t, f.repo.Clone, "push", "-q", "origin", "HEAD:main")
+	gittest.Git(t, f.repo.Clone(), "pull", "-q", "origin", "main")
+	gittest.Git(t, f.repo.Clone(), "mv", "services", "moved")
+	gittest.Git(t, f.repo.Clone(), "commit", "-q", "-m", "move")
+	gittest.Git(t, f.repo.Clone(), "push", "-q", "origin", "HEAD:main")
 	f.sync(f.reconciler(Options{}))
 	if len(f.broker.Instances()) != 1 || f.broker.Count(osbtest.EndpointDeprovision) != 0 {
 		t.Fatal("a missing manifest path deprovisioned the instance")

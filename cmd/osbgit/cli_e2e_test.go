@@ -72,6 +72,7 @@ func (f *cliFixture) run(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestDiffSyncCLI(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 
 	// Changes pending: exit 1, only GET calls.
@@ -136,20 +137,22 @@ func TestDiffSyncCLI(t *testing.T) {
 }
 
 func TestDiffWorkingCopySeesUncommittedEdits(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)
 	}
-	gittest.Git(t, f.repo.Clone, "pull", "-q", "origin", "main")
+	gittest.Git(t, f.repo.Clone(), "pull", "-q", "origin", "main")
 	f.repo.Write(map[string]string{"apps/db.yaml": dbManifest("large")}) // not committed
 	var out, errb bytes.Buffer
-	code := run([]string{"diff", "--repo", f.repo.Clone, "--secret-store", "dir:" + f.store, "--cache-dir", f.cache, "--offline"}, &out, &errb)
+	code := run([]string{"diff", "--repo", f.repo.Clone(), "--secret-store", "dir:" + f.store, "--cache-dir", f.cache, "--offline"}, &out, &errb)
 	if code != exitChanges || !strings.Contains(out.String(), "~ update ServiceInstance apps/db") {
 		t.Fatalf("diff of a working copy: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 }
 
 func TestDiffErrorsNeverExitOne(t *testing.T) {
+	t.Parallel()
 	for name, args := range map[string][]string{
 		"missing repo":      {"diff", "--repo", filepath.Join(t.TempDir(), "nope")},
 		"bad output format": {"diff", "--repo", ".", "-o", "xml"},
@@ -165,6 +168,7 @@ func TestDiffErrorsNeverExitOne(t *testing.T) {
 }
 
 func TestSyncRequiresSecretStore(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	var out, errb bytes.Buffer
 	if code := run([]string{"sync", "--repo", f.repo.Bare}, &out, &errb); code != exitError || !strings.Contains(errb.String(), "--secret-store") {
@@ -173,6 +177,7 @@ func TestSyncRequiresSecretStore(t *testing.T) {
 }
 
 func TestCatalogCommand(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)
@@ -202,6 +207,7 @@ func TestCatalogCommand(t *testing.T) {
 // the catalog is a warning, not an error: diff exits 0. A blocked resource
 // (invalid manifest) exits 2.
 func TestDiffExitCodeWhenPlanLeftCatalog(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)

@@ -14,6 +14,7 @@ import (
 // --commit-status that cannot work before any pass, with an error naming
 // the problem and never the token.
 func TestCommitStatusFlagsRefuseAtStartup(t *testing.T) {
+	t.Parallel()
 	const token = "forge-t0ken-value"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {

@@ -14,6 +14,7 @@ import (
 // CronJob and Deployment and checks every command and flag against this
 // binary's command tree, so the examples cannot drift from the CLI.
 func TestDeployManifestsUseRealFlags(t *testing.T) {
+	t.Parallel()
 	for _, file := range []string{"cronjob.yaml", "deployment.yaml"} {
 		data, err := os.ReadFile(filepath.Join("..", "..", "examples", "deploy", file))
 		if err != nil {

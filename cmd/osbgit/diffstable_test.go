@@ -9,6 +9,7 @@ import (
 // every run, in every format — a create's ID, generated afresh by each
 // plan, is shown as new rather than as a throwaway value.
 func TestDiffIsByteIdentical(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync", "--no-state"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)

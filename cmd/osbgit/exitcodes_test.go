@@ -14,6 +14,7 @@ import (
 // minute. Each step's outcome is logged once (issue 20: it was logged
 // twice, then repeated in the summary).
 func TestSyncExitCodesAndCounts(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	fast := []string{"--min-retry-delay", "1ns", "--max-retry-delay", "1ns", "--no-state"}
 	if code, out, errs := f.run(t, "sync"); code != exitOK {

@@ -408,6 +408,7 @@ func killPhase(r killRun) string {
 // 20 kill points by default; OSBGIT_KILL_POINTS=100 runs the full figure
 // (about 1.5 s per point here), OSBGIT_KILL_SEED replays a sequence.
 func TestSyncSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and runs many passes")
 	}

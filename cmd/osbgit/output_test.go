@@ -16,6 +16,7 @@ import (
 // again after; call events redraw at most ten times a second, a step's end
 // always; the line is gone when every step ended.
 func TestStatusLineKeepsLogsReadable(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	line := newStatusLine(&out)
@@ -50,6 +51,7 @@ func TestStatusLineKeepsLogsReadable(t *testing.T) {
 // TestLogFormatAuto: JSON inside a Kubernetes pod, text elsewhere; an
 // explicit format wins.
 func TestLogFormatAuto(t *testing.T) {
+	t.Parallel()
 	inPod := func(k string) string {
 		if k == "KUBERNETES_SERVICE_HOST" {
 			return "10.0.0.1"

@@ -42,7 +42,7 @@ func TestTenancyPolicyCLI(t *testing.T) {
 	const want = `apps/db.yaml:6: spec.clusterServicePlanExternalName: plan "large" of class "osbtest-db" is not allowed in namespace "apps" by the tenancy policy (` // + pol:10)
 
 	var out, errb strings.Builder
-	code := run([]string{"validate", "--repo", f.repo.Clone, "--policy", pol}, &out, &errb)
+	code := run([]string{"validate", "--repo", f.repo.Clone(), "--policy", pol}, &out, &errb)
 	if code != exitInvalid || !strings.Contains(out.String(), want+pol+":10)") {
 		t.Errorf("validate: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}

@@ -15,6 +15,7 @@ import (
 // provision), while status without it reports its records ref gone. An
 // ID that could leave .osbgit/clusters/ is refused.
 func TestClusterIDCLI(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestVersionCommand(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if code := run([]string{"version"}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
@@ -17,6 +18,7 @@ func TestVersionCommand(t *testing.T) {
 }
 
 func TestUnknownCommandExitsWithError(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if code := run([]string{"no-such-command"}, &out, &errb); code != exitError {
 		t.Fatalf("exit %d, want %d", code, exitError)
@@ -42,6 +44,7 @@ func TestEnvTwinAppliesUnlessFlagGiven(t *testing.T) {
 // of valid names and cannot be combined with --no-state; the error names
 // the flag and the value.
 func TestStateFlagsRefuseBadConfigMap(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		flags stateFlags
 		want  string

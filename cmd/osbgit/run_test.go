@@ -33,6 +33,7 @@ import (
 )
 
 func TestRunFlagDefaults(t *testing.T) {
+	t.Parallel()
 	root, _ := newRootCommand(io.Discard, io.Discard)
 	cmd, _, err := root.Find([]string{"run"})
 	if err != nil || cmd.Name() != "run" {
@@ -154,6 +155,7 @@ func TestRunWebhookSecretSources(t *testing.T) {
 }
 
 func TestReconcilerPasser(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	ref := manifest.Ref{Kind: "ServiceInstance", Namespace: "apps", Name: "db"}
 	tests := []struct {
@@ -413,6 +415,7 @@ func (s *syncBuf) String() string {
 // tagged as client-go's, with their names and values; klog's verbose
 // levels only show at the matching logrus level.
 func TestKlogLogger(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		level       string
 		wantVerbose bool
@@ -452,6 +455,7 @@ func TestKlogLogger(t *testing.T) {
 // the pass state depends on (kube store), and a change to one of them asks
 // for a pass; client-go's fake clientset, synctest's clock.
 func TestPassWatchesTheStateSecrets(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		cs := fake.NewClientset(
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "osbgit-system", Name: "broker-auth"}},
@@ -501,6 +505,7 @@ func TestPassWatchesTheStateSecrets(t *testing.T) {
 // watch event, the dir store's re-read schedule) reads back every binding
 // Secret (Reconciler.SyncAfterSecretChange); other triggers sync plainly.
 func TestPasserSweepsOnSecretTrigger(t *testing.T) {
+	t.Parallel()
 	var got []string
 	p := &reconcilerPasser{
 		sync: func(context.Context) (*reconciler.SyncResult, error) {

@@ -309,6 +309,9 @@ func TestSecurityNoCredentialAnywhere(t *testing.T) {
 	t.Setenv("OSBGIT_MAX_RETRY_DELAY", "1ns")
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
+			// The two sweeps share nothing but the environment set
+			// above (the CLI builds its logger per run).
+			t.Parallel()
 			s := newSweep(t, format)
 			s.run(false, "validate")
 			if code := s.run(false, "diff"); code != exitChanges {
@@ -392,6 +395,7 @@ func TestSecurityNoCredentialAnywhere(t *testing.T) {
 // (insecureSkipTLSVerify): without either, the pass says why (a TLS
 // error naming the broker) and no request reaches the broker.
 func TestBrokerTLSVerifiedByDefault(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// spec is added to the broker's spec (caBundle or skip).
@@ -469,6 +473,7 @@ func caBundle(srv *httptest.Server) string {
 // credentials, every directory of the dir store is 0700 and every file
 // 0600, whatever the umask.
 func TestDirStorePermissions(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	f.repo.Push("bind", map[string]string{"apps/db-bind.yaml": `apiVersion: servicecatalog.k8s.io/v1beta1
 kind: ServiceBinding
@@ -535,6 +540,7 @@ func contains(list []string, s string) bool {
 // get records with a file:line error, and nothing appears or changes
 // anywhere around the store.
 func TestHostileManifestsStayInStore(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	sandbox := t.TempDir()
 	f.store = filepath.Join(sandbox, "a", "b", "store")

@@ -53,6 +53,7 @@ func (f *cliFixture) statusJSON(t *testing.T, store string, args ...string) (int
 // TestStatusAfterSync: after a real sync, status lists the instance as
 // Ready and verified, describes it, and exits 0; no broker is called.
 func TestStatusAfterSync(t *testing.T) {
+	t.Parallel()
 	f := syncedFixture(t)
 	f.broker.ResetCalls()
 	code, out, errs := f.status(t, f.store)
@@ -80,6 +81,7 @@ func TestStatusAfterSync(t *testing.T) {
 // TestStatusFailedExit1: a resource whose update the broker refused makes
 // status exit 1; --failed lists it; a namespace without failures exits 0.
 func TestStatusFailedExit1(t *testing.T) {
+	t.Parallel()
 	f := syncedFixture(t)
 	f.repo.Push("large", map[string]string{"apps/db.yaml": dbManifest("large")}, nil)
 	f.broker.AddFault(osbtest.Fault{Endpoint: osbtest.EndpointUpdate, Status: 400, Times: 1,
@@ -108,6 +110,7 @@ func TestStatusFailedExit1(t *testing.T) {
 // "tampered" (osbgit's own version is shown) and exits 1; a records key
 // other than the one that sealed the records makes them all tampered.
 func TestStatusTampered(t *testing.T) {
+	t.Parallel()
 	f := syncedFixture(t)
 	rec := f.repo.Show(dbRecord)
 	edited := strings.Replace(rec, `"phase": "Ready"`, `"phase": "Failed"`, 1)
@@ -136,6 +139,7 @@ func TestStatusTampered(t *testing.T) {
 // store that has none) records are read from the status branch and shown
 // unverified, with exit 0; status creates no key.
 func TestStatusWithoutKey(t *testing.T) {
+	t.Parallel()
 	f := syncedFixture(t)
 	empty := t.TempDir()
 	for name, store := range map[string]string{"no store": "", "store without a key": empty} {
@@ -154,6 +158,7 @@ func TestStatusWithoutKey(t *testing.T) {
 // status branch, read without a key) is named, the others are still
 // listed, and status exits 2: the check is incomplete.
 func TestStatusUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	f := syncedFixture(t)
 	f.repo.Push("garbage", map[string]string{".osbgit/status/apps/serviceinstance/other.yaml": "{not: [a record"}, nil)
 	code, out, errs := f.status(t, "")
@@ -165,6 +170,7 @@ func TestStatusUnreadableRecord(t *testing.T) {
 
 // TestStatusFlags: bad flags and arguments are errors (exit 2).
 func TestStatusFlags(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	for _, args := range [][]string{{"-o", "markdown"}, {"--kind", "Pod"}, {"Pod/apps/db"}, {"ServiceInstance/db"}} {
 		if code, _, errs := f.status(t, f.store, args...); code != exitError || errs == "" {

@@ -14,6 +14,7 @@ import (
 // nothing reaches that URL, the broker's entry says why, and diff exits 2
 // because the pull request's instance cannot be planned.
 func TestDiffOfPullRequestCLI(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)

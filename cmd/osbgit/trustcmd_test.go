@@ -13,6 +13,7 @@ import (
 // --dry-run lists the files and writes nothing; trust adopts them and the
 // next sync goes on with nothing to do at the broker.
 func TestTrustCLI(t *testing.T) {
+	t.Parallel()
 	f := newCLIFixture(t)
 	if code, out, errs := f.run(t, "sync"); code != exitOK {
 		t.Fatalf("sync exit %d\n%s\n%s", code, out, errs)

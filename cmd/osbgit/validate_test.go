@@ -12,6 +12,7 @@ import (
 const fixtures = "../../testdata/manifest/"
 
 func TestValidateCommand(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		args       []string
@@ -193,6 +194,7 @@ spec:
 // TestOpenLocalTree covers the default tree (used when no Git layer is
 // wired in): local directories only, URLs refused with the password hidden.
 func TestOpenLocalTree(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		repo    string
 		wantErr string
@@ -219,6 +221,7 @@ func TestOpenLocalTree(t *testing.T) {
 }
 
 func TestLooksLikeURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want bool

@@ -12,11 +12,13 @@ import (
 // over HTTP serves any object reachable from a ref), and says
 // ErrRevisionNotFound for an object the server does not serve.
 func TestFetchBlobFromAShallowCache(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		serves bool
 	}{{"reachable old blob", true}, {"object the server does not have", false}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tr, gs, opts := httpRepo(t, baseFiles)
 			old := runGit(t, tr.bare, "rev-parse", "main:manifests/instances/db.yaml")
 			if !tc.serves {

@@ -10,6 +10,7 @@ import (
 // local repository and of a remote's memory copy while another goroutine
 // reads through the Repo (run with -race), and both get the files' contents.
 func TestBlobReaderReadsBesideTheRepo(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{}
 	for i := range 200 {
 		files[fmt.Sprintf("apps/f-%03d.yaml", i)] = fmt.Sprintf("name: f-%03d\nvalue: %d\n", i, i*i)

@@ -9,6 +9,7 @@ import (
 	"testing"
 )
 
+// TestNeedsCompaction is not parallel: it lowers the package's thresholds.
 func TestNeedsCompaction(t *testing.T) {
 	defer func(p, l int) { maxCachePacks, maxCacheLooseObjects = p, l }(maxCachePacks, maxCacheLooseObjects)
 	maxCachePacks, maxCacheLooseObjects = 4, 300 // small, so the test writes few files
@@ -42,6 +43,7 @@ func TestNeedsCompaction(t *testing.T) {
 }
 
 func TestCorruptCacheIsRebuilt(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, clone string)
@@ -61,6 +63,7 @@ func TestCorruptCacheIsRebuilt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tr, _, o := httpRepo(t, baseFiles)
 			cache := t.TempDir()
 			r := mustOpen(t, o, WithCacheDir(cache))
@@ -82,6 +85,7 @@ func TestCorruptCacheIsRebuilt(t *testing.T) {
 // TestConcurrentUse reads through TreeFS and Files while the same Repo
 // fetches and writes (run with -race).
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()))
 	head := mustFetch(t, r).Head

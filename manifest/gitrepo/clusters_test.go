@@ -10,6 +10,7 @@ import (
 // segment; anything that could leave .osbgit/clusters/<id>/ or make an
 // invalid or ambiguous ref is refused when the repository is opened.
 func TestClusterIDIsAPathSegment(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		id string
 		ok bool
@@ -46,6 +47,7 @@ func TestClusterIDIsAPathSegment(t *testing.T) {
 // TestClusterLayout pins the directories and refs of each deployment:
 // without a cluster ID exactly the layout osbgit always had.
 func TestClusterLayout(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ id, dir, ref string }{
 		{"", ".osbgit", "refs/osbgit/records/main"},
 		{"eu", ".osbgit/clusters/eu", "refs/osbgit/clusters/eu/records/main"},
@@ -65,6 +67,7 @@ func TestClusterLayout(t *testing.T) {
 // writes nothing, and the winner's status branch keeps only its own
 // directory (the legacy copy gone).
 func TestRetireLegacyOnce(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	ctx := testCtx(t)
 	var log signLog

@@ -12,6 +12,7 @@ import (
 // it is read as checked out, against the trusted branch's head; with
 // neither, the error says to give a branch.
 func TestDetachedWorkingCopy(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	work := filepath.Join(t.TempDir(), "pr")
 	runGit(t, tr.root, "clone", "-q", tr.bare, work)

@@ -49,6 +49,7 @@ func assertNoSecrets(t *testing.T, err error, secrets ...string) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	tr, gs, good := httpRepo(t, baseFiles)
 	emptyBare := filepath.Join(tr.root, "empty.git")
 	runGit(t, tr.root, "init", "-q", "--bare", "-b", "main", emptyBare)
@@ -180,6 +181,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	notRepo := t.TempDir()
 	tests := []struct {
 		name string
@@ -212,6 +214,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestPlainHTTPCredentialRefusal(t *testing.T) {
+	t.Parallel()
 	creds := Auth{Username: "u", Password: "pl41n-secret"}
 	tests := []struct {
 		name string
@@ -250,6 +253,7 @@ func TestPlainHTTPCredentialRefusal(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"https://user:pass@git.example.com/org/repo.git", "https://user:xxxxx@git.example.com/org/repo.git"},
 		{"https://ghp_abcdef@github.com/org/repo", "https://xxxxx@github.com/org/repo"},
@@ -273,6 +277,7 @@ func TestRedactURL(t *testing.T) {
 }
 
 func TestParseSource(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in                      string
 		kind                    sourceKind
@@ -311,6 +316,7 @@ func TestParseSource(t *testing.T) {
 }
 
 func TestHTTPAuthMethods(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		url      string
@@ -366,6 +372,7 @@ func TestHTTPAuthMethods(t *testing.T) {
 }
 
 func TestHTTPSWithCABundle(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	gs := newGitServer(t, tr.root, testUser, testPass, true)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
@@ -394,6 +401,7 @@ func TestHTTPSWithCABundle(t *testing.T) {
 // TestCredentialsInURL: credentials embedded in the URL work, are shown
 // redacted, and are written nowhere in the cache.
 func TestCredentialsInURL(t *testing.T) {
+	t.Parallel()
 	tr, gs, _ := httpRepo(t, baseFiles)
 	url := strings.Replace(gs.URL, "http://", "http://"+testUser+":"+testPass+"@", 1) + "/repo.git"
 	cache := t.TempDir()

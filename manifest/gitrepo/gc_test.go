@@ -13,6 +13,7 @@ import (
 // "gc --auto" a receive-pack triggers, or a user's git gc); the next write
 // must still find its base commit.
 func TestWriteAfterGitPackedObjects(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	repo := gittest.New(t, map[string]string{"a.yaml": "a: 1\n"})
 	r, err := gitrepo.Open(ctx, gitrepo.Options{URL: repo.Bare, Branch: "main"})

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 )
 
 // gitEnv isolates the git CLI from the machine's configuration and gives it
@@ -80,13 +82,13 @@ func newTestRepo(t testing.TB, files map[string]string) *testRepo {
 	root := t.TempDir()
 	tr := &testRepo{t: t, root: root, name: "repo.git", bare: filepath.Join(root, "repo.git"), work: filepath.Join(t.TempDir(), "work")}
 	runGit(t, root, "init", "-q", "--bare", "-b", "main", tr.bare)
-	runGit(t, tr.bare, "config", "http.receivepack", "true")
-	runGit(t, tr.bare, "config", "receive.denyNonFastForwards", "true")
-	runGit(t, tr.bare, "config", "receive.denyDeletes", "true")
+	gittest.AppendConfig(t, tr.bare, gittest.QuietConfig+
+		"[http]\n\treceivepack = true\n[receive]\n\tdenyNonFastForwards = true\n\tdenyDeletes = true\n")
 	if files == nil {
 		return tr
 	}
 	runGit(t, root, "init", "-q", "-b", "main", tr.work)
+	gittest.AppendConfig(t, filepath.Join(tr.work, ".git"), gittest.QuietConfig)
 	runGit(t, tr.work, "remote", "add", "origin", tr.bare)
 	tr.commit("initial", files)
 	return tr

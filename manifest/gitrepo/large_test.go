@@ -93,6 +93,7 @@ func readAll(t testing.TB, r *Repo) (int, int) {
 // RemoteHead latency, all against git http-backend. Run without -race for
 // meaningful figures: go test -run TestLargeRepo10k -v ./manifest/gitrepo/
 func TestLargeRepo10k(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("large repository test skipped in -short mode")
 	}

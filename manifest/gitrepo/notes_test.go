@@ -47,6 +47,7 @@ func showNote(t *testing.T, tr *testRepo, commit string) string {
 // or on the same one) both notes survive, nothing is force-pushed, and the
 // status commit still lands.
 func TestStatusWriteWithNote(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		// theirs is the commit the concurrent writer annotates: "" for
@@ -61,6 +62,7 @@ func TestStatusWriteWithNote(t *testing.T) {
 		{name: "their note on the same commit sealed", theirs: "same", sealed: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			tr, gs, o := httpRepo(t, baseFiles)
 			initial := tr.head("main")
 			manifests := tr.commit("change manifests", map[string]string{"apps/x.yaml": "kind: X\n"})
@@ -132,6 +134,7 @@ func TestStatusWriteWithNote(t *testing.T) {
 // makes the first push fail, the retry builds on theirs; writing the same
 // text again changes nothing.
 func TestWriteNoteAlone(t *testing.T) {
+	t.Parallel()
 	tr, gs, o := httpRepo(t, baseFiles)
 	head := tr.head("main")
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()))
@@ -168,6 +171,7 @@ func TestWriteNoteAlone(t *testing.T) {
 // fan-out directory of its commit, and entries that are not notes are
 // kept.
 func TestNoteFanOut(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	first := tr.head("main")
 	second := tr.commit("second", map[string]string{"apps/y.yaml": "kind: Y\n"})
@@ -224,6 +228,7 @@ func TestNoteFanOut(t *testing.T) {
 // TestNoteRefusesWhatItCannotAppendTo: a note that is a directory, or a
 // notes ref that is not a commit, is an error, and nothing is overwritten.
 func TestNoteRefusesWhatItCannotAppendTo(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	head := tr.head("main")
 	blob, err := gitStdin(tr.bare, "x\n", "hash-object", "-w", "--stdin")
@@ -262,6 +267,7 @@ func gitStdin(dir, stdin string, args ...string) (string, error) {
 // a pre-receive hook refusing the whole push fails the write as it would
 // without a note (it is not retried without the note).
 func TestStatusWriteWhenTheServerRefusesNotes(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name, hook, script string
 		wantErr            bool
@@ -270,6 +276,7 @@ func TestStatusWriteWhenTheServerRefusesNotes(t *testing.T) {
 		{name: "push refused", hook: "pre-receive", script: "#!/bin/sh\necho 'frozen' >&2\nexit 1\n", wantErr: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			tr, gs, o := httpRepo(t, baseFiles)
 			manifests := tr.commit("change manifests", map[string]string{"apps/x.yaml": "kind: X\n"})
 			hook := filepath.Join(tr.bare, "hooks", tt.hook)

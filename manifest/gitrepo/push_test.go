@@ -48,6 +48,7 @@ func importHistory(t testing.TB, bare string, n int) {
 // (WithDepth(0)) shows it; a depth-1 cache grows history the same way
 // through incremental fetches and our own pushes.
 func TestPushReadsOnlyWhatItWrites(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	const commits = 300
 	importHistory(t, tr.bare, commits)

@@ -45,6 +45,7 @@ func packObjectCounts(t *testing.T, dir string) map[string]int64 {
 }
 
 func TestFetchIntoCacheAndReuse(t *testing.T) {
+	t.Parallel()
 	tr, gs, opts := httpRepo(t, baseFiles)
 	cache := t.TempDir()
 
@@ -133,6 +134,7 @@ func sources(t *testing.T, files map[string]string) map[string]Options {
 }
 
 func TestTreeFS(t *testing.T) {
+	t.Parallel()
 	for name, o := range sources(t, baseFiles) {
 		t.Run(name, func(t *testing.T) {
 			var opts []Option
@@ -189,6 +191,7 @@ func TestTreeFS(t *testing.T) {
 }
 
 func TestFilesAndBlobs(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o)
 	mustFetch(t, r)
@@ -238,6 +241,7 @@ func TestFilesAndBlobs(t *testing.T) {
 }
 
 func TestChangedFilesAndOutside(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	// Full history: the test compares commits older than the head.
 	r := mustOpen(t, Options{URL: "file://" + tr.bare, Branch: "main"}, WithDepth(0))
@@ -320,6 +324,7 @@ func TestChangedFilesAndOutside(t *testing.T) {
 }
 
 func TestWorkTreeFS(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, map[string]string{
 		"manifests/a.yaml": "a: 1\n",
 		"manifests/b.yaml": "b: 1\n",
@@ -388,6 +393,7 @@ func TestWorkTreeFS(t *testing.T) {
 }
 
 func TestDefaultBranchAndRemoteHead(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	runGit(t, tr.work, "push", "-q", "origin", "HEAD:refs/heads/other")
 	o.Branch = ""
@@ -413,6 +419,7 @@ func TestDefaultBranchAndRemoteHead(t *testing.T) {
 }
 
 func TestManifestAuthor(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	human := tr.head("main")
 	r := mustOpen(t, Options{URL: "file://" + tr.bare, Branch: "main"}, WithAuthor("osbgit", "bot@example.com"))
@@ -442,6 +449,7 @@ func TestManifestAuthor(t *testing.T) {
 // lets the server assume we have the old commit's objects: reading the new
 // head then fails with "object not found".
 func TestFetchMergeBehindShallowBoundary(t *testing.T) {
+	t.Parallel()
 	const path = "manifests/instances/db.yaml"
 	tr, _, o := httpRepo(t, baseFiles)
 	old := tr.head("main")

@@ -21,6 +21,7 @@ func (l *signLog) sign(base RecordsBase, tree string) (string, error) {
 // makes WriteStatus build on theirs, and WriteIntent report a conflict
 // naming the records.
 func TestSealedWrite(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()))
 	mustFetch(t, r)

@@ -72,6 +72,7 @@ func writeKnownHosts(t *testing.T, entries map[string]ssh.PublicKey) string {
 }
 
 func TestSSHAuthConfig(t *testing.T) {
+	t.Parallel()
 	_, clientPriv := newSSHKey(t)
 	hostSigner, _ := newSSHKey(t)
 	otherHost, _ := newSSHKey(t)
@@ -238,6 +239,7 @@ func (s *sshGitServer) serve(c net.Conn, cfg *ssh.ServerConfig, root string) {
 }
 
 func TestSSHLive(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	clientSigner, clientPriv := newSSHKey(t)
 	srv := newSSHGitServer(t, tr.root, clientSigner.PublicKey())

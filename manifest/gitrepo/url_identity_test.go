@@ -3,6 +3,7 @@ package gitrepo
 import "testing"
 
 func TestIdentity(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"https://github.com/org/repo.git", "github.com/org/repo"},
 		{"https://user:xxxxx@GitHub.com/org/repo", "github.com/org/repo"},

@@ -15,6 +15,7 @@ import (
 const statusPath = ".osbgit/status/default/ServiceInstance/db.yaml"
 
 func TestEnsureSkipCI(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"osbgit: 1 created", "osbgit: 1 created\n\n[skip ci]\n"},
 		{"osbgit: 1 created\n\nbody\n", "osbgit: 1 created\n\nbody\n\n[skip ci]\n"},
@@ -29,6 +30,7 @@ func TestEnsureSkipCI(t *testing.T) {
 }
 
 func TestWriteStatusOnBranch(t *testing.T) {
+	t.Parallel()
 	tr, gs, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()), WithAuthor("osbgit-bot", "bot@example.com"))
 	base := mustFetch(t, r).Head
@@ -98,6 +100,7 @@ func TestWriteStatusOnBranch(t *testing.T) {
 }
 
 func TestWriteStatusBranchCreated(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	o.StatusBranch = "osbgit-status"
 	r := mustOpen(t, o)
@@ -141,6 +144,7 @@ func TestWriteStatusBranchCreated(t *testing.T) {
 }
 
 func TestWriteRejectsPathsOutsideStatus(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	r := mustOpen(t, Options{URL: "file://" + tr.bare, Branch: "main"})
 	mustFetch(t, r)
@@ -177,6 +181,7 @@ func TestWriteRejectsPathsOutsideStatus(t *testing.T) {
 }
 
 func TestWriteIntentConflict(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()))
 	planned := mustFetch(t, r).Head
@@ -214,6 +219,7 @@ func TestWriteIntentConflict(t *testing.T) {
 // write must fetch, rebuild on the new head and push, keeping every human
 // commit.
 func TestWriteStatusReappliesOnMovedRemote(t *testing.T) {
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	for i := 0; i < 3; i++ {
 		tr.commit(fmt.Sprintf("history %d", i), map[string]string{"manifests/h.yaml": fmt.Sprint(i)})
@@ -258,6 +264,10 @@ func TestWriteStatusReappliesOnMovedRemote(t *testing.T) {
 // must land, and the server refuses non-fast-forward pushes, so nothing was
 // force-pushed.
 func TestConcurrentStatusWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a race of seconds, run by make test; -short has TestWriteStatusReappliesOnMovedRemote (a write after the remote moved)")
+	}
+	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
 	r := mustOpen(t, o, WithCacheDir(t.TempDir()), WithMaxPushAttempts(200), WithBackoff(5*time.Millisecond, 100*time.Millisecond))
 	mustFetch(t, r)
@@ -392,6 +402,7 @@ func userState(t *testing.T, dir string) string {
 }
 
 func TestLocalWorkingCopyWrites(t *testing.T) {
+	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
 	w := tr.work
 	// The user's uncommitted work: a modification, a staged new file and an
@@ -475,8 +486,10 @@ func TestLocalWorkingCopyWrites(t *testing.T) {
 }
 
 func TestLocalBareAndFileURLWrites(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"bare path", "file URL"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
 			tr := newTestRepo(t, baseFiles)
 			o := Options{URL: tr.bare, Branch: "main"}
 			if kind == "file URL" {

@@ -332,6 +332,9 @@ func TestMaximumPollingDuration(t *testing.T) {
 
 // TestRetryAfterHonoured: polls wait at least the broker's Retry-After.
 func TestRetryAfterHonoured(t *testing.T) {
+	// Retry-After counts whole seconds: the test waits them out, in
+	// parallel with the other such waits.
+	t.Parallel()
 	e := newEnv(t)
 	e.b.SetBehavior(osbtest.PlanDBAsync, osbtest.Behavior{Async: true, Polls: 1, RetryAfter: time.Second}, osbtest.OpProvision)
 	res := e.pass(createInstance("db", "ra-1", osbtest.PlanDBAsync, nil))
@@ -351,6 +354,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 // TestRetryAfterReplacesBackoff: after an answer with Retry-After the next
 // poll comes when the broker asked, not after a longer backoff.
 func TestRetryAfterReplacesBackoff(t *testing.T) {
+	// Retry-After counts whole seconds: the test waits them out, in
+	// parallel with the other such waits.
+	t.Parallel()
 	e := newEnv(t)
 	e.ex.InlinePoll = time.Minute
 	e.ex.PollInitial, e.ex.PollMax = 400*time.Millisecond, time.Minute
