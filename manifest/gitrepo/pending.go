@@ -2,13 +2,10 @@ package gitrepo
 
 import (
 	"bytes"
-	"compress/zlib"
-	"crypto/sha1"
-	"encoding/binary"
-	"fmt"
 	"io"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
@@ -63,71 +60,15 @@ func (p *pendingObjects) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 	return p.EncodedObjectStorer.EncodedObjectSize(h)
 }
 
-// pack encodes the pending objects as a pack (format version 2), whole
+// pack encodes the pending objects as a pack with go-git's encoder, whole
 // objects in the order they were made (no delta search: records are small
-// and the receiving git deltifies on its next repack), each compressed with
-// zlib.BestSpeed.
-//
-// Hand-written under the developers' rule: go-git's packfile.Encoder
-// compresses at zlib's default level, fixed, and for a pass's thousands of
-// small record objects that compression was about half of each of its two
-// commits' CPU (make bench's converge line: 2,000 objects per commit at
-// full scale; BenchmarkPack compares the two encoders). The pack stays what
-// git index-pack checks (TestPackIsReadByGit) and go-git parses
-// (TestPackParsesWithGoGit).
+// and the receiving git deltifies on its next repack).
 func (p *pendingObjects) pack() ([]byte, error) {
 	var buf bytes.Buffer
-	if err := writePack(&buf, p.order, p.objects); err != nil {
+	if _, err := packfile.NewEncoder(&buf, p, false).Encode(p.order, 0); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// writePack writes the objects named by order as a version 2 pack.
-func writePack(w io.Writer, order []plumbing.Hash, objects map[plumbing.Hash]plumbing.EncodedObject) error {
-	sum := sha1.New()
-	out := io.MultiWriter(w, sum)
-	var head [12]byte
-	copy(head[:], "PACK")
-	binary.BigEndian.PutUint32(head[4:], 2)
-	binary.BigEndian.PutUint32(head[8:], uint32(len(order)))
-	if _, err := out.Write(head[:]); err != nil {
-		return err
-	}
-	zw, _ := zlib.NewWriterLevel(out, zlib.BestSpeed) // a valid level: no error
-	for _, h := range order {
-		o := objects[h]
-		if _, err := out.Write(objectHeader(o.Type(), o.Size())); err != nil {
-			return err
-		}
-		r, err := o.Reader()
-		if err != nil {
-			return fmt.Errorf("pack object %s: %w", h, err)
-		}
-		zw.Reset(out)
-		_, err = io.Copy(zw, r)
-		r.Close()
-		if err == nil {
-			err = zw.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("pack object %s: %w", h, err)
-		}
-	}
-	_, err := w.Write(sum.Sum(nil))
-	return err
-}
-
-// objectHeader is a pack entry's header: the type in bits 4-6 of the first
-// byte, the size in its low 4 bits and 7 bits of each following byte, the
-// high bit of each byte saying another follows.
-func objectHeader(t plumbing.ObjectType, size int64) []byte {
-	b := []byte{byte(t)<<4 | byte(size&0x0f)}
-	for size >>= 4; size > 0; size >>= 7 {
-		b[len(b)-1] |= 0x80
-		b = append(b, byte(size&0x7f))
-	}
-	return b
 }
 
 // keepPack stores a pushed pack in st, the local copy of a remote: through
