@@ -455,15 +455,11 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 		base := o.objBase()
 		meta := o.GetMetadata()
 		ref0 := o.GetRef()
-		if ref0.Kind.ClusterScoped() {
-			if meta.Namespace != "" {
-				diags = append(diags, Diagnostic{File: base.Source.File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",
-					Severity: SeverityWarning, Message: fmt.Sprintf("%s is cluster-scoped; namespace %q ignored", ref0.Kind, meta.Namespace), Ref: Ref{Kind: ref0.Kind, Name: ref0.Name}})
-			}
-			o.setRefNamespace("")
-		} else {
-			o.setRefNamespace(cfg.NamespaceOrDefault(meta.Namespace))
+		if ref0.Kind.ClusterScoped() && meta.Namespace != "" {
+			diags = append(diags, Diagnostic{File: base.Source.File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",
+				Severity: SeverityWarning, Message: fmt.Sprintf("%s is cluster-scoped; namespace %q ignored", ref0.Kind, meta.Namespace), Ref: Ref{Kind: ref0.Kind, Name: ref0.Name}})
 		}
+		o.setRefNamespace(AssembledNamespace(o, cfg))
 		applyDefaults(o)
 		ref := o.GetRef()
 		for _, d := range base.decodeDiags {
@@ -517,10 +513,27 @@ func applyDefaults(o Object) {
 	case *ServiceBroker:
 		defaultBrokerSpec(&v.Spec, v.Namespace)
 	case *ServiceBinding:
-		if v.Spec.SecretName == "" {
-			v.Spec.SecretName = v.Name
-		}
+		v.Spec.SecretName = v.CredentialsSecretName()
 	}
+}
+
+// AssembledNamespace is the namespace Assemble gives o: none for a
+// cluster-scoped kind, else its metadata.namespace or cfg's default. For
+// those who must know an object's Ref before it is assembled.
+func AssembledNamespace(o Object, cfg *Config) string {
+	if o.GetRef().Kind.ClusterScoped() {
+		return ""
+	}
+	return cfg.NamespaceOrDefault(o.GetMetadata().Namespace)
+}
+
+// CredentialsSecretName is the Secret the binding's credentials go to:
+// spec.secretName, by default (as Assemble sets it) metadata.name.
+func (b *ServiceBinding) CredentialsSecretName() string {
+	if b.Spec.SecretName == "" {
+		return b.Name
+	}
+	return b.Spec.SecretName
 }
 
 func defaultBrokerSpec(s *BrokerSpec, namespace string) {

@@ -112,11 +112,7 @@ func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
 	e := indexEntry{Blob: blob, Always: d.diags.HasErrors()}
 	for _, o := range d.objs {
 		ref := o.GetRef()
-		if ref.Kind.ClusterScoped() {
-			ref.Namespace = ""
-		} else {
-			ref.Namespace = cfg.NamespaceOrDefault(o.GetMetadata().Namespace)
-		}
+		ref.Namespace = manifest.AssembledNamespace(o, cfg)
 		e.Keys = append(e.Keys, refKey(ref))
 		switch v := o.(type) {
 		case *manifest.ServiceInstance:
@@ -125,12 +121,8 @@ func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
 				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
 			}
 		case *manifest.ServiceBinding:
-			e.Keys = append(e.Keys, instanceKey(ref.Namespace, v.Spec.InstanceRef.Name))
-			secret := v.Spec.SecretName
-			if secret == "" {
-				secret = ref.Name // Assemble's default
-			}
-			e.Keys = append(e.Keys, secretKey(ref.Namespace, secret))
+			e.Keys = append(e.Keys, instanceKey(ref.Namespace, v.Spec.InstanceRef.Name),
+				secretKey(ref.Namespace, v.CredentialsSecretName()))
 			if v.Spec.ExternalID != "" {
 				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
 			}
@@ -162,11 +154,8 @@ func recordEntry(blob string, f manifest.RecordFile) indexEntry {
 			e.Keys = append(e.Keys, instanceKey(ref.Namespace, rec.InstanceName))
 		}
 		if rec.SecretRef != nil {
-			ns := rec.SecretRef.Namespace
-			if ns == "" {
-				ns = ref.Namespace
-			}
-			e.Keys = append(e.Keys, secretKey(ns, rec.SecretRef.Name))
+			n := recordSecretName(rec)
+			e.Keys = append(e.Keys, secretKey(n.Namespace, n.Name))
 		}
 	default:
 		e.Always = true // brokers

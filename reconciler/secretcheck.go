@@ -307,11 +307,17 @@ func bindingSecret(rec *manifest.StatusRecord) string {
 		rec.Phase != manifest.PhaseReady || !rec.Provisioned || rec.AsyncOpInProgress {
 		return ""
 	}
+	return recordSecretName(rec).String()
+}
+
+// recordSecretName is the Secret rec.SecretRef (not nil) names, in the
+// binding's namespace unless it says another.
+func recordSecretName(rec *manifest.StatusRecord) SecretName {
 	ns := rec.SecretRef.Namespace
 	if ns == "" {
 		ns = rec.Ref.Namespace
 	}
-	return SecretName{Namespace: ns, Name: rec.SecretRef.Name}.String()
+	return SecretName{Namespace: ns, Name: rec.SecretRef.Name}
 }
 
 // observeSecrets reads the Secrets the manifests and records depend on and
