@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -40,6 +41,10 @@ const (
 	// the first pass to <value>-pass-<pid>.heap), and the incremental
 	// figure's warm syncs theirs (incremental).
 	envCPUProfile = "OSBGIT_BENCH_CPUPROFILE"
+	// envPeakHeap, when set, makes every child write a heap profile to
+	// <value>-<mode>-<pid>.peak each time a collection finds more live heap
+	// than any before it: the last one written shows what the peak held.
+	envPeakHeap = "OSBGIT_BENCH_PEAKHEAP"
 )
 
 // Child modes.
@@ -84,6 +89,10 @@ func runChild(mode string) int {
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
+	}
+	if prefix := os.Getenv(envPeakHeap); prefix != "" {
+		stop := profilePeakHeap(fmt.Sprintf("%s-%s-%d.peak", prefix, mode, os.Getpid()))
+		defer stop()
 	}
 	var res childResult
 	var err error
@@ -417,3 +426,33 @@ func spawn(mode string, env ...string) (childRun, error) {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// profilePeakHeap writes a heap profile to file whenever the live heap
+// after a collection is the largest seen, until stop is called.
+func profilePeakHeap(file string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak {
+				peak = live
+				if f, err := os.Create(file); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
