@@ -136,21 +136,21 @@ type Snapshot struct {
 // them, and nothing is kept). dirOverride replaces the config's path when
 // non-empty.
 func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
-	l, err := loadRevision(tr, rev, dirOverride, cache)
+	l, err := loadRevision(tr, rev, dirOverride, cache, false)
 	if err != nil {
 		return nil, err
 	}
 	return l.snap, nil
 }
 
-// revisionLoad is a loaded revision with what was decoded from each of its
-// manifest files (for the pass's scope index, scope.go).
+// revisionLoad is a loaded revision with, when asked for, the scope index
+// entry of each of its manifest files (scope.go).
 type revisionLoad struct {
 	snap *Snapshot
 	revisionConfig
-	// files and docs are the manifest files and what each decoded to.
-	files []gitrepo.File
-	docs  []decoded
+	// files are the manifest files; entries their index entries.
+	files   []gitrepo.File
+	entries []indexEntry
 }
 
 // revisionConfig is a revision's osbgit.yaml: the Config, its diagnostics
@@ -179,7 +179,11 @@ func readConfig(tr TreeReader, rev, dirOverride string) (revisionConfig, error) 
 	return c, nil
 }
 
-func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*revisionLoad, error) {
+// loadRevision loads rev, with the index entries of its manifest files
+// when withIndex is set. The entries are taken before the objects are
+// assembled, so that without a cache the objects as decoded are garbage
+// once copied (keeping them for the index raised the no-op pass's peak).
+func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, withIndex bool) (*revisionLoad, error) {
 	rc, err := readConfig(tr, rev, dirOverride)
 	if err != nil {
 		return nil, err
@@ -204,11 +208,21 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*
 			manifests = append(manifests, f)
 		}
 	}
-	docs, failed, err := cache.manifestCache().decode(manifests, tr.ReadBlob, decodeManifest)
+	read, done := blobReader(tr)
+	defer done()
+	docs, failed, err := cache.manifestCache().decode(manifests, read, decodeManifest)
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
 	}
-	return &revisionLoad{snap: assemble(rev, cfg, diags, docs), revisionConfig: rc, files: manifests, docs: docs}, nil
+	l := &revisionLoad{revisionConfig: rc, files: manifests}
+	if withIndex {
+		l.entries = make([]indexEntry, len(docs))
+		for i, f := range manifests {
+			l.entries[i] = manifestEntry(f.Blob, docs[i], cfg)
+		}
+	}
+	l.snap = assemble(rev, cfg, diags, docs)
+	return l, nil
 }
 
 // assemble builds the snapshot of rev from what its manifest files decoded
@@ -280,6 +294,21 @@ type blobReaderSource interface {
 	BlobReader() (*gitrepo.BlobReader, error)
 }
 
+// blobReader returns how to read the blobs of a load and what to call
+// after it: a reader of its own where tr has one, whose small object cache
+// does not keep blobs read once (a pass reads every manifest and record
+// once; tr's cache holding the last 8 MB of them raised the no-op pass's
+// peak RSS), and which does not wait for tr's lock while another load
+// reads.
+func blobReader(tr TreeReader) (read func(blob string) ([]byte, error), done func()) {
+	if br, ok := tr.(blobReaderSource); ok {
+		if r, err := br.BlobReader(); err == nil {
+			return r.ReadBlob, func() { r.Close() }
+		}
+	}
+	return tr.ReadBlob, func() {}
+}
+
 // LoadRecords reads the records under root (a deployment's records
 // directory) of the status branch head (rev "" or a missing status branch
 // gives empty records) through the decode cache: only record blobs not
@@ -318,14 +347,8 @@ func loadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *Dec
 	for _, p := range recordPaths {
 		recordFiles = append(recordFiles, byPath[p])
 	}
-	read := tr.ReadBlob
-	if br, ok := tr.(blobReaderSource); ok {
-		// A reader of its own: the manifests are read meanwhile.
-		if r, err := br.BlobReader(); err == nil {
-			defer r.Close()
-			read = r.ReadBlob
-		}
-	}
+	read, done := blobReader(tr)
+	defer done()
 	decoded, failed, err := cache.recordCache().decode(recordFiles, read, decodeRecord(root))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)

@@ -459,7 +459,7 @@ func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareO
 		snap.Revision = ""
 		return loaded{records: records, snap: snap}, recordsErr, nil
 	}
-	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, po.write && recordsErr == nil)
 	if err != nil {
 		return l, nil, err
 	}

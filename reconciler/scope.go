@@ -171,13 +171,13 @@ func recordEntry(blob string, f manifest.RecordFile) indexEntry {
 // newScopeIndex describes a full load: nil when it cannot serve a scoped
 // pass (a manifest directory that could not be read, unreadable files).
 func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, recs []manifest.RecordFile, fingerprint string) *scopeIndex {
-	if len(l.snap.Set.UnreadableFiles) > 0 || len(recFiles) != len(recs) {
+	if len(l.snap.Set.UnreadableFiles) > 0 || len(recFiles) != len(recs) || len(l.entries) != len(l.files) {
 		return nil
 	}
 	ix := &scopeIndex{ID: rand.Text(), Fingerprint: fingerprint, ManifestRev: l.snap.Revision, RecordsRev: recordsRev,
 		Manifests: make(map[string]indexEntry, len(l.files)), Records: make(map[string]indexEntry, len(recFiles))}
 	for i, f := range l.files {
-		ix.Manifests[f.Path] = manifestEntry(f.Blob, l.docs[i], l.cfg)
+		ix.Manifests[f.Path] = l.entries[i]
 	}
 	for i, f := range recFiles {
 		ix.Records[f.Path] = recordEntry(f.Blob, recs[i])

@@ -15,6 +15,15 @@ import (
 type desiredState struct {
 	res        manifest.Resolved
 	resolveErr error
+	desiredParams
+	props manifest.Properties
+}
+
+// desiredParams is the parameter part of a desiredState, which resolveAll
+// computes for every object ahead (kept apart from the catalog entries of
+// Resolved, which made the table resolveAll keeps a tenth of a no-op pass's
+// live heap).
+type desiredParams struct {
 	params     map[string]any
 	secretKeys []string
 	checksum   string
@@ -23,22 +32,21 @@ type desiredState struct {
 	// could not be read, so the parameters are not compared; why.
 	notCompared string
 	specHash    string
-	props       manifest.Properties
 }
 
 // resolveParams fills the parameter part of d for an object's parameters,
 // from what resolveAll computed when it did.
 func (p *planner) resolveParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
 	if r, ok := p.resolved[o.GetRef()]; ok {
-		*d = *r
+		d.desiredParams = *r
 		return
 	}
-	p.computeParams(d, o, params, from)
+	p.computeParams(&d.desiredParams, o, params, from)
 }
 
 // computeParams resolves an object's parameters and computes its spec hash.
 // It only reads the planner's input, so it runs concurrently.
-func (p *planner) computeParams(d *desiredState, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
+func (p *planner) computeParams(d *desiredParams, o manifest.Object, params map[string]any, from []manifest.ParametersFromSource) {
 	d.params, d.secretKeys, d.paramErr = manifest.ResolveParameters(o.GetRef().Namespace, params, from, p.in.Secrets)
 	if d.paramErr != nil && p.in.Options.SecretsNotCompared && errors.Is(d.paramErr, manifest.ErrSecretUnreadable) {
 		d.notCompared, d.paramErr = d.paramErr.Error(), nil

@@ -211,7 +211,7 @@ type planner struct {
 	// resolved holds every valid instance's and binding's resolved
 	// parameters and spec hash, computed ahead in parallel (see
 	// resolveAll).
-	resolved map[manifest.Ref]*desiredState
+	resolved map[manifest.Ref]*desiredParams
 }
 
 // Build computes the plan of one pass from its Input. It is pure and
@@ -315,7 +315,7 @@ func (p *planner) resolveAll() {
 			objs = append(objs, b)
 		}
 	}
-	out := make([]desiredState, len(objs))
+	out := make([]desiredParams, len(objs))
 	parallel.For(len(objs), func(i int) {
 		switch o := objs[i].(type) {
 		case *manifest.ServiceInstance:
@@ -324,7 +324,7 @@ func (p *planner) resolveAll() {
 			p.computeParams(&out[i], o, o.Spec.Parameters, o.Spec.ParametersFrom)
 		}
 	})
-	p.resolved = make(map[manifest.Ref]*desiredState, len(objs))
+	p.resolved = make(map[manifest.Ref]*desiredParams, len(objs))
 	for i, o := range objs {
 		p.resolved[o.GetRef()] = &out[i]
 	}
