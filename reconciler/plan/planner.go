@@ -286,7 +286,7 @@ func Build(in Input) *Plan {
 		groups[g] = append(groups[g], s)
 	}
 	for _, g := range groups {
-		for _, s := range g {
+		for i, s := range g {
 			p.fillMaxPolling(s)
 			if b := p.set.Broker(s.Target.Broker); b != nil {
 				s.Target.BrokerURL = b.GetBrokerSpec().URL
@@ -294,6 +294,11 @@ func Build(in Input) *Plan {
 			sortRefs(s.DependsOn)
 			s.NewID = s.ExternalID != "" && p.newIDs[s.Ref] == s.ExternalID
 			out.Steps = append(out.Steps, *s)
+			// The copy is the step now: dropping the original as it is
+			// copied keeps one copy of the plan live, not two (200,000
+			// steps are 120 MB each).
+			g[i] = nil
+			delete(p.steps, s.Ref)
 		}
 	}
 	return out
