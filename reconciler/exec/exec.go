@@ -389,35 +389,43 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		progress: &progress{report: e.OnProgress, total: n},
 	}
 	var wg sync.WaitGroup
+	// step runs step i once the steps it depends on are done.
+	step := func(i int, r *stepRun) {
+		defer close(done[i])
+		defer sh.progress.stepEnded(&r.out)
+		for _, dep := range r.s.DependsOn {
+			j, ok := first[dep]
+			if !ok || dep == r.s.Ref {
+				continue
+			}
+			if j > i {
+				r.waiting(fmt.Sprintf("waiting for %s (ordered after this step in the plan)", dep))
+				return
+			}
+			select {
+			case <-done[j]:
+			case <-ctx.Done():
+				r.failNoRecord(fmt.Errorf("%s: %w", r.s.Ref, ctx.Err()))
+				return
+			}
+			if st := runs[j].out.Status; st != StatusSucceeded && st != StatusUnchanged {
+				r.waiting(fmt.Sprintf("waiting for %s (%s)", dep, st))
+				return
+			}
+		}
+		r.run(ctx)
+	}
 	for i := range p.Steps {
 		r := newStepRun(e, p, i, writeAhead, sh)
 		runs[i] = r
+		if r.inline(first, done) {
+			step(i, r)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer close(done[i])
-			defer sh.progress.stepEnded(&r.out)
-			for _, dep := range r.s.DependsOn {
-				j, ok := first[dep]
-				if !ok || dep == r.s.Ref {
-					continue
-				}
-				if j > i {
-					r.waiting(fmt.Sprintf("waiting for %s (ordered after this step in the plan)", dep))
-					return
-				}
-				select {
-				case <-done[j]:
-				case <-ctx.Done():
-					r.failNoRecord(fmt.Errorf("%s: %w", r.s.Ref, ctx.Err()))
-					return
-				}
-				if st := runs[j].out.Status; st != StatusSucceeded && st != StatusUnchanged {
-					r.waiting(fmt.Sprintf("waiting for %s (%s)", dep, st))
-					return
-				}
-			}
-			r.run(ctx)
+			step(i, r)
 		}()
 	}
 	wg.Wait()

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,4 +451,40 @@ func TestCanceledContext(t *testing.T) {
 	if !errors.Is(o.Err, context.Canceled) || len(e.b.Calls()) != 0 {
 		t.Fatalf("outcome %+v calls %d", o, len(e.b.Calls()))
 	}
+}
+
+// TestNoOpStepsRunInline checks that steps with nothing to do whose
+// dependencies are done run without a goroutine each (a pass over 200,000
+// unchanged resources started as many at once), and that one depending on
+// a step that did not succeed still waits for it.
+func TestNoOpStepsRunInline(t *testing.T) {
+	e := newEnv(t)
+	const n = 300
+	var steps []plan.Step
+	for i := range n {
+		steps = append(steps, plan.Step{Ref: instRef(fmt.Sprint("db-", i)), Action: plan.None})
+	}
+	for i := range n {
+		steps = append(steps, plan.Step{Ref: bindRef(fmt.Sprint("b-", i)), Action: plan.None, DependsOn: []manifest.Ref{instRef(fmt.Sprint("db-", i))}})
+	}
+	steps = append(steps,
+		plan.Step{Ref: instRef("broken"), Action: plan.None, Error: "spec: unknown field"},
+		plan.Step{Ref: bindRef("on-broken"), Action: plan.None, DependsOn: []manifest.Ref{instRef("broken")}})
+	base := runtime.NumGoroutine()
+	var mu sync.Mutex
+	most := 0
+	e.ex.OnProgress = func(Progress) {
+		mu.Lock()
+		most = max(most, runtime.NumGoroutine())
+		mu.Unlock()
+	}
+	res := e.pass(steps...)
+	if most > base+10 {
+		t.Errorf("%d goroutines while %d no-op steps ran (%d before)", most, 2*n, base)
+	}
+	for i := range n {
+		wantStatus(t, res, bindRef(fmt.Sprint("b-", i)), StatusUnchanged)
+	}
+	wantStatus(t, res, instRef("broken"), StatusFailed)
+	wantStatus(t, res, bindRef("on-broken"), StatusWaiting)
 }

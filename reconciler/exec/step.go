@@ -154,6 +154,27 @@ func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*m
 	return r
 }
 
+// inline reports whether the step can run on the executor's goroutine as
+// it is started: a step with nothing to do (action none, no error) whose
+// dependencies are all done. It waits for nothing and calls nothing, and a
+// pass over 200,000 resources with nothing to do otherwise started as many
+// goroutines at once, their stacks a large part of its peak memory.
+func (r *stepRun) inline(first map[manifest.Ref]int, done []chan struct{}) bool {
+	if r.s.Action != plan.None || r.s.Error != "" || r.baseErr != nil {
+		return false
+	}
+	for _, dep := range r.s.DependsOn {
+		if j, ok := first[dep]; ok && dep != r.s.Ref {
+			select {
+			case <-done[j]:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // logger is the step's logger: the executor's with the step's ref,
 // action, broker and external ID.
 func (r *stepRun) logger() logrus.FieldLogger {
