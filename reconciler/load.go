@@ -218,7 +218,10 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, wi
 	if withIndex {
 		l.entries = make([]indexEntry, len(docs))
 		for i, f := range manifests {
-			l.entries[i] = manifestEntry(f.Blob, docs[i], cfg)
+			if l.entries[i], err = manifestEntry(f.Blob, docs[i], cfg); err != nil {
+				l.entries = nil // no index: the next pass loads everything
+				break
+			}
 		}
 	}
 	l.snap = assemble(rev, cfg, diags, docs)

@@ -83,9 +83,41 @@ type scopeIndex struct {
 // indexEntry is one file: its blob, the relation keys of what it holds,
 // and whether every pass must load it.
 type indexEntry struct {
-	Blob   string
-	Keys   []string
+	Blob string
+	// keys are the relation keys joined by keySep, as the index file
+	// keeps them: one string, where a slice of strings per file was a
+	// tenth of a long-running process's heap at 200,000 resources.
+	keys   string
 	Always bool
+}
+
+// Keys returns the entry's relation keys.
+func (e indexEntry) Keys() []string { return splitKeys(e.keys) }
+
+// anyKey reports whether one of the entry's keys satisfies f.
+func (e indexEntry) anyKey(f func(string) bool) bool {
+	for rest := e.keys; rest != ""; {
+		k, after, _ := strings.Cut(rest, keySep)
+		if f(k) {
+			return true
+		}
+		rest = after
+	}
+	return false
+}
+
+// errIndexKey marks a relation key the index cannot hold: a name with a
+// separator in it (control characters, which validation refuses anyway).
+var errIndexKey = errors.New("a resource name holds a control character")
+
+// joinKeys joins an entry's keys; ok is false when one holds a separator.
+func joinKeys(ks []string) (joined string, ok bool) {
+	for _, k := range ks {
+		if strings.Contains(k, keySep) || strings.IndexByte(k, 0) >= 0 {
+			return "", false
+		}
+	}
+	return strings.Join(ks, keySep), true
 }
 
 // Relation keys (see the comment at the top of the file). Kinds are
@@ -107,65 +139,74 @@ func kindCode(k manifest.Kind) string {
 	return string(k)
 }
 
-// manifestEntry is the index entry of a manifest file that decoded to d.
-func manifestEntry(blob string, d decoded, cfg *manifest.Config) indexEntry {
+// manifestEntry is the index entry of a manifest file that decoded to d;
+// errIndexKey when a key cannot be kept.
+func manifestEntry(blob string, d decoded, cfg *manifest.Config) (indexEntry, error) {
 	e := indexEntry{Blob: blob, Always: d.diags.HasErrors()}
+	var keys []string
 	for _, o := range d.objs {
 		ref := o.GetRef()
 		ref.Namespace = manifest.AssembledNamespace(o, cfg)
-		e.Keys = append(e.Keys, refKey(ref))
+		keys = append(keys, refKey(ref))
 		switch v := o.(type) {
 		case *manifest.ServiceInstance:
-			e.Keys = append(e.Keys, instanceKey(ref.Namespace, ref.Name))
+			keys = append(keys, instanceKey(ref.Namespace, ref.Name))
 			if v.Spec.ExternalID != "" {
-				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
+				keys = append(keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
 			}
 		case *manifest.ServiceBinding:
-			e.Keys = append(e.Keys, instanceKey(ref.Namespace, v.Spec.InstanceRef.Name),
+			keys = append(keys, instanceKey(ref.Namespace, v.Spec.InstanceRef.Name),
 				secretKey(ref.Namespace, v.CredentialsSecretName()))
 			if v.Spec.ExternalID != "" {
-				e.Keys = append(e.Keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
+				keys = append(keys, externalIDKey(ref.Kind, v.Spec.ExternalID))
 			}
 		default:
 			e.Always = true // brokers
 		}
 	}
-	return e
+	var ok bool
+	if e.keys, ok = joinKeys(keys); !ok {
+		return e, errIndexKey
+	}
+	return e, nil
 }
 
-// recordEntry is the index entry of a record file that decoded to f. A
-// failed resource's record is always loaded: every pass lists it as still
-// failed.
-func recordEntry(blob string, f manifest.RecordFile) indexEntry {
+// recordEntry is the index entry of a record file that decoded to f;
+// errIndexKey when a key cannot be kept. A failed resource's record is
+// always loaded: every pass lists it as still failed.
+func recordEntry(blob string, f manifest.RecordFile) (indexEntry, error) {
 	e := indexEntry{Blob: blob}
 	rec, ok := f.Record.(*manifest.StatusRecord)
 	if f.Err != nil || !ok {
 		e.Always = true // catalogs; errors must show on every pass
-		return e
+		return e, nil
 	}
 	e.Always = rec.Phase == manifest.PhaseFailed
 	ref := rec.Ref
-	e.Keys = append(e.Keys, refKey(ref))
+	keys := []string{refKey(ref)}
 	switch ref.Kind {
 	case manifest.KindServiceInstance:
-		e.Keys = append(e.Keys, instanceKey(ref.Namespace, ref.Name))
+		keys = append(keys, instanceKey(ref.Namespace, ref.Name))
 	case manifest.KindServiceBinding:
 		if rec.InstanceName != "" {
-			e.Keys = append(e.Keys, instanceKey(ref.Namespace, rec.InstanceName))
+			keys = append(keys, instanceKey(ref.Namespace, rec.InstanceName))
 		}
 		if rec.SecretRef != nil {
 			n := recordSecretName(rec)
-			e.Keys = append(e.Keys, secretKey(n.Namespace, n.Name))
+			keys = append(keys, secretKey(n.Namespace, n.Name))
 		}
 	default:
 		e.Always = true // brokers
 	}
 	for _, id := range []string{rec.ExternalID, rec.PredecessorExternalID} {
 		if id != "" {
-			e.Keys = append(e.Keys, externalIDKey(ref.Kind, id))
+			keys = append(keys, externalIDKey(ref.Kind, id))
 		}
 	}
-	return e
+	if e.keys, ok = joinKeys(keys); !ok {
+		return e, errIndexKey
+	}
+	return e, nil
 }
 
 // newScopeIndex describes a full load: nil when it cannot serve a scoped
@@ -180,7 +221,11 @@ func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, 
 		ix.Manifests[f.Path] = l.entries[i]
 	}
 	for i, f := range recFiles {
-		ix.Records[f.Path] = recordEntry(f.Blob, recs[i])
+		e, err := recordEntry(f.Blob, recs[i])
+		if err != nil {
+			return nil
+		}
+		ix.Records[f.Path] = e
 	}
 	return ix
 }
@@ -269,7 +314,7 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
 		}
-		seeds = append(seeds, old.Keys...)
+		seeds = append(seeds, old.Keys()...)
 		delete(next.Manifests, c.Path)
 		if c.Action == gitrepo.Deleted {
 			continue
@@ -279,11 +324,11 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 			return nil, fmt.Errorf("read %s at %s: %w", c.Path, short(head), err)
 		}
 		d := decodeManifest(gitrepo.File{Path: c.Path, Blob: c.ToBlob}, data)
-		e := manifestEntry(c.ToBlob, d, cfg)
-		if e.Always || !had && c.Action != gitrepo.Added {
+		e, err := manifestEntry(c.ToBlob, d, cfg)
+		if err != nil || e.Always || !had && c.Action != gitrepo.Added {
 			return nil, fullLoad("%s changed", c.Path)
 		}
-		seeds = append(seeds, e.Keys...)
+		seeds = append(seeds, e.Keys()...)
 		next.Manifests[c.Path] = e
 		fresh[c.Path] = d
 	}
@@ -292,7 +337,7 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
 		}
-		seeds = append(seeds, old.Keys...)
+		seeds = append(seeds, old.Keys()...)
 		delete(next.Records, c.Path)
 		if c.Action == gitrepo.Deleted {
 			continue
@@ -304,11 +349,11 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 		if err != nil {
 			return nil, fmt.Errorf("read record %s at %s: %w", c.Path, short(recordsRev), err)
 		}
-		e := recordEntry(c.ToBlob, root.DecodeRecordFile(c.Path, data))
-		if e.Always {
+		e, err := recordEntry(c.ToBlob, root.DecodeRecordFile(c.Path, data))
+		if err != nil || e.Always {
 			return nil, fullLoad("%s changed", c.Path)
 		}
-		seeds = append(seeds, e.Keys...)
+		seeds = append(seeds, e.Keys()...)
 		next.Records[c.Path] = e
 	}
 	mpaths, rpaths := next.closure(seeds)
@@ -377,16 +422,17 @@ func (ix *scopeIndex) closure(keys []string) (manifests, records []string) {
 		grew = false
 		for _, part := range parts {
 			for p, e := range part.entries {
-				if part.in[p] || !e.Always && !slices.ContainsFunc(e.Keys, wanted) {
+				if part.in[p] || !e.Always && !e.anyKey(wanted) {
 					continue
 				}
 				part.in[p] = true
 				*part.out = append(*part.out, p)
-				for _, k := range e.Keys {
+				e.anyKey(func(k string) bool {
 					if !want[k] {
 						want[k], grew = true, true
 					}
-				}
+					return false
+				})
 			}
 		}
 	}
@@ -459,7 +505,7 @@ func loadScopeIndex(path string) *scopeIndex {
 		if !fields(e[:]) {
 			return nil
 		}
-		entry := indexEntry{Blob: e[2], Keys: splitKeys(e[3]), Always: strings.HasSuffix(e[0], "a")}
+		entry := indexEntry{Blob: e[2], keys: e[3], Always: strings.HasSuffix(e[0], "a")}
 		switch strings.TrimSuffix(e[0], "a") {
 		case "m":
 			ix.Manifests[e[1]] = entry
@@ -516,14 +562,14 @@ func (ix *scopeIndex) save(path string) error {
 	for kind, entries := range map[string]map[string]indexEntry{"m": ix.Manifests, "r": ix.Records} {
 		for p, e := range entries {
 			if e.Always {
-				fields(kind+"a", p, e.Blob, keys(e.Keys))
+				fields(kind+"a", p, e.Blob, e.keys)
 			} else {
-				fields(kind, p, e.Blob, keys(e.Keys))
+				fields(kind, p, e.Blob, e.keys)
 			}
 		}
 	}
 	if bad {
-		return errors.New("a resource name holds a control character")
+		return errIndexKey
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -669,15 +715,19 @@ func (r *Reconciler) advanceRecords(ix *scopeIndex, rev string, w recordWrites) 
 		if paths, _ := root.RecordPaths([]string{c.Path}); len(paths) != 1 {
 			continue // not a record: LoadRecords ignores it too
 		}
-		if data, ok := w.files[c.Path]; ok && data != nil && w.records[c.Path] != nil && gitrepo.BlobHash(data) == c.ToBlob {
-			ix.Records[c.Path] = recordEntry(c.ToBlob, manifest.RecordFile{Record: w.records[c.Path]})
-			continue
+		f := manifest.RecordFile{Record: w.records[c.Path]}
+		if data, ok := w.files[c.Path]; !ok || data == nil || f.Record == nil || gitrepo.BlobHash(data) != c.ToBlob {
+			data, err := r.Source.ReadBlob(c.ToBlob)
+			if err != nil {
+				return nil
+			}
+			f = root.DecodeRecordFile(c.Path, data)
 		}
-		data, err := r.Source.ReadBlob(c.ToBlob)
+		e, err := recordEntry(c.ToBlob, f)
 		if err != nil {
 			return nil
 		}
-		ix.Records[c.Path] = recordEntry(c.ToBlob, root.DecodeRecordFile(c.Path, data))
+		ix.Records[c.Path] = e
 	}
 	ix.RecordsRev = rev
 	return ix

@@ -429,3 +429,38 @@ func TestScopeFingerprintOfValues(t *testing.T) {
 		t.Error("other options, the same fingerprint")
 	}
 }
+
+// TestIndexEntryKeys checks an index entry's keys, kept joined: they come
+// back as given, anyKey sees each, and a name holding the separator (or
+// NUL) makes no entry, so no index is kept that would relate the wrong
+// files.
+func TestIndexEntryKeys(t *testing.T) {
+	cfg := manifest.DefaultConfig()
+	inst := func(name, externalID string) decoded {
+		o := &manifest.ServiceInstance{}
+		o.Kind, o.Name, o.Namespace, o.Spec.ExternalID = string(manifest.KindServiceInstance), name, "team", externalID
+		return decoded{objs: []manifest.Object{o}}
+	}
+	e, err := manifestEntry("blob", inst("db", "id-1"), cfg)
+	want := []string{"rI:team/db", "i:team/db", "xI:id-1"}
+	if err != nil || !slices.Equal(e.Keys(), want) {
+		t.Fatalf("keys %q, %v; want %q", e.Keys(), err, want)
+	}
+	for _, k := range want {
+		if !e.anyKey(func(s string) bool { return s == k }) {
+			t.Errorf("anyKey misses %q", k)
+		}
+	}
+	if e.anyKey(func(s string) bool { return s == "i:team" }) {
+		t.Error("anyKey matched a part of a key")
+	}
+	for _, name := range []string{"a" + keySep + "b", "a\x00b"} {
+		if _, err := manifestEntry("blob", inst(name, ""), cfg); err == nil {
+			t.Errorf("name %q: entry made", name)
+		}
+		rec := manifest.RecordFile{Record: &manifest.StatusRecord{Ref: manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "team", Name: name}}}
+		if _, err := recordEntry("blob", rec); err == nil {
+			t.Errorf("record of %q: entry made", name)
+		}
+	}
+}
