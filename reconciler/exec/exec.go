@@ -374,24 +374,28 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 	}
 	n := len(p.Steps)
 	runs := make([]*stepRun, n)
+	// done[i] is closed when step i has ended; nil until it starts (steps
+	// start in plan order). Steps run inline share one closed channel.
 	done := make([]chan struct{}, n)
+	ended := make(chan struct{})
+	close(ended)
 	first := map[manifest.Ref]int{}
 	for i := range p.Steps {
-		done[i] = make(chan struct{})
 		if _, ok := first[p.Steps[i].Ref]; !ok {
 			first[p.Steps[i].Ref] = i
 		}
 	}
 	sh := &runShared{
-		sems:     &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}},
-		log:      e.log(),
-		learner:  newLearner(e, p),
+		sems: &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}},
+		log:  e.log(),
+		// Built when a step first calls a broker: a pass with nothing to
+		// do needs none (at 200,000 resources it was 50 MB).
+		learner:  sync.OnceValue(func() *secrets.Learner { return newLearner(e, p) }),
 		progress: &progress{report: e.OnProgress, total: n},
 	}
 	var wg sync.WaitGroup
 	// step runs step i once the steps it depends on are done.
 	step := func(i int, r *stepRun) {
-		defer close(done[i])
 		defer sh.progress.stepEnded(&r.out)
 		for _, dep := range r.s.DependsOn {
 			j, ok := first[dep]
@@ -420,11 +424,14 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		runs[i] = r
 		if r.inline(first, done) {
 			step(i, r)
+			done[i] = ended
 			continue
 		}
+		done[i] = make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(done[i])
 			step(i, r)
 		}()
 	}
@@ -460,7 +467,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 type runShared struct {
 	sems     *semaphores
 	log      logrus.FieldLogger
-	learner  *secrets.Learner
+	learner  func() *secrets.Learner
 	progress *progress
 }
 

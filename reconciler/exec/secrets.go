@@ -121,7 +121,7 @@ func newLearner(e *Executor, p *plan.Plan) *secrets.Learner {
 // own, or those of an instance's bindings. A Secret that cannot be read is
 // skipped (the call's own failure, if any, says more).
 func (r *stepRun) learnStoredCredentials(ctx context.Context) {
-	if err := r.learner.Learn(ctx, r.s.Ref); err != nil {
+	if err := r.learner().Learn(ctx, r.s.Ref); err != nil {
 		r.logger().WithError(err).Debug("binding Secret not read; its values are not scrubbed from broker answers")
 	}
 }

@@ -106,7 +106,7 @@ type stepRun struct {
 	client  BrokerClient
 	binding bool
 	// learner learns the stored credentials before calling.
-	learner *secrets.Learner
+	learner func() *secrets.Learner
 	out     Outcome
 	// completed is the operation type that completed in this step.
 	completed manifest.OperationType
