@@ -448,6 +448,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 			changed[i], errs[i] = recordChanged(r.base, r.rec)
 		}
 	})
+	res.Outcomes = make([]Outcome, 0, n)
 	for i, r := range runs {
 		if errs[i] != nil {
 			// A record that cannot be rendered is a bug; report it on the
