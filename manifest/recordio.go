@@ -330,6 +330,16 @@ func (r *StatusRecord) intern() {
 			in(&sr.Keys[i])
 		}
 	}
+	// Applied is SpecSource once the broker confirmed: nearly always the
+	// same file and blob, then held once.
+	if a, s := r.Applied, r.SpecSource; a != nil && s != nil {
+		if a.File == s.File {
+			a.File = s.File
+		}
+		if a.Blob == s.Blob {
+			a.Blob = s.Blob
+		}
+	}
 }
 
 // UnmarshalStatusRecord is UnmarshalRecord for a status record.
