@@ -141,7 +141,7 @@ type Snapshot struct {
 // them, and nothing is kept). dirOverride replaces the config's path when
 // non-empty.
 func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
-	l, err := loadRevision(tr, rev, dirOverride, cache, false)
+	l, err := loadRevision(tr, rev, dirOverride, cache, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -185,13 +185,19 @@ func readConfig(tr TreeReader, rev, dirOverride string) (revisionConfig, error) 
 }
 
 // loadRevision loads rev, with the index entries of its manifest files
-// when withIndex is set. The entries are taken before the objects are
+// when ix is not nil. The entries are taken before the objects are
 // assembled, so that without a cache the objects as decoded are garbage
 // once copied (keeping them for the index raised the no-op pass's peak).
-func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, withIndex bool) (*revisionLoad, error) {
+func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, ix *indexing) (*revisionLoad, error) {
 	rc, err := readConfig(tr, rev, dirOverride)
 	if err != nil {
 		return nil, err
+	}
+	if ix != nil {
+		ix.current = ix.fingerprint(rc.raw, rc.dir)
+		if ix.last != nil && ix.last.Fingerprint != ix.current {
+			ix.last = nil // made under another osbgit.yaml or options
+		}
 	}
 	cfg, diags, dir := rc.cfg, rc.diags, rc.dir
 	files, err := tr.Files(rev, dir)
@@ -220,10 +226,14 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, wi
 		return nil, fmt.Errorf("read %s at %s: %w", manifests[failed].Path, short(rev), err)
 	}
 	l := &revisionLoad{revisionConfig: rc, files: manifests}
-	if withIndex {
+	if ix != nil {
+		var last map[string]indexEntry
+		if ix.last != nil {
+			last = ix.last.Manifests
+		}
 		l.entries = make([]indexEntry, len(docs))
 		for i, f := range manifests {
-			if l.entries[i], err = manifestEntry(f.Blob, docs[i], cfg); err != nil {
+			if l.entries[i], err = reuse(last, f.Path, f.Blob, func() (indexEntry, error) { return manifestEntry(f.Blob, docs[i], cfg) }); err != nil {
 				l.entries = nil // no index: the next pass loads everything
 				break
 			}

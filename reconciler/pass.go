@@ -459,13 +459,19 @@ func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareO
 		snap.Revision = ""
 		return loaded{records: records, snap: snap}, recordsErr, nil
 	}
-	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, po.write && recordsErr == nil)
+	var ix *indexing
+	if po.write && recordsErr == nil {
+		// The index this pass's replaces lends it the entries of unchanged
+		// files.
+		ix = &indexing{last: r.takeScope(), fingerprint: r.scopeFingerprint}
+	}
+	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, ix)
 	if err != nil {
 		return l, nil, err
 	}
 	l = loaded{records: records, snap: rl.snap}
-	if po.write && recordsErr == nil {
-		l.index = newScopeIndex(rl, recordsRev, recFiles, recDocs, r.scopeFingerprint(rl.raw, rl.dir))
+	if ix != nil {
+		l.index = newScopeIndex(rl, recordsRev, recFiles, recDocs, ix)
 	}
 	return l, recordsErr, nil
 }

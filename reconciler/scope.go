@@ -211,7 +211,19 @@ func recordEntry(blob string, f manifest.RecordFile) (indexEntry, error) {
 
 // newScopeIndex describes a full load: nil when it cannot serve a scoped
 // pass (a manifest directory that could not be read, unreadable files).
-func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, recs []manifest.RecordFile, fingerprint string) *scopeIndex {
+// indexing is what a full load needs to make the scope index: the index
+// it replaces (nil: none), whose entries of unchanged files it takes, and
+// the fingerprint of the revision's osbgit.yaml and options.
+type indexing struct {
+	last        *scopeIndex
+	fingerprint func(config []byte, dir string) string
+	// current is the loaded revision's fingerprint.
+	current string
+}
+
+// Entries of unchanged record files are taken from the last index.
+func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, recs []manifest.RecordFile, ixg *indexing) *scopeIndex {
+	fingerprint, last := ixg.current, ixg.last
 	if len(l.snap.Set.UnreadableFiles) > 0 || len(recFiles) != len(recs) || len(l.entries) != len(l.files) {
 		return nil
 	}
@@ -220,8 +232,12 @@ func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, 
 	for i, f := range l.files {
 		ix.Manifests[f.Path] = l.entries[i]
 	}
+	var lastRecords map[string]indexEntry
+	if last != nil {
+		lastRecords = last.Records
+	}
 	for i, f := range recFiles {
-		e, err := recordEntry(f.Blob, recs[i])
+		e, err := reuse(lastRecords, f.Path, f.Blob, func() (indexEntry, error) { return recordEntry(f.Blob, recs[i]) })
 		if err != nil {
 			return nil
 		}
@@ -592,15 +608,34 @@ func (r *Reconciler) lastScope(now time.Time, secretsChanged bool) *scopeIndex {
 	if id == "" || secretsChanged || !r.nothingDue(now) {
 		return nil
 	}
+	return r.takeScope()
+}
+
+// takeScope hands the index the last pass left to this one (nil when it
+// is not the one the state names): the pass changes it, and keeps the
+// index it leaves.
+func (r *Reconciler) takeScope() *scopeIndex {
+	id := r.State.Index
 	if r.scope == nil || r.scope.ID != id {
 		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
 	}
 	ix := r.scope
-	r.scope = nil // the pass changes it, and keeps the index it leaves
-	if ix == nil || ix.ID != id {
+	r.scope = nil
+	if ix == nil || id == "" || ix.ID != id {
 		return nil
 	}
 	return ix
+}
+
+// reuse returns the entry of the file at path with blob in entries, made
+// by make unless the last index (last, nil: none) has it: a full pass
+// over unchanged files then makes no new entries, and holds one index,
+// not two (at 200,000 resources each is ~160 MB).
+func reuse(last map[string]indexEntry, path, blob string, make func() (indexEntry, error)) (indexEntry, error) {
+	if e, ok := last[path]; ok && e.Blob == blob {
+		return e, nil
+	}
+	return make()
 }
 
 // failed notes in ix the resources whose step failed in res: the next

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
@@ -462,5 +463,45 @@ func TestIndexEntryKeys(t *testing.T) {
 		if _, err := recordEntry("blob", rec); err == nil {
 			t.Errorf("record of %q: entry made", name)
 		}
+	}
+}
+
+// TestFullPassReusesIndexEntries checks that a full load takes the index
+// entries of unchanged files from the index it replaces (held once, not
+// made again) and makes new ones for changed files.
+func TestFullPassReusesIndexEntries(t *testing.T) {
+	t.Parallel()
+	f, opts := newScopeFixture(t, t.TempDir())
+	f.converge(opts)
+	opts.SecretSweepInterval = 0 // every pass sweeps: a full load
+	r := f.reconciler(opts)
+	f.repo.Push("resize a", map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 7\n")}, nil)
+	f.sync(r)
+	before := r.scope
+	f.repo.Push("resize a", map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 8\n")}, nil)
+	if res := f.sync(r); len(res.Plan.Steps) != scopeResources {
+		t.Fatalf("the pass planned %d resources, want a full load of %d", len(res.Plan.Steps), scopeResources)
+	}
+	after := r.scope
+	if before == nil || after == nil || before == after {
+		t.Fatalf("indexes %p, %p", before, after)
+	}
+	changed := map[string]bool{"apps/a.yaml": true, ".osbgit/status/apps/serviceinstance/a.yaml": true}
+	shared := 0
+	for _, part := range []struct{ old, new map[string]indexEntry }{{before.Manifests, after.Manifests}, {before.Records, after.Records}} {
+		for p, e := range part.new {
+			old, ok := part.old[p]
+			switch {
+			case changed[p] && e.Blob == old.Blob:
+				t.Errorf("%s changed, its entry did not", p)
+			case !changed[p] && (!ok || e.keys != old.keys):
+				t.Errorf("%s unchanged, entry %+v, was %+v", p, e, old)
+			case !changed[p] && e.keys != "" && unsafe.StringData(e.keys) == unsafe.StringData(old.keys):
+				shared++
+			}
+		}
+	}
+	if want := len(after.Manifests) + len(after.Records) - len(changed); shared < want-2 { // brokers' files may have no keys
+		t.Errorf("%d entries taken from the last index, want about %d", shared, want)
 	}
 }
