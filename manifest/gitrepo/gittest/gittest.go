@@ -111,6 +111,14 @@ func AppendConfig(t testing.TB, gitDir, text string) {
 	}
 }
 
+// For is the same bare repository for test t, whose failures then fail
+// t: for a subtest working in its parent's repository (one the parent
+// restores at the same path for each subtest). The working clone is not
+// shared.
+func (r *Repo) For(t testing.TB) *Repo {
+	return &Repo{t: t, Bare: r.Bare, root: r.root}
+}
+
 // Clone is a working clone of the repository, made from the bare
 // repository on its first use (at main's head then) and afterwards left
 // to the test: Push and PushBranch do not go through it, so a test that
