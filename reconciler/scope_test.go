@@ -132,9 +132,9 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
-// fixtureCopy is a fixture's repository, secret store and one more
-// directory (pass state), its broker's instances and bindings and its ID
-// counter, saved to be restored at the same paths.
+// fixtureCopy is a fixture's repository, secret store and more
+// directories (pass state), its broker's instances and bindings and its
+// ID counter, saved to be restored at the same paths.
 type fixtureCopy struct {
 	from  *fixture
 	dirs  map[string]string // live path -> saved copy
@@ -143,12 +143,12 @@ type fixtureCopy struct {
 	binds map[string]osbtest.Binding
 }
 
-// saveFixture copies f's repository, secret store and dir, and f's broker
-// state and ID counter.
-func saveFixture(t *testing.T, f *fixture, dir string) *fixtureCopy {
+// saveFixture copies f's repository, secret store and dirs, and f's
+// broker state and ID counter.
+func saveFixture(t *testing.T, f *fixture, dirs ...string) *fixtureCopy {
 	t.Helper()
 	c := &fixtureCopy{from: f, dirs: map[string]string{}, ids: f.ids.Load(), insts: f.broker.Instances(), binds: f.broker.Bindings()}
-	for _, d := range []string{f.repo.Bare, f.store.Path(), dir} {
+	for _, d := range append([]string{f.repo.Bare, f.store.Path()}, dirs...) {
 		c.dirs[d] = filepath.Join(t.TempDir(), "copy")
 		copyTree(t, d, c.dirs[d])
 	}
