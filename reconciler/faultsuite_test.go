@@ -292,43 +292,54 @@ func TestFaultMatrix(t *testing.T) {
 	skipWhenShort(t)
 	t.Parallel()
 	for _, row := range faultRows() {
-		for _, fk := range faultKinds {
-			t.Run(row.name+"/"+fk.name, func(t *testing.T) {
-				t.Parallel()
-				first := row.want
-				if row.start != nil {
-					first = *row.start
-				}
-				f := newFixture(t, first.files)
-				if row.start != nil {
-					f.convergeAfterFaults(t, *row.start, 8)
-					f.pushState("change", *row.start, row.want)
-				}
-				f.broker.ResetCalls()
-				fault := f.broker.AddFault(fk.build(row.endpoint))
-				// Faulty passes: until the fault fired (an endpoint may
-				// first be reached by a later pass, e.g. a poll), then
-				// extraFaultyPasses more, so a retry meets it again.
-				passes, extra := 0, 0
-				for ; passes < maxFaultyPasses && extra <= extraFaultyPasses; passes++ {
-					r := f.reconciler(Options{})
-					r.Clients.Timeout = faultTimeout
-					if _, err := r.Sync(context.Background()); err != nil {
-						t.Fatalf("faulty pass %d: %v", passes+1, err)
+		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
+			// A row with a start converges it once; its columns then
+			// start, one after another, from that fixture restored at the
+			// same paths (records are sealed for their repository's path).
+			// A row without one gives each column a fixture of its own.
+			var start *fixtureCopy
+			if row.start != nil {
+				f := newFixture(t, row.start.files)
+				f.convergeAfterFaults(t, *row.start, 8)
+				f.pushState("change", *row.start, row.want)
+				start = saveFixture(t, f)
+			}
+			for _, fk := range faultKinds {
+				t.Run(fk.name, func(t *testing.T) {
+					var f *fixture
+					if start != nil {
+						f = start.restore(t)
+					} else {
+						t.Parallel()
+						f = newFixture(t, row.want.files)
 					}
-					if f.broker.FaultHits(fault) > 0 {
-						extra++
+					f.broker.ResetCalls()
+					fault := f.broker.AddFault(fk.build(row.endpoint))
+					// Faulty passes: until the fault fired (an endpoint may
+					// first be reached by a later pass, e.g. a poll), then
+					// extraFaultyPasses more, so a retry meets it again.
+					passes, extra := 0, 0
+					for ; passes < maxFaultyPasses && extra <= extraFaultyPasses; passes++ {
+						r := f.reconciler(Options{})
+						r.Clients.Timeout = faultTimeout
+						if _, err := r.Sync(context.Background()); err != nil {
+							t.Fatalf("faulty pass %d: %v", passes+1, err)
+						}
+						if f.broker.FaultHits(fault) > 0 {
+							extra++
+						}
 					}
-				}
-				hits := f.broker.FaultHits(fault)
-				f.broker.ClearFaults()
-				f.broker.ReleaseDelays()
-				if hits == 0 {
-					t.Fatalf("the fault never fired: no %s call in %d passes", row.endpoint, passes)
-				}
-				f.convergeAfterFaults(t, row.want, 15)
-			})
-		}
+					hits := f.broker.FaultHits(fault)
+					f.broker.ClearFaults()
+					f.broker.ReleaseDelays()
+					if hits == 0 {
+						t.Fatalf("the fault never fired: no %s call in %d passes", row.endpoint, passes)
+					}
+					f.convergeAfterFaults(t, row.want, 15)
+				})
+			}
+		})
 	}
 }
 

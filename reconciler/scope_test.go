@@ -133,6 +133,52 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
+// fixtureCopy is a fixture's repository, secret store and more
+// directories (pass state), its broker's instances and bindings and its
+// ID counter, saved to be restored at the same paths.
+type fixtureCopy struct {
+	from  *fixture
+	dirs  map[string]string // live path -> saved copy
+	ids   int64
+	insts map[string]osbtest.Instance
+	binds map[string]osbtest.Binding
+}
+
+// saveFixture copies f's repository, secret store and dirs, and f's
+// broker state and ID counter.
+func saveFixture(t *testing.T, f *fixture, dirs ...string) *fixtureCopy {
+	t.Helper()
+	c := &fixtureCopy{from: f, dirs: map[string]string{}, ids: f.ids.Load(), insts: f.broker.Instances(), binds: f.broker.Bindings()}
+	for _, d := range append([]string{f.repo.Bare, f.store.Path()}, dirs...) {
+		c.dirs[d] = filepath.Join(t.TempDir(), "copy")
+		copyTree(t, d, c.dirs[d])
+	}
+	return c
+}
+
+// restore puts the saved directories, broker state and ID counter back
+// (the saved copy stays, to be restored again) and returns a fixture of
+// them for test t.
+func (c *fixtureCopy) restore(t *testing.T) *fixture {
+	t.Helper()
+	for dir, saved := range c.dirs {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		copyTree(t, saved, dir)
+	}
+	c.from.broker.Reset()
+	for _, in := range c.insts {
+		c.from.broker.PutInstance(in)
+	}
+	for _, bn := range c.binds {
+		c.from.broker.PutBinding(bn)
+	}
+	f := &fixture{t: t, repo: c.from.repo.For(t), broker: c.from.broker, url: c.from.url, store: c.from.store, transport: c.from.transport}
+	f.ids.Store(c.ids)
+	return f
+}
+
 // TestScopedPassDoesWhatAFullPassDoes: after a change, a sync that reads
 // only what changed and what relates to it (the scope index of the pass
 // before) plans, calls and writes exactly what a sync of a copy of the
@@ -144,6 +190,13 @@ func copyTree(t *testing.T, src, dst string) {
 // a referenced Secret makes it read everything.
 func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 	t.Parallel()
+	// Every case starts from the same converged fixture, converged once
+	// and restored at the same paths for each case (records are sealed
+	// for their repository's path), so the cases run one after another.
+	base, baseOpts := newScopeFixture(t, t.TempDir())
+	base.converge(baseOpts)
+	stateDir := filepath.Dir(baseOpts.StatePath)
+	converged := saveFixture(t, base, stateDir)
 	type change struct {
 		files  map[string]string
 		remove []string
@@ -253,8 +306,7 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f, opts := newScopeFixture(t, t.TempDir())
+			f, opts := converged.restore(t), baseOpts
 			apply := func(c change) {
 				if c.files != nil || c.remove != nil {
 					f.repo.Push("change", c.files, c.remove)
@@ -266,7 +318,6 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 					opts.Policy = mustPolicy(t, c.policy)
 				}
 			}
-			f.converge(opts)
 			for _, c := range tc.before {
 				apply(c)
 				f.converge(opts)
@@ -275,17 +326,10 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 
 			// The full pass runs on the same repository, secret store,
 			// pass state (without the scope index) and broker, restored
-			// as they were before the scoped pass, at the same paths
-			// (records are sealed for their repository's path).
-			stateDir := filepath.Dir(opts.StatePath)
-			saved := map[string]string{}
-			for _, dir := range []string{f.repo.Bare, f.store.Path(), stateDir} {
-				saved[dir] = filepath.Join(t.TempDir(), "copy")
-				copyTree(t, dir, saved[dir])
-			}
-			ids, insts, binds := f.ids.Load(), f.broker.Instances(), f.broker.Bindings()
+			// as they were before the scoped pass.
+			saved := saveFixture(t, f, stateDir)
 			now := time.Now().UTC().Truncate(time.Second)
-			run := func(opts Options) (*SyncResult, string) {
+			run := func(f *fixture, opts Options) (*SyncResult, string) {
 				r := f.reconciler(opts)
 				r.Now = func() time.Time { return now }
 				res := f.sync(r)
@@ -294,26 +338,11 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 				}
 				return res, passOutcome(t, f, res)
 			}
-			got, gotOutcome := run(opts)
+			got, gotOutcome := run(f, opts)
 
-			for dir, copy := range saved {
-				if err := os.RemoveAll(dir); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(copy, dir); err != nil {
-					t.Fatal(err)
-				}
-			}
-			f.ids.Store(ids)
-			f.broker.Reset()
-			for _, in := range insts {
-				f.broker.PutInstance(in)
-			}
-			for _, bn := range binds {
-				f.broker.PutBinding(bn)
-			}
+			f = saved.restore(t)
 			opts.ScopeIndexPath = ""
-			want, wantOutcome := run(opts)
+			want, wantOutcome := run(f, opts)
 
 			if gotOutcome != wantOutcome {
 				t.Errorf("the scoped pass:\n%s\nthe full pass:\n%s", gotOutcome, wantOutcome)

@@ -12,12 +12,11 @@ import (
 	"sync"
 
 	"github.com/osbgit/osbgit/reconciler/secrets"
-	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
 
 // SecretStore is what the Keeper needs of the secret store
 // (secretstore.Dir and secretstore.Kube satisfy it). Get of a missing
-// Secret returns an error matching secretstore.ErrNotFound.
+// Secret returns an error matching secrets.ErrNotFound.
 type SecretStore interface {
 	Get(ctx context.Context, namespace, name string) (map[string][]byte, error)
 	Put(ctx context.Context, namespace, name string, s secrets.Secret) error
@@ -89,7 +88,7 @@ func (k *Keeper) Key(ctx context.Context) ([]byte, error) {
 
 func (k *Keeper) loadKey(ctx context.Context) ([]byte, error) {
 	data, err := k.store.Get(ctx, k.namespace, KeySecretName)
-	if errors.Is(err, secretstore.ErrNotFound) {
+	if errors.Is(err, secrets.ErrNotFound) {
 		fresh := make([]byte, keySize)
 		rand.Read(fresh) // never fails (crypto/rand since Go 1.24)
 		data, err = k.store.CreateOnce(ctx, k.namespace, KeySecretName,
@@ -147,7 +146,7 @@ func (k *Keeper) Raise(ctx context.Context, branch string, seq uint64) error {
 // sequences reads SequenceSecretName; a missing Secret is an empty one.
 func (k *Keeper) sequences(ctx context.Context) (map[string][]byte, error) {
 	data, err := k.store.Get(ctx, k.namespace, SequenceSecretName)
-	if errors.Is(err, secretstore.ErrNotFound) {
+	if errors.Is(err, secrets.ErrNotFound) {
 		return map[string][]byte{}, nil
 	}
 	if err != nil {

@@ -68,8 +68,11 @@ type Repo struct {
 // repositories: every push into the bare repository (osbgit's too) and
 // every commit would otherwise start a "git gc --auto" or "git
 // maintenance run --auto" process, a tenth of the processes of an
-// end-to-end test, for repositories far too small to need it.
-const QuietConfig = "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
+// end-to-end test, for repositories far too small to need it. It also
+// keeps git fast-import's pack as it is: below fastimport.unpackLimit
+// objects (100 by default) fast-import starts "git unpack-objects" to
+// turn it into loose objects, a second process for every Push.
+const QuietConfig = "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n[fastimport]\n\tunpackLimit = 0\n"
 
 // New creates the bare repository and commits files on main as its first
 // commit.
@@ -77,9 +80,13 @@ func New(t testing.TB, files map[string]string) *Repo {
 	t.Helper()
 	root := t.TempDir()
 	r := &Repo{t: t, Bare: filepath.Join(root, "repo.git"), root: root}
-	// No template: the sample hooks are files that every copy of the
-	// repository would copy again.
-	Git(t, root, "init", "-q", "--bare", "--template=", "-b", "main", r.Bare)
+	// Made in process, with no template (what "git init --bare
+	// --template= -b main" makes, without starting git): the sample hooks
+	// are files that every copy of the repository would copy again.
+	if _, err := gogit.PlainInitWithOptions(r.Bare, &gogit.PlainInitOptions{
+		Bare: true, InitOptions: gogit.InitOptions{DefaultBranch: plumbing.Main}}); err != nil {
+		t.Fatalf("init %s: %v", r.Bare, err)
+	}
 	AppendConfig(t, r.Bare, QuietConfig)
 	if _, out, err := r.fastImport("refs/heads/main", "", false, "initial manifests", files, nil); err != nil {
 		t.Fatalf("git fast-import to main: %v\n%s", err, out)
@@ -102,6 +109,14 @@ func AppendConfig(t testing.TB, gitDir, text string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// For is the same bare repository for test t, whose failures then fail
+// t: for a subtest working in its parent's repository (one the parent
+// restores at the same path for each subtest). The working clone is not
+// shared.
+func (r *Repo) For(t testing.TB) *Repo {
+	return &Repo{t: t, Bare: r.Bare, root: r.root}
 }
 
 // Clone is a working clone of the repository, made from the bare
