@@ -221,6 +221,7 @@ func decodeObject(file string, kind Kind, root *yaml.Node, fileSink *diagSink) O
 	}
 	b.Source = Source{File: file, Line: root.Line}
 	b.lines = lines.freeze()
+	keepSpecHash(obj)
 	b.decodeDiags = sink.out
 	for _, d := range sink.out {
 		if d.Severity == SeverityError {
@@ -464,6 +465,7 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 			o = o.shallowCopy()
 			o.setRefNamespace(AssembledNamespace(o, cfg))
 			applyDefaults(o)
+			keepSpecHash(o) // the defaults are part of the spec
 			ref := o.GetRef()
 			for _, d := range o.objBase().decodeDiags {
 				d.Ref = ref

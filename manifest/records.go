@@ -761,6 +761,11 @@ func CatalogHash(cat osbwire.Catalog) (string, error) { return hashJSON(cat) }
 // ---------------------------------------------------------------------------
 // Canonical JSON and checksums
 
+// emptyParameterChecksum is the ParameterChecksum of no parameters, the
+// most common (bindings seldom have any): hashJSON of an empty object
+// (TestEmptyParameterChecksum).
+const emptyParameterChecksum = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
 // CanonicalJSON re-encodes a JSON document canonically: object keys sorted,
 // no insignificant whitespace, numbers kept exactly as written (decoded with
 // UseNumber), HTML characters not escaped. Equal JSON values give equal
@@ -788,8 +793,8 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 // resolved parameters, parametersFrom included). Nil and empty parameters
 // have the same checksum, since the broker sees no parameters in both cases.
 func ParameterChecksum(params map[string]any) (string, error) {
-	if params == nil {
-		params = map[string]any{}
+	if len(params) == 0 {
+		return emptyParameterChecksum, nil
 	}
 	sum, err := hashJSON(params)
 	if err != nil {

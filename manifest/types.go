@@ -161,6 +161,9 @@ type objectBase struct {
 	// decode: only its kind, name and namespace are known. It is kept so
 	// the resource is not mistaken for deleted; validation skips it.
 	partial bool
+	// specHash is SpecHash of the object as it is (see there); "" when
+	// not taken.
+	specHash string
 }
 
 // GetSource implements Object.
