@@ -443,7 +443,7 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 	if cfg == nil {
 		cfg = DefaultConfig()
 	}
-	set := &Set{Config: cfg, index: map[Ref]Object{}}
+	set := &Set{Config: cfg, index: make(map[Ref]Object, len(objs))}
 	var diags Diagnostics
 	sorted := append([]Object(nil), objs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
@@ -453,7 +453,7 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 		}
 		return a.Line < b.Line
 	})
-	first := map[Ref]Object{}
+	first := make(map[Ref]Object, len(objs))
 	for _, o := range sorted {
 		if ref0 := o.GetRef(); ref0.Kind.ClusterScoped() && o.GetMetadata().Namespace != "" {
 			diags = append(diags, Diagnostic{File: o.GetSource().File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",

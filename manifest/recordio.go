@@ -564,7 +564,7 @@ func (root RecordRoot) DecodeRecordFile(p string, data []byte) RecordFile {
 // Records: warnings first, then the files' own; the files' errors are
 // returned joined, and the other files are still taken.
 func CollectRecords(files []RecordFile, warnings []string) (*Records, error) {
-	recs := &Records{Status: map[Ref]*StatusRecord{}, Catalogs: map[Ref]*CatalogRecord{}, Warnings: warnings}
+	recs := &Records{Status: make(map[Ref]*StatusRecord, len(files)), Catalogs: map[Ref]*CatalogRecord{}, Warnings: warnings}
 	var errs []error
 	for _, f := range files {
 		if f.Warning != "" {

@@ -379,7 +379,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 	done := make([]chan struct{}, n)
 	ended := make(chan struct{})
 	close(ended)
-	first := map[manifest.Ref]int{}
+	first := make(map[manifest.Ref]int, n)
 	for i := range p.Steps {
 		if _, ok := first[p.Steps[i].Ref]; !ok {
 			first[p.Steps[i].Ref] = i

@@ -226,12 +226,14 @@ func Build(in Input) *Plan {
 		in:      in,
 		set:     in.Set,
 		errRefs: in.Diagnostics.ErrorRefs(),
-		steps:   map[manifest.Ref]*Step{},
 	}
 	if p.set == nil {
 		p.set = &manifest.Set{}
 	}
-	p.bindingsOf = map[manifest.Ref][]manifest.Ref{}
+	// Sized once: at 200,000 resources the planner's maps were a large
+	// part of a pass's garbage, grown by copying.
+	p.steps = make(map[manifest.Ref]*Step, len(p.set.Instances)+len(p.set.Bindings))
+	p.bindingsOf = make(map[manifest.Ref][]manifest.Ref, len(p.set.Instances))
 	for _, b := range p.set.Bindings {
 		p.bindingsOf[b.InstanceRef()] = append(p.bindingsOf[b.InstanceRef()], b.GetRef())
 	}
@@ -358,7 +360,9 @@ func isRemoval(s *Step) bool {
 // resourceRefs returns the instance and binding refs that have a manifest
 // or a record, sorted.
 func (p *planner) resourceRefs() (insts, binds []manifest.Ref) {
-	seen := map[manifest.Ref]bool{}
+	n := len(p.set.Instances) + len(p.set.Bindings)
+	seen := make(map[manifest.Ref]bool, max(n, len(p.in.Records)))
+	insts, binds = make([]manifest.Ref, 0, len(p.set.Instances)), make([]manifest.Ref, 0, len(p.set.Bindings))
 	add := func(r manifest.Ref) {
 		if seen[r] {
 			return
