@@ -156,8 +156,10 @@ func TestFigures(t *testing.T) {
 		{[]string{"incremental"}, one(incremental)},
 		{[]string{"scale"}, one(scaleFigure)},
 	} {
-		if !slices.ContainsFunc(f.names, s.want) || (f.names[0] == "scale" && !s.figures["scale"]) {
-			// The headroom figure runs only when named.
+		if !slices.ContainsFunc(f.names, s.want) || (f.names[0] == "scale" && s.scale >= 1 && !s.figures["scale"]) {
+			// At full scale the headroom figure runs only when named (its
+			// setup converges 200,000 resources); the short variant runs
+			// it at 1/10.
 			continue
 		}
 		t.Run(f.names[0], func(t *testing.T) {

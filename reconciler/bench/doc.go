@@ -31,7 +31,8 @@
 //     empty cache dir (it reads everything); both from process start to
 //     exit, both making the one update call and status commit. Its repo is
 //     full size in the short variant too (about 1.5 minutes).
-//   - scale (only when named in OSBGIT_BENCH_FIGURES): one process holding
+//   - scale (at full scale only when named in OSBGIT_BENCH_FIGURES; the
+//     short variant runs it at 1/10): one process holding
 //     100,000 instances + 100,000 bindings as `osbgit run` does (decode
 //     cache, state in memory) and run as the example Deployment runs it
 //     (GOMEMLIMIT at 90% of its 1.5 GB limit): its first pass, then the
