@@ -66,9 +66,9 @@ type blobCache[T any] struct {
 	hits, misses int
 }
 
-// blobKey is a file's blob hash and path, as listed: strings a decoded
-// manifest keeps anyway (its Source), where a key of its own per file
-// was 3% of a long-running process's heap at 200,000 resources.
+// blobKey is a file's blob hash and path: the two strings the file list
+// holds, where a key string of its own for every lookup and entry made
+// 400,000 strings per pass at 200,000 resources.
 type blobKey struct{ blob, path string }
 
 func cacheKey(f gitrepo.File) blobKey { return blobKey{f.Blob, f.Path} }
