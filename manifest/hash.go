@@ -28,9 +28,7 @@ func SpecHash(o Object) (string, error) {
 // keepSpecHash stores o's SpecHash in o (nothing when it fails: SpecHash
 // then reports the error).
 func keepSpecHash(o Object) {
-	b := o.objBase()
-	b.specHash = ""
-	b.specHash, _ = specHash(o)
+	o.objBase().specHash, _ = specHash(o)
 }
 
 func specHash(o Object) (string, error) {

@@ -512,8 +512,6 @@ func sortByRef[T Object](s []T) {
 	sort.Slice(s, func(i, j int) bool { return s[i].GetRef().Less(s[j].GetRef()) })
 }
 
-// applyDefaults fills defaulted fields, copying any shared nested value it
-// changes (the object is a shallow copy of a possibly cached original).
 // needsCopy reports whether Assemble changes o: its namespace, its
 // defaults or its decode diagnostics (moved to the Set's).
 func needsCopy(o Object, cfg *Config) bool {
@@ -529,8 +527,9 @@ func needsCopy(o Object, cfg *Config) bool {
 	return true // brokers: few, and their defaults are many
 }
 
-// applyDefaults sets what o's manifest left to its default (needsCopy
-// knows which objects it changes).
+// applyDefaults fills defaulted fields, copying any shared nested value it
+// changes (the object is a shallow copy of a possibly cached original;
+// needsCopy knows which objects it changes).
 func applyDefaults(o Object) {
 	switch v := o.(type) {
 	case *ClusterServiceBroker:
