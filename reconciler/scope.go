@@ -209,8 +209,6 @@ func recordEntry(blob string, f manifest.RecordFile) (indexEntry, error) {
 	return e, nil
 }
 
-// newScopeIndex describes a full load: nil when it cannot serve a scoped
-// pass (a manifest directory that could not be read, unreadable files).
 // indexing is what a full load needs to make the scope index: the index
 // it replaces (nil: none), whose entries of unchanged files it takes, and
 // the fingerprint of the revision's osbgit.yaml and options.
@@ -221,6 +219,8 @@ type indexing struct {
 	current string
 }
 
+// newScopeIndex describes a full load: nil when it cannot serve a scoped
+// pass (a manifest directory that could not be read, unreadable files).
 // Entries of unchanged record files are taken from the last index.
 func newScopeIndex(l *revisionLoad, recordsRev string, recFiles []gitrepo.File, recs []manifest.RecordFile, ixg *indexing) *scopeIndex {
 	fingerprint, last := ixg.current, ixg.last
@@ -552,6 +552,12 @@ func (ix *scopeIndex) save(path string) error {
 		}
 		return nil
 	}
+	// Entries cannot hold a separator (joinKeys made them, or the file
+	// split them); the failing keys are joined here.
+	failing, ok := joinKeys(ix.Failing)
+	if !ok {
+		return errIndexKey
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -562,19 +568,13 @@ func (ix *scopeIndex) save(path string) error {
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	var bad bool
-	keys := func(ks []string) string {
-		j := strings.Join(ks, keySep)
-		bad = bad || strings.IndexByte(j, 0) >= 0 || len(ks) > 0 && strings.Count(j, keySep) != len(ks)-1
-		return j
-	}
 	fields := func(fs ...string) {
 		for _, s := range fs {
 			w.WriteString(s)
 			w.WriteByte(0)
 		}
 	}
-	fields(scopeIndexHeader, ix.ID, ix.Fingerprint, ix.ManifestRev, ix.RecordsRev, keys(ix.Failing), strconv.Itoa(len(ix.Manifests)))
+	fields(scopeIndexHeader, ix.ID, ix.Fingerprint, ix.ManifestRev, ix.RecordsRev, failing, strconv.Itoa(len(ix.Manifests)))
 	for kind, entries := range map[string]map[string]indexEntry{"m": ix.Manifests, "r": ix.Records} {
 		for p, e := range entries {
 			if e.Always {
@@ -583,9 +583,6 @@ func (ix *scopeIndex) save(path string) error {
 				fields(kind, p, e.Blob, e.keys)
 			}
 		}
-	}
-	if bad {
-		return errIndexKey
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -608,34 +605,34 @@ func (r *Reconciler) lastScope(now time.Time, secretsChanged bool) *scopeIndex {
 	if id == "" || secretsChanged || !r.nothingDue(now) {
 		return nil
 	}
-	return r.takeScope()
-}
-
-// takeScope hands the index the last pass left to this one (nil when it
-// is not the one the state names): the pass changes it, and keeps the
-// index it leaves.
-func (r *Reconciler) takeScope() *scopeIndex {
-	id := r.State.Index
 	if r.scope == nil || r.scope.ID != id {
 		r.scope = loadScopeIndex(r.Options.ScopeIndexPath)
 	}
+	return r.takeScope()
+}
+
+// takeScope hands the index in memory to this pass, when it is the one
+// the state names (else nil): the pass changes it, and keeps the index it
+// leaves. A full load takes it only to reuse its entries, so it never
+// reads the index file for that.
+func (r *Reconciler) takeScope() *scopeIndex {
 	ix := r.scope
 	r.scope = nil
-	if ix == nil || id == "" || ix.ID != id {
+	if ix == nil || r.State.Index == "" || ix.ID != r.State.Index {
 		return nil
 	}
 	return ix
 }
 
-// reuse returns the entry of the file at path with blob in entries, made
-// by make unless the last index (last, nil: none) has it: a full pass
-// over unchanged files then makes no new entries, and holds one index,
-// not two (at 200,000 resources each is ~160 MB).
-func reuse(last map[string]indexEntry, path, blob string, make func() (indexEntry, error)) (indexEntry, error) {
+// reuse returns the entry of the file at path with blob: the last
+// index's (last, nil: none) when it has it, else build's. A full pass over
+// unchanged files then makes no new entries, and holds one index, not two
+// (at 200,000 resources each is ~160 MB).
+func reuse(last map[string]indexEntry, path, blob string, build func() (indexEntry, error)) (indexEntry, error) {
 	if e, ok := last[path]; ok && e.Blob == blob {
 		return e, nil
 	}
-	return make()
+	return build()
 }
 
 // failed notes in ix the resources whose step failed in res: the next

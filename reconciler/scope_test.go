@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -491,6 +492,14 @@ func TestIndexEntryKeys(t *testing.T) {
 		rec := manifest.RecordFile{Record: &manifest.StatusRecord{Ref: manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "team", Name: name}}}
 		if _, err := recordEntry("blob", rec); err == nil {
 			t.Errorf("record of %q: entry made", name)
+		}
+		path := filepath.Join(t.TempDir(), "index")
+		ix := &scopeIndex{ID: "x", ManifestRev: "m", Failing: []string{refKey(manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "team", Name: name})}}
+		if err := ix.save(path); !errors.Is(err, errIndexKey) {
+			t.Errorf("failing %q: save: %v", name, err)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("failing %q: index written", name)
 		}
 	}
 }
