@@ -313,17 +313,7 @@ func childPass(bare, store string) (childResult, error) {
 			f.Close()
 		}
 	}
-	if res.Plan != nil {
-		out.Objects = len(res.Plan.Steps)
-		for _, s := range res.Plan.Steps {
-			if s.Action != plan.None {
-				out.Mutating++
-			}
-		}
-	}
-	if res.Exec != nil {
-		out.Failed = res.Exec.Counts.Failed
-	}
+	out.tally(res)
 	start = time.Now()
 	res2, err := r.Sync(ctx)
 	if err != nil {
@@ -371,18 +361,7 @@ func childRunPass(bare, store string) (childResult, error) {
 		if res.Skipped || res.Plan == nil {
 			return out, fmt.Errorf("pass %d skipped: %s", i+1, res.Reason)
 		}
-		for _, s := range res.Plan.Steps {
-			if s.Action != plan.None {
-				out.Mutating++
-			}
-		}
-		if res.Exec != nil {
-			out.Failed += res.Exec.Counts.Failed
-		}
-		if res.Commit != "" {
-			out.Commit = res.Commit
-		}
-		out.Objects = len(res.Plan.Steps)
+		out.tally(res)
 		if i == 0 {
 			out.Seconds = time.Since(start).Seconds()
 			now = now.Add(relist + time.Second)
@@ -392,6 +371,25 @@ func childRunPass(bare, store string) (childResult, error) {
 		out.FullSeconds, out.FullCPU = time.Since(start).Seconds(), cpuSeconds()-cpu
 	}
 	return out, nil
+}
+
+// tally adds what a pass did to out: its steps (Objects, the last pass's),
+// those not none, failures and the commit it pushed.
+func (out *childResult) tally(res *reconciler.SyncResult) {
+	if res.Plan != nil {
+		out.Objects = len(res.Plan.Steps)
+		for _, s := range res.Plan.Steps {
+			if s.Action != plan.None {
+				out.Mutating++
+			}
+		}
+	}
+	if res.Exec != nil {
+		out.Failed += res.Exec.Counts.Failed
+	}
+	if res.Commit != "" {
+		out.Commit = res.Commit
+	}
 }
 
 // cpuSeconds is the CPU time this process has used.
