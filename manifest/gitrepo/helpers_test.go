@@ -64,68 +64,55 @@ type gitCLIError struct {
 
 func (e *gitCLIError) Error() string { return e.err.Error() + ": " + e.stderr }
 
-// testRepo is a bare repository served by the tests plus a scratch working
-// clone used to make "human" commits with the git CLI.
+// testRepo is a bare repository served by the tests, changed by "human"
+// commits made in it with git fast-import (gittest), and a working clone
+// made on first use for tests that run git commands in one.
 type testRepo struct {
-	t     testing.TB
-	root  string // GIT_PROJECT_ROOT
-	name  string // e.g. "repo.git"
-	bare  string // root/name
-	work  string // working clone
-	extra int
+	t    testing.TB
+	g    *gittest.Repo
+	root string // GIT_PROJECT_ROOT
+	name string // e.g. "repo.git"
+	bare string // root/name
 }
 
 // newTestRepo creates root/repo.git (bare, default branch main) with an
 // initial commit holding files.
 func newTestRepo(t testing.TB, files map[string]string) *testRepo {
 	t.Helper()
-	root := t.TempDir()
-	tr := &testRepo{t: t, root: root, name: "repo.git", bare: filepath.Join(root, "repo.git"), work: filepath.Join(t.TempDir(), "work")}
-	runGit(t, root, "init", "-q", "--bare", "-b", "main", tr.bare)
-	gittest.AppendConfig(t, tr.bare, gittest.QuietConfig+
-		"[http]\n\treceivepack = true\n[receive]\n\tdenyNonFastForwards = true\n\tdenyDeletes = true\n")
-	if files == nil {
-		return tr
-	}
-	runGit(t, root, "init", "-q", "-b", "main", tr.work)
-	gittest.AppendConfig(t, filepath.Join(tr.work, ".git"), gittest.QuietConfig)
-	runGit(t, tr.work, "remote", "add", "origin", tr.bare)
-	tr.commit("initial", files)
+	g := gittest.New(t, files)
+	tr := &testRepo{t: t, g: g, root: filepath.Dir(g.Bare), name: filepath.Base(g.Bare), bare: g.Bare}
+	gittest.AppendConfig(t, tr.bare, "[http]\n\treceivepack = true\n[receive]\n\tdenyNonFastForwards = true\n\tdenyDeletes = true\n")
 	return tr
 }
 
-// commit writes files (empty content deletes) in the working clone, commits
-// and pushes to main, rebasing onto the remote first.
+// work is a working clone of the repository, cloned at main's head on
+// first use and afterwards left to the test (commit does not go through
+// it).
+func (tr *testRepo) work() string {
+	tr.t.Helper()
+	return tr.g.Clone()
+}
+
+// commit commits files (empty content deletes) on top of main and moves
+// main to it, as a human's push would, and returns the commit.
 func (tr *testRepo) commit(msg string, files map[string]string) string {
 	tr.t.Helper()
+	write := map[string]string{}
+	var remove []string
 	for p, c := range files {
-		full := filepath.Join(tr.work, filepath.FromSlash(p))
 		if c == "" {
-			if err := os.Remove(full); err != nil && !os.IsNotExist(err) {
-				tr.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			tr.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			tr.t.Fatal(err)
+			remove = append(remove, p)
+		} else {
+			write[p] = c
 		}
 	}
-	runGit(tr.t, tr.work, "add", "-A")
-	runGit(tr.t, tr.work, "commit", "-q", "--allow-empty", "-m", msg)
-	if _, err := gitErr(tr.work, "push", "-q", "origin", "HEAD:main"); err != nil {
-		runGit(tr.t, tr.work, "pull", "-q", "--rebase", "origin", "main")
-		runGit(tr.t, tr.work, "push", "-q", "origin", "HEAD:main")
-	}
-	return runGit(tr.t, tr.work, "rev-parse", "HEAD")
+	return tr.g.Push(msg, write, remove)
 }
 
 // head returns the bare repo's head of branch.
 func (tr *testRepo) head(branch string) string {
 	tr.t.Helper()
-	return runGit(tr.t, tr.bare, "rev-parse", "refs/heads/"+branch)
+	return tr.g.Ref("refs/heads/" + branch)
 }
 
 // show returns a file's contents at rev in the bare repo.
@@ -148,9 +135,8 @@ type gitServer struct {
 // newGitServer starts the server. An empty user disables auth.
 func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitServer {
 	t.Helper()
-	execPath := runGit(t, root, "--exec-path")
 	backend := &cgi.Handler{
-		Path: filepath.Join(execPath, "git-http-backend"),
+		Path: filepath.Join(gitExecPath(t), "git-http-backend"),
 		Env: []string{
 			"GIT_PROJECT_ROOT=" + root,
 			"GIT_HTTP_EXPORT_ALL=1",
@@ -191,6 +177,19 @@ func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitSer
 	t.Cleanup(gs.Close)
 	return gs
 }
+
+// gitExecPath is where git keeps its programs (git --exec-path), asked
+// once per test binary.
+func gitExecPath(t testing.TB) string {
+	t.Helper()
+	p, err := execPath()
+	if err != nil {
+		t.Fatalf("git --exec-path: %v", err)
+	}
+	return p
+}
+
+var execPath = sync.OnceValues(func() (string, error) { return gitErr("", "--exec-path") })
 
 // requests returns and clears the request log.
 func (gs *gitServer) requests() []string {

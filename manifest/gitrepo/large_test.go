@@ -1,7 +1,6 @@
 package gitrepo
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,7 +16,6 @@ import (
 // 10,000 files to a slow disk first takes far longer than the test).
 func newLargeRepo(t testing.TB, n int) *testRepo {
 	t.Helper()
-	tr := newTestRepo(t, nil)
 	files := make(map[string]string, n)
 	for i := 0; i < n; i++ {
 		files[fmt.Sprintf("manifests/ns-%03d/instance-%05d.yaml", i/100, i)] = fmt.Sprintf(`apiVersion: servicecatalog.k8s.io/v1beta1
@@ -32,29 +30,7 @@ spec:
     storageGB: %d
 `, i, i/100, 10+i%50)
 	}
-	fastImport(t, tr.bare, fmt.Sprintf("%d manifests", n), files)
-	return tr
-}
-
-// fastImport commits files on top of main (if it exists) in a bare repo
-// with git fast-import.
-func fastImport(t testing.TB, bare, msg string, files map[string]string) string {
-	t.Helper()
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "commit refs/heads/main\ncommitter Test Human <human@example.com> %d +0000\ndata %d\n%s\n", time.Now().Unix(), len(msg), msg)
-	if _, err := gitErr(bare, "rev-parse", "--verify", "-q", "refs/heads/main"); err == nil {
-		b.WriteString("from refs/heads/main^0\n")
-	}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		fmt.Fprintf(&b, "M 100644 inline %s\ndata %d\n%s\n", p, len(files[p]), files[p])
-	}
-	runFastImport(t, bare, &b)
-	return runGit(t, bare, "rev-parse", "refs/heads/main")
+	return newTestRepo(t, files)
 }
 
 // runFastImport feeds a git fast-import stream to the bare repository.
@@ -160,7 +136,7 @@ func TestLargeRepo10k(t *testing.T) {
 
 	// An incremental change: one manifest edited.
 	old := fr.Head
-	fastImport(t, tr.bare, "edit one", map[string]string{"manifests/ns-042/instance-04242.yaml": "changed: true\n"})
+	tr.commit("edit one", map[string]string{"manifests/ns-042/instance-04242.yaml": "changed: true\n"})
 	t5 := time.Now()
 	fr, err = r2.Fetch(ctx)
 	if err != nil {

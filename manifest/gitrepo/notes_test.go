@@ -280,6 +280,9 @@ func TestStatusWriteWhenTheServerRefusesNotes(t *testing.T) {
 			tr, gs, o := httpRepo(t, baseFiles)
 			manifests := tr.commit("change manifests", map[string]string{"apps/x.yaml": "kind: X\n"})
 			hook := filepath.Join(tr.bare, "hooks", tt.hook)
+			if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(hook, []byte(tt.script), 0o755); err != nil {
 				t.Fatal(err)
 			}

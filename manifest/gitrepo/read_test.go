@@ -128,7 +128,7 @@ func sources(t *testing.T, files map[string]string) map[string]Options {
 		"http":       httpOpts,
 		"file URL":   {URL: "file://" + tr.bare, Branch: "main"},
 		"bare path":  {URL: tr.bare, Branch: "main"},
-		"work copy":  {URL: tr.work},
+		"work copy":  {URL: tr.work()},
 		"http-cache": httpOpts, // opened with a cache dir below
 	}
 }
@@ -261,12 +261,13 @@ func TestChangedFilesAndOutside(t *testing.T) {
 		".osbgit/status/x.yaml":       "y\n",
 	})
 	// A merge of a status-only side branch.
-	runGit(t, tr.work, "checkout", "-q", "-b", "side", c4)
-	runGit(t, tr.work, "rm", "-q", ".osbgit/catalog/b1.yaml")
-	runGit(t, tr.work, "commit", "-q", "-m", "side status")
-	runGit(t, tr.work, "checkout", "-q", "main")
-	runGit(t, tr.work, "merge", "-q", "--no-ff", "-m", "merge side", "side")
-	runGit(t, tr.work, "push", "-q", "origin", "main")
+	work := tr.work()
+	runGit(t, work, "checkout", "-q", "-b", "side", c4)
+	runGit(t, work, "rm", "-q", ".osbgit/catalog/b1.yaml")
+	runGit(t, work, "commit", "-q", "-m", "side status")
+	runGit(t, work, "checkout", "-q", "main")
+	runGit(t, work, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+	runGit(t, work, "push", "-q", "origin", "main")
 	c7 := tr.head("main")
 	// A deeper prefix.
 	mustFetch(t, r)
@@ -331,12 +332,11 @@ func TestWorkTreeFS(t *testing.T) {
 		".gitignore":       "*.tmp\nbuild/\n",
 		"tracked.tmp":      "tracked even though ignored\n",
 	})
-	// tracked.tmp was added before .gitignore applied? git add -A skips
-	// ignored files, so force it in.
-	runGit(t, tr.work, "add", "-f", "tracked.tmp")
-	runGit(t, tr.work, "commit", "-q", "-m", "force tracked")
+	// tracked.tmp is committed although .gitignore ignores it (the
+	// commit is made without git add).
+	work := tr.work()
 	write := func(p, c string) {
-		full := filepath.Join(tr.work, p)
+		full := filepath.Join(work, p)
 		os.MkdirAll(filepath.Dir(full), 0o755)
 		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
 			t.Fatal(err)
@@ -346,9 +346,9 @@ func TestWorkTreeFS(t *testing.T) {
 	write("manifests/new.yaml", "new: untracked\n")
 	write("scratch.tmp", "ignored\n")
 	write("build/out.yaml", "ignored dir\n")
-	os.Remove(filepath.Join(tr.work, "manifests/b.yaml"))
+	os.Remove(filepath.Join(work, "manifests/b.yaml"))
 
-	r := mustOpen(t, Options{URL: tr.work})
+	r := mustOpen(t, Options{URL: work})
 	fsys, err := r.WorkTreeFS()
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +395,7 @@ func TestWorkTreeFS(t *testing.T) {
 func TestDefaultBranchAndRemoteHead(t *testing.T) {
 	t.Parallel()
 	tr, _, o := httpRepo(t, baseFiles)
-	runGit(t, tr.work, "push", "-q", "origin", "HEAD:refs/heads/other")
+	runGit(t, tr.bare, "branch", "other", "main")
 	o.Branch = ""
 	r := mustOpen(t, o)
 	if r.Branch() != "main" || r.StatusBranch() != "main" {
@@ -408,12 +408,12 @@ func TestDefaultBranchAndRemoteHead(t *testing.T) {
 	if _, err := r.RemoteHead(testCtx(t), "nope"); !errors.Is(err, ErrBranchNotFound) {
 		t.Fatalf("RemoteHead(nope) = %v", err)
 	}
-	w := mustOpen(t, Options{URL: tr.work})
+	w := mustOpen(t, Options{URL: tr.work()})
 	if w.Branch() != "main" || !w.IsWorkTree() {
 		t.Fatalf("work copy branch = %q", w.Branch())
 	}
 	h, err = w.RemoteHead(testCtx(t), "")
-	if err != nil || h != runGit(t, tr.work, "rev-parse", "HEAD") {
+	if err != nil || h != runGit(t, tr.work(), "rev-parse", "HEAD") {
 		t.Fatalf("local RemoteHead = %s, %v", h, err)
 	}
 }
@@ -432,7 +432,7 @@ func TestManifestAuthor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Person{Name: "Test Human", Email: "human@example.com"}
+	want := Person{Name: "Test Author", Email: "author@example.com"} // gittest's commits
 	for _, rev := range []string{human, res.Commit, res2.Commit, ""} {
 		p, err := r.ManifestAuthor(rev)
 		if err != nil || p != want {

@@ -146,6 +146,7 @@ func TestWriteStatusBranchCreated(t *testing.T) {
 func TestWriteRejectsPathsOutsideStatus(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
+	before := tr.head("main")
 	r := mustOpen(t, Options{URL: "file://" + tr.bare, Branch: "main"})
 	mustFetch(t, r)
 	bad := []string{
@@ -175,7 +176,7 @@ func TestWriteRejectsPathsOutsideStatus(t *testing.T) {
 	if _, err := r.WriteStatus(testCtx(t), ChangeSet{Files: map[string][]byte{".osbgit/a": []byte("x")}}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("empty message err = %v", err)
 	}
-	if tr.head("main") != runGit(t, tr.work, "rev-parse", "HEAD") {
+	if tr.head("main") != before {
 		t.Fatal("a rejected change set moved the branch")
 	}
 }
@@ -404,7 +405,7 @@ func userState(t *testing.T, dir string) string {
 func TestLocalWorkingCopyWrites(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t, baseFiles)
-	w := tr.work
+	w := tr.work()
 	// The user's uncommitted work: a modification, a staged new file and an
 	// untracked file.
 	os.WriteFile(filepath.Join(w, "manifests/instances/db.yaml"), []byte("edited, not committed\n"), 0o644)

@@ -258,7 +258,23 @@ func (r *Repo) Write(files map[string]string) {
 }
 
 // Head is main's head in the bare repository.
-func (r *Repo) Head() string { return Git(r.t, r.Bare, "rev-parse", "main") }
+func (r *Repo) Head() string { return r.Ref("refs/heads/main") }
+
+// Ref is the commit ref (a full name, "refs/heads/main") points to in
+// the bare repository, read in process: tests read heads by the hundred.
+// The test fails when there is no such ref.
+func (r *Repo) Ref(name string) string {
+	r.t.Helper()
+	repo, err := gogit.PlainOpen(r.Bare)
+	if err != nil {
+		r.t.Fatalf("open %s: %v", r.Bare, err)
+	}
+	ref, err := repo.Reference(plumbing.ReferenceName(name), true)
+	if err != nil {
+		r.t.Fatalf("%s of %s: %v", name, r.Bare, err)
+	}
+	return ref.Hash().String()
+}
 
 // CommitCount is the number of commits on main.
 func (r *Repo) CommitCount() int {
