@@ -34,6 +34,8 @@ mkdir -p "$dir"
 export GOTEST_DIR
 GOTEST_DIR=$(cd "$dir" && pwd)
 # Build errors go to stderr; stdout only lists packages without tests.
+# Binaries are named after the last element of the import path; go test
+# -c refuses two packages that share it, so such a pair fails loudly here.
 "$GO" test -c -o "$GOTEST_DIR/" "${build[@]}" ./... >/dev/null
 
 # runone "PKGDIR<tab>IMPORTPATH" runs one package's binary in its directory.
