@@ -29,6 +29,8 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do
 done
 [ $# -gt 0 ] && shift
 export GOTEST_RUN_FLAGS="-test.paniconexit0 -test.count=1 $*"
+# As under go test, the tests find this toolchain's go first on PATH.
+PATH="$("$GO" env GOROOT)/bin:$PATH"
 
 mkdir -p "$dir"
 export GOTEST_DIR
