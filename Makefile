@@ -14,11 +14,11 @@ build:
 
 ## test: unit and integration tests (real git, real HTTP), with the race detector: go test ./... with its test binaries kept in bin/test-race, so a run links only those whose inputs changed (.ci/gotest.sh)
 test:
-	GO="$(GO)" bash .ci/gotest.sh bin/test-race -race -- -test.timeout=15m
+	GO="$(GO)" GOTEST_PKGS="$(PKGS)" bash .ci/gotest.sh bin/test-race -race -- -test.timeout=15m
 
 ## test-short: the inner loop: every package with -short (slow cases skipped), no race detector, test binaries kept in bin/test-short as for make test; built without cgo like the release binary (`make build`), which also links each test binary faster
 test-short:
-	CGO_ENABLED=0 GO="$(GO)" bash .ci/gotest.sh bin/test-short -- -test.short -test.timeout=10m
+	CGO_ENABLED=0 GO="$(GO)" GOTEST_PKGS="$(PKGS)" bash .ci/gotest.sh bin/test-short -- -test.short -test.timeout=10m
 
 ## e2e: end-to-end tests against a real kube-apiserver + etcd (envtest): the kube secret store, sync and run --leader-elect as subprocesses, the example RBAC. kube-apiserver and etcd are built from the Go module proxy on first use (~10 min on 2 cores) and cached outside the tree (.ci/k8s-test-assets.sh)
 e2e:

@@ -14,11 +14,13 @@
 #
 # Usage: gotest.sh DIR [go test build flags...] -- [test binary flags...]
 # e.g.   gotest.sh bin/test-race -race -- -test.timeout=15m
+# GOTEST_PKGS names the packages (default ./...; make's PKGS sets it).
 # Prints "ok"/"FAIL" per package, a failing package's output in full,
 # and exits non-zero when a package fails or does not build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
+read -r -a pkgs <<<"${GOTEST_PKGS:-./...}"
 
 dir=$1
 shift
@@ -38,7 +40,7 @@ GOTEST_DIR=$(cd "$dir" && pwd)
 # Build errors go to stderr; stdout only lists packages without tests.
 # Binaries are named after the last element of the import path; go test
 # -c refuses two packages that share it, so such a pair fails loudly here.
-"$GO" test -c -o "$GOTEST_DIR/" "${build[@]}" ./... >/dev/null
+"$GO" test -c -o "$GOTEST_DIR/" "${build[@]}" "${pkgs[@]}" >/dev/null
 
 # runone "PKGDIR<tab>IMPORTPATH" runs one package's binary in its directory.
 runone() {
@@ -71,7 +73,7 @@ lastms() {
 
 rm -f "$GOTEST_DIR/times.new"
 status=0
-"$GO" list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{"\t"}}{{.ImportPath}}{{end}}' ./... |
+"$GO" list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{"\t"}}{{.ImportPath}}{{end}}' "${pkgs[@]}" |
   while IFS= read -r line; do
     if [ -n "$line" ]; then
       printf '%s\t%s\n' "$(lastms "${line#*$'\t'}")" "$line"
