@@ -398,7 +398,7 @@ func cpuSeconds() float64 {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return cpuOf(&ru)
 }
 
 // childStatus does what one `osbgit status` process does: open the
@@ -493,13 +493,16 @@ func spawn(mode string, env ...string) (childRun, error) {
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		out.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
-		out.CPU = tv(ru.Utime) + tv(ru.Stime)
+		out.CPU = cpuOf(ru)
 	}
 	if out.PeakRSS > 0 {
 		out.MaxRSS = out.PeakRSS
 	}
 	return out, nil
 }
+
+// cpuOf is the user plus system CPU seconds in ru.
+func cpuOf(ru *syscall.Rusage) float64 { return tv(ru.Utime) + tv(ru.Stime) }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
