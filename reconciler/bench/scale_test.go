@@ -25,9 +25,9 @@ const (
 // pass's wall and CPU time, the process's peak RSS, and the model the
 // README's scaling section is built on: both divided by the number of
 // resources. Its ratio is the full pass's time over 15 s; a peak RSS over
-// 1.5 GB fails it too. It runs only when named
-// (OSBGIT_BENCH_FIGURES=scale): at full scale its setup alone converges
-// 200,000 resources.
+// 1.5 GB fails it too. At full scale it runs only when named
+// (OSBGIT_BENCH_FIGURES=scale), as its setup alone converges 200,000
+// resources; the short variant runs it at 1/10.
 func scaleFigure(t *testing.T, s settings) figure {
 	n := s.n(scaleFull)
 	w, repo, setup := convergedRepo(t, "scale", n)
