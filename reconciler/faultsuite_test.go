@@ -405,9 +405,8 @@ const (
 func serveGit(t testing.TB, bare string) *gitHTTP {
 	t.Helper()
 	gittest.Git(t, bare, "config", "http.receivepack", "true")
-	execPath := gittest.Git(t, bare, "--exec-path")
 	backend := &cgi.Handler{
-		Path:   filepath.Join(execPath, "git-http-backend"),
+		Path:   gittest.HTTPBackend(t),
 		Env:    []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
 		Stderr: io.Discard,
 	}

@@ -54,7 +54,7 @@ func sweepGitServer(t *testing.T, bare string) string {
 	t.Helper()
 	gittest.Git(t, bare, "config", "http.receivepack", "true")
 	backend := &cgi.Handler{
-		Path:   filepath.Join(gittest.Git(t, bare, "--exec-path"), "git-http-backend"),
+		Path:   gittest.HTTPBackend(t),
 		Env:    []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
 		Stderr: io.Discard,
 	}

@@ -136,7 +136,7 @@ type gitServer struct {
 func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitServer {
 	t.Helper()
 	backend := &cgi.Handler{
-		Path: filepath.Join(gitExecPath(t), "git-http-backend"),
+		Path: gittest.HTTPBackend(t),
 		Env: []string{
 			"GIT_PROJECT_ROOT=" + root,
 			"GIT_HTTP_EXPORT_ALL=1",
@@ -177,19 +177,6 @@ func newGitServer(t testing.TB, root, user, pass string, tlsServer bool) *gitSer
 	t.Cleanup(gs.Close)
 	return gs
 }
-
-// gitExecPath is where git keeps its programs (git --exec-path), asked
-// once per test binary.
-func gitExecPath(t testing.TB) string {
-	t.Helper()
-	p, err := execPath()
-	if err != nil {
-		t.Fatalf("git --exec-path: %v", err)
-	}
-	return p
-}
-
-var execPath = sync.OnceValues(func() (string, error) { return gitErr("", "--exec-path") })
 
 // requests returns and clears the request log.
 func (gs *gitServer) requests() []string {

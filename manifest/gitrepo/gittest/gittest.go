@@ -44,6 +44,20 @@ func Git(t testing.TB, dir string, args ...string) string {
 	return out
 }
 
+// HTTPBackend is the path of git's http-backend program (in git
+// --exec-path), for tests that serve repositories over smart HTTP. git is
+// asked once per test binary.
+func HTTPBackend(t testing.TB) string {
+	t.Helper()
+	dir, err := execPath()
+	if err != nil {
+		t.Fatalf("git --exec-path: %v\n%s", err, dir)
+	}
+	return filepath.Join(dir, "git-http-backend")
+}
+
+var execPath = sync.OnceValues(func() (string, error) { return run("", "--exec-path") })
+
 // run runs git in dir and returns its trimmed combined output.
 func run(dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
