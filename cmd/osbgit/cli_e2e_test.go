@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/osbgit/osbgit/manifest/gitrepo/gittest"
 	"github.com/osbgit/osbgit/osbclient/osbtest"
+	"github.com/osbgit/osbgit/reconciler/integrity"
 	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/secretstore"
 )
@@ -99,6 +103,13 @@ func TestDiffSyncCLI(t *testing.T) {
 		t.Fatalf("diff -o json: exit %d\n%s", code, out)
 	}
 
+	// diff writes nothing into the secret store, not even the records key
+	// (a key made there would not be the one that seals the records).
+	keyDir := filepath.Join(f.store, "osbgit-system", integrity.KeySecretName)
+	if _, err := os.Stat(keyDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("diff created the records key %s (stat: %v)", keyDir, err)
+	}
+
 	// Sync converges: exit 0, one provision, status committed.
 	commits := f.repo.CommitCount()
 	code, out, errs = f.run(t, "sync", "--no-state")
@@ -110,6 +121,9 @@ func TestDiffSyncCLI(t *testing.T) {
 	}
 	if f.repo.CommitCount() <= commits {
 		t.Fatal("sync committed no status")
+	}
+	if _, err := os.Stat(keyDir); err != nil {
+		t.Fatalf("sync made no records key: %v", err)
 	}
 
 	// In sync: exit 0.

@@ -8,8 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/osbgit/osbgit/reconciler/integrity"
-	"github.com/osbgit/osbgit/reconciler/secrets"
 	"github.com/osbgit/osbgit/reconciler/statusview"
 )
 
@@ -70,10 +68,7 @@ cannot be read).`,
 				return withExitCode(exitError, err)
 			}
 			defer repo.Close()
-			r.Keys = nil
-			if ks, ok := r.Secrets.(integrity.SecretStore); ok {
-				r.Keys = integrity.NewKeeper(noKeyCreation{ks}, ownNamespace())
-			}
+			readOnlyKeys(r)
 			rep, err := r.ReadRecords(ctx)
 			if err != nil {
 				return withExitCode(exitError, err)
@@ -138,14 +133,4 @@ func unreadable(err error) string {
 		return ""
 	}
 	return " (some records could not be read: " + err.Error() + ")"
-}
-
-// noKeyCreation is the secret store as status uses it: the records key is
-// read, never created. A key status made up would verify nothing, and a
-// read-only command must not write one into the deployment's store.
-type noKeyCreation struct{ integrity.SecretStore }
-
-// CreateOnce refuses: the Secret is missing and status does not create it.
-func (noKeyCreation) CreateOnce(_ context.Context, namespace, name string, _ secrets.Secret) (map[string][]byte, error) {
-	return nil, fmt.Errorf("secret %s/%s not found (status does not create it)", namespace, name)
 }

@@ -267,6 +267,28 @@ func recordKeys(store secrets.Store) reconciler.RecordKeys {
 	return integrity.NewKeeper(ks, ownNamespace())
 }
 
+// readOnlyKeys makes r read the records key without ever creating it, for
+// the commands that must not write to the secret store (diff, status). A
+// key they made up would verify nothing, and the store would then hold a
+// key that did not seal the records: the next status with it said every
+// record was tampered with.
+func readOnlyKeys(r *reconciler.Reconciler) {
+	r.Keys = nil
+	if ks, ok := r.Secrets.(integrity.SecretStore); ok {
+		r.Keys = integrity.NewKeeper(noKeyCreation{ks}, ownNamespace())
+	}
+}
+
+// noKeyCreation is a secret store whose missing Secrets are not created
+// (readOnlyKeys).
+type noKeyCreation struct{ integrity.SecretStore }
+
+// CreateOnce refuses: the Secret is missing and this command does not
+// create it.
+func (noKeyCreation) CreateOnce(_ context.Context, namespace, name string, _ secrets.Secret) (map[string][]byte, error) {
+	return nil, fmt.Errorf("secret %s/%s not found (this command does not create it)", namespace, name)
+}
+
 // openSecrets opens --secret-store; empty means none (commands that must
 // write credentials refuse without one).
 func (g *globalOptions) openSecrets() (secrets.Store, error) {
