@@ -429,19 +429,44 @@ func (s *Set) BindingsOf(inst Ref) []*ServiceBinding {
 	return out
 }
 
+// Admission says whether the file of o may declare it: nil, or the error
+// to report at o's file. It is the operator's tenancy policy
+// (reconciler/policy), which Assemble uses to settle duplicates.
+type Admission func(o Object) *Diagnostic
+
+// AssembleOption configures Assemble.
+type AssembleOption func(*assembly)
+
+type assembly struct{ admit Admission }
+
+// WithAdmission settles duplicates by the tenancy policy: of several
+// copies of one kind/namespace/name, the copies whose file may not declare
+// it are ignored, each with an error at its file, when another copy may.
+// Without it a copy in another team's directory, careless or hostile,
+// would block the owner's, as duplicates block every copy. When no copy
+// may, all are kept: the resource is then blocked (duplicate and policy
+// errors), never taken for removed.
+func WithAdmission(a Admission) AssembleOption {
+	return func(as *assembly) { as.admit = a }
+}
+
 // Assemble builds a Set from decoded objects (from DecodeFile, possibly
 // cached): it applies defaults (namespace from cfg.DefaultNamespace, broker
 // relist defaults, binding secretName, ServiceBroker auth secret namespace),
 // reports each object's decode diagnostics, detects duplicates (same
-// kind/namespace/name, each copy's diagnostic naming the other place), and
-// runs the offline validation (Validate). objs are not modified: an object
-// that defaulting or its diagnostics change is copied first; the others
-// are taken as they are (a long-running process keeps every decoded
-// object in its decode cache, and a copy of each was 7% of its heap). A
-// nil cfg means DefaultConfig.
-func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
+// kind/namespace/name, each copy's diagnostic naming the other place;
+// see WithAdmission), and runs the offline validation (Validate). objs are
+// not modified: an object that defaulting or its diagnostics change is
+// copied first; the others are taken as they are (a long-running process
+// keeps every decoded object in its decode cache, and a copy of each was
+// 7% of its heap). A nil cfg means DefaultConfig.
+func Assemble(objs []Object, cfg *Config, opts ...AssembleOption) (*Set, Diagnostics) {
 	if cfg == nil {
 		cfg = DefaultConfig()
+	}
+	var as assembly
+	for _, opt := range opts {
+		opt(&as)
 	}
 	set := &Set{Config: cfg, index: make(map[Ref]Object, len(objs))}
 	var diags Diagnostics
@@ -453,8 +478,10 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 		}
 		return a.Line < b.Line
 	})
-	first := make(map[Ref]Object, len(objs))
-	for _, o := range sorted {
+	// decodeDiags are each object's decode diagnostics, reported below
+	// unless the object is an ignored copy.
+	decodeDiags := make(map[int]Diagnostics)
+	for i, o := range sorted {
 		if ref0 := o.GetRef(); ref0.Kind.ClusterScoped() && o.GetMetadata().Namespace != "" {
 			diags = append(diags, Diagnostic{File: o.GetSource().File, Line: o.FieldLine("metadata.namespace"), Field: "metadata.namespace",
 				Severity: SeverityWarning, Message: fmt.Sprintf("%s is cluster-scoped; namespace %q ignored", ref0.Kind, o.GetMetadata().Namespace), Ref: Ref{Kind: ref0.Kind, Name: ref0.Name}})
@@ -469,10 +496,29 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 			ref := o.GetRef()
 			for _, d := range o.objBase().decodeDiags {
 				d.Ref = ref
-				diags = append(diags, d)
+				decodeDiags[i] = append(decodeDiags[i], d)
 			}
 			o.objBase().decodeDiags = nil
 		}
+		sorted[i] = o
+	}
+	var ignored map[int]Diagnostic
+	if as.admit != nil {
+		ignored = refusedCopies(sorted, as.admit)
+	}
+	first := make(map[Ref]Object, len(sorted))
+	for i, o := range sorted {
+		if d, ok := ignored[i]; ok {
+			// The copy's problems are its file's: tied to the resource,
+			// they would block the copy that is kept.
+			diags = append(diags, d)
+			for _, dd := range decodeDiags[i] {
+				dd.Ref = Ref{}
+				diags = append(diags, dd)
+			}
+			continue
+		}
+		diags = append(diags, decodeDiags[i]...)
 		base := o.objBase()
 		ref := o.GetRef()
 		if prev, dup := first[ref]; dup {
@@ -506,6 +552,40 @@ func Assemble(objs []Object, cfg *Config) (*Set, Diagnostics) {
 	diags = append(diags, Validate(set)...)
 	diags.Sort()
 	return set, diags
+}
+
+// refusedCopies finds, among the assembled objs, each copy of a
+// duplicated ref that admit refuses while another copy is admitted, and
+// returns, by index, the error to report at its file instead of the
+// duplicate (WithAdmission). The error names no resource: it must not
+// block the admitted copy.
+func refusedCopies(objs []Object, admit Admission) map[int]Diagnostic {
+	copies := make(map[Ref]int, len(objs))
+	for _, o := range objs {
+		copies[o.GetRef()]++
+	}
+	refusals := map[int]*Diagnostic{}
+	admitted := map[Ref]Source{}
+	for i, o := range objs {
+		ref := o.GetRef()
+		if copies[ref] < 2 {
+			continue
+		}
+		if d := admit(o); d != nil {
+			refusals[i] = d
+		} else if _, ok := admitted[ref]; !ok {
+			admitted[ref] = o.GetSource()
+		}
+	}
+	out := map[int]Diagnostic{}
+	for i, d := range refusals {
+		ref := objs[i].GetRef()
+		if at, ok := admitted[ref]; ok {
+			out[i] = Diagnostic{File: d.File, Line: d.Line, Field: d.Field, Severity: SeverityError,
+				Message: fmt.Sprintf("%s; %s is declared at %s, which may: this copy is ignored", d.Message, ref, at)}
+		}
+	}
+	return out
 }
 
 func sortByRef[T Object](s []T) {
@@ -591,8 +671,8 @@ func defaultBrokerSpec(s *BrokerSpec, namespace string) {
 // .git/, …) and symlinks, and returns the assembled Set with all diagnostics
 // (config, files, objects, offline validation), sorted. osbgit.yaml at the
 // root is read as the Config. The same code serves os.DirFS of a working
-// tree and a Git commit's tree.
-func Load(fsys fs.FS, dir string) (*Set, Diagnostics) {
+// tree and a Git commit's tree. opts are Assemble's.
+func Load(fsys fs.FS, dir string, opts ...AssembleOption) (*Set, Diagnostics) {
 	cfg, diags := LoadConfig(fsys)
 	fromConfig := dir == ""
 	if fromConfig {
@@ -604,7 +684,7 @@ func Load(fsys fs.FS, dir string) (*Set, Diagnostics) {
 			diags = append(diags, Diagnostic{File: dir, Severity: SeverityError, Message: fmt.Sprintf("manifest path %q must be relative to the repository root, without ..", dir)})
 		}
 		diags.Sort()
-		set, _ := Assemble(nil, cfg)
+		set, _ := Assemble(nil, cfg, opts...)
 		set.UnreadableFiles = append(FileErrors(diags), dir)
 		return set, diags
 	}
@@ -648,7 +728,7 @@ func Load(fsys fs.FS, dir string) (*Set, Diagnostics) {
 	if err != nil {
 		diags = append(diags, Diagnostic{File: dir, Severity: SeverityError, Message: fmt.Sprintf("read manifest directory: %v", err)})
 	}
-	set, ds := Assemble(objs, cfg)
+	set, ds := Assemble(objs, cfg, opts...)
 	set.UnreadableFiles = FileErrors(diags)
 	diags = append(diags, ds...)
 	diags.Sort()

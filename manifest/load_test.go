@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -434,5 +435,102 @@ func TestBrokerAuthSecretRef(t *testing.T) {
 		if got != tc.want || gotBearer != tc.wantBearer {
 			t.Errorf("%s: got %v, %v; want %v, %v", tc.name, got, gotBearer, tc.want, tc.wantBearer)
 		}
+	}
+}
+
+// TestAssembleWithAdmission: with an admission (the tenancy policy's path
+// rules), a duplicate's copies whose file may not declare it are ignored
+// when another copy's file may, each with an error at its file that names
+// no resource (so nothing blocks the admitted copy); when no copy or
+// every copy may, the duplicate errors block the resource as without one.
+func TestAssembleWithAdmission(t *testing.T) {
+	inst := func(file, plan string, extra string) []Object {
+		src := "apiVersion: servicecatalog.k8s.io/v1beta1\nkind: ServiceInstance\nmetadata: {name: db, namespace: team-a}\n" +
+			"spec: {clusterServiceClassExternalName: c, clusterServicePlanExternalName: " + plan + extra + "}\n"
+		objs, diags := DecodeFile(file, []byte(src))
+		if len(objs) != 1 {
+			t.Fatalf("decode %s: %v", file, diags)
+		}
+		return objs
+	}
+	// teams/a/ may declare team-a; no other directory may.
+	admit := func(o Object) *Diagnostic {
+		if strings.HasPrefix(o.GetSource().File, "teams/a/") {
+			return nil
+		}
+		return &Diagnostic{File: o.GetSource().File, Line: 3, Field: "metadata.namespace", Severity: SeverityError, Ref: o.GetRef(),
+			Message: "namespace \"team-a\" may not be declared in " + o.GetSource().File}
+	}
+	ref := Ref{Kind: KindServiceInstance, Namespace: "team-a", Name: "db"}
+	tests := []struct {
+		name  string
+		files [][]Object
+		// plan is the plan of the instance in the Set; blocked says the
+		// ref has duplicate errors; errFiles are the files with errors
+		// naming no resource.
+		plan     string
+		blocked  bool
+		errFiles []string
+	}{
+		{name: "refused copy sorts after", files: [][]Object{inst("teams/a/db.yaml", "small", ""), inst("teams/b/db.yaml", "large", "")},
+			plan: "small", errFiles: []string{"teams/b/db.yaml"}},
+		{name: "refused copy sorts first", files: [][]Object{inst("teams/0/db.yaml", "large", ""), inst("teams/a/db.yaml", "small", "")},
+			plan: "small", errFiles: []string{"teams/0/db.yaml"}},
+		{name: "refused copies with their own errors", files: [][]Object{inst("teams/0/db.yaml", "large", ", parameters: [1]"), inst("teams/a/db.yaml", "small", ""), inst("x/db.yaml", "large", "")},
+			plan: "small", errFiles: []string{"teams/0/db.yaml", "x/db.yaml"}},
+		{name: "no copy admitted", files: [][]Object{inst("teams/0/db.yaml", "large", ""), inst("teams/b/db.yaml", "large", "")},
+			plan: "large", blocked: true},
+		{name: "every copy admitted", files: [][]Object{inst("teams/a/db.yaml", "small", ""), inst("teams/a/db2.yaml", "large", "")},
+			plan: "small", blocked: true},
+		{name: "single refused copy", files: [][]Object{inst("teams/b/db.yaml", "large", "")},
+			plan: "large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var objs []Object
+			for _, f := range tt.files {
+				objs = append(objs, f...)
+			}
+			set, diags := Assemble(objs, DefaultConfig(), WithAdmission(admit))
+			got := set.Instance("team-a", "db")
+			if got == nil || got.Spec.ClusterServicePlanExternalName != tt.plan {
+				t.Fatalf("instance %+v, want plan %q\n%v", got, tt.plan, diags)
+			}
+			blocked := false
+			var errFiles []string
+			for _, d := range diags.Errors() {
+				switch d.Ref {
+				case ref:
+					blocked = blocked || strings.Contains(d.Message, "duplicate")
+					if len(tt.errFiles) > 0 && d.File != "teams/a/db.yaml" {
+						t.Errorf("an ignored copy's error names the resource: %v", d)
+					}
+				case Ref{}:
+					if !slices.Contains(errFiles, d.File) {
+						errFiles = append(errFiles, d.File)
+					}
+					if !strings.Contains(d.Message, "this copy is ignored") && !strings.Contains(d.Message, "expected a mapping") {
+						t.Errorf("error at %s: %q", d.File, d.Message)
+					}
+				}
+			}
+			if blocked != tt.blocked || fmt.Sprint(errFiles) != fmt.Sprint(tt.errFiles) {
+				t.Errorf("blocked %v, errors naming no resource at %v; want %v, %v\n%v", blocked, errFiles, tt.blocked, tt.errFiles, diags)
+			}
+			if !tt.blocked && slices.Contains(FileErrors(diags), "teams/a/db.yaml") {
+				t.Errorf("the admitted copy's file counts as unreadable: %v", FileErrors(diags))
+			}
+		})
+	}
+	// Without an admission every duplicate blocks, as before.
+	_, diags := Assemble(append(inst("teams/a/db.yaml", "small", ""), inst("teams/b/db.yaml", "large", "")...), DefaultConfig())
+	dups := 0
+	for _, d := range diags.Errors() {
+		if d.Ref == ref && strings.Contains(d.Message, "duplicate") {
+			dups++
+		}
+	}
+	if dups != 2 {
+		t.Errorf("without admission: %v, want a duplicate error at each copy", diags)
 	}
 }

@@ -139,9 +139,9 @@ type Snapshot struct {
 // LoadRevision reads the manifests of rev through the decode cache: only
 // blobs not seen before are read and decoded (with a nil cache, all of
 // them, and nothing is kept). dirOverride replaces the config's path when
-// non-empty.
-func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache) (*Snapshot, error) {
-	l, err := loadRevision(tr, rev, dirOverride, cache, nil)
+// non-empty; opts are manifest.Assemble's.
+func LoadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, opts ...manifest.AssembleOption) (*Snapshot, error) {
+	l, err := loadRevision(tr, rev, dirOverride, cache, nil, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func readConfig(tr TreeReader, rev, dirOverride string) (revisionConfig, error) 
 // when ix is not nil. The entries are taken before the objects are
 // assembled, so that without a cache the objects as decoded are garbage
 // once copied (keeping them for the index raised the no-op pass's peak).
-func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, ix *indexing) (*revisionLoad, error) {
+func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, ix *indexing, opts ...manifest.AssembleOption) (*revisionLoad, error) {
 	rc, err := readConfig(tr, rev, dirOverride)
 	if err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, ix
 		if errors.Is(err, fs.ErrNotExist) {
 			diags = append(diags, manifest.Diagnostic{File: dir, Severity: manifest.SeverityError,
 				Message: fmt.Sprintf("manifest path %q does not exist at revision %s", dir, short(rev))})
-			set, more := manifest.Assemble(nil, cfg)
+			set, more := manifest.Assemble(nil, cfg, opts...)
 			// Nothing was read: the planner must not take the empty Set
 			// for "every manifest was removed".
 			set.UnreadableFiles = []string{dir}
@@ -239,19 +239,19 @@ func loadRevision(tr TreeReader, rev, dirOverride string, cache *DecodeCache, ix
 			}
 		}
 	}
-	l.snap = assemble(rev, cfg, diags, docs)
+	l.snap = assemble(rev, cfg, diags, docs, opts...)
 	return l, nil
 }
 
 // assemble builds the snapshot of rev from what its manifest files decoded
 // to, after the Config's diagnostics.
-func assemble(rev string, cfg *manifest.Config, diags manifest.Diagnostics, docs []decoded) *Snapshot {
+func assemble(rev string, cfg *manifest.Config, diags manifest.Diagnostics, docs []decoded, opts ...manifest.AssembleOption) *Snapshot {
 	var objs []manifest.Object
 	for _, d := range docs {
 		objs = append(objs, d.objs...)
 		diags = append(diags, d.diags...)
 	}
-	set, more := manifest.Assemble(objs, cfg)
+	set, more := manifest.Assemble(objs, cfg, opts...)
 	set.UnreadableFiles = manifest.FileErrors(diags)
 	diags = append(diags, more...)
 	diags.Sort()
@@ -267,9 +267,9 @@ func decodeManifest(f gitrepo.File, data []byte) decoded {
 }
 
 // LoadTree reads the manifests of a plain file tree (a working copy with
-// uncommitted edits) without caching.
-func LoadTree(fsys fs.FS, dirOverride string) *Snapshot {
-	set, diags := manifest.Load(fsys, dirOverride)
+// uncommitted edits) without caching; opts are manifest.Assemble's.
+func LoadTree(fsys fs.FS, dirOverride string, opts ...manifest.AssembleOption) *Snapshot {
+	set, diags := manifest.Load(fsys, dirOverride, opts...)
 	return &Snapshot{Set: set, Diagnostics: diags}
 }
 

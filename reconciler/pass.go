@@ -264,6 +264,12 @@ type effectiveConfig struct {
 	template     string
 }
 
+// assembly is how this deployment assembles manifests: duplicates are
+// settled by the tenancy policy's path rules (manifest.WithAdmission).
+func (r *Reconciler) assembly() []manifest.AssembleOption {
+	return []manifest.AssembleOption{manifest.WithAdmission(r.Options.Policy.Admission())}
+}
+
 func (r *Reconciler) effective(cfg *manifest.Config) effectiveConfig {
 	if cfg == nil {
 		cfg = manifest.DefaultConfig()
@@ -455,7 +461,7 @@ func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareO
 	}
 	records, recFiles, recDocs, recordsErr := loadRecords(r.Source, r.recordRoot(), recordsRev, r.Cache)
 	if po.workTree != nil {
-		snap := LoadTree(po.workTree, r.Options.Path)
+		snap := LoadTree(po.workTree, r.Options.Path, r.assembly()...)
 		snap.Revision = ""
 		return loaded{records: records, snap: snap}, recordsErr, nil
 	}
@@ -465,7 +471,7 @@ func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareO
 		// files.
 		ix = &indexing{last: r.takeScope(), fingerprint: r.scopeFingerprint}
 	}
-	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, ix)
+	rl, err := loadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, ix, r.assembly()...)
 	if err != nil {
 		return l, nil, err
 	}
@@ -1137,7 +1143,7 @@ func (r *Reconciler) Catalogs(ctx context.Context, refresh bool) ([]BrokerCatalo
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	snap, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache)
+	snap, err := LoadRevision(r.Source, fr.Head, r.Options.Path, r.Cache, r.assembly()...)
 	if err != nil {
 		return nil, err
 	}

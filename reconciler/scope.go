@@ -393,7 +393,7 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 	for j, i := range at {
 		docs[i] = got[j]
 	}
-	snap := assemble(head, cfg, rc.diags, docs)
+	snap := assemble(head, cfg, rc.diags, docs, r.assembly()...)
 
 	recFiles := make([]gitrepo.File, len(rpaths))
 	for i, p := range rpaths {

@@ -224,6 +224,55 @@ func TestTenancyPolicyNeverDeletes(t *testing.T) {
 	}
 }
 
+// A copy of another team's resource in a directory that may not declare
+// it, careless or hostile, does not block the owner's: it is ignored with
+// an error at its file, and the owner's copy converges. Left alone, the
+// copy blocks the resource and never makes it look removed.
+func TestTenancyPolicyIgnoresACopyInAnotherTeamsDirectory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{
+			"osbgit.yaml":          osbgitYAML, // prune on
+			"platform/broker.yaml": brokerYAML(url),
+			// Sorts before the owner's copy: the copy kept must not
+			// depend on file order.
+			"teams/a/db.yaml": teamInstance("team-b", "db", "small"),
+			"teams/b/db.yaml": teamInstance("team-b", "db", "large"),
+		}
+	})
+	opts := Options{Policy: mustPolicy(t, tenancyPolicy)}
+	res := f.sync(f.reconciler(opts))
+	ref := manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "team-b", Name: "db"}
+	if dg := diagAt(res.Plan, "teams/a/db.yaml", "metadata.namespace"); dg == nil || dg.Ref != (manifest.Ref{}) ||
+		!strings.Contains(dg.Message, "may not be declared in teams/a/db.yaml") || !strings.Contains(dg.Message, "declared at teams/b/db.yaml:1, which may: this copy is ignored") {
+		t.Errorf("error at teams/a/db.yaml: %v\n%v", dg, res.Plan.Diagnostics)
+	}
+	if got := strings.Join(provisioned(t, f.broker, osbtest.EndpointProvision), " "); got != "team-b/db" {
+		t.Fatalf("provisioned %q, want team-b/db", got)
+	}
+	rec := recordIn(t, f, ref)
+	if rec == nil || rec.Phase != manifest.PhaseReady || rec.Error != nil || rec.PlanExternalName != "large" {
+		t.Fatalf("team-b/db: record %+v, want Ready on plan large (the owner's copy)", rec)
+	}
+
+	// The owner removes its manifest; the copy alone is refused, and the
+	// instance is neither deleted nor changed to the copy's plan.
+	f.broker.ResetCalls()
+	f.repo.Push("team b drops db", nil, []string{"teams/b/db.yaml"})
+	res = f.sync(f.reconciler(opts))
+	for _, c := range f.broker.Calls() {
+		if c.Endpoint.Mutating() {
+			t.Errorf("mutating call %s %s", c.Method, c.Path)
+		}
+	}
+	if s := stepOf(t, res.Plan, ref.Kind, ref.Namespace, ref.Name); s.Action != plan.None || !strings.Contains(s.Error, "tenancy policy") {
+		t.Errorf("team-b/db with only the refused copy: %s, error %q", s.Action, s.Error)
+	}
+	if inst, _ := brokerState(f.broker); len(inst) != 1 || inst[rec.ExternalID] == "" || !strings.HasPrefix(inst[rec.ExternalID], osbtest.PlanDBLarge+"/") {
+		t.Errorf("broker holds %v, want %s on the large plan", inst, rec.ExternalID)
+	}
+}
+
 // The caps hold in plan order, and later passes start the rest.
 func TestTenancyPolicyCaps(t *testing.T) {
 	t.Parallel()

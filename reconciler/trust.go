@@ -32,7 +32,7 @@ func (r *Reconciler) contactGate(fr gitrepo.FetchResult, set *manifest.Set, work
 		}
 		return gate, nil
 	}
-	snap, err := LoadRevision(r.Source, fr.TrustedHead, r.Options.Path, r.Cache)
+	snap, err := LoadRevision(r.Source, fr.TrustedHead, r.Options.Path, r.Cache, r.assembly()...)
 	if err != nil {
 		return nil, fmt.Errorf("read the trusted branch %q: %w", trusted, err)
 	}

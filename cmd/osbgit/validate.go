@@ -125,7 +125,7 @@ func runValidate(g *globalOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return withExitCode(exitError, err)
 	}
-	set, diags := manifest.Load(fsys, g.Path)
+	set, diags := manifest.Load(fsys, g.Path, manifest.WithAdmission(pol.Admission()))
 	diags = append(diags, manifest.CheckBrokerAuthNamespaces(set, g.brokerAuthNamespaces())...)
 	diags.Sort()
 	if g.ClusterID != "" {

@@ -75,6 +75,16 @@ func CheckBrokers(set *manifest.Set, p *Policy) manifest.Diagnostics {
 	return out
 }
 
+// Admission is the path rules, for manifest.WithAdmission: Assemble then
+// ignores a duplicate's copies that their files may not declare when
+// another copy's may. Nil when there are none.
+func (p *Policy) Admission() manifest.Admission {
+	if p == nil || len(p.Paths) == 0 {
+		return nil
+	}
+	return p.checkPath
+}
+
 // checkPath checks the path rules for o (nil: allowed).
 func (p *Policy) checkPath(o manifest.Object) *manifest.Diagnostic {
 	if len(p.Paths) == 0 {
