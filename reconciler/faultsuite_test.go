@@ -294,26 +294,33 @@ func TestFaultMatrix(t *testing.T) {
 	for _, row := range faultRows() {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
-			// A row with a start converges it once; its columns then
-			// start, one after another, from that fixture restored at the
-			// same paths (records are sealed for their repository's path).
-			// A row without one gives each column a fixture of its own.
-			var start *fixtureCopy
+			// The row's columns start, one after another, from one fixture
+			// restored at the same paths (records are sealed for their
+			// repository's path): the row's start converged (if set) with
+			// the change pushed, then as many passes as do not yet reach
+			// the endpoint (the same for every column: a fault changes
+			// nothing before it fires), so a column's first pass reaches it.
+			files := row.want.files
 			if row.start != nil {
-				f := newFixture(t, row.start.files)
+				files = row.start.files
+			}
+			f := newFixture(t, files)
+			if row.start != nil {
 				f.convergeAfterFaults(t, *row.start, 8)
 				f.pushState("change", *row.start, row.want)
+			}
+			start := saveFixture(t, f)
+			for pass := 1; pass < maxFaultyPasses; pass++ {
+				before := f.broker.Count(row.endpoint)
+				f.sync(f.reconciler(Options{}))
+				if f.broker.Count(row.endpoint) > before {
+					break
+				}
 				start = saveFixture(t, f)
 			}
 			for _, fk := range faultKinds {
 				t.Run(fk.name, func(t *testing.T) {
-					var f *fixture
-					if start != nil {
-						f = start.restore(t)
-					} else {
-						t.Parallel()
-						f = newFixture(t, row.want.files)
-					}
+					f := start.restore(t)
 					f.broker.ResetCalls()
 					fault := f.broker.AddFault(fk.build(row.endpoint))
 					// Faulty passes: until the fault fired (an endpoint may

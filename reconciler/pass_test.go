@@ -297,15 +297,14 @@ func TestSyncAsyncConvergesAcrossPasses(t *testing.T) {
 func TestCrashBeforeEveryCall(t *testing.T) {
 	t.Parallel()
 	skipWhenShort(t)
-	manifests := func(url string) map[string]string {
-		return map[string]string{"osbgit.yaml": osbgitYAML, "brokers/b.yaml": brokerYAML(url),
-			"apps/a.yaml": instanceYAML("a", "small", "    size: 1\n"), "apps/b.yaml": instanceYAML("b", "async", ""),
-			"apps/a-bind.yaml": bindingYAML("a-bind", "a"), "apps/b-bind.yaml": bindingYAML("b-bind", "b")}
+	want := desiredState{
+		instances: map[string]desiredInstance{"a": {"small", 1}, "b": {"async", 1}},
+		bindings:  map[string]string{"a-bind": "a", "b-bind": "b"},
 	}
 	done := false
 	for n := 0; !done && n < 40; n++ {
 		t.Run(fmt.Sprintf("crash-before-call-%d", n+1), func(t *testing.T) {
-			f := newFixture(t, manifests)
+			f := newFixture(t, want.files)
 			crash := &crashTransport{allowed: n, base: http.DefaultTransport}
 			f.transport = crash
 			r := f.reconciler(Options{InlinePoll: 0})
@@ -318,9 +317,9 @@ func TestCrashBeforeEveryCall(t *testing.T) {
 				return
 			}
 			f.transport = nil
-			for i := 0; i < 10; i++ {
-				f.sync(f.reconciler(Options{}))
-			}
+			// Passes until converged (at most 10), and one more that must
+			// change nothing: the passes after it would repeat it.
+			f.convergeAfterFaults(t, want, 10)
 			ins, bns := brokerState(f.broker)
 			if len(ins) != 2 || len(bns) != 2 {
 				t.Fatalf("broker holds %d instances %v and %d bindings %v, want 2 and 2", len(ins), ins, len(bns), bns)

@@ -137,21 +137,21 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 // fixtureCopy is a fixture's repository, secret store and more
-// directories (pass state), its broker's instances and bindings and its
-// ID counter, saved to be restored at the same paths.
+// directories (pass state), its broker's instances, bindings and
+// operations in flight and its ID counter, saved to be restored at the
+// same paths.
 type fixtureCopy struct {
-	from  *fixture
-	dirs  map[string]string // live path -> saved copy
-	ids   int64
-	insts map[string]osbtest.Instance
-	binds map[string]osbtest.Binding
+	from   *fixture
+	dirs   map[string]string // live path -> saved copy
+	ids    int64
+	broker *osbtest.Snapshot
 }
 
 // saveFixture copies f's repository, secret store and dirs, and f's
 // broker state and ID counter.
 func saveFixture(t *testing.T, f *fixture, dirs ...string) *fixtureCopy {
 	t.Helper()
-	c := &fixtureCopy{from: f, dirs: map[string]string{}, ids: f.ids.Load(), insts: f.broker.Instances(), binds: f.broker.Bindings()}
+	c := &fixtureCopy{from: f, dirs: map[string]string{}, ids: f.ids.Load(), broker: f.broker.Snapshot()}
 	for _, d := range append([]string{f.repo.Bare, f.store.Path()}, dirs...) {
 		c.dirs[d] = filepath.Join(t.TempDir(), "copy")
 		copyTree(t, d, c.dirs[d])
@@ -171,12 +171,7 @@ func (c *fixtureCopy) restore(t *testing.T) *fixture {
 		copyTree(t, saved, dir)
 	}
 	c.from.broker.Reset()
-	for _, in := range c.insts {
-		c.from.broker.PutInstance(in)
-	}
-	for _, bn := range c.binds {
-		c.from.broker.PutBinding(bn)
-	}
+	c.from.broker.Restore(c.broker)
 	f := &fixture{t: t, repo: c.from.repo.For(t), broker: c.from.broker, url: c.from.url, store: c.from.store, transport: c.from.transport}
 	f.ids.Store(c.ids)
 	return f
