@@ -34,6 +34,16 @@ export GOTEST_RUN_FLAGS="-test.paniconexit0 -test.count=1 $*"
 # As under go test, the tests find this toolchain's go first on PATH.
 PATH="$("$GO" env GOROOT)/bin:$PATH"
 
+# Temporary files go to tmpfs when TMPDIR is not set: the tests create
+# and delete thousands of repositories, stores and files, which on this
+# machine's ext4 cost kernel time that grows as the machine runs (inode
+# allocation). make test: 108 s on ext4, 83 s on /dev/shm.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  TMPDIR=$(mktemp -d /dev/shm/osbgit-test.XXXXXX)
+  export TMPDIR
+  trap 'rm -rf "$TMPDIR"' EXIT
+fi
+
 mkdir -p "$dir"
 export GOTEST_DIR
 GOTEST_DIR=$(cd "$dir" && pwd)
