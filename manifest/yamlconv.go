@@ -48,15 +48,18 @@ const (
 // decoding, then frozen: every object of a pass keeps one for its
 // diagnostics, and documents written from one template have the same
 // paths, so a frozen table keeps its sorted paths as one string shared by
-// all documents of the same shape (unique.Make) and only its lines of its
-// own. 20,000 small maps held a tenth of a no-op pass's live heap, a
+// all documents of the same shape (a unique.Handle: the handle, not the
+// string it gives, keeps the shared copy in unique's map, so documents
+// decoded after a garbage collection still find it) and only its lines of
+// its own. 20,000 small maps held a tenth of a no-op pass's live heap, a
 // sorted slice of (path, line) pairs per object 8% of a long-running
 // process's at 200,000 resources (make bench, the scale line).
 type fieldLines struct {
 	m map[string]int
-	// paths is the sorted paths, each followed by pathEnd; lines[i] is
-	// the line of the i-th.
-	paths string
+	// paths is the sorted paths, each followed by pathEnd (the zero
+	// Handle when the table is in m or sorted); lines[i] is the line of
+	// the i-th.
+	paths unique.Handle[string]
 	lines []int32
 	// sorted holds the paths of a large table (more than
 	// linearLookupMax), searched in O(log n).
@@ -101,7 +104,7 @@ func (f *fieldLines) freeze() *fieldLines {
 			b.WriteString(p)
 			b.WriteString(pathEnd)
 		}
-		f.paths = unique.Make(b.String()).Value()
+		f.paths = unique.Make(b.String())
 	}
 	f.m = nil
 	return f
@@ -118,7 +121,10 @@ func (f *fieldLines) get(path string) (int, bool) {
 		}
 		return 0, false
 	}
-	rest := f.paths
+	if f.paths == (unique.Handle[string]{}) {
+		return 0, false
+	}
+	rest := f.paths.Value()
 	for i := 0; rest != ""; i++ {
 		p, after, _ := strings.Cut(rest, pathEnd)
 		if p == path {
