@@ -238,6 +238,9 @@ func TestScopedPassDoesWhatAFullPassDoes(t *testing.T) {
 		{name: "duplicate of an unchanged instance", change: func(*testing.T, *fixture) change {
 			return change{files: map[string]string{"apps/z-dup.yaml": instanceYAML("b", "large", "")}}
 		}},
+		{name: "copy of an unchanged instance where the policy refuses it", change: func(*testing.T, *fixture) change {
+			return change{files: map[string]string{"other/b.yaml": instanceYAML("b", "large", "")}}
+		}},
 		{name: "binding Secret of an unchanged binding", change: func(*testing.T, *fixture) change {
 			return change{files: map[string]string{"apps/c-bind.yaml": bindingYAML("c-bind", "c") + "  secretName: b-bind\n"}}
 		}},
