@@ -506,7 +506,6 @@ func Assemble(objs []Object, cfg *Config, opts ...AssembleOption) (*Set, Diagnos
 	if as.admit != nil {
 		ignored = refusedCopies(sorted, as.admit)
 	}
-	first := make(map[Ref]Object, len(sorted))
 	for i, o := range sorted {
 		if d, ok := ignored[i]; ok {
 			// The copy's problems are its file's: tied to the resource,
@@ -521,7 +520,7 @@ func Assemble(objs []Object, cfg *Config, opts ...AssembleOption) (*Set, Diagnos
 		diags = append(diags, decodeDiags[i]...)
 		base := o.objBase()
 		ref := o.GetRef()
-		if prev, dup := first[ref]; dup {
+		if prev, dup := set.index[ref]; dup {
 			ps, cs := prev.GetSource(), base.Source
 			diags = append(diags,
 				Diagnostic{File: cs.File, Line: cs.Line, Field: "metadata.name", Severity: SeverityError, Ref: ref,
@@ -530,7 +529,6 @@ func Assemble(objs []Object, cfg *Config, opts ...AssembleOption) (*Set, Diagnos
 					Message: fmt.Sprintf("duplicate %s: also defined at %s", ref, cs)})
 			continue
 		}
-		first[ref] = o
 		set.index[ref] = o
 	}
 	for _, o := range set.index {
