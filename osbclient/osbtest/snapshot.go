@@ -44,42 +44,23 @@ func (b *Broker) Restore(s *Snapshot) {
 // cloneResources deep-copies instances and bindings with their
 // operations, each operation pointing at the copy of its resource.
 func cloneResources(ins map[string]*instance, bns map[string]*binding) (map[string]*instance, map[string]*binding) {
-	ops := map[*operation]*operation{}
-	cloneOp := func(op *operation) *operation {
-		if op == nil {
-			return nil
-		}
-		if c, ok := ops[op]; ok {
-			return c
-		}
-		c := *op
+	var cloneInst func(*instance) *instance
+	var cloneBind func(*binding) *binding
+	cloneOp := copyOnce(func(op, c *operation) {
 		c.newParams, c.newContext, c.newMaint = copyMap(op.newParams), cloneContext(op.newContext), cloneMaint(op.newMaint)
-		ops[op] = &c
-		return &c
-	}
-	instCopies := map[*instance]*instance{}
-	cloneInst := func(in *instance) *instance {
-		if c, ok := instCopies[in]; ok {
-			return c
-		}
-		c := *in
+		// The copy points at the copy of its resource (of one the broker
+		// no longer holds too, as the original does).
+		c.inst, c.bind = cloneInst(op.inst), cloneBind(op.bind)
+	})
+	cloneInst = copyOnce(func(in, c *instance) {
 		c.params, c.context, c.maint = copyMap(in.params), cloneContext(in.context), cloneMaint(in.maint)
 		c.lastOp = cloneOp(in.lastOp)
-		instCopies[in] = &c
-		return &c
-	}
-	bindCopies := map[*binding]*binding{}
-	cloneBind := func(bn *binding) *binding {
-		if c, ok := bindCopies[bn]; ok {
-			return c
-		}
-		c := *bn
+	})
+	cloneBind = copyOnce(func(bn, c *binding) {
 		c.bindResource, c.params, c.context = cloneBindResource(bn.bindResource), copyMap(bn.params), cloneContext(bn.context)
 		c.creds, c.endpoints = copyMap(bn.creds), slices.Clone(bn.endpoints)
 		c.lastOp = cloneOp(bn.lastOp)
-		bindCopies[bn] = &c
-		return &c
-	}
+	})
 	outI := make(map[string]*instance, len(ins))
 	for id, in := range ins {
 		outI[id] = cloneInst(in)
@@ -88,18 +69,29 @@ func cloneResources(ins map[string]*instance, bns map[string]*binding) (map[stri
 	for id, bn := range bns {
 		outB[id] = cloneBind(bn)
 	}
-	// Point the copied operations at the copied resources (copying one
-	// the broker no longer holds, as the original operation still refers
-	// to it).
-	for orig, c := range ops {
-		if orig.inst != nil {
-			c.inst = cloneInst(orig.inst)
-		}
-		if orig.bind != nil {
-			c.bind = cloneBind(orig.bind)
-		}
-	}
 	return outI, outB
+}
+
+// copyOnce returns a copier that copies each original (nil stays nil)
+// once and gives that copy for it every time after: a shallow copy that
+// fill completes. The copy is known before fill runs, so originals that
+// point at each other (an operation and its resource) are each copied
+// once and the copies point at each other.
+func copyOnce[T any](fill func(orig, c *T)) func(*T) *T {
+	copies := map[*T]*T{}
+	return func(orig *T) *T {
+		if orig == nil {
+			return nil
+		}
+		if c, ok := copies[orig]; ok {
+			return c
+		}
+		c := new(T)
+		*c = *orig
+		copies[orig] = c
+		fill(orig, c)
+		return c
+	}
 }
 
 func cloneEchoes(m map[string][]string) map[string][]string {
