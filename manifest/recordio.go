@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -406,6 +407,12 @@ type Records struct {
 	Status map[Ref]*StatusRecord
 	// Catalogs maps a broker to its cached catalog.
 	Catalogs map[Ref]*CatalogRecord
+	// Journaled lists the resources whose Status record comes from the
+	// write-ahead journal (RecordRoot.JournalPath) of a pass whose status
+	// commit has not landed: their record files are older or missing, so
+	// the next status commit writes each and removes the journal. It is
+	// nil when there is no journal.
+	Journaled map[Ref]bool
 	// Warnings are the files that were ignored or corrected while loading
 	// (see LoadRecordFiles), one sentence each, for the log.
 	Warnings []string
@@ -456,7 +463,8 @@ func (root RecordRoot) LoadRecords(fsys fs.FS) (*Records, error) {
 // LoadRecordFiles is LoadRecords over a list of paths (relative to the repo
 // root) and a function reading one: RecordPaths picks the record files,
 // which are read one at a time in that order and decoded (DecodeRecordFile)
-// by up to GOMAXPROCS goroutines, and CollectRecords gathers them. The
+// by up to GOMAXPROCS goroutines, and CollectRecords gathers them; a
+// write-ahead journal among paths is laid over them (FoldJournal). The
 // result and the errors do not depend on the goroutines.
 func LoadRecordFiles(paths []string, read func(path string) ([]byte, error)) (*Records, error) {
 	return LegacyRecordRoot.LoadRecordFiles(paths, read)
@@ -473,7 +481,15 @@ func (root RecordRoot) LoadRecordFiles(paths []string, read func(path string) ([
 		}
 		out[i] = root.DecodeRecordFile(files[i], data)
 	})
-	return CollectRecords(out, warnings)
+	recs, err := CollectRecords(out, warnings)
+	if slices.Contains(paths, root.JournalPath()) {
+		data, rerr := read(root.JournalPath())
+		if rerr == nil {
+			rerr = root.FoldJournal(recs, data)
+		}
+		err = errors.Join(err, rerr)
+	}
+	return recs, err
 }
 
 // RecordPaths picks the record files among paths: the *.yaml and *.yml

@@ -333,7 +333,8 @@ func blobReader(tr TreeReader) (read func(blob string) ([]byte, error), done fun
 // seen before are read and decoded. Files are listed with their blob
 // hashes and read by hash (no path lookup per file), and decoded in
 // parallel; root.RecordPaths says which files are records and how they
-// are taken (another deployment's are not).
+// are taken (another deployment's are not). A write-ahead journal is laid
+// over them (manifest.RecordRoot.FoldJournal).
 func LoadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *DecodeCache) (*manifest.Records, error) {
 	recs, _, _, err := loadRecords(tr, root, rev, cache)
 	return recs, err
@@ -360,6 +361,7 @@ func loadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *Dec
 		paths = append(paths, f.Path)
 		byPath[f.Path] = f
 	}
+	journal, hasJournal := byPath[root.JournalPath()]
 	recordPaths, warnings := root.RecordPaths(paths)
 	recordFiles := make([]gitrepo.File, 0, len(recordPaths))
 	for _, p := range recordPaths {
@@ -372,6 +374,13 @@ func loadRecords(tr TreeReader, root manifest.RecordRoot, rev string, cache *Dec
 		return nil, nil, nil, fmt.Errorf("read record %s at %s: %w", recordFiles[failed].Path, short(rev), err)
 	}
 	recs, err := manifest.CollectRecords(decoded, warnings)
+	if hasJournal {
+		data, rerr := read(journal.Blob)
+		if rerr == nil {
+			rerr = root.FoldJournal(recs, data)
+		}
+		err = errors.Join(err, rerr)
+	}
 	if err != nil {
 		// The records that did decode come with the error: status shows
 		// them beside it (a pass refuses all).

@@ -476,7 +476,10 @@ func (r *Reconciler) load(fr gitrepo.FetchResult, recordsRev string, po prepareO
 		return l, nil, err
 	}
 	l = loaded{records: records, snap: rl.snap}
-	if ix != nil {
+	if ix != nil && records.Journaled == nil {
+		// An index describes record files alone: with a journal over them
+		// the next pass loads everything again (after this pass's status
+		// commit has removed the journal).
 		l.index = newScopeIndex(rl, recordsRev, recFiles, recDocs, ix)
 	}
 	return l, recordsErr, nil
@@ -676,7 +679,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			// nothing (the next process plans again).
 			return &SyncResult{Skipped: true, Reason: "shutting down: nothing started"}, nil
 		}
-		files, err := recordChanges(r.Log, r.recordRoot(), p.records, writeAhead, nil, false)
+		files, err := journalChange(r.recordRoot(), p.records, writeAhead)
 		if err != nil {
 			return nil, err
 		}
@@ -692,11 +695,14 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			return nil, fmt.Errorf("write-ahead records: %w", err)
 		}
 		r.wrote(ctx, &p.view, wr, false)
-		writes.add(r.recordRoot(), files, writeAhead, nil)
 		r.Log.WithFields(logrus.Fields{"commit": short(wr.Commit), "records": len(writeAhead)}).Info("write-ahead records pushed")
-		// The records now in Git are the write-ahead ones.
+		// The records now in Git are the write-ahead ones, in the journal.
+		if p.records.Journaled == nil {
+			p.records.Journaled = make(map[manifest.Ref]bool, len(writeAhead))
+		}
 		for ref, rec := range writeAhead {
 			p.records.Status[ref] = rec
+			p.records.Journaled[ref] = true
 		}
 		break
 	}
@@ -999,10 +1005,32 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 	return next
 }
 
+// journalChange is the write-ahead commit's one file: the journal holding
+// writeAhead's records and those of base's journal that writeAhead does
+// not replace (a journal a pass finds is still the only copy of them).
+func journalChange(root manifest.RecordRoot, base *manifest.Records, writeAhead map[manifest.Ref]*manifest.StatusRecord) (map[string][]byte, error) {
+	recs := make([]*manifest.StatusRecord, 0, len(writeAhead)+len(base.Journaled))
+	for _, rec := range writeAhead {
+		recs = append(recs, rec)
+	}
+	for ref := range base.Journaled {
+		if _, replaced := writeAhead[ref]; !replaced {
+			recs = append(recs, base.Status[ref])
+		}
+	}
+	data, err := manifest.MarshalJournal(recs)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{root.JournalPath(): data}, nil
+}
+
 // recordChanges turns changed records into a ChangeSet's files: only records
 // whose bytes differ from what is in Git are included, so an unchanged pass
 // writes nothing. statusChanged says the status records are known to differ
-// from base's (the executor's Result.Records): they are not compared again.
+// from base's (the executor's Result.Records): they are not compared again,
+// and this is a status commit, which also writes every record of base's
+// write-ahead journal (base.Journaled) to its file and removes the journal.
 // Records are compared and rendered on all cores (a cold converge renders
 // thousands). A record whose ref has no record path (a name validation
 // refuses) is left out with a warning, so it can neither land outside its
@@ -1040,6 +1068,16 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 		}
 		old, ok := base.Status[ref]
 		add(p, old, ok, rec, rec != nil, !statusChanged)
+	}
+	if statusChanged {
+		for ref := range base.Journaled {
+			if _, ok := status[ref]; ok {
+				continue
+			}
+			if p, err := root.StatusPath(ref); err == nil {
+				add(p, nil, false, base.Status[ref], true, false)
+			}
+		}
 	}
 	for ref, rec := range catalogs {
 		p, err := root.CatalogPath(ref)
@@ -1080,6 +1118,9 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 		case c.data != nil:
 			files[c.path] = c.data
 		}
+	}
+	if statusChanged && base.Journaled != nil {
+		files[root.JournalPath()] = nil
 	}
 	return files, nil
 }

@@ -349,6 +349,10 @@ func (r *Reconciler) loadScoped(ix *scopeIndex, head, recordsRev string) (*scope
 		fresh[c.Path] = d
 	}
 	for _, c := range rch {
+		if c.Path == root.JournalPath() {
+			// A journal's records lie over the files the index holds.
+			return nil, fullLoad("%s changed", c.Path)
+		}
 		old := next.Records[c.Path]
 		if old.Always {
 			return nil, fullLoad("%s changed", c.Path)
@@ -740,6 +744,9 @@ func (r *Reconciler) advanceRecords(ix *scopeIndex, rev string, w recordWrites) 
 		}
 	}
 	for _, c := range changes {
+		if c.Path == root.JournalPath() && c.Action != gitrepo.Deleted {
+			return nil // another writer's unfinished pass: load everything
+		}
 		delete(ix.Records, c.Path)
 		if c.Action == gitrepo.Deleted {
 			continue
