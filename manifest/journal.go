@@ -104,7 +104,7 @@ func (root RecordRoot) DecodeJournal(p string, data []byte) ([]*StatusRecord, er
 	offset := 0
 	for i, raw := range h.Records {
 		// Entries are sub-slices of data in order: find each to name its line.
-		at := offset + bytes.Index(data[offset:], raw)
+		at := offset + max(bytes.Index(data[offset:], raw), 0)
 		offset = at + len(raw)
 		where := fmt.Sprintf("%s:%d: records[%d]", p, lineAt(data, int64(at)), i)
 		rec, err := UnmarshalStatusRecord(where, raw)

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 
@@ -149,4 +150,34 @@ func TestLoadRecordFilesFoldsJournal(t *testing.T) {
 	if err != nil || got.Journaled != nil {
 		t.Errorf("without a journal: Journaled %v, err %v", got.Journaled, err)
 	}
+}
+
+// FuzzDecodeJournal: a journal is input from Git. Decoding never panics,
+// and what it accepts writes back to a journal that decodes to the same
+// records.
+func FuzzDecodeJournal(f *testing.F) {
+	good, err := MarshalJournal(journalRecords())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"apiVersion": "osbgit.dev/v1alpha1", "kind": "WriteAheadJournal", "formatVersion": 1, "records": []}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, err := LegacyRecordRoot.DecodeJournal("j", data)
+		if err != nil {
+			return
+		}
+		again, err := MarshalJournal(recs)
+		if err != nil {
+			t.Fatalf("accepted journal does not write back: %v", err)
+		}
+		recs2, err := LegacyRecordRoot.DecodeJournal("j", again)
+		if err != nil {
+			t.Fatalf("journal written back does not decode: %v\n%s", err, again)
+		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].Ref.Less(recs[j].Ref) })
+		if d := cmp.Diff(recs, recs2); d != "" {
+			t.Fatalf("records differ (-first +again):\n%s", d)
+		}
+	})
 }
