@@ -55,13 +55,20 @@ type journalHeader struct {
 func MarshalJournal(recs []*StatusRecord) ([]byte, error) {
 	sorted := append([]*StatusRecord(nil), recs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Ref.Less(sorted[j].Ref) })
+	// Encoding the records is most of the write-ahead push's CPU, and the
+	// pass waits for it before its first call: it is spread over the
+	// cores like decoding (nothing to read).
+	lines := make([][]byte, len(sorted))
+	errs := make([]error, len(sorted))
+	DecodeRange(len(sorted), func(int) ([]byte, error) { return nil, nil }, func(i int, _ []byte, _ error) {
+		lines[i], errs[i] = RecordJSON(sorted[i])
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("write-ahead journal: %w", err)
+	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "{\"apiVersion\": %q, \"kind\": %q, \"formatVersion\": %d, \"records\": [", ConfigAPIVersion, KindWriteAheadJournal, JournalFormatVersion)
-	for i, rec := range sorted {
-		b, err := RecordJSON(rec)
-		if err != nil {
-			return nil, fmt.Errorf("write-ahead journal: %w", err)
-		}
+	for i, b := range lines {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
