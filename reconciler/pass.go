@@ -750,7 +750,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			catalogRecs[ref] = nil
 		}
 	}
-	files, err := recordChanges(r.Log, r.recordRoot(), p.records, res.Exec.Records, catalogRecs, true)
+	files, err := recordChanges(r.Log, r.recordRoot(), p.records, res.Exec.Records, catalogRecs, true, res.Exec.RecordJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -1031,15 +1031,19 @@ func journalChange(root manifest.RecordRoot, base *manifest.Records, writeAhead 
 // from base's (the executor's Result.Records): they are not compared again,
 // and this is a status commit, which also writes every record of base's
 // write-ahead journal (base.Journaled) to its file and removes the journal.
+// rendered holds the RecordJSON of status records the caller has already
+// encoded (the executor's Result.RecordJSON): those are not encoded again.
 // Records are compared and rendered on all cores (a cold converge renders
 // thousands). A record whose ref has no record path (a name validation
 // refuses) is left out with a warning, so it can neither land outside its
 // own directory nor fail the commit of the others. Paths are under root,
 // this deployment's records directory.
-func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool) (map[string][]byte, error) {
+func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manifest.Records, status map[manifest.Ref]*manifest.StatusRecord, catalogs map[manifest.Ref]*manifest.CatalogRecord, statusChanged bool, rendered map[manifest.Ref][]byte) (map[string][]byte, error) {
 	type change struct {
 		path           string
 		oldRec, newRec manifest.Record
+		// json is newRec's RecordJSON when the caller has it (nil: encode).
+		json []byte
 		// compare: oldRec is to be compared with newRec.
 		compare bool
 		// data is the file's new content; nil with remove set deletes it.
@@ -1050,8 +1054,8 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 	changes := make([]change, 0, len(status)+len(catalogs))
 	// add keeps a nil record as a nil interface (a record to delete, or
 	// none in Git yet).
-	add := func(path string, oldRec manifest.Record, hadOld bool, newRec manifest.Record, hasNew, compare bool) {
-		c := change{path: path, compare: compare}
+	add := func(path string, oldRec manifest.Record, hadOld bool, newRec manifest.Record, hasNew, compare bool, json []byte) {
+		c := change{path: path, compare: compare, json: json}
 		if hadOld {
 			c.oldRec = oldRec
 		}
@@ -1067,7 +1071,7 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 			continue
 		}
 		old, ok := base.Status[ref]
-		add(p, old, ok, rec, rec != nil, !statusChanged)
+		add(p, old, ok, rec, rec != nil, !statusChanged, rendered[ref])
 	}
 	if statusChanged {
 		for ref := range base.Journaled {
@@ -1075,7 +1079,7 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 				continue
 			}
 			if p, err := root.StatusPath(ref); err == nil {
-				add(p, nil, false, base.Status[ref], true, false)
+				add(p, nil, false, base.Status[ref], true, false, nil)
 			}
 		}
 	}
@@ -1086,7 +1090,7 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 			continue
 		}
 		old, ok := base.Catalogs[ref]
-		add(p, old, ok, rec, rec != nil, true)
+		add(p, old, ok, rec, rec != nil, true, nil)
 	}
 	parallel.For(len(changes), func(i int) {
 		c := &changes[i]
@@ -1094,10 +1098,13 @@ func recordChanges(log logrus.FieldLogger, root manifest.RecordRoot, base *manif
 			c.remove = c.oldRec != nil
 			return
 		}
-		nj, err := manifest.RecordJSON(c.newRec)
-		if err != nil {
-			c.err = err
-			return
+		nj := c.json
+		if nj == nil {
+			var err error
+			if nj, err = manifest.RecordJSON(c.newRec); err != nil {
+				c.err = err
+				return
+			}
 		}
 		if c.oldRec != nil && c.compare {
 			// Equal JSON renders to equal files; comparing it skips the

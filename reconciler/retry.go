@@ -49,7 +49,7 @@ func (r *Reconciler) Retry(ctx context.Context, ref manifest.Ref) error {
 	now := metav1.NewTime(r.Now())
 	next := *rec
 	next.Retry = &manifest.Retry{Since: now, At: now}
-	files, err := recordChanges(r.Log, r.recordRoot(), records, map[manifest.Ref]*manifest.StatusRecord{ref: &next}, nil, true)
+	files, err := recordChanges(r.Log, r.recordRoot(), records, map[manifest.Ref]*manifest.StatusRecord{ref: &next}, nil, true, nil)
 	if err != nil {
 		return err
 	}

@@ -284,6 +284,11 @@ type Result struct {
 	// Records are the status records that changed, by resource; a nil
 	// value means the record file is to be deleted.
 	Records map[manifest.Ref]*manifest.StatusRecord
+	// RecordJSON is the RecordJSON of each record in Records (none for a
+	// deletion), as Run compared it with the record before: the status
+	// commit renders that to the file instead of encoding the record
+	// again. Records must not be modified after Run, or the two differ.
+	RecordJSON map[manifest.Ref][]byte
 	// Outcomes has one entry per step, in plan order.
 	Outcomes []Outcome
 	// Counts tallies Outcomes.
@@ -364,7 +369,7 @@ var errWriteAheadMissing = errors.New("write-ahead record missing: refusing to c
 // never waited for (that would be a planner bug): the step is skipped.
 // Results are deterministic: Outcomes follow plan order.
 func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifest.Ref]*manifest.StatusRecord) *Result {
-	res := &Result{Records: map[manifest.Ref]*manifest.StatusRecord{}}
+	res := &Result{Records: map[manifest.Ref]*manifest.StatusRecord{}, RecordJSON: map[manifest.Ref][]byte{}}
 	if p == nil {
 		return res
 	}
@@ -437,15 +442,17 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 	}
 	wg.Wait()
 	markLostInstances(runs, first, e.now())
-	// Comparing records renders each as JSON twice: on all cores.
+	// Comparing records encodes each as JSON twice: on all cores. The new
+	// one is kept for the status commit (Result.RecordJSON).
 	changed := make([]bool, n)
+	rendered := make([][]byte, n)
 	errs := make([]error, n)
 	parallel.For(n, func(i int) {
 		r := runs[i]
 		r.out.Err, r.out.Summary = e.Redact.ScrubError(r.out.Err), e.Redact.Scrub(r.out.Summary)
 		if r.touched {
 			scrubRecord(r.rec, e.Redact)
-			changed[i], errs[i] = recordChanged(r.base, r.rec)
+			changed[i], rendered[i], errs[i] = recordChanged(r.base, r.rec)
 		}
 	})
 	res.Outcomes = make([]Outcome, 0, n)
@@ -459,6 +466,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		r.count(&res.Counts)
 		if changed[i] && errs[i] == nil {
 			res.Records[r.s.Ref] = r.rec
+			if rendered[i] != nil {
+				res.RecordJSON[r.s.Ref] = rendered[i]
+			}
 		}
 	}
 	return res
@@ -517,21 +527,25 @@ func (s *semaphores) get(broker manifest.Ref) chan struct{} {
 	return c
 }
 
-// recordChanged reports whether rec renders differently from base.
-func recordChanged(base, rec *manifest.StatusRecord) (bool, error) {
+// recordChanged reports whether rec renders differently from base, and
+// returns rec's RecordJSON (nil when rec is nil).
+func recordChanged(base, rec *manifest.StatusRecord) (bool, []byte, error) {
 	switch {
 	case base == nil && rec == nil:
-		return false, nil
-	case base == nil || rec == nil:
-		return true, nil
-	}
-	a, err := manifest.RecordJSON(cloneRecord(base))
-	if err != nil {
-		return false, err
+		return false, nil, nil
+	case rec == nil:
+		return true, nil, nil
 	}
 	b, err := manifest.RecordJSON(rec)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	return string(a) != string(b), nil
+	if base == nil {
+		return true, b, nil
+	}
+	a, err := manifest.RecordJSON(cloneRecord(base))
+	if err != nil {
+		return false, nil, err
+	}
+	return string(a) != string(b), b, nil
 }

@@ -239,6 +239,7 @@ func (e *env) pass(steps ...plan.Step) *Result {
 		e.records[ref] = cloneRecord(rec)
 	}
 	res := e.ex.Run(context.Background(), p, wa)
+	e.checkRecordJSON(res)
 	for ref, rec := range res.Records {
 		if rec == nil {
 			delete(e.records, ref)
@@ -248,6 +249,30 @@ func (e *env) pass(steps ...plan.Step) *Result {
 	}
 	e.checkNoSecrets(res)
 	return res
+}
+
+// checkRecordJSON checks that res.RecordJSON is what the status commit
+// would encode of res.Records, and nothing else.
+func (e *env) checkRecordJSON(res *Result) {
+	e.t.Helper()
+	for ref, rec := range res.Records {
+		got, ok := res.RecordJSON[ref]
+		if rec == nil {
+			if ok {
+				e.t.Errorf("%s: RecordJSON of a deleted record", ref)
+			}
+			continue
+		}
+		want, err := manifest.RecordJSON(cloneRecord(rec))
+		if err != nil || string(got) != string(want) {
+			e.t.Errorf("%s: RecordJSON %s, want %s (%v)", ref, got, want, err)
+		}
+	}
+	for ref := range res.RecordJSON {
+		if _, ok := res.Records[ref]; !ok {
+			e.t.Errorf("%s: RecordJSON of a record that did not change", ref)
+		}
+	}
 }
 
 // rec returns the repository's record of ref (fails when missing).
