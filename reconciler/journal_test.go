@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sort"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
@@ -131,5 +135,99 @@ func TestScopedPassAfterAnUnfinishedPass(t *testing.T) {
 	}
 	if got := f.repo.Show(journalPath); got != "" {
 		t.Errorf("journal still there:\n%s", got)
+	}
+}
+
+// TestJournalChangeKeepsUnfinishedEntries: a write-ahead push in a pass
+// that found a journal keeps the entries it does not replace (the journal
+// is their only copy until a status commit) and takes its own for the
+// resources it reserves again.
+func TestJournalChangeKeepsUnfinishedEntries(t *testing.T) {
+	ref := func(name string) manifest.Ref {
+		return manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
+	}
+	rec := func(name, id string) *manifest.StatusRecord {
+		r := manifest.NewStatusRecord(ref(name))
+		r.Phase, r.ExternalID = manifest.PhasePending, id
+		return r
+	}
+	base := &manifest.Records{
+		Status:    map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "old-a"), ref("c"): rec("c", "old-c"), ref("d"): rec("d", "file-d")},
+		Journaled: map[manifest.Ref]bool{ref("a"): true, ref("c"): true},
+	}
+	writeAhead := map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "new-a"), ref("b"): rec("b", "new-b")}
+	root := manifest.LegacyRecordRoot
+	files, err := journalChange(root, base, writeAhead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 {
+		t.Fatalf("files %v, want only the journal", files)
+	}
+	entries, err := root.DecodeJournal(root.JournalPath(), files[root.JournalPath()])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range entries {
+		got[e.Ref.Name] = e.ExternalID
+	}
+	want := map[string]string{"a": "new-a", "b": "new-b", "c": "old-c"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("journal (-want +got):\n%s", d)
+	}
+}
+
+// TestStatusCommitEndsTheJournal: the status commit writes each journaled
+// record (changed or not), deletes the file of one deleted in the pass,
+// and removes the journal; a pass without a journal leaves it alone.
+func TestStatusCommitEndsTheJournal(t *testing.T) {
+	ref := func(name string) manifest.Ref {
+		return manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
+	}
+	rec := func(name, id string) *manifest.StatusRecord {
+		r := manifest.NewStatusRecord(ref(name))
+		r.ExternalID = id
+		return r
+	}
+	root := manifest.LegacyRecordRoot
+	path := func(name string) string {
+		p, err := root.StatusPath(ref(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := &manifest.Records{
+		Status:    map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "id-a"), ref("b"): rec("b", "id-b"), ref("c"): rec("c", "id-c")},
+		Journaled: map[manifest.Ref]bool{ref("a"): true, ref("b"): true, ref("c"): true},
+	}
+	changed := map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "id-a"), ref("c"): nil}
+	changed[ref("a")].Phase = manifest.PhaseReady
+	files, err := recordChanges(logrus.New(), root, base, changed, nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for p, data := range files {
+		if data == nil {
+			p = "delete " + p
+		}
+		got = append(got, p)
+	}
+	sort.Strings(got)
+	want := []string{path("a"), path("b"), "delete " + root.JournalPath(), "delete " + path("c")}
+	sort.Strings(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("status commit files (-want +got):\n%s", d)
+	}
+	if b, err := manifest.UnmarshalStatusRecord(path("b"), files[path("b")]); err != nil || b.ExternalID != "id-b" {
+		t.Errorf("b's file: %+v, %v; want the journaled record", b, err)
+	}
+
+	base.Journaled = nil
+	files, err = recordChanges(logrus.New(), root, base, changed, nil, true, nil)
+	if _, ok := files[root.JournalPath()]; ok || err != nil {
+		t.Errorf("without a journal the status commit touches it: %v, %v", files, err)
 	}
 }
