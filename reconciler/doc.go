@@ -1,7 +1,7 @@
 // Package reconciler runs osbgit's pass: read the manifests of a revision
 // and the records under .osbgit/, fetch catalogs that are due, plan (package
-// plan), write the write-ahead records, execute (package exec) and commit the
-// resulting records back.
+// plan), push the write-ahead records (one journal file, manifest/journal.go),
+// execute (package exec) and commit the resulting records back.
 //
 // The Git repository and the secret store are adapters behind small
 // interfaces declared by their users: Source here, secrets.Reader and
