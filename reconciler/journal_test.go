@@ -231,3 +231,53 @@ func TestStatusCommitEndsTheJournal(t *testing.T) {
 		t.Errorf("without a journal the status commit touches it: %v, %v", files, err)
 	}
 }
+
+// TestClusterJournal: a deployment with a cluster ID keeps its journal in
+// its own records root. Another deployment's passes neither read nor
+// remove it, and the owner's next pass finishes with the reserved IDs.
+func TestClusterJournal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(url string) map[string]string {
+		return map[string]string{
+			"osbgit.yaml":    osbgitYAML,
+			"eu/broker.yaml": brokerYAML(url),
+			"eu/db.yaml":     instanceYAML("db", "small", ""),
+			"us/broker.yaml": brokerYAML(url),
+			"us/db.yaml":     instanceYAML("db", "small", ""),
+		}
+	})
+	eu := manifest.RecordRoot(gitrepo.RecordsDir("eu"))
+	crash := &crashTransport{allowed: 1, base: http.DefaultTransport} // the catalog, then the crash
+	f.transport = crash
+	r := f.reconcilerAs("eu", Options{Path: "eu"})
+	r.Source = crashingSource{Source: r.Source, crash: crash}
+	if _, err := r.Sync(context.Background()); err == nil || !crash.isCrashed() {
+		t.Fatalf("eu's pass before the crash: %v", err)
+	}
+	f.transport = nil
+	journal := f.repo.Show(eu.JournalPath())
+	entries, err := eu.DecodeJournal(eu.JournalPath(), []byte(journal))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("eu's journal at %s: %v, %v", eu.JournalPath(), entries, err)
+	}
+	if got := f.repo.Show(manifest.LegacyRecordRoot.JournalPath()); got != "" {
+		t.Fatalf("a journal at the legacy root too:\n%s", got)
+	}
+
+	f.sync(f.reconcilerAs("us", Options{Path: "us"}))
+	if got := f.repo.Show(eu.JournalPath()); got != journal {
+		t.Fatalf("us's pass changed eu's journal:\n%s", got)
+	}
+
+	f.sync(f.reconcilerAs("eu", Options{Path: "eu"}))
+	if got := f.repo.Show(eu.JournalPath()); got != "" {
+		t.Fatalf("eu's journal still there after its status commit:\n%s", got)
+	}
+	rec := instanceRecordIn(t, f, eu, "db")
+	if rec == nil || rec.ExternalID != entries[0].ExternalID || rec.Phase != manifest.PhaseReady {
+		t.Fatalf("eu's db: %+v, want Ready with the reserved ID %s", rec, entries[0].ExternalID)
+	}
+	if ins, _ := brokerState(f.broker); len(ins) != 2 {
+		t.Errorf("broker holds instances %v, want eu's and us's db", ins)
+	}
+}
