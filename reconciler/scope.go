@@ -15,11 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/osbgit/osbgit/manifest"
 	"github.com/osbgit/osbgit/manifest/gitrepo"
 	"github.com/osbgit/osbgit/reconciler/exec"
+	"github.com/osbgit/osbgit/reconciler/internal/parallel"
 )
 
 // A scoped pass reads and plans only what changed since the last pass.
@@ -743,30 +745,46 @@ func (r *Reconciler) advanceRecords(ix *scopeIndex, rev string, w recordWrites) 
 			changes = append(changes, gitrepo.Change{Path: f.Path, Action: gitrepo.Added, ToBlob: f.Blob})
 		}
 	}
-	for _, c := range changes {
-		if c.Path == root.JournalPath() && c.Action != gitrepo.Deleted {
-			return nil // another writer's unfinished pass: load everything
+	// The entries are built on all cores: after a cold converge this pass
+	// wrote thousands of records, and the pass ends only when they are.
+	entries := make([]*indexEntry, len(changes))
+	var failed atomic.Bool
+	parallel.For(len(changes), func(i int) {
+		c := changes[i]
+		if c.Action == gitrepo.Deleted || failed.Load() {
+			return
 		}
-		delete(ix.Records, c.Path)
-		if c.Action == gitrepo.Deleted {
-			continue
+		if c.Path == root.JournalPath() {
+			failed.Store(true) // another writer's unfinished pass: load everything
+			return
 		}
 		if paths, _ := root.RecordPaths([]string{c.Path}); len(paths) != 1 {
-			continue // not a record: LoadRecords ignores it too
+			return // not a record: LoadRecords ignores it too
 		}
 		f := manifest.RecordFile{Record: w.records[c.Path]}
 		if data, ok := w.files[c.Path]; !ok || data == nil || f.Record == nil || gitrepo.BlobHash(data) != c.ToBlob {
 			data, err := r.Source.ReadBlob(c.ToBlob)
 			if err != nil {
-				return nil
+				failed.Store(true)
+				return
 			}
 			f = root.DecodeRecordFile(c.Path, data)
 		}
 		e, err := recordEntry(c.ToBlob, f)
 		if err != nil {
-			return nil
+			failed.Store(true)
+			return
 		}
-		ix.Records[c.Path] = e
+		entries[i] = &e
+	})
+	if failed.Load() {
+		return nil
+	}
+	for i, c := range changes {
+		delete(ix.Records, c.Path)
+		if entries[i] != nil {
+			ix.Records[c.Path] = *entries[i]
+		}
 	}
 	ix.RecordsRev = rev
 	return ix
