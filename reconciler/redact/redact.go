@@ -198,19 +198,23 @@ func Forms(v string) []string {
 	if b, err := json.Marshal(v); err == nil {
 		add(string(b[1 : len(b)-1]))
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(v) == nil {
-		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		add(string(b[1 : len(b)-1]))
+	if strings.ContainsAny(v, "<>&") { // the only bytes HTML escaping changes
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(v) == nil {
+			b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+			add(string(b[1 : len(b)-1]))
+		}
 	}
 	q := strconv.Quote(v)
 	add(q[1 : len(q)-1])
 	add(url.QueryEscape(v))
 	add(url.PathEscape(v))
-	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		add(e.EncodeToString([]byte(v)))
+	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		padded := e.EncodeToString([]byte(v))
+		add(padded)
+		add(strings.TrimRight(padded, "=")) // the raw (unpadded) encoding
 	}
 	return out
 }

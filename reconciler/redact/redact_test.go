@@ -2,10 +2,13 @@ package redact
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +299,33 @@ func BenchmarkAdd(b *testing.B) {
 	for b.Loop() {
 		i++
 		s.Add(fmt.Sprintf("new-cred-%09d", i), fmt.Sprintf("postgres://u:%09d@h/db", i))
+	}
+}
+
+// TestFormsHasEveryEncoding: Forms holds each encoding of v, computed here
+// the long way (both JSON escapings, every base64 alphabet with and
+// without padding), whichever shortcut Forms takes.
+func TestFormsHasEveryEncoding(t *testing.T) {
+	for _, v := range []string{"plain-value", "a<b>&c\"d\\e", "x", "xy", "xyz", "p@ss:w/rd?&=", "ünï\u2028cødé"} {
+		var want []string
+		b, _ := json.Marshal(v)
+		want = append(want, string(b[1:len(b)-1]))
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.Encode(v)
+		nb := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		want = append(want, string(nb[1:len(nb)-1]))
+		q := strconv.Quote(v)
+		want = append(want, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v))
+		for _, e := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+			want = append(want, e.EncodeToString([]byte(v)))
+		}
+		got := Forms(v)
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("Forms(%q) = %q: missing %q", v, got, w)
+			}
+		}
 	}
 }
