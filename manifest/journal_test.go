@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -180,4 +181,28 @@ func FuzzDecodeJournal(f *testing.F) {
 			t.Fatalf("records differ (-first +again):\n%s", d)
 		}
 	})
+}
+
+// TestLoadRecordsReadsJournal: the file-system loader (validate's) finds
+// the journal beside status/ and catalog/ and lays it over the records.
+func TestLoadRecordsReadsJournal(t *testing.T) {
+	recs := journalRecords()
+	journal, err := MarshalJournal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []RecordRoot{LegacyRecordRoot, RecordRoot(".osbgit/clusters/eu")} {
+		fsys := fstest.MapFS{root.JournalPath(): {Data: journal}}
+		got, err := root.LoadRecords(fsys)
+		if err != nil {
+			t.Fatalf("%s: %v", root, err)
+		}
+		if len(got.Journaled) != 2 || got.Status[recs[0].Ref] == nil {
+			t.Errorf("%s: Journaled %v, records %v", root, got.Journaled, got.Status)
+		}
+	}
+	bad := fstest.MapFS{LegacyRecordRoot.JournalPath(): {Data: []byte("{}")}}
+	if _, err := LoadRecords(bad); err == nil || !strings.Contains(err.Error(), "writeahead.json:1: apiVersion") {
+		t.Errorf("a broken journal: %v", err)
+	}
 }

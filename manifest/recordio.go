@@ -433,8 +433,9 @@ func (r *Records) CatalogsByKey() Catalogs {
 }
 
 // LoadRecords reads every *.yaml record under .osbgit/status and
-// .osbgit/catalog of fsys. A missing .osbgit/ gives empty Records. Files
-// are taken as LoadRecordFiles says; all errors are returned joined.
+// .osbgit/catalog of fsys, and the write-ahead journal. A missing .osbgit/
+// gives empty Records. Files are taken as LoadRecordFiles says; all errors
+// are returned joined.
 func LoadRecords(fsys fs.FS) (*Records, error) { return LegacyRecordRoot.LoadRecords(fsys) }
 
 // LoadRecords is LoadRecords of the records under root.
@@ -456,6 +457,9 @@ func (root RecordRoot) LoadRecords(fsys fs.FS) (*Records, error) {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("read records under %s: %w", dir, err)
 		}
+	}
+	if _, err := fs.Stat(fsys, root.JournalPath()); err == nil {
+		files = append(files, root.JournalPath())
 	}
 	return root.LoadRecordFiles(files, func(p string) ([]byte, error) { return fs.ReadFile(fsys, p) })
 }
