@@ -54,6 +54,19 @@ func instanceRecordIn(t *testing.T, f *fixture, root manifest.RecordRoot, name s
 	return rec
 }
 
+// dbPerDeployment declares, in each of dirs (one deployment's --path
+// each), the test broker and instance db.
+func dbPerDeployment(dirs ...string) func(url string) map[string]string {
+	return func(url string) map[string]string {
+		files := map[string]string{"osbgit.yaml": osbgitYAML}
+		for _, d := range dirs {
+			files[d+"/broker.yaml"] = brokerYAML(url)
+			files[d+"/db.yaml"] = instanceYAML("db", "small", "")
+		}
+		return files
+	}
+}
+
 // TestClustersShareRepo runs two deployments (different --path and
 // cluster ID) on one repository and one broker, with prune: both
 // converge with records of their own, the same instance name in both
@@ -166,15 +179,7 @@ func TestClustersShareRepo(t *testing.T) {
 // them away nor carries them, and the cluster's stay as they were.
 func TestClusterIgnoredByLegacyDeployment(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{
-			"osbgit.yaml":   osbgitYAML,
-			"a/broker.yaml": brokerYAML(url),
-			"a/db.yaml":     instanceYAML("db", "small", ""),
-			"b/broker.yaml": brokerYAML(url),
-			"b/db.yaml":     instanceYAML("db", "small", ""),
-		}
-	})
+	f := newFixture(t, dbPerDeployment("a", "b"))
 	f.sync(f.reconcilerAs("b", Options{Path: "b"}))
 	b := stateOf(t, f, "b")
 	for i := 0; i < 2; i++ {

@@ -138,19 +138,24 @@ func TestScopedPassAfterAnUnfinishedPass(t *testing.T) {
 	}
 }
 
+// appsInstance is the ref of ServiceInstance apps/name.
+func appsInstance(name string) manifest.Ref {
+	return manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
+}
+
+// appsInstanceRecord is a Pending record of apps/name with ExternalID id.
+func appsInstanceRecord(name, id string) *manifest.StatusRecord {
+	r := manifest.NewStatusRecord(appsInstance(name))
+	r.Phase, r.ExternalID = manifest.PhasePending, id
+	return r
+}
+
 // TestJournalChangeKeepsUnfinishedEntries: a write-ahead push in a pass
 // that found a journal keeps the entries it does not replace (the journal
 // is their only copy until a status commit) and takes its own for the
 // resources it reserves again.
 func TestJournalChangeKeepsUnfinishedEntries(t *testing.T) {
-	ref := func(name string) manifest.Ref {
-		return manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
-	}
-	rec := func(name, id string) *manifest.StatusRecord {
-		r := manifest.NewStatusRecord(ref(name))
-		r.Phase, r.ExternalID = manifest.PhasePending, id
-		return r
-	}
+	ref, rec := appsInstance, appsInstanceRecord
 	base := &manifest.Records{
 		Status:    map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "old-a"), ref("c"): rec("c", "old-c"), ref("d"): rec("d", "file-d")},
 		Journaled: map[manifest.Ref]bool{ref("a"): true, ref("c"): true},
@@ -182,14 +187,7 @@ func TestJournalChangeKeepsUnfinishedEntries(t *testing.T) {
 // record (changed or not), deletes the file of one deleted in the pass,
 // and removes the journal; a pass without a journal leaves it alone.
 func TestStatusCommitEndsTheJournal(t *testing.T) {
-	ref := func(name string) manifest.Ref {
-		return manifest.Ref{Kind: manifest.KindServiceInstance, Namespace: "apps", Name: name}
-	}
-	rec := func(name, id string) *manifest.StatusRecord {
-		r := manifest.NewStatusRecord(ref(name))
-		r.ExternalID = id
-		return r
-	}
+	ref, rec := appsInstance, appsInstanceRecord
 	root := manifest.LegacyRecordRoot
 	path := func(name string) string {
 		p, err := root.StatusPath(ref(name))
@@ -237,15 +235,7 @@ func TestStatusCommitEndsTheJournal(t *testing.T) {
 // remove it, and the owner's next pass finishes with the reserved IDs.
 func TestClusterJournal(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(url string) map[string]string {
-		return map[string]string{
-			"osbgit.yaml":    osbgitYAML,
-			"eu/broker.yaml": brokerYAML(url),
-			"eu/db.yaml":     instanceYAML("db", "small", ""),
-			"us/broker.yaml": brokerYAML(url),
-			"us/db.yaml":     instanceYAML("db", "small", ""),
-		}
-	})
+	f := newFixture(t, dbPerDeployment("eu", "us"))
 	eu := manifest.RecordRoot(gitrepo.RecordsDir("eu"))
 	crash := &crashTransport{allowed: 1, base: http.DefaultTransport} // the catalog, then the crash
 	f.transport = crash
