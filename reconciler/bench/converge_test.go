@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -80,7 +81,11 @@ func converge(t *testing.T, s settings) figure {
 		ts := &timedSource{Source: r.Source}
 		r.Source = ts
 		ts.start = time.Now()
-		res, err := r.Sync(context.Background())
+		// Labelled, like the plain program's run below, so that a CPU
+		// profile (-test.cpuprofile) splits by side: go tool pprof
+		// -tagfocus side=osbgit (or side=floor).
+		var res *reconciler.SyncResult
+		pprof.Do(context.Background(), pprof.Labels("side", "osbgit"), func(ctx context.Context) { res, err = r.Sync(ctx) })
 		end := time.Now()
 		closeRepo()
 		if err != nil {
@@ -107,7 +112,9 @@ func converge(t *testing.T, s settings) figure {
 
 		w.broker.Reset()
 		runtime.GC()
-		pt, err := job.run(copyRepo(t, repo.Bare), newStore(t), w.srv.URL)
+		var pt plainTimes
+		fbare, fstore := copyRepo(t, repo.Bare), newStore(t)
+		pprof.Do(context.Background(), pprof.Labels("side", "floor"), func(ctx context.Context) { pt, err = job.run(fbare, fstore, w.srv.URL) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,7 +114,7 @@ func pollStep(rec *manifest.StatusRecord) plan.Step {
 // env is one broker over real HTTP, a directory secret store, an executor
 // and a simulated repository of records carried from run to run.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	b       *osbtest.Broker
 	srv     *httptest.Server
 	client  *osbclient.Client
@@ -152,7 +152,7 @@ func withClientTimeout(d time.Duration) envOption {
 	return func(_ *osbtest.Config, c *osbclient.Config) { c.Timeout = d }
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	bcfg := osbtest.Config{Username: "broker-user", Password: "broker-pass-123", RequireRequestIdentity: true}
 	ccfg := osbclient.Config{BrokerName: "osbtest", Username: bcfg.Username, Password: bcfg.Password, Timeout: 10 * time.Second}
