@@ -35,24 +35,33 @@ func (r *stepRun) call(ctx context.Context, ci CallInfo, f func(context.Context)
 			return fmt.Errorf("%s not sent: %w", ci.Op, err)
 		}
 	}
-	sem := r.sems.get(ci.Broker)
+	var err error
+	var drained bool
+	done := make(chan struct{})
+	call := func() {
+		defer close(done)
+		if r.sent == 0 && drain.Requested(ctx) {
+			// Shutting down: a step that has sent nothing yet does not
+			// start (run makes it waiting, its record untouched); one
+			// that has finishes its sequence.
+			r.drained, drained = true, true
+			err = fmt.Errorf("%s not sent: %w", ci.Op, errDrained)
+			return
+		}
+		r.sent++
+		r.progress.callStarted()
+		err = f(ctx)
+		r.progress.callEnded()
+	}
 	select {
-	case sem <- struct{}{}:
+	case r.callers.queue(ci.Broker) <- call:
 	case <-ctx.Done():
 		return fmt.Errorf("%s not sent: %w", ci.Op, ctx.Err())
 	}
-	defer func() { <-sem }()
-	if r.sent == 0 && drain.Requested(ctx) {
-		// Shutting down: a step that has sent nothing yet does not
-		// start (run makes it waiting, its record untouched); one that
-		// has finishes its sequence.
-		r.drained = true
-		return fmt.Errorf("%s not sent: %w", ci.Op, errDrained)
+	<-done
+	if drained || !debugEnabled(r.parentLog) {
+		return err
 	}
-	r.sent++
-	r.progress.callStarted()
-	err := f(ctx)
-	r.progress.callEnded()
 	l := r.logger().WithField("op", string(ci.Op))
 	if err != nil {
 		if id := requestID(err); id != "" {

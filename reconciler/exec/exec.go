@@ -391,8 +391,8 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}
 	}
 	sh := &runShared{
-		sems: &semaphores{size: e.concurrency(), m: map[manifest.Ref]chan struct{}{}},
-		log:  e.log(),
+		callers: &callers{size: e.concurrency(), m: map[manifest.Ref]chan func(){}},
+		log:     e.log(),
 		// Built when a step first calls a broker: a pass with nothing to
 		// do needs none (at 200,000 resources it was 50 MB).
 		learner:  sync.OnceValue(func() *secrets.Learner { return newLearner(e, p) }),
@@ -441,6 +441,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		}()
 	}
 	wg.Wait()
+	sh.callers.stop()
 	markLostInstances(runs, first, e.now())
 	// Comparing records encodes each as JSON twice: on all cores. The new
 	// one is kept for the status commit (Result.RecordJSON).
@@ -476,7 +477,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 
 // runShared is what the steps of one Run share.
 type runShared struct {
-	sems     *semaphores
+	callers  *callers
 	log      logrus.FieldLogger
 	learner  func() *secrets.Learner
 	progress *progress
@@ -509,22 +510,43 @@ func (p *progress) send(done, calls int64, o *Outcome) {
 	}
 }
 
-// semaphores are per-broker call limits.
-type semaphores struct {
+// callers make each broker's calls, at most size at a time, on long-lived
+// goroutines: a call's stack (HTTP, JSON, redaction) is then grown once per
+// worker rather than once per step goroutine, which cost ~5 µs a call (~20
+// ms of CPU per converge figure run). Blocked senders queue in order, like
+// a semaphore's.
+type callers struct {
 	mu   sync.Mutex
 	size int
-	m    map[manifest.Ref]chan struct{}
+	m    map[manifest.Ref]chan func()
 }
 
-func (s *semaphores) get(broker manifest.Ref) chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[broker]
+// queue returns broker's call queue, starting its workers on first use.
+func (c *callers) queue(broker manifest.Ref) chan func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q, ok := c.m[broker]
 	if !ok {
-		c = make(chan struct{}, s.size)
-		s.m[broker] = c
+		q = make(chan func())
+		c.m[broker] = q
+		for range c.size {
+			go func() {
+				for call := range q {
+					call()
+				}
+			}()
+		}
 	}
-	return c
+	return q
+}
+
+// stop ends the workers; every call has returned.
+func (c *callers) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.m {
+		close(q)
+	}
 }
 
 // recordChanged reports whether rec renders differently from base, and

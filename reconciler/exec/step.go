@@ -79,10 +79,10 @@ const (
 
 // stepRun is the state of one step while it runs.
 type stepRun struct {
-	e    *Executor
-	p    *plan.Plan
-	s    *plan.Step
-	sems *semaphores
+	e       *Executor
+	p       *plan.Plan
+	s       *plan.Step
+	callers *callers
 	// progress counts the Run's steps and calls for Executor.OnProgress.
 	progress *progress
 	// sent counts the calls the step sent; drained is set when its first
@@ -130,7 +130,7 @@ type stepRun struct {
 
 func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*manifest.StatusRecord, sh *runShared) *stepRun {
 	s := &p.Steps[i]
-	r := &stepRun{e: e, p: p, s: s, sems: sh.sems, binding: s.Ref.Kind == manifest.KindServiceBinding, learner: sh.learner, progress: sh.progress}
+	r := &stepRun{e: e, p: p, s: s, callers: sh.callers, binding: s.Ref.Kind == manifest.KindServiceBinding, learner: sh.learner, progress: sh.progress}
 	r.out = Outcome{Ref: s.Ref, Action: s.Action, ExternalID: s.ExternalID}
 	r.base = s.Record
 	if needsWriteAhead(s) {
@@ -175,20 +175,26 @@ func (r *stepRun) inline(first map[manifest.Ref]int, done []chan struct{}) bool 
 	return true
 }
 
-// logger is the step's logger: the executor's with the step's ref,
-// action, broker and external ID.
+// logger is the step's logger: the executor's with the step's fields.
 func (r *stepRun) logger() logrus.FieldLogger {
 	if r.log == nil {
-		fields := logrus.Fields{"ref": r.s.Ref.String(), "action": string(r.s.Action)}
-		if r.s.Target.Broker.Name != "" {
-			fields["broker"] = r.s.Target.Broker.String()
-		}
-		if r.out.ExternalID != "" {
-			fields["external_id"] = r.out.ExternalID
-		}
-		r.log = r.parentLog.WithFields(fields)
+		r.log = r.parentLog.WithFields(r.logFields(0))
 	}
 	return r.log
+}
+
+// logFields are the step's ref, action, broker and external ID, with room
+// for extra more.
+func (r *stepRun) logFields(extra int) logrus.Fields {
+	fields := make(logrus.Fields, 4+extra)
+	fields["ref"], fields["action"] = r.s.Ref.String(), string(r.s.Action)
+	if r.s.Target.Broker.Name != "" {
+		fields["broker"] = r.s.Target.Broker.String()
+	}
+	if r.out.ExternalID != "" {
+		fields["external_id"] = r.out.ExternalID
+	}
+	return fields
 }
 
 // run dispatches the step.
@@ -393,13 +399,16 @@ func (r *stepRun) finishLog() {
 	if r.out.Status == StatusUnchanged && !debugEnabled(r.parentLog) {
 		return
 	}
-	l := r.logger().WithField("status", string(r.out.Status))
+	// One map of all fields: each logrus With* copies the fields.
+	fields := r.logFields(3)
+	fields["status"] = string(r.out.Status)
 	if r.out.Err != nil {
-		l = l.WithError(r.out.Err)
+		fields[logrus.ErrorKey] = r.out.Err
 		if id := requestID(r.out.Err); id != "" {
-			l = l.WithField("request_id", id)
+			fields["request_id"] = id
 		}
 	}
+	l := r.parentLog.WithFields(fields)
 	switch r.out.Status {
 	case StatusFailed:
 		l.Error(r.out.Summary)
