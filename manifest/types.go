@@ -51,9 +51,9 @@ type Ref struct {
 // "ClusterServiceBroker ups-broker".
 func (r Ref) String() string {
 	if r.Namespace == "" {
-		return fmt.Sprintf("%s %s", r.Kind, r.Name)
+		return string(r.Kind) + " " + r.Name
 	}
-	return fmt.Sprintf("%s %s/%s", r.Kind, r.Namespace, r.Name)
+	return string(r.Kind) + " " + r.Namespace + "/" + r.Name
 }
 
 // Less orders refs by kind, namespace, then name; Set and Diagnostics use it

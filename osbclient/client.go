@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"mime"
 	"net"
@@ -128,6 +129,15 @@ type Client struct {
 	http       *http.Client
 	onRequest  func(RequestInfo)
 	secrets    []string
+	// identity is the last originating identity encoded: a pass sends
+	// the same one with every call.
+	identity atomic.Pointer[encodedIdentity]
+}
+
+// encodedIdentity is an originating identity (a copy) and its header value.
+type encodedIdentity struct {
+	id     osbwire.OriginatingIdentity
+	header string
 }
 
 // New checks cfg and builds a Client. Errors name the broker but never show
@@ -642,12 +652,35 @@ func (k *call) setIdentity(id *osbwire.OriginatingIdentity, ctxt *osbwire.Contex
 		return k.fail(KindRequest, 0, fmt.Errorf("originating identity is %s but context.platform is %q",
 			osbwire.PlatformKubernetes, ctxt.Platform))
 	}
+	if last := k.c.identity.Load(); last != nil && sameIdentity(&last.id, id) {
+		k.identity = last.header
+		return nil
+	}
 	b, err := json.Marshal(id)
 	if err != nil {
 		return k.fail(KindRequest, 0, fmt.Errorf("encoding originating identity: %w", err))
 	}
 	k.identity = osbwire.PlatformKubernetes + " " + base64.StdEncoding.EncodeToString(b)
+	k.c.identity.Store(&encodedIdentity{id: cloneIdentity(id), header: k.identity})
 	return nil
+}
+
+// sameIdentity reports whether a and b encode the same.
+func sameIdentity(a, b *osbwire.OriginatingIdentity) bool {
+	sameList := func(x, y []string) bool { return slices.Equal(x, y) && (x == nil) == (y == nil) }
+	return a.Username == b.Username && a.UID == b.UID && slices.Equal(a.Groups, b.Groups) && maps.EqualFunc(a.Extra, b.Extra, sameList)
+}
+
+func cloneIdentity(id *osbwire.OriginatingIdentity) osbwire.OriginatingIdentity {
+	c := *id
+	c.Groups = slices.Clone(id.Groups)
+	if id.Extra != nil {
+		c.Extra = make(map[string][]string, len(id.Extra))
+		for k, v := range id.Extra {
+			c.Extra[k] = slices.Clone(v)
+		}
+	}
+	return c
 }
 
 func (k *call) acceptsIncomplete(v bool) {

@@ -374,6 +374,46 @@ func TestOriginatingIdentityExactEncoding(t *testing.T) {
 	}
 }
 
+// TestOriginatingIdentityFollowsEachCall: the client reuses the header it
+// encoded last only for an identity that encodes the same, even when the
+// caller changes the identity it passed before.
+func TestOriginatingIdentityFollowsEachCall(t *testing.T) {
+	b := newBroker(t, reply(201, `{}`))
+	c := newClient(t, b.URL)
+	shared := &osbwire.OriginatingIdentity{Username: "bob", UID: "42", Groups: []string{"dev"}}
+	ids := []*osbwire.OriginatingIdentity{
+		shared,
+		shared,
+		shared, // changed in place after it was sent (below)
+		{Username: "bob", UID: "42", Groups: []string{"dev"}},
+		{Username: "bob", UID: "42", Groups: []string{"ops"}},
+		{Username: "bob", UID: "42", Extra: map[string][]string{"k": nil}},
+		{Username: "bob", UID: "42", Extra: map[string][]string{"k": {}}},
+		{Username: "bob", UID: "42", Extra: map[string][]string{"k": {}}},
+		{Username: "carol", UID: "42", Extra: map[string][]string{"k": {}}},
+	}
+	var want []string
+	for i, id := range ids {
+		if i == 2 {
+			shared.Groups[0] = "admins"
+		}
+		j, err := json.Marshal(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "kubernetes "+base64.StdEncoding.EncodeToString(j))
+		if _, err := c.Provision(context.Background(), &osbwire.ProvisionRequest{
+			InstanceID: "i", ServiceID: "s", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "sp", Identity: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range b.requests() {
+		if got := r.Header.Get("X-Broker-API-Originating-Identity"); got != want[i] {
+			t.Errorf("call %d: identity %q, want %q", i, got, want[i])
+		}
+	}
+}
+
 func TestAPIVersionHeaderConfigurable(t *testing.T) {
 	b := newBroker(t, reply(200, okBody))
 	c := newClient(t, b.URL, func(c *osbclient.Config) { c.APIVersion = "2.15" })

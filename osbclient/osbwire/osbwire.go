@@ -143,6 +143,17 @@ const PlatformKubernetes = "kubernetes"
 
 // MarshalJSON flattens Extra into the context object.
 func (c Context) MarshalJSON() ([]byte, error) {
+	if len(c.Extra) == 0 {
+		// The same object as the map below (keys sorted), without
+		// building a map: a context goes with every provision, update
+		// and bind.
+		return json.Marshal(struct {
+			ClusterID    string `json:"clusterid,omitempty"`
+			InstanceName string `json:"instance_name,omitempty"`
+			Namespace    string `json:"namespace,omitempty"`
+			Platform     string `json:"platform"`
+		}{c.ClusterID, c.InstanceName, c.Namespace, c.Platform})
+	}
 	m := make(map[string]any, len(c.Extra)+4)
 	for k, v := range c.Extra {
 		m[k] = v
