@@ -175,8 +175,11 @@ type Reconciler struct {
 	// hasher makes the checksums of Secret contents (secretcheck.go).
 	hasherOnce sync.Once
 	hasher     *secretHasher
-	// scope is the scope index the last pass left (scope.go).
-	scope *scopeIndex
+	// scope is the scope index the last pass left (scope.go);
+	// advanceScope, when set, makes it: the last pass left that to the
+	// next (settleScope).
+	scope        *scopeIndex
+	advanceScope func()
 }
 
 func (r *Reconciler) init(ctx context.Context) error {
@@ -803,7 +806,11 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	if !p.view.sealed && statusWrite != nil {
 		recordsRev = statusWrite.Commit
 	}
-	r.keepScope(r.advanceRecords(p.loaded.index.failed(res.Exec), recordsRev, writes))
+	ix := p.loaded.index.failed(res.Exec)
+	r.advanceScope = func() { r.keepScope(r.advanceRecords(ix, recordsRev, writes)) }
+	if r.Options.ScopeIndexPath != "" {
+		r.settleScope() // the next process reads it from the file
+	}
 	r.saveState(ctx)
 	return res, nil
 }

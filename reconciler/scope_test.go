@@ -451,6 +451,39 @@ func TestScopedSyncConverges(t *testing.T) {
 	}
 }
 
+// TestScopeInMemoryMadeByTheNextPass: with no index file, a pass leaves
+// its index to be made by the next pass of the same process, which makes
+// it first and is scoped by it.
+func TestScopeInMemoryMadeByTheNextPass(t *testing.T) {
+	t.Parallel()
+	f, opts := newScopeFixture(t, t.TempDir())
+	opts.StatePath, opts.ScopeIndexPath = "", ""
+	r := f.reconciler(opts)
+	for range 5 {
+		if f.sync(r).Skipped {
+			break
+		}
+	}
+	f.repo.Push("resize a", map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 7\n")}, nil)
+	res := f.sync(r)
+	if c := res.Exec.Counts; c.Updated != 1 || c.Failed != 0 {
+		t.Fatalf("counts %+v, want one update", c)
+	}
+	if n := len(res.Plan.Steps); n != 5 {
+		t.Errorf("the scoped pass planned %d resources, want 5", n)
+	}
+	if r.scope != nil || r.advanceScope == nil {
+		t.Fatalf("after a pass that wrote records: index %p, left to the next pass %v", r.scope, r.advanceScope != nil)
+	}
+	f.repo.Push("resize a", map[string]string{"apps/a.yaml": instanceYAML("a", "small", "    size: 8\n")}, nil)
+	if res := f.sync(r); len(res.Plan.Steps) != 5 || res.Exec.Counts.Updated != 1 {
+		t.Errorf("the pass after it planned %d resources (want 5), counts %+v", len(res.Plan.Steps), res.Exec.Counts)
+	}
+	if inst, _ := f.broker.Instance(recordOf(t, f, manifest.KindServiceInstance, "a").ExternalID); fmt.Sprint(inst.Parameters["size"]) != "8" {
+		t.Errorf("broker holds size %v, want 8", inst.Parameters["size"])
+	}
+}
+
 // The scope fingerprint depends on the options' values, not on where they
 // are in memory: each sync process builds its own.
 func TestScopeFingerprintOfValues(t *testing.T) {
