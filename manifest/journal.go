@@ -50,9 +50,11 @@ type journalHeader struct {
 	Records       []json.RawMessage `json:"records"`
 }
 
-// MarshalJournal renders the journal holding recs, sorted by ref. The
-// records are normalized in place, as RecordJSON does.
-func MarshalJournal(recs []*StatusRecord) ([]byte, error) {
+// MarshalJournal renders the journal holding recs, sorted by ref, and
+// returns each record's line, its RecordJSON (for a caller that compares
+// records with what the journal holds). The records are normalized in
+// place, as RecordJSON does.
+func MarshalJournal(recs []*StatusRecord) (data []byte, entries map[Ref][]byte, err error) {
 	sorted := append([]*StatusRecord(nil), recs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Ref.Less(sorted[j].Ref) })
 	// Encoding the records is most of the write-ahead push's CPU, and the
@@ -64,8 +66,9 @@ func MarshalJournal(recs []*StatusRecord) ([]byte, error) {
 		lines[i], errs[i] = RecordJSON(sorted[i])
 	})
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("write-ahead journal: %w", err)
+		return nil, nil, fmt.Errorf("write-ahead journal: %w", err)
 	}
+	entries = make(map[Ref][]byte, len(sorted))
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "{\"apiVersion\": %q, \"kind\": %q, \"formatVersion\": %d, \"records\": [", ConfigAPIVersion, KindWriteAheadJournal, JournalFormatVersion)
 	for i, b := range lines {
@@ -74,9 +77,10 @@ func MarshalJournal(recs []*StatusRecord) ([]byte, error) {
 		}
 		buf.WriteString("\n  ")
 		buf.Write(b)
+		entries[sorted[i].Ref] = b
 	}
 	buf.WriteString("\n]}\n")
-	return buf.Bytes(), nil
+	return buf.Bytes(), entries, nil
 }
 
 // DecodeJournal decodes the journal file p strictly: the header as

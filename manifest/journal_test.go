@@ -26,9 +26,11 @@ func journalRecords() []*StatusRecord {
 }
 
 // TestJournalGolden pins the journal file: a header line, then one line
-// per record sorted by ref, each the record's RecordJSON.
+// per record sorted by ref, each the record's RecordJSON, which
+// MarshalJournal also returns by ref.
 func TestJournalGolden(t *testing.T) {
-	got, err := MarshalJournal(journalRecords())
+	recs := journalRecords()
+	got, entries, err := MarshalJournal(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +38,23 @@ func TestJournalGolden(t *testing.T) {
 	if n := strings.Count(string(got), "\n"); n != 4 {
 		t.Errorf("%d lines, want a header, two records and the end", n)
 	}
+	if len(entries) != len(recs) {
+		t.Errorf("%d entries for %d records", len(entries), len(recs))
+	}
+	for _, rec := range recs {
+		want, err := RecordJSON(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := entries[rec.Ref]; string(e) != string(want) || !strings.Contains(string(got), "\n  "+string(e)) {
+			t.Errorf("entry of %s:\n%s\nwant its RecordJSON, a line of the file:\n%s", rec.Ref, e, want)
+		}
+	}
 }
 
 func TestJournalRoundTrip(t *testing.T) {
 	recs := journalRecords()
-	data, err := MarshalJournal(recs)
+	data, _, err := MarshalJournal(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +66,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("decoded journal differs (-want +got):\n%s", d)
 	}
-	empty, err := MarshalJournal(nil)
+	empty, _, err := MarshalJournal(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +78,7 @@ func TestJournalRoundTrip(t *testing.T) {
 // TestDecodeJournalErrors: a journal osbgit did not write as it is gets an
 // error naming the file, the line and what is wrong, never a guess.
 func TestDecodeJournalErrors(t *testing.T) {
-	good, err := MarshalJournal(journalRecords())
+	good, _, err := MarshalJournal(journalRecords())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +133,7 @@ func TestLoadRecordFilesFoldsJournal(t *testing.T) {
 		}
 		files[p] = b
 	}
-	journal, err := MarshalJournal(recs)
+	journal, _, err := MarshalJournal(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +171,7 @@ func TestLoadRecordFilesFoldsJournal(t *testing.T) {
 // and what it accepts writes back to a journal that decodes to the same
 // records.
 func FuzzDecodeJournal(f *testing.F) {
-	good, err := MarshalJournal(journalRecords())
+	good, _, err := MarshalJournal(journalRecords())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -168,7 +182,7 @@ func FuzzDecodeJournal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := MarshalJournal(recs)
+		again, _, err := MarshalJournal(recs)
 		if err != nil {
 			t.Fatalf("accepted journal does not write back: %v", err)
 		}
@@ -187,7 +201,7 @@ func FuzzDecodeJournal(f *testing.F) {
 // the journal beside status/ and catalog/ and lays it over the records.
 func TestLoadRecordsReadsJournal(t *testing.T) {
 	recs := journalRecords()
-	journal, err := MarshalJournal(recs)
+	journal, _, err := MarshalJournal(recs)
 	if err != nil {
 		t.Fatal(err)
 	}

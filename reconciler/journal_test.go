@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -162,12 +163,17 @@ func TestJournalChangeKeepsUnfinishedEntries(t *testing.T) {
 	}
 	writeAhead := map[manifest.Ref]*manifest.StatusRecord{ref("a"): rec("a", "new-a"), ref("b"): rec("b", "new-b")}
 	root := manifest.LegacyRecordRoot
-	files, err := journalChange(root, base, writeAhead)
+	files, lines, err := journalChange(root, base, writeAhead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) != 1 {
 		t.Fatalf("files %v, want only the journal", files)
+	}
+	for ref, line := range lines {
+		if !strings.Contains(string(files[root.JournalPath()]), string(line)) {
+			t.Errorf("entry of %s is not a line of the journal: %s", ref, line)
+		}
 	}
 	entries, err := root.DecodeJournal(root.JournalPath(), files[root.JournalPath()])
 	if err != nil {

@@ -647,7 +647,8 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	res := &SyncResult{}
 	var p *prepared
 	var writeAhead map[manifest.Ref]*manifest.StatusRecord
-	var writes recordWrites // for the scope index
+	var journaled map[manifest.Ref][]byte // writeAhead's RecordJSON
+	var writes recordWrites               // for the scope index
 	for attempt := 0; ; attempt++ {
 		fr, err := r.Source.Fetch(ctx)
 		if err != nil {
@@ -673,7 +674,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			res.Refused = p.plan.Refused
 			break
 		}
-		writeAhead = exec.WriteAheadRecords(p.plan, now)
+		writeAhead, journaled = exec.WriteAheadRecords(p.plan, now), nil
 		if len(writeAhead) == 0 {
 			break
 		}
@@ -682,7 +683,8 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			// nothing (the next process plans again).
 			return &SyncResult{Skipped: true, Reason: "shutting down: nothing started"}, nil
 		}
-		files, err := journalChange(r.recordRoot(), p.records, writeAhead)
+		var files map[string][]byte
+		files, journaled, err = journalChange(r.recordRoot(), p.records, writeAhead)
 		if err != nil {
 			return nil, err
 		}
@@ -725,16 +727,17 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	r.resultStarted(ctx, rev)
 
 	ex := &exec.Executor{
-		Brokers:     r.brokerLookup(ctx, p.snap.Set, p.gate),
-		Secrets:     r.Secrets,
-		Concurrency: p.cfg.concurrency,
-		Now:         r.Now,
-		Log:         r.Log,
-		InlinePoll:  r.Options.InlinePoll,
-		OnProgress:  r.Progress,
-		Redact:      r.Redact,
-		RetryMin:    r.Options.MinRetryDelay,
-		RetryMax:    r.Options.MaxRetryDelay,
+		Brokers:        r.brokerLookup(ctx, p.snap.Set, p.gate),
+		Secrets:        r.Secrets,
+		Concurrency:    p.cfg.concurrency,
+		Now:            r.Now,
+		Log:            r.Log,
+		InlinePoll:     r.Options.InlinePoll,
+		OnProgress:     r.Progress,
+		Redact:         r.Redact,
+		WriteAheadJSON: journaled,
+		RetryMin:       r.Options.MinRetryDelay,
+		RetryMax:       r.Options.MaxRetryDelay,
 	}
 	ex.Identity = r.identity(p.fetch.Head)
 	if p.secrets != nil {
@@ -1014,8 +1017,9 @@ func nextRelist(set *manifest.Set, cached, changed map[manifest.Ref]*manifest.Ca
 
 // journalChange is the write-ahead commit's one file: the journal holding
 // writeAhead's records and those of base's journal that writeAhead does
-// not replace (a journal a pass finds is still the only copy of them).
-func journalChange(root manifest.RecordRoot, base *manifest.Records, writeAhead map[manifest.Ref]*manifest.StatusRecord) (map[string][]byte, error) {
+// not replace (a journal a pass finds is still the only copy of them). It
+// also returns the journal's entries (manifest.MarshalJournal).
+func journalChange(root manifest.RecordRoot, base *manifest.Records, writeAhead map[manifest.Ref]*manifest.StatusRecord) (map[string][]byte, map[manifest.Ref][]byte, error) {
 	recs := make([]*manifest.StatusRecord, 0, len(writeAhead)+len(base.Journaled))
 	for _, rec := range writeAhead {
 		recs = append(recs, rec)
@@ -1025,11 +1029,11 @@ func journalChange(root manifest.RecordRoot, base *manifest.Records, writeAhead 
 			recs = append(recs, base.Status[ref])
 		}
 	}
-	data, err := manifest.MarshalJournal(recs)
+	data, entries, err := manifest.MarshalJournal(recs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return map[string][]byte{root.JournalPath(): data}, nil
+	return map[string][]byte{root.JournalPath(): data}, entries, nil
 }
 
 // recordChanges turns changed records into a ChangeSet's files: only records

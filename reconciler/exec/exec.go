@@ -202,6 +202,11 @@ type Executor struct {
 	// notice a later edit; it must not keep or log the values). Called
 	// from the steps' goroutines.
 	SecretWritten func(namespace, name string, data map[string][]byte)
+	// WriteAheadJSON, when set, holds the RecordJSON of the write-ahead
+	// records passed to Run, as the caller committed them (the journal's
+	// entries): Run compares a write-ahead step's new record with it
+	// instead of encoding the old one again.
+	WriteAheadJSON map[manifest.Ref][]byte
 	// RetryMin and RetryMax bound the backoff before a call the broker
 	// gave no verdict on is repeated (MinRetryDelay and MaxRetryDelay when
 	// zero).
@@ -453,7 +458,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, writeAhead map[manifes
 		r.out.Err, r.out.Summary = e.Redact.ScrubError(r.out.Err), e.Redact.Scrub(r.out.Summary)
 		if r.touched {
 			scrubRecord(r.rec, e.Redact)
-			changed[i], rendered[i], errs[i] = recordChanged(r.base, r.rec)
+			changed[i], rendered[i], errs[i] = recordChanged(r.base, r.baseJSON, r.rec)
 		}
 	})
 	res.Outcomes = make([]Outcome, 0, n)
@@ -549,9 +554,10 @@ func (c *callers) stop() {
 	}
 }
 
-// recordChanged reports whether rec renders differently from base, and
-// returns rec's RecordJSON (nil when rec is nil).
-func recordChanged(base, rec *manifest.StatusRecord) (bool, []byte, error) {
+// recordChanged reports whether rec renders differently from base (whose
+// RecordJSON is baseJSON, when known), and returns rec's RecordJSON (nil
+// when rec is nil).
+func recordChanged(base *manifest.StatusRecord, baseJSON []byte, rec *manifest.StatusRecord) (bool, []byte, error) {
 	switch {
 	case base == nil && rec == nil:
 		return false, nil, nil
@@ -565,9 +571,11 @@ func recordChanged(base, rec *manifest.StatusRecord) (bool, []byte, error) {
 	if base == nil {
 		return true, b, nil
 	}
-	a, err := manifest.RecordJSON(cloneRecord(base))
-	if err != nil {
-		return false, nil, err
+	if baseJSON == nil {
+		var err error
+		if baseJSON, err = manifest.RecordJSON(cloneRecord(base)); err != nil {
+			return false, nil, err
+		}
 	}
-	return string(a) != string(b), b, nil
+	return string(baseJSON) != string(b), b, nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,6 +240,8 @@ func (e *env) pass(steps ...plan.Step) *Result {
 	for ref, rec := range wa {
 		e.records[ref] = cloneRecord(rec)
 	}
+	// As a pass does: the journal's entries go with the records.
+	_, e.ex.WriteAheadJSON, _ = manifest.MarshalJournal(slices.Collect(maps.Values(wa)))
 	res := e.ex.Run(context.Background(), p, wa)
 	e.checkRecordJSON(res)
 	for ref, rec := range res.Records {

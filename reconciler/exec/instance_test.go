@@ -463,7 +463,7 @@ func TestConcurrencyErrorRetryLater(t *testing.T) {
 			if tc.name != "create" {
 				want := cloneRecord(base)
 				want.Conditions, want.Retry = rec.Conditions, rec.Retry
-				if changed, _, _ := recordChanged(want, rec); changed {
+				if changed, _, _ := recordChanged(want, nil, rec); changed {
 					t.Fatalf("record changed beyond the condition:\n%+v\n%+v", want, rec)
 				}
 				wantCond(t, rec, manifest.ConditionReady, manifest.ConditionTrue, ReasonConcurrencyError)

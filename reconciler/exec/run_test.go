@@ -488,3 +488,32 @@ func TestNoOpStepsRunInline(t *testing.T) {
 	wantStatus(t, res, instRef("broken"), StatusFailed)
 	wantStatus(t, res, bindRef("on-broken"), StatusWaiting)
 }
+
+// TestRecordChangedWithBaseJSON: a base given with its RecordJSON compares
+// as one encoded here.
+func TestRecordChangedWithBaseJSON(t *testing.T) {
+	base := WriteAheadRecords(&plan.Plan{Revision: "rev-1", Steps: []plan.Step{createInstance("db", "i-1", osbtest.PlanDBSmall, nil)}},
+		time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))[instRef("db")]
+	baseJSON, err := manifest.RecordJSON(cloneRecord(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := cloneRecord(base)
+	ready.Phase = manifest.PhaseReady
+	for _, tc := range []struct {
+		name string
+		rec  *manifest.StatusRecord
+		want bool
+	}{
+		{"same", cloneRecord(base), false},
+		{"ready", ready, true},
+	} {
+		for _, given := range [][]byte{nil, baseJSON} {
+			changed, rendered, err := recordChanged(base, given, tc.rec)
+			want, _ := manifest.RecordJSON(cloneRecord(tc.rec))
+			if err != nil || changed != tc.want || string(rendered) != string(want) {
+				t.Errorf("%s (base JSON given: %v): changed %v, rendered %s, %v; want %v", tc.name, given != nil, changed, rendered, err, tc.want)
+			}
+		}
+	}
+}

@@ -97,7 +97,10 @@ type stepRun struct {
 	// base is the record as committed before Run (the write-ahead record
 	// for WriteAhead steps); rec the working copy (nil = delete).
 	base *manifest.StatusRecord
-	rec  *manifest.StatusRecord
+	// baseJSON is base's RecordJSON when the caller gave it
+	// (Executor.WriteAheadJSON).
+	baseJSON []byte
+	rec      *manifest.StatusRecord
 	// touched: rec may differ from base and must be compared.
 	touched bool
 	// baseErr refuses the step before anything runs.
@@ -138,7 +141,7 @@ func newStepRun(e *Executor, p *plan.Plan, i int, writeAhead map[manifest.Ref]*m
 		if wa == nil {
 			r.baseErr = errWriteAheadMissing
 		}
-		r.base = wa
+		r.base, r.baseJSON = wa, e.WriteAheadJSON[s.Ref]
 	}
 	if s.Action == plan.None && s.Error == "" && (r.base == nil || r.base.Error == nil) {
 		// Nothing will change the record (none() only clears an Error):
