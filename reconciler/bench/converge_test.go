@@ -50,14 +50,11 @@ func converge(t *testing.T, s settings) figure {
 	w := newWorld(t)
 	logf("converge: generating %d instances + %d bindings", n, n)
 	repo := newRepo(t, manifests(w.srv.URL, n, true, "small"))
-	// At full scale a pair takes ~1.5 s and 11 pairs hold the median to
-	// about ±0.05. At CI's 1/10 scale a pair takes ~0.2 s and spreads
-	// more: 11 pairs gave medians of 1.24..1.54 over 10 runs, 31 pairs
-	// 1.24..1.33 over 12 (.ci/run's gate needs the narrow spread).
-	reps := s.repsOr(11)
-	if s.reps == 0 && n < 1000 {
-		reps = 31
-	}
+	// One pair's ratio ranges over ±0.3 on this 2-core VM (GC, fsync,
+	// git's processes): 11 pairs gave medians spread over ±0.08, 31 pairs
+	// over ±0.03, at full scale (~1.3 s a pair) as at CI's 1/10 (~0.2 s a
+	// pair; .ci/run's gate needs the narrow spread).
+	reps := s.repsOr(31)
 	// pairs holds each repetition's osbgit time over the plain program's
 	// run right after it: the figure is their median. A pair shares the
 	// machine's state of the moment (other processes, page cache, CPU
