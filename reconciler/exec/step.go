@@ -186,8 +186,8 @@ func (r *stepRun) logger() logrus.FieldLogger {
 	return r.log
 }
 
-// logFields are the step's ref, action, broker and external ID, with room
-// for extra more.
+// logFields are the step's ref, action, broker and external ID, in a map
+// sized for extra more fields.
 func (r *stepRun) logFields(extra int) logrus.Fields {
 	fields := make(logrus.Fields, 4+extra)
 	fields["ref"], fields["action"] = r.s.Ref.String(), string(r.s.Action)
