@@ -74,3 +74,60 @@ func TestCanonicalJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCanonicalValue: a decoded JSON value (numbers as float64 or as
+// json.Number) encodes to the bytes the long way gives: json.Marshal, then
+// CanonicalJSON.
+func FuzzCanonicalValue(f *testing.F) {
+	for _, s := range canonicalSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		var plain any
+		if err := json.Unmarshal(data, &plain); err != nil {
+			return // a number too large for a float64
+		}
+		for _, v := range []any{plain, decodeNumbers(t, data)} {
+			checkCanonicalValue(t, v)
+		}
+	})
+}
+
+func checkCanonicalValue(t *testing.T, v any) {
+	t.Helper()
+	got, err := CanonicalValue(v)
+	b, merr := json.Marshal(v)
+	if merr != nil {
+		if err == nil {
+			t.Fatalf("CanonicalValue(%#v) = %s, but json.Marshal fails: %v", v, got, merr)
+		}
+		return
+	}
+	want, werr := CanonicalJSON(b)
+	if err != nil || werr != nil || !bytes.Equal(got, want) {
+		t.Fatalf("CanonicalValue(%#v) = %s, %v; the long way %s, %v", v, got, err, want, werr)
+	}
+}
+
+// TestCanonicalValue covers what fuzzing from JSON cannot: values that are
+// not decoded JSON (structs, other maps, ints) and invalid UTF-8.
+func TestCanonicalValue(t *testing.T) {
+	for _, v := range []any{
+		struct {
+			B int    `json:"b"`
+			A string `json:"a"`
+		}{1, "<&>"},
+		map[string]string{"z": "1", "a": "<"},
+		map[string]any{"n": 7, "s": []string{"x"}, "m": map[string]any{"k": json.Number("1.50")}},
+		"\xff<\u2028>",
+		map[string]any{"\xff": "a"},
+		map[string]any{"b": []any{"\xfe"}},
+		[]any{1e21, 0.1, -0.0, "é", nil, true},
+		json.Number("-1.5e+10"),
+	} {
+		checkCanonicalValue(t, v)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1" //nolint:gosec // Git's object name, not a security measure
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 )
 
@@ -53,11 +52,7 @@ func specHash(o Object) (string, error) {
 }
 
 func hashJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("hash: %w", err)
-	}
-	c, err := CanonicalJSON(b)
+	c, err := CanonicalValue(v)
 	if err != nil {
 		return "", fmt.Errorf("hash: %w", err)
 	}

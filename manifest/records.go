@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -780,6 +781,27 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, errors.New("canonical JSON: data after the value")
 	}
+	return encodeCanonical(v)
+}
+
+// CanonicalValue is CanonicalJSON of v's JSON encoding. A value as
+// encoding/json decodes JSON (maps, slices, strings, numbers, bools and
+// nil: parameters) is encoded directly, which gives the same bytes without
+// the decode; any other goes through json.Marshal and CanonicalJSON.
+func CanonicalValue(v any) ([]byte, error) {
+	if !decodedJSON(v) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("canonical JSON: %w", err)
+		}
+		return CanonicalJSON(b)
+	}
+	return encodeCanonical(v)
+}
+
+// encodeCanonical encodes a decoded JSON value: object keys sorted (as
+// encoding/json sorts map keys), HTML characters not escaped.
+func encodeCanonical(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -787,6 +809,33 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("canonical JSON: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// decodedJSON reports whether v holds only what encoding/json decodes JSON
+// into (its strings are valid UTF-8: encoding/json writes an invalid byte
+// as \ufffd, which the long way turns into the character itself).
+func decodedJSON(v any) bool {
+	switch t := v.(type) {
+	case nil, bool, float64, json.Number:
+		return true
+	case string:
+		return utf8.ValidString(t)
+	case map[string]any:
+		for k, e := range t {
+			if !utf8.ValidString(k) || !decodedJSON(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range t {
+			if !decodedJSON(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // ParameterChecksum is the hex sha256 of the canonical JSON of params (the

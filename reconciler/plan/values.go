@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"encoding/json"
 	"regexp"
 	"sort"
 	"strconv"
@@ -9,20 +8,10 @@ import (
 	"github.com/osbgit/osbgit/manifest"
 )
 
-// canonicalJSON marshals v and re-encodes it canonically (sorted keys,
-// numbers as written).
-func canonicalJSON(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return manifest.CanonicalJSON(b)
-}
-
 // renderValue shows a parameter value as compact canonical JSON, so that
 // the string "16" (shown "16", quoted) and the number 16 differ.
 func renderValue(v any) string {
-	b, err := canonicalJSON(v)
+	b, err := manifest.CanonicalValue(v)
 	if err != nil {
 		return "(unprintable)"
 	}
@@ -173,8 +162,8 @@ func paramsDrifted(observed, desired map[string]any) bool {
 
 // jsonEqual compares two values by their canonical JSON.
 func jsonEqual(a, b any) bool {
-	x, err1 := canonicalJSON(a)
-	y, err2 := canonicalJSON(b)
+	x, err1 := manifest.CanonicalValue(a)
+	y, err2 := manifest.CanonicalValue(b)
 	return err1 == nil && err2 == nil && string(x) == string(y)
 }
 
