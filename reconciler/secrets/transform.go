@@ -197,8 +197,9 @@ func credentialsToData(creds map[string]any) (map[string][]byte, error) {
 	return data, nil
 }
 
-// encodeValue is credentialsToData for one value. Its error never carries
-// the encoder's message, which may quote the value.
+// encodeValue is credentialsToData for one value: a string as it is, any
+// other value as its canonical JSON. Its error never carries the encoder's
+// message, which may quote the value.
 func encodeValue(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case string:
@@ -206,13 +207,11 @@ func encodeValue(v any) ([]byte, error) {
 	case []byte:
 		return append([]byte(nil), v...), nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := manifest.CanonicalValue(v)
+	if err != nil {
 		return nil, fmt.Errorf("value of type %T cannot be encoded as JSON", v)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return b, nil
 }
 
 // errInvalidKey marks a key that cannot be a Secret key.
