@@ -647,8 +647,8 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 	res := &SyncResult{}
 	var p *prepared
 	var writeAhead map[manifest.Ref]*manifest.StatusRecord
-	var journaled map[manifest.Ref][]byte // writeAhead's RecordJSON
-	var writes recordWrites               // for the scope index
+	var journalEntries map[manifest.Ref][]byte // writeAhead's RecordJSON
+	var writes recordWrites                    // for the scope index
 	for attempt := 0; ; attempt++ {
 		fr, err := r.Source.Fetch(ctx)
 		if err != nil {
@@ -674,7 +674,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			res.Refused = p.plan.Refused
 			break
 		}
-		writeAhead, journaled = exec.WriteAheadRecords(p.plan, now), nil
+		writeAhead, journalEntries = exec.WriteAheadRecords(p.plan, now), nil
 		if len(writeAhead) == 0 {
 			break
 		}
@@ -684,7 +684,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 			return &SyncResult{Skipped: true, Reason: "shutting down: nothing started"}, nil
 		}
 		var files map[string][]byte
-		files, journaled, err = journalChange(r.recordRoot(), p.records, writeAhead)
+		files, journalEntries, err = journalChange(r.recordRoot(), p.records, writeAhead)
 		if err != nil {
 			return nil, err
 		}
@@ -735,7 +735,7 @@ func (r *Reconciler) sync(ctx context.Context, sweepSecrets bool) (*SyncResult, 
 		InlinePoll:     r.Options.InlinePoll,
 		OnProgress:     r.Progress,
 		Redact:         r.Redact,
-		WriteAheadJSON: journaled,
+		WriteAheadJSON: journalEntries,
 		RetryMin:       r.Options.MinRetryDelay,
 		RetryMax:       r.Options.MaxRetryDelay,
 	}

@@ -759,8 +759,9 @@ func (r *Reconciler) advanceRecords(ix *scopeIndex, rev string, w recordWrites) 
 			changes = append(changes, gitrepo.Change{Path: f.Path, Action: gitrepo.Added, ToBlob: f.Blob})
 		}
 	}
-	// The entries are built on all cores: after a cold converge this pass
-	// wrote thousands of records, and the pass ends only when they are.
+	// The entries are built on all cores: after a cold converge the pass
+	// wrote thousands of records, and what runs this (the next pass, or
+	// this one when the index is saved to a file) waits for them.
 	entries := make([]*indexEntry, len(changes))
 	var failed atomic.Bool
 	parallel.For(len(changes), func(i int) {
