@@ -43,7 +43,9 @@ func MarshalRecord(r Record) ([]byte, error) {
 // bench), where indenting JSON takes a few µs.
 func RenderRecord(recordJSON []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(recordJSON) + len(recordJSON)/2)
+	// json.Indent first grows its buffer to twice the input, which holds
+	// the indented record: one allocation.
+	buf.Grow(2*len(recordJSON) + 1)
 	if err := renderRecordTo(&buf, recordJSON); err != nil {
 		return nil, err
 	}
