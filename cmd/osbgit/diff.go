@@ -57,7 +57,7 @@ sync, 1 changes pending, 2 error.`,
 				return withExitCode(exitError, err)
 			}
 			defer repo.Close()
-			readOnlyKeys(r)
+			r.Keys = recordKeys(r.Secrets, true)
 			var wt fs.FS
 			if repo.IsWorkTree() && !cmd.Flags().Changed("branch") {
 				if wt, err = repo.WorkTreeFS(); err != nil {

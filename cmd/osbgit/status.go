@@ -68,7 +68,7 @@ cannot be read).`,
 				return withExitCode(exitError, err)
 			}
 			defer repo.Close()
-			readOnlyKeys(r)
+			r.Keys = recordKeys(r.Secrets, true)
 			rep, err := r.ReadRecords(ctx)
 			if err != nil {
 				return withExitCode(exitError, err)

@@ -258,29 +258,24 @@ func ownNamespace() string {
 }
 
 // recordKeys is the records key of the secret store (nil without one, or
-// for a store that cannot create a Secret once).
-func recordKeys(store secrets.Store) reconciler.RecordKeys {
+// for a store that cannot create a Secret once). A readOnly keeper reads
+// the key without ever creating it, for the commands that must not write
+// to the secret store (diff, status): a key they made up would verify
+// nothing, and the store would then hold a key that did not seal the
+// records (the next status with it said every record was tampered with).
+func recordKeys(store secrets.Store, readOnly bool) reconciler.RecordKeys {
 	ks, ok := store.(integrity.SecretStore)
 	if !ok {
 		return nil
 	}
+	if readOnly {
+		ks = noKeyCreation{ks}
+	}
 	return integrity.NewKeeper(ks, ownNamespace())
 }
 
-// readOnlyKeys makes r read the records key without ever creating it, for
-// the commands that must not write to the secret store (diff, status). A
-// key they made up would verify nothing, and the store would then hold a
-// key that did not seal the records: the next status with it said every
-// record was tampered with.
-func readOnlyKeys(r *reconciler.Reconciler) {
-	r.Keys = nil
-	if ks, ok := r.Secrets.(integrity.SecretStore); ok {
-		r.Keys = integrity.NewKeeper(noKeyCreation{ks}, ownNamespace())
-	}
-}
-
 // noKeyCreation is a secret store whose missing Secrets are not created
-// (readOnlyKeys).
+// (recordKeys' readOnly).
 type noKeyCreation struct{ integrity.SecretStore }
 
 // CreateOnce refuses: the Secret is missing and this command does not
@@ -398,7 +393,7 @@ func newReconciler(ctx context.Context, cmd *cobra.Command, g *globalOptions, pf
 	if store != nil {
 		r.Secrets = store
 		r.Clients.Secrets = store
-		r.Keys = recordKeys(store)
+		r.Keys = recordKeys(store, false)
 	}
 	return r, repo, nil
 }
